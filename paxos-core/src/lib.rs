@@ -1,0 +1,1 @@
+pub use paxos_proto;
