@@ -122,7 +122,11 @@ mod tests {
         let Some(Body::Accept(a)) = &copy.body else {
             panic!("body lost in clone")
         };
-        assert_eq!(a.entries[0].data.as_ptr(), data.as_ptr(), "clone copied the payload");
+        assert_eq!(
+            a.entries[0].data.as_ptr(),
+            data.as_ptr(),
+            "clone copied the payload"
+        );
         let wire = msg.encode_to_vec();
         let back = Message::decode(wire.as_slice()).expect("decode");
         assert_eq!(back, msg);

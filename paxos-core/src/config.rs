@@ -1,0 +1,227 @@
+//! Node configuration and its validation.
+
+use crate::errors::ConfigError;
+
+/// Hard ceiling on voters: quorum bookkeeping keeps one slot per voter on the
+/// stack, and no practical Paxos cluster is larger.
+pub const MAX_VOTERS: usize = 64;
+
+/// Everything a node needs to know before it starts. All limits are explicit:
+/// nothing inside the node grows without a bound set here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id. Must be non-zero.
+    pub id: u64,
+    /// The voters of a brand-new cluster. Ignored when storage already holds
+    /// a membership (a restart).
+    pub voters: Vec<u64>,
+    /// The learners of a brand-new cluster (receive decided entries, never vote).
+    pub learners: Vec<u64>,
+    /// A leader sends a heartbeat every `heartbeat_ticks` ticks.
+    pub heartbeat_ticks: u32,
+    /// A follower that hears no leader for a random timeout in
+    /// `[election_ticks, 2 * election_ticks)` ticks starts an election. It is
+    /// also the stickiness window: an acceptor that heard from a live leader
+    /// within it refuses to promise anyone else, and a leader that did not
+    /// hear from a quorum within it steps down.
+    pub election_ticks: u32,
+    /// Most slots a leader holds proposed but not yet chosen, and most slots
+    /// sent to one peer beyond what it acknowledged. A proposal beyond it is
+    /// refused with [`crate::Error::ProposalDropped`].
+    pub max_inflight_slots: u64,
+    /// Most payload bytes a leader holds proposed but not yet chosen.
+    pub max_inflight_bytes: u64,
+    /// Most entries in one `Accept` or `Promise` message.
+    pub max_msg_entries: usize,
+    /// Most payload bytes in one message (a single larger entry still goes alone).
+    pub max_msg_bytes: u64,
+    /// Most committed entries handed out in one `Ready`.
+    pub max_ready_entries: usize,
+    /// Most committed payload bytes handed out in one `Ready` (at least one entry goes).
+    pub max_ready_bytes: u64,
+    /// Seed of the PRNG behind randomized timeouts. The node mixes in its id,
+    /// so one seed can serve a whole cluster.
+    pub seed: u64,
+    /// The highest slot the application has applied (on restart). Decided
+    /// entries after it are handed out again.
+    pub applied: u64,
+    /// Forward proposals made at a follower to the leader it knows, instead
+    /// of returning [`crate::Error::NotLeader`].
+    pub forward_proposals: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            id: 0,
+            voters: Vec::new(),
+            learners: Vec::new(),
+            heartbeat_ticks: 2,
+            election_ticks: 10,
+            max_inflight_slots: 8192,
+            max_inflight_bytes: 64 << 20,
+            max_msg_entries: 1024,
+            max_msg_bytes: 1 << 20,
+            max_ready_entries: 4096,
+            max_ready_bytes: 8 << 20,
+            seed: 0,
+            applied: 0,
+            forward_proposals: false,
+        }
+    }
+}
+
+impl Config {
+    /// A default configuration for node `id` of a new cluster of `voters`.
+    pub fn new(id: u64, voters: impl Into<Vec<u64>>) -> Self {
+        Config {
+            id,
+            voters: voters.into(),
+            ..Config::default()
+        }
+    }
+
+    /// Checks every field; a node never starts from an invalid configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        validate_membership(&self.voters, &self.learners)?;
+        if self.heartbeat_ticks == 0 {
+            return Err(ConfigError::ZeroLimit("heartbeat_ticks"));
+        }
+        if self.election_ticks <= self.heartbeat_ticks {
+            return Err(ConfigError::ElectionNotAboveHeartbeat {
+                election: self.election_ticks,
+                heartbeat: self.heartbeat_ticks,
+            });
+        }
+        for (name, value) in [
+            ("max_inflight_slots", self.max_inflight_slots),
+            ("max_inflight_bytes", self.max_inflight_bytes),
+            ("max_msg_entries", self.max_msg_entries as u64),
+            ("max_msg_bytes", self.max_msg_bytes),
+            ("max_ready_entries", self.max_ready_entries as u64),
+            ("max_ready_bytes", self.max_ready_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroLimit(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a membership: non-empty, at most [`MAX_VOTERS`] voters, no zero
+/// id, no duplicates, no node both voter and learner.
+pub(crate) fn validate_membership(voters: &[u64], learners: &[u64]) -> Result<(), ConfigError> {
+    if voters.is_empty() {
+        return Err(ConfigError::NoVoters);
+    }
+    if voters.len() > MAX_VOTERS {
+        return Err(ConfigError::TooManyVoters(voters.len()));
+    }
+    let mut all: Vec<u64> = voters.iter().chain(learners).copied().collect();
+    if all.contains(&0) {
+        return Err(ConfigError::ZeroId);
+    }
+    all.sort_unstable();
+    if let Some(w) = all.windows(2).find(|w| w[0] == w[1]) {
+        return Err(ConfigError::DuplicateMember(w[0]));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_three_node_config_is_valid() {
+        assert_eq!(Config::new(1, [1, 2, 3]).validate(), Ok(()));
+    }
+
+    #[test]
+    fn every_bad_field_is_a_typed_error() {
+        let ok = Config::new(1, [1, 2, 3]);
+        let cases: Vec<(Config, ConfigError)> = vec![
+            (
+                Config {
+                    id: 0,
+                    ..ok.clone()
+                },
+                ConfigError::ZeroId,
+            ),
+            (
+                Config {
+                    voters: vec![],
+                    ..ok.clone()
+                },
+                ConfigError::NoVoters,
+            ),
+            (
+                Config {
+                    voters: vec![1, 2, 2],
+                    ..ok.clone()
+                },
+                ConfigError::DuplicateMember(2),
+            ),
+            (
+                Config {
+                    learners: vec![3],
+                    ..ok.clone()
+                },
+                ConfigError::DuplicateMember(3),
+            ),
+            (
+                Config {
+                    voters: vec![1, 0],
+                    ..ok.clone()
+                },
+                ConfigError::ZeroId,
+            ),
+            (
+                Config {
+                    voters: (1..=65).collect(),
+                    ..ok.clone()
+                },
+                ConfigError::TooManyVoters(65),
+            ),
+            (
+                Config {
+                    heartbeat_ticks: 0,
+                    ..ok.clone()
+                },
+                ConfigError::ZeroLimit("heartbeat_ticks"),
+            ),
+            (
+                Config {
+                    election_ticks: 2,
+                    heartbeat_ticks: 2,
+                    ..ok.clone()
+                },
+                ConfigError::ElectionNotAboveHeartbeat {
+                    election: 2,
+                    heartbeat: 2,
+                },
+            ),
+            (
+                Config {
+                    max_msg_bytes: 0,
+                    ..ok.clone()
+                },
+                ConfigError::ZeroLimit("max_msg_bytes"),
+            ),
+            (
+                Config {
+                    max_inflight_slots: 0,
+                    ..ok.clone()
+                },
+                ConfigError::ZeroLimit("max_inflight_slots"),
+            ),
+        ];
+        for (cfg, want) in cases {
+            assert_eq!(cfg.validate(), Err(want));
+        }
+    }
+}

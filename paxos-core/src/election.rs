@@ -1,0 +1,178 @@
+//! Timers, pre-vote, campaigns and back-off. All time is ticks; every random
+//! timeout comes from the node's seeded PRNG.
+
+use crate::errors::{Error, Result};
+use crate::node::{Node, Role};
+use crate::phase1::Phase1;
+use crate::storage::Storage;
+use paxos_proto::{Ballot, Body, PrePrepare, Prepare};
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Timer {
+    /// Ticks since the leader was last heard from (or the last campaign).
+    pub(crate) elapsed: u32,
+    /// This round's randomized election timeout, in [election, 2 * election).
+    pub(crate) timeout: u32,
+    pub(crate) heartbeat_elapsed: u32,
+    pub(crate) quorum_elapsed: u32,
+}
+
+/// A pre-vote in progress.
+#[derive(Debug)]
+pub(crate) struct PreVote {
+    pub(crate) ballot: Ballot,
+    pub(crate) granted: Vec<u64>,
+    pub(crate) transfer: bool,
+}
+
+impl<S: Storage> Node<S> {
+    /// A fresh randomized timeout. Drawing anew after every failed attempt is
+    /// the back-off that keeps dueling proposers from livelocking.
+    pub(crate) fn reset_election_timer(&mut self) {
+        let e = u64::from(self.cfg.election_ticks);
+        self.timer.elapsed = 0;
+        self.timer.timeout = self.rng.range(e, 2 * e) as u32;
+    }
+
+    pub(crate) fn become_follower(&mut self, leader: Option<u64>) {
+        if matches!(self.role, Role::Leader(_)) {
+            slog::info!(self.logger, "leader stepping down"; "ballot" => %self.promised, "new_leader" => ?leader);
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.reset_election_timer();
+    }
+
+    pub(crate) fn tick(&mut self) {
+        if matches!(self.role, Role::Leader(_)) {
+            self.tick_leader();
+            return;
+        }
+        self.timer.elapsed = self.timer.elapsed.saturating_add(1);
+        if self.timer.elapsed >= self.timer.timeout && self.members.is_voter(self.id) {
+            self.start_pre_prepare(false);
+        }
+    }
+
+    /// Starts an election now (pre-vote first, then phase 1).
+    pub(crate) fn campaign(&mut self, transfer: bool) -> Result<()> {
+        if !self.members.is_voter(self.id) {
+            return Err(Error::NotVoter(self.id));
+        }
+        if !matches!(self.role, Role::Leader(_)) {
+            self.start_pre_prepare(transfer);
+        }
+        Ok(())
+    }
+
+    fn next_ballot(&self) -> Ballot {
+        Ballot::new(self.max_round.max(self.promised.round) + 1, self.id)
+    }
+
+    /// Pre-vote: ask whether voters would promise, without raising anyone's
+    /// promise. A node cut off from the quorum thus never inflates its round,
+    /// and cannot disrupt the leader when it returns (Raft's pre-vote).
+    fn start_pre_prepare(&mut self, transfer: bool) {
+        self.reset_election_timer();
+        self.leader = None;
+        let ballot = self.next_ballot();
+        slog::info!(self.logger, "starting pre-vote"; "ballot" => %ballot, "transfer" => transfer);
+        self.role = Role::PreCandidate(PreVote {
+            ballot,
+            granted: vec![self.id],
+            transfer,
+        });
+        if self.members.quorum() <= 1 {
+            self.start_prepare();
+            return;
+        }
+        let voters: Vec<u64> = self
+            .members
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.id)
+            .collect();
+        for v in voters {
+            self.send(
+                v,
+                Body::PrePrepare(PrePrepare {
+                    ballot: Some(ballot),
+                    transfer,
+                }),
+            );
+        }
+    }
+
+    pub(crate) fn on_pre_prepare_reply(
+        &mut self,
+        from: u64,
+        b: Ballot,
+        granted: bool,
+        promised: Ballot,
+    ) {
+        self.observe_round(promised.round);
+        let quorum = self.members.quorum();
+        let Role::PreCandidate(pv) = &mut self.role else {
+            return;
+        };
+        if pv.ballot != b || !granted || !self.members.is_voter(from) || pv.granted.contains(&from)
+        {
+            return;
+        }
+        pv.granted.push(from);
+        if pv.granted.len() >= quorum {
+            self.start_prepare();
+        }
+    }
+
+    /// Phase 1a: promise our own ballot and ask every voter for theirs, over
+    /// every slot above our committed watermark at once.
+    fn start_prepare(&mut self) {
+        let transfer = matches!(&self.role, Role::PreCandidate(pv) if pv.transfer);
+        let ballot = self.next_ballot();
+        self.promise(ballot);
+        self.reset_election_timer();
+        let from_slot = self.log.committed + 1;
+        slog::info!(self.logger, "starting phase 1"; "ballot" => %ballot, "from_slot" => from_slot);
+        self.role = Role::Candidate(Phase1::new(ballot, from_slot, transfer));
+        let voters: Vec<u64> = self
+            .members
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.id)
+            .collect();
+        for v in voters {
+            self.send(
+                v,
+                Body::Prepare(Prepare {
+                    ballot: Some(ballot),
+                    from_slot,
+                    transfer,
+                }),
+            );
+        }
+        // Our own promise goes through the same acceptor code, and its reply
+        // reaches us only once the promise is durable.
+        if let Err(e) = self.on_prepare(self.id, ballot, from_slot, transfer) {
+            slog::error!(self.logger, "cannot read own log for phase 1"; "error" => %e);
+            self.become_follower(None);
+        }
+    }
+
+    /// A higher promise somewhere: a leader or candidate steps down and
+    /// retries only after a fresh randomized timeout.
+    pub(crate) fn on_reject(&mut self, b: Ballot, promised: Ballot) {
+        self.observe_round(promised.round);
+        let mine = match &self.role {
+            Role::Leader(ls) => ls.ballot,
+            Role::Candidate(ph) => ph.ballot,
+            _ => return,
+        };
+        if b == mine && promised > mine {
+            slog::info!(self.logger, "rejected by a higher promise"; "ballot" => %mine, "promised" => %promised);
+            self.become_follower(None);
+        }
+    }
+}

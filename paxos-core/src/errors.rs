@@ -1,0 +1,112 @@
+//! Typed errors. Nothing from outside the process makes the node panic: every
+//! bad input ends here.
+
+use thiserror::Error;
+
+/// A configuration the node refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// Node ids must be non-zero (zero means "none" on the wire).
+    #[error("node id 0 is reserved")]
+    ZeroId,
+    /// A cluster needs at least one voter.
+    #[error("the voter set is empty")]
+    NoVoters,
+    /// More voters than [`crate::MAX_VOTERS`].
+    #[error("{0} voters exceed the limit of {max}", max = crate::config::MAX_VOTERS)]
+    TooManyVoters(usize),
+    /// A node listed twice (or both as voter and learner).
+    #[error("node {0} is listed more than once")]
+    DuplicateMember(u64),
+    /// A limit or interval that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    ZeroLimit(&'static str),
+    /// Elections must be slower than heartbeats, or leaders flap.
+    #[error("election_ticks ({election}) must exceed heartbeat_ticks ({heartbeat})")]
+    ElectionNotAboveHeartbeat {
+        /// The configured election ticks.
+        election: u32,
+        /// The configured heartbeat ticks.
+        heartbeat: u32,
+    },
+    /// `applied` is ahead of what storage says is committed.
+    #[error("applied slot {applied} is beyond the committed slot {committed} in storage")]
+    AppliedBeyondCommitted {
+        /// The configured applied slot.
+        applied: u64,
+        /// The committed slot found in storage.
+        committed: u64,
+    },
+}
+
+/// An error from a [`crate::Storage`] implementation.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StorageError {
+    /// The requested slots were compacted into a snapshot.
+    #[error("slots up to {0} are compacted")]
+    Compacted(u64),
+    /// The storage could not serve the request now; the node retries later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Storage content is inconsistent (for example committed entries missing).
+    #[error("storage corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Why a leader refused a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// `max_inflight_slots` undecided slots are already in flight.
+    TooManyInflightSlots,
+    /// `max_inflight_bytes` undecided bytes are already in flight.
+    TooManyInflightBytes,
+    /// A single entry larger than `max_inflight_bytes`.
+    EntryTooLarge,
+}
+
+/// Every error the node returns.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Error {
+    /// The proposal was made at a node that is not the leader. `leader` is
+    /// the leader this node knows of, if any: send the proposal there.
+    #[error("not the leader (known leader: {leader:?})")]
+    NotLeader {
+        /// The leader this node last heard from.
+        leader: Option<u64>,
+    },
+    /// The leader cannot take the proposal now; retry later.
+    #[error("proposal dropped: {0:?}")]
+    ProposalDropped(DropReason),
+    /// A message from a node that is not a member.
+    #[error("message from unknown node {0}")]
+    UnknownPeer(u64),
+    /// A message addressed to another node.
+    #[error("message for node {to} delivered to node {me}")]
+    WrongRecipient {
+        /// The addressee.
+        to: u64,
+        /// This node.
+        me: u64,
+    },
+    /// A message that breaks the protocol's shape (missing ballot, ballot not
+    /// owned by its sender, non-contiguous slots, ...). Nothing was changed.
+    #[error("malformed message from {from}: {reason}")]
+    Malformed {
+        /// The sender.
+        from: u64,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A learner was asked to do something only voters do.
+    #[error("node {0} is not a voter")]
+    NotVoter(u64),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

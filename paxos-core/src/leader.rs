@@ -1,0 +1,341 @@
+//! Phase 2: the leader proposes in its ballot for every slot, pipelined and
+//! batched within the configured window; a slot is chosen once a quorum
+//! accepted it in this ballot.
+
+use crate::config::MAX_VOTERS;
+use crate::errors::{DropReason, Error, Result};
+use crate::node::{malformed, Node, Role};
+use crate::progress::{Progress, ProgressState};
+use crate::storage::Storage;
+use bytes::Bytes;
+use paxos_proto::{Accept, Accepted, Ballot, Body, Entry, EntryKind, Heartbeat, Propose};
+
+/// Where a proposal went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proposed {
+    /// This node leads: the proposal holds this slot.
+    At(u64),
+    /// Forwarded to this leader (`Config::forward_proposals`). Like any
+    /// message it may be lost: the client retries on timeout.
+    Forwarded(u64),
+}
+
+#[derive(Debug)]
+pub(crate) struct LeaderState {
+    pub(crate) ballot: Ballot,
+    /// Every member but this node.
+    pub(crate) progress: Vec<Progress>,
+    /// Our own durable prefix in `ballot` (counts toward the quorum only
+    /// once persisted: it is raised by our own `Accepted`, delivered after
+    /// the `Ready` that carried the entries).
+    pub(crate) self_matched: u64,
+    /// Highest slot for which our own `Accepted` is queued.
+    self_ack_queued: u64,
+    uncommitted_bytes: u64,
+    hb_seq: u64,
+    /// New entries wait here until the next `Ready`, so that proposals made
+    /// back to back leave in one `Accept` per peer (batching).
+    pending_flush: bool,
+}
+
+impl LeaderState {
+    pub(crate) fn new(
+        ballot: Ballot,
+        progress: Vec<Progress>,
+        committed: u64,
+        uncommitted_bytes: u64,
+    ) -> Self {
+        LeaderState {
+            ballot,
+            progress,
+            self_matched: committed,
+            self_ack_queued: committed,
+            uncommitted_bytes,
+            hb_seq: 0,
+            pending_flush: true,
+        }
+    }
+}
+
+impl<S: Storage> Node<S> {
+    pub(crate) fn propose_entry(&mut self, kind: EntryKind, data: Bytes) -> Result<Proposed> {
+        let Role::Leader(ls) = &mut self.role else {
+            return match self.leader {
+                Some(leader) if self.cfg.forward_proposals && leader != self.id => {
+                    let entry = Entry {
+                        slot: 0,
+                        ballot: None,
+                        kind: kind as i32,
+                        data,
+                    };
+                    self.send(
+                        leader,
+                        Body::Propose(Propose {
+                            entries: vec![entry],
+                        }),
+                    );
+                    Ok(Proposed::Forwarded(leader))
+                }
+                leader => Err(Error::NotLeader { leader }),
+            };
+        };
+        let size = data.len() as u64;
+        if self.log.last() - self.log.committed >= self.cfg.max_inflight_slots {
+            return Err(Error::ProposalDropped(DropReason::TooManyInflightSlots));
+        }
+        if size > self.cfg.max_inflight_bytes {
+            return Err(Error::ProposalDropped(DropReason::EntryTooLarge));
+        }
+        if ls.uncommitted_bytes + size > self.cfg.max_inflight_bytes {
+            return Err(Error::ProposalDropped(DropReason::TooManyInflightBytes));
+        }
+        let slot = self.log.last() + 1;
+        ls.uncommitted_bytes += size;
+        ls.pending_flush = true;
+        let ballot = Some(ls.ballot);
+        self.log.write(Entry {
+            slot,
+            ballot,
+            kind: kind as i32,
+            data,
+        });
+        self.accept_prefix = slot;
+        Ok(Proposed::At(slot))
+    }
+
+    pub(crate) fn on_forwarded(&mut self, from: u64, entries: Vec<Entry>) -> Result<()> {
+        if entries.iter().any(|e| e.kind != EntryKind::Normal as i32) {
+            return Err(malformed(from, "only normal entries may be forwarded"));
+        }
+        if !matches!(self.role, Role::Leader(_)) {
+            // Never forward twice: a stale route must not loop.
+            slog::debug!(self.logger, "dropping forwarded proposal: not leader"; "from" => from);
+            return Ok(());
+        }
+        for e in entries {
+            if let Err(err) = self.propose_entry(EntryKind::Normal, e.data) {
+                slog::debug!(self.logger, "dropping forwarded proposal"; "from" => from, "error" => %err);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn needs_flush(&self) -> bool {
+        matches!(&self.role, Role::Leader(ls) if ls.pending_flush)
+    }
+
+    /// Sends what each peer lacks, and queues our own acceptance of new
+    /// entries (delivered to ourselves once they are persisted).
+    pub(crate) fn flush(&mut self) {
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        if !ls.pending_flush {
+            return;
+        }
+        ls.pending_flush = false;
+        for i in 0..ls.progress.len() {
+            self.send_accepts(i);
+        }
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        let last = self.log.last();
+        if last > ls.self_ack_queued {
+            ls.self_ack_queued = last;
+            let ballot = Some(ls.ballot);
+            self.send(
+                self.id,
+                Body::Accepted(Accepted {
+                    ballot,
+                    matched: last,
+                    last_slot: last,
+                }),
+            );
+        }
+    }
+
+    /// Sends `Accept`s to the peer at `i`: one probe, or a stream up to the window.
+    fn send_accepts(&mut self, i: usize) {
+        let Node {
+            role,
+            log,
+            storage,
+            cfg,
+            msgs,
+            logger,
+            id,
+            ..
+        } = self;
+        let Role::Leader(ls) = role else {
+            return;
+        };
+        let p = &mut ls.progress[i];
+        loop {
+            if p.next > log.last() || (p.state == ProgressState::Probe && p.probe_sent) {
+                return;
+            }
+            let window_end = p.matched.saturating_add(cfg.max_inflight_slots);
+            if p.next > window_end {
+                return;
+            }
+            let hi = log.last().min(window_end);
+            let entries = match log.fetch(
+                storage,
+                p.next,
+                hi,
+                cfg.max_msg_entries,
+                cfg.max_msg_bytes,
+            ) {
+                Ok((entries, _)) if !entries.is_empty() => entries,
+                Ok(_) => {
+                    slog::error!(logger, "leader log has a hole"; "slot" => p.next);
+                    return;
+                }
+                Err(e) => {
+                    slog::warn!(logger, "cannot read entries for peer"; "peer" => p.id, "error" => %e);
+                    return;
+                }
+            };
+            p.next = entries.last().map_or(p.next, |e| e.slot + 1);
+            msgs.push(paxos_proto::Message::new(
+                *id,
+                p.id,
+                Body::Accept(Accept {
+                    ballot: Some(ls.ballot),
+                    entries,
+                    committed: log.committed,
+                }),
+            ));
+            if p.state == ProgressState::Probe {
+                p.probe_sent = true;
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn on_accepted(&mut self, from: u64, b: Ballot, matched: u64, last_slot: u64) {
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        if b != ls.ballot {
+            return; // never count acceptances across ballots
+        }
+        if from == self.id {
+            ls.self_matched = ls.self_matched.max(matched);
+            self.maybe_commit();
+            return;
+        }
+        let Some(i) = ls.progress.iter().position(|p| p.id == from) else {
+            return;
+        };
+        ls.progress[i].on_accepted(matched, last_slot);
+        self.maybe_commit();
+        self.send_accepts(i);
+    }
+
+    pub(crate) fn on_heartbeat_reply(&mut self, from: u64, b: Ballot, matched: u64) {
+        let last = self.log.last();
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        if b != ls.ballot {
+            return;
+        }
+        let Some(i) = ls.progress.iter().position(|p| p.id == from) else {
+            return;
+        };
+        ls.progress[i].on_heartbeat_reply(matched, last);
+        self.maybe_commit();
+        self.send_accepts(i);
+    }
+
+    /// Chosen = accepted by a quorum in this ballot: the quorum-th highest
+    /// prefix among the voters (ours included) is chosen.
+    fn maybe_commit(&mut self) {
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        let mut prefixes = [0u64; MAX_VOTERS];
+        let mut n = 0;
+        for &v in &self.members.voters {
+            prefixes[n] = if v == self.id {
+                ls.self_matched
+            } else {
+                ls.progress
+                    .iter()
+                    .find(|p| p.id == v)
+                    .map_or(0, |p| p.matched)
+            };
+            n += 1;
+        }
+        let prefixes = &mut prefixes[..n];
+        prefixes.sort_unstable_by(|a, b| b.cmp(a));
+        let chosen = prefixes[self.members.quorum() - 1].min(self.log.last());
+        if chosen <= self.log.committed {
+            return;
+        }
+        for slot in self.log.committed + 1..=chosen {
+            let size = self.log.get(slot).map_or(0, Entry::size);
+            ls.uncommitted_bytes = ls.uncommitted_bytes.saturating_sub(size);
+        }
+        self.log.committed = chosen;
+        self.hs_dirty = true;
+    }
+
+    pub(crate) fn tick_leader(&mut self) {
+        self.timer.heartbeat_elapsed += 1;
+        if self.timer.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+            self.timer.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+        self.timer.quorum_elapsed += 1;
+        if self.timer.quorum_elapsed >= self.cfg.election_ticks {
+            self.timer.quorum_elapsed = 0;
+            self.check_quorum();
+        }
+    }
+
+    /// Stickiness, leader side: a leader that did not hear from a quorum
+    /// within `election_ticks` steps down.
+    fn check_quorum(&mut self) {
+        let quorum = self.members.quorum();
+        let self_votes = usize::from(self.members.is_voter(self.id));
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        let active = ls
+            .progress
+            .iter()
+            .filter(|p| p.voter && p.recent_active)
+            .count()
+            + self_votes;
+        for p in &mut ls.progress {
+            p.recent_active = false;
+        }
+        if active < quorum {
+            slog::warn!(self.logger, "lost contact with a quorum"; "active" => active, "quorum" => quorum);
+            self.become_follower(None);
+        }
+    }
+
+    pub(crate) fn broadcast_heartbeat(&mut self) {
+        let committed = self.log.committed;
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        ls.hb_seq += 1;
+        let (ballot, seq) = (Some(ls.ballot), ls.hb_seq);
+        let ids: Vec<u64> = ls.progress.iter().map(|p| p.id).collect();
+        for id in ids {
+            self.send(
+                id,
+                Body::Heartbeat(Heartbeat {
+                    ballot,
+                    committed,
+                    seq,
+                }),
+            );
+        }
+    }
+}

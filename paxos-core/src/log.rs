@@ -1,0 +1,179 @@
+//! The node's view of its log: every slot above `applied` in memory, older
+//! slots read back from [`Storage`] on demand, plus the entries written since
+//! the last `Ready` (to be persisted).
+
+use crate::errors::{Result, StorageError};
+use crate::storage::Storage;
+use crate::window::SlotWindow;
+use paxos_proto::Entry;
+
+#[derive(Debug)]
+pub(crate) struct Log {
+    /// Slots above `mem.base()` (the release point, <= applied) live here.
+    mem: SlotWindow,
+    /// The highest slot held, in memory or storage.
+    last: u64,
+    /// Every slot <= committed is known chosen on this node, and held.
+    pub(crate) committed: u64,
+    /// Entries written since the last `Ready`, in write order.
+    unstable: Vec<Entry>,
+}
+
+impl Log {
+    /// Restores the log from storage: slots above `applied` are loaded into
+    /// memory (they are the ones still to be applied or decided).
+    pub(crate) fn restore<S: Storage>(storage: &S, committed: u64, applied: u64) -> Result<Log> {
+        let first = storage.first_slot()?;
+        let last = storage.last_slot()?.max(first - 1);
+        let base = applied.max(first - 1);
+        let mut mem = SlotWindow::new(base);
+        if base < last {
+            for e in storage.entries(base + 1, last, usize::MAX, u64::MAX)? {
+                mem.insert(e);
+            }
+        }
+        if committed > last {
+            return Err(StorageError::Corrupt(format!(
+                "committed slot {committed} is beyond the last stored slot {last}"
+            ))
+            .into());
+        }
+        Ok(Log {
+            mem,
+            last,
+            committed,
+            unstable: Vec::new(),
+        })
+    }
+
+    pub(crate) fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// The in-memory entry at `slot` (None when absent or released).
+    pub(crate) fn get(&self, slot: u64) -> Option<&Entry> {
+        self.mem.get(slot)
+    }
+
+    /// Writes an entry (this node accepted it). Slots at or below the release
+    /// point are decided and never rewritten.
+    pub(crate) fn write(&mut self, entry: Entry) {
+        debug_assert!(
+            entry.slot > self.committed,
+            "rewriting decided slot {}",
+            entry.slot
+        );
+        if entry.slot <= self.mem.base() {
+            return;
+        }
+        self.last = self.last.max(entry.slot);
+        self.unstable.push(entry.clone());
+        self.mem.insert(entry);
+    }
+
+    pub(crate) fn has_unstable(&self) -> bool {
+        !self.unstable.is_empty()
+    }
+
+    pub(crate) fn take_unstable(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.unstable)
+    }
+
+    /// Drops slots <= `slot` from memory: the host has persisted and applied
+    /// them, so storage serves them from now on.
+    pub(crate) fn release(&mut self, slot: u64) {
+        self.mem.truncate_prefix(slot.min(self.committed));
+    }
+
+    /// Held entries with `lo <= slot <= hi`, bounded like a message. Returns
+    /// them and, when it stopped early, the slot to continue from.
+    pub(crate) fn fetch<S: Storage>(
+        &self,
+        storage: &S,
+        lo: u64,
+        hi: u64,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Result<(Vec<Entry>, Option<u64>)> {
+        if lo > hi {
+            return Ok((Vec::new(), None));
+        }
+        let base = self.mem.base();
+        if lo <= base {
+            let stored_hi = hi.min(base);
+            let got = storage.entries(lo, stored_hi, max_entries, max_bytes)?;
+            let bytes: u64 = got.iter().map(Entry::size).sum();
+            let cut = got.len() >= max_entries || bytes >= max_bytes;
+            let next = match got.last() {
+                // Possibly cut by the limits: continue after the last one.
+                Some(e) if cut => Some(e.slot + 1),
+                // The stored part is done; memory continues it next time.
+                _ if stored_hi < hi => Some(stored_hi + 1),
+                _ => None,
+            };
+            return Ok((got, next.filter(|&n| n <= hi)));
+        }
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for e in self.mem.range(lo, hi) {
+            if out.len() >= max_entries || (!out.is_empty() && bytes + e.size() > max_bytes) {
+                return Ok((out, Some(e.slot)));
+            }
+            bytes += e.size();
+            out.push(e.clone());
+        }
+        Ok((out, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+
+    fn e(slot: u64) -> Entry {
+        Entry {
+            slot,
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn restore_loads_unapplied_and_fetch_spans_storage_and_memory() {
+        let s = MemStorage::new();
+        s.wl().store_entries(&(1..=10).map(e).collect::<Vec<_>>());
+        let log = Log::restore(&s, 8, 5).expect("restore");
+        assert_eq!(log.last(), 10);
+        assert!(log.get(5).is_none() && log.get(6).is_some());
+        // From storage, stopping at the release point.
+        let (v, next) = log.fetch(&s, 2, 10, 100, 1 << 20).expect("fetch");
+        assert_eq!(v.len(), 4);
+        assert_eq!(next, Some(6));
+        let (v, next) = log.fetch(&s, 6, 10, 3, 1 << 20).expect("fetch");
+        assert_eq!(v.iter().map(|x| x.slot).collect::<Vec<_>>(), vec![6, 7, 8]);
+        assert_eq!(next, Some(9));
+        let (v, next) = log.fetch(&s, 9, 10, 3, 1 << 20).expect("fetch");
+        assert_eq!((v.len(), next), (2, None));
+    }
+
+    #[test]
+    fn committed_beyond_storage_is_corrupt() {
+        let s = MemStorage::new();
+        assert!(Log::restore(&s, 3, 0).is_err());
+    }
+
+    #[test]
+    fn writes_are_unstable_until_taken_and_release_keeps_undecided() {
+        let s = MemStorage::new();
+        let mut log = Log::restore(&s, 0, 0).expect("restore");
+        log.write(e(1));
+        log.write(e(3));
+        assert_eq!(log.last(), 3);
+        assert_eq!(log.take_unstable().len(), 2);
+        assert!(!log.has_unstable());
+        log.committed = 1;
+        log.release(3);
+        assert!(log.get(1).is_none(), "decided and applied slot released");
+        assert!(log.get(3).is_some(), "undecided slot kept");
+    }
+}

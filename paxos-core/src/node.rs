@@ -1,0 +1,245 @@
+//! The node's state and message dispatch. The protocol's handlers live in
+//! `acceptor`, `election`, `phase1` and `leader`, one concern each.
+
+use crate::config::Config;
+use crate::election::{PreVote, Timer};
+use crate::errors::{ConfigError, Error, Result};
+use crate::leader::LeaderState;
+use crate::log::Log;
+use crate::membership::Membership;
+use crate::phase1::Phase1;
+use crate::rng::Prng;
+use crate::storage::Storage;
+use paxos_proto::{Ballot, Body, HardState, Message};
+use slog::Logger;
+
+/// The role a node plays right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateRole {
+    /// Accepts what the leader sends.
+    Follower,
+    /// Asking voters whether they would promise (pre-vote); changes nothing.
+    PreCandidate,
+    /// Running phase 1 in its own ballot.
+    Candidate,
+    /// Won phase 1; runs phase 2 for every slot.
+    Leader,
+}
+
+#[derive(Debug)]
+pub(crate) enum Role {
+    Follower,
+    PreCandidate(PreVote),
+    Candidate(Phase1),
+    Leader(LeaderState),
+}
+
+#[derive(Debug)]
+pub(crate) struct Node<S: Storage> {
+    pub(crate) id: u64,
+    pub(crate) cfg: Config,
+    pub(crate) logger: Logger,
+    pub(crate) storage: S,
+    pub(crate) members: Membership,
+    /// Durable: the highest ballot promised. Never decreases.
+    pub(crate) promised: Ballot,
+    pub(crate) log: Log,
+    /// Every slot <= accept_prefix is decided here or accepted in `promised`.
+    pub(crate) accept_prefix: u64,
+    pub(crate) role: Role,
+    /// The leader this node last heard from in its promised ballot.
+    pub(crate) leader: Option<u64>,
+    /// The highest round seen anywhere: the next campaign goes above it.
+    pub(crate) max_round: u64,
+    pub(crate) timer: Timer,
+    pub(crate) rng: Prng,
+    /// Outgoing messages. Every one is sent only after the state of the
+    /// `Ready` carrying it is durable (DESIGN §3: reply after persist).
+    pub(crate) msgs: Vec<Message>,
+    /// The hard state changed since the last `Ready`.
+    pub(crate) hs_dirty: bool,
+}
+
+impl<S: Storage> Node<S> {
+    pub(crate) fn new(cfg: &Config, storage: S, logger: Logger) -> Result<Self> {
+        cfg.validate()?;
+        let init = storage.initial_state()?;
+        let members = if init.conf_state.voters.is_empty() {
+            Membership::new(&cfg.voters, &cfg.learners)?
+        } else {
+            Membership::new(&init.conf_state.voters, &init.conf_state.learners)?
+        };
+        let committed = init.hard_state.committed;
+        if cfg.applied > committed {
+            return Err(ConfigError::AppliedBeyondCommitted {
+                applied: cfg.applied,
+                committed,
+            }
+            .into());
+        }
+        let log = Log::restore(&storage, committed, cfg.applied)?;
+        let promised = init.hard_state.promised();
+        let mut node = Node {
+            id: cfg.id,
+            cfg: cfg.clone(),
+            logger,
+            storage,
+            members,
+            promised,
+            log,
+            accept_prefix: committed,
+            role: Role::Follower,
+            leader: None,
+            max_round: promised.round,
+            timer: Timer::default(),
+            rng: Prng::new(cfg.seed, cfg.id),
+            msgs: Vec::new(),
+            hs_dirty: false,
+        };
+        node.extend_accept_prefix();
+        node.reset_election_timer();
+        slog::info!(node.logger, "node started";
+            "id" => node.id, "promised" => %promised, "committed" => committed,
+            "applied" => cfg.applied, "last" => node.log.last());
+        Ok(node)
+    }
+
+    pub(crate) fn hard_state(&self) -> HardState {
+        HardState {
+            promised: Some(self.promised),
+            committed: self.log.committed,
+        }
+    }
+
+    pub(crate) fn state_role(&self) -> StateRole {
+        match self.role {
+            Role::Follower => StateRole::Follower,
+            Role::PreCandidate(_) => StateRole::PreCandidate,
+            Role::Candidate(_) => StateRole::Candidate,
+            Role::Leader(_) => StateRole::Leader,
+        }
+    }
+
+    pub(crate) fn send(&mut self, to: u64, body: Body) {
+        self.msgs.push(Message::new(self.id, to, body));
+    }
+
+    pub(crate) fn observe_round(&mut self, round: u64) {
+        self.max_round = self.max_round.max(round);
+    }
+
+    /// Steps a message from the network: checks its envelope, then handles it.
+    pub(crate) fn step(&mut self, m: Message) -> Result<()> {
+        if m.to != self.id {
+            return Err(Error::WrongRecipient {
+                to: m.to,
+                me: self.id,
+            });
+        }
+        if m.from == self.id {
+            return Err(malformed(
+                m.from,
+                "a node's messages to itself never cross the network",
+            ));
+        }
+        if !self.members.contains(m.from) {
+            return Err(Error::UnknownPeer(m.from));
+        }
+        let Some(body) = m.body else {
+            return Err(malformed(m.from, "empty body"));
+        };
+        self.dispatch(m.from, body)
+    }
+
+    /// Handles a message whose envelope is known good (from a peer, or one of
+    /// this node's own replies to itself, delivered once persisted).
+    pub(crate) fn dispatch(&mut self, from: u64, body: Body) -> Result<()> {
+        match body {
+            Body::PrePrepare(p) => {
+                let b = owned_ballot(from, p.ballot)?;
+                self.on_pre_prepare(from, b, p.transfer);
+                Ok(())
+            }
+            Body::PrePrepareReply(r) => {
+                let b = some_ballot(from, r.ballot)?;
+                self.on_pre_prepare_reply(from, b, r.granted, r.promised.unwrap_or(Ballot::ZERO));
+                Ok(())
+            }
+            Body::Prepare(p) => {
+                let b = owned_ballot(from, p.ballot)?;
+                self.on_prepare(from, b, p.from_slot, p.transfer)
+            }
+            Body::Promise(p) => self.on_promise(from, p),
+            Body::Accept(a) => {
+                let b = owned_ballot(from, a.ballot)?;
+                if a.entries.windows(2).any(|w| w[1].slot != w[0].slot + 1)
+                    || a.entries.first().is_some_and(|e| e.slot == 0)
+                {
+                    return Err(malformed(
+                        from,
+                        "accept entries are not a contiguous run of slots",
+                    ));
+                }
+                self.on_accept(from, b, a.entries, a.committed);
+                Ok(())
+            }
+            Body::Accepted(a) => {
+                let b = some_ballot(from, a.ballot)?;
+                self.on_accepted(from, b, a.matched, a.last_slot);
+                Ok(())
+            }
+            Body::Reject(r) => {
+                let b = some_ballot(from, r.ballot)?;
+                let promised = some_ballot(from, r.promised)?;
+                self.on_reject(b, promised);
+                Ok(())
+            }
+            Body::Heartbeat(h) => {
+                let b = owned_ballot(from, h.ballot)?;
+                self.on_heartbeat(from, b, h.committed, h.seq);
+                Ok(())
+            }
+            Body::HeartbeatReply(h) => {
+                let b = some_ballot(from, h.ballot)?;
+                self.on_heartbeat_reply(from, b, h.matched);
+                Ok(())
+            }
+            Body::Propose(p) => self.on_forwarded(from, p.entries),
+        }
+    }
+
+    /// Raises the promise. The new value is durable before any reply leaves,
+    /// because every message waits for its `Ready` to be persisted.
+    pub(crate) fn promise(&mut self, b: Ballot) {
+        debug_assert!(b >= self.promised, "promise would decrease");
+        if b > self.promised {
+            self.promised = b;
+            self.hs_dirty = true;
+            // Nothing is accepted in the new ballot yet.
+            self.accept_prefix = self.log.committed;
+            self.observe_round(b.round);
+        }
+    }
+}
+
+pub(crate) fn malformed(from: u64, reason: &'static str) -> Error {
+    Error::Malformed { from, reason }
+}
+
+/// A ballot that must be present and non-zero.
+fn some_ballot(from: u64, b: Option<Ballot>) -> Result<Ballot> {
+    match b {
+        Some(b) if b.round > 0 && b.node > 0 => Ok(b),
+        _ => Err(malformed(from, "missing or zero ballot")),
+    }
+}
+
+/// A ballot the sender proposes in: it must be the sender's own (every node
+/// proposes only in ballots carrying its id).
+fn owned_ballot(from: u64, b: Option<Ballot>) -> Result<Ballot> {
+    let b = some_ballot(from, b)?;
+    if b.node != from {
+        return Err(malformed(from, "ballot not owned by its sender"));
+    }
+    Ok(b)
+}

@@ -1,0 +1,211 @@
+//! Phase 1 of a leadership: gather promises from a quorum, then adopt, for
+//! every slot above the committed watermark, the chosen value if one is
+//! reported, else the value accepted in the highest ballot, else a no-op.
+
+use crate::errors::Result;
+use crate::leader::LeaderState;
+use crate::node::{malformed, Node, Role};
+use crate::progress::Progress;
+use crate::storage::Storage;
+use paxos_proto::{Ballot, Body, Entry, EntryKind, Prepare, Promise};
+use std::collections::btree_map::{BTreeMap, Entry as MapEntry};
+
+/// How far above its committed watermark a promise may report an accepted
+/// slot, in units of `max_inflight_slots`. Leaders never run further ahead
+/// than one window, so a report beyond this many is garbage, and counting it
+/// would make the new leader fill a gap of no-ops without bound.
+const MAX_REPORT_SPAN_WINDOWS: u64 = 64;
+
+#[derive(Debug)]
+struct Report {
+    entry: Entry,
+    chosen: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Phase1 {
+    pub(crate) ballot: Ballot,
+    pub(crate) from_slot: u64,
+    pub(crate) transfer: bool,
+    /// Voters whose whole report arrived.
+    complete: Vec<u64>,
+    /// Per slot, the best value reported so far.
+    reports: BTreeMap<u64, Report>,
+    /// Each promiser's committed watermark: where its progress starts.
+    peer_committed: Vec<(u64, u64)>,
+}
+
+impl Phase1 {
+    pub(crate) fn new(ballot: Ballot, from_slot: u64, transfer: bool) -> Self {
+        Phase1 {
+            ballot,
+            from_slot,
+            transfer,
+            complete: Vec::new(),
+            reports: BTreeMap::new(),
+            peer_committed: Vec::new(),
+        }
+    }
+
+    /// A chosen report always wins (any report of a chosen slot carries the
+    /// chosen value); otherwise the highest accepted ballot wins.
+    fn merge(&mut self, entry: Entry, chosen: bool) {
+        match self.reports.entry(entry.slot) {
+            MapEntry::Vacant(v) => {
+                v.insert(Report { entry, chosen });
+            }
+            MapEntry::Occupied(mut o) => {
+                let cur = o.get();
+                debug_assert!(
+                    !(cur.chosen && chosen) || cur.entry.data == entry.data,
+                    "two chosen values reported for slot {}",
+                    entry.slot
+                );
+                if !cur.chosen && (chosen || entry.ballot() > cur.entry.ballot()) {
+                    o.insert(Report { entry, chosen });
+                }
+            }
+        }
+    }
+}
+
+impl<S: Storage> Node<S> {
+    pub(crate) fn on_promise(&mut self, from: u64, p: Promise) -> Result<()> {
+        let window = self.cfg.max_inflight_slots;
+        let quorum = self.members.quorum();
+        let is_voter = self.members.is_voter(from);
+        let Role::Candidate(ph) = &mut self.role else {
+            return Ok(());
+        };
+        if p.ballot != Some(ph.ballot) || !is_voter {
+            return Ok(()); // stale, or not ours to count
+        }
+        // Validate the whole report before using any of it.
+        let limit = p
+            .committed
+            .max(p.from_slot)
+            .saturating_add(window.saturating_mul(MAX_REPORT_SPAN_WINDOWS));
+        if p.entries.windows(2).any(|w| w[1].slot <= w[0].slot)
+            || p.entries
+                .iter()
+                .any(|e| e.slot < p.from_slot || e.slot > limit)
+            || (p.next_slot != 0 && p.next_slot <= p.from_slot)
+        {
+            return Err(malformed(
+                from,
+                "promise entries out of order or out of range",
+            ));
+        }
+        let from_slot = ph.from_slot;
+        for e in p.entries {
+            if e.slot >= from_slot {
+                let chosen = e.slot <= p.committed;
+                ph.merge(e, chosen);
+            }
+        }
+        match ph.peer_committed.iter_mut().find(|(id, _)| *id == from) {
+            Some((_, c)) => *c = (*c).max(p.committed),
+            None => ph.peer_committed.push((from, p.committed)),
+        }
+        if p.next_slot != 0 {
+            // The report was split: ask for the rest, same ballot.
+            let (ballot, transfer) = (ph.ballot, ph.transfer);
+            if from == self.id {
+                return self.on_prepare(self.id, ballot, p.next_slot, transfer);
+            }
+            self.send(
+                from,
+                Body::Prepare(Prepare {
+                    ballot: Some(ballot),
+                    from_slot: p.next_slot,
+                    transfer,
+                }),
+            );
+            return Ok(());
+        }
+        if !ph.complete.contains(&from) {
+            ph.complete.push(from);
+        }
+        if ph.complete.len() >= quorum {
+            self.become_leader();
+        }
+        Ok(())
+    }
+
+    /// Phase 1 is won: write the adopted value of every slot in
+    /// [from_slot, highest reported] in our ballot (our own acceptance), and
+    /// start phase 2 for all of them.
+    fn become_leader(&mut self) {
+        let Role::Candidate(ph) = std::mem::replace(&mut self.role, Role::Follower) else {
+            return;
+        };
+        let ballot = ph.ballot;
+        let highest = ph.reports.keys().next_back().copied().unwrap_or(0);
+        let last = highest.max(ph.from_slot - 1);
+        let mut chosen_prefix = self.log.committed;
+        let mut uncommitted_bytes = 0u64;
+        let mut reports = ph.reports.into_iter().peekable();
+        for slot in ph.from_slot..=last {
+            let (mut entry, chosen) = match reports.next_if(|(s, _)| *s == slot) {
+                Some((_, r)) => (r.entry, r.chosen),
+                None => (noop(slot), false), // gap filling
+            };
+            if chosen && slot == chosen_prefix + 1 {
+                chosen_prefix = slot;
+            }
+            if slot <= self.log.committed {
+                continue;
+            }
+            if !chosen {
+                uncommitted_bytes += entry.size();
+            }
+            entry.ballot = Some(ballot);
+            self.log.write(entry);
+        }
+        if chosen_prefix > self.log.committed {
+            self.log.committed = chosen_prefix;
+            self.hs_dirty = true;
+        }
+        let committed = self.log.committed;
+        let progress = self
+            .members
+            .others(self.id)
+            .map(|id| {
+                let known = ph
+                    .peer_committed
+                    .iter()
+                    .find(|(p, _)| *p == id)
+                    .map(|(_, c)| *c);
+                // A promiser's decided prefix is held; others are probed from
+                // our own decided watermark.
+                let matched = known.unwrap_or(ph.from_slot - 1);
+                let mut p = Progress::new(id, self.members.is_voter(id), 0);
+                p.next = matched + 1;
+                p
+            })
+            .collect();
+        slog::info!(self.logger, "became leader";
+            "ballot" => %ballot, "from_slot" => ph.from_slot, "recovered_up_to" => last,
+            "committed" => committed);
+        self.role = Role::Leader(LeaderState::new(
+            ballot,
+            progress,
+            committed,
+            uncommitted_bytes,
+        ));
+        self.leader = Some(self.id);
+        self.accept_prefix = self.log.last();
+        self.timer.heartbeat_elapsed = 0;
+        self.timer.quorum_elapsed = 0;
+        self.broadcast_heartbeat();
+    }
+}
+
+fn noop(slot: u64) -> Entry {
+    Entry {
+        slot,
+        ballot: None,
+        kind: EntryKind::Noop as i32,
+        data: bytes::Bytes::new(),
+    }
+}

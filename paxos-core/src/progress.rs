@@ -1,0 +1,129 @@
+//! What the leader knows of each peer's log, and what to send it next.
+
+/// How the leader sends to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressState {
+    /// One `Accept` at a time, waiting for its reply: the peer's position is
+    /// uncertain (new leadership, or a gap was reported).
+    Probe,
+    /// Stream `Accept`s up to the in-flight window: the peer keeps up.
+    Replicate,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Progress {
+    pub(crate) id: u64,
+    pub(crate) voter: bool,
+    /// Every slot <= matched is decided on the peer or accepted by it in the
+    /// leader's ballot.
+    pub(crate) matched: u64,
+    /// The next slot to send.
+    pub(crate) next: u64,
+    pub(crate) state: ProgressState,
+    /// In `Probe`: the probe is out and unanswered.
+    pub(crate) probe_sent: bool,
+    /// Heard from since the last quorum check.
+    pub(crate) recent_active: bool,
+    /// `matched` at the previous heartbeat reply: no movement between two
+    /// means what was sent is lost.
+    pub(crate) hb_matched: u64,
+}
+
+impl Progress {
+    pub(crate) fn new(id: u64, voter: bool, matched: u64) -> Self {
+        Progress {
+            id,
+            voter,
+            matched,
+            next: matched + 1,
+            state: ProgressState::Probe,
+            probe_sent: false,
+            recent_active: false,
+            hb_matched: matched,
+        }
+    }
+
+    /// Start over from what the peer is known to hold.
+    pub(crate) fn become_probe(&mut self) {
+        self.state = ProgressState::Probe;
+        self.next = self.matched + 1;
+        self.probe_sent = false;
+    }
+
+    /// Records an `Accepted(matched, last_slot)` reply.
+    pub(crate) fn on_accepted(&mut self, matched: u64, last_slot: u64) {
+        self.recent_active = true;
+        self.matched = self.matched.max(matched);
+        match self.state {
+            // A gap behind the acknowledged run: something sent was lost.
+            ProgressState::Replicate if matched < last_slot => self.become_probe(),
+            ProgressState::Replicate => {}
+            // The reply to the outstanding probe (or a later one).
+            ProgressState::Probe if last_slot + 1 >= self.next || self.matched + 1 >= self.next => {
+                self.probe_sent = false;
+                self.next = self.matched + 1;
+                if matched >= last_slot {
+                    self.state = ProgressState::Replicate;
+                }
+            }
+            ProgressState::Probe => {}
+        }
+    }
+
+    /// Records a heartbeat reply; returns whether to resend from `matched`.
+    pub(crate) fn on_heartbeat_reply(&mut self, matched: u64, leader_last: u64) -> bool {
+        self.recent_active = true;
+        self.matched = self.matched.max(matched);
+        let stalled = self.matched < leader_last && self.matched == self.hb_matched;
+        self.hb_matched = self.matched;
+        if stalled {
+            self.become_probe();
+        }
+        stalled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_then_replicate_then_gap_rewinds() {
+        let mut p = Progress::new(2, true, 0);
+        assert_eq!((p.state, p.next), (ProgressState::Probe, 1));
+        p.probe_sent = true;
+        p.next = 11; // probe carried 1..=10
+        p.on_accepted(10, 10);
+        assert_eq!(
+            (p.state, p.next, p.matched),
+            (ProgressState::Replicate, 11, 10)
+        );
+        p.next = 31; // streamed 11..=30
+        p.on_accepted(10, 30); // 11..=20 lost
+        assert_eq!(
+            (p.state, p.next, p.probe_sent),
+            (ProgressState::Probe, 11, false)
+        );
+    }
+
+    #[test]
+    fn stale_reply_does_not_answer_the_probe() {
+        let mut p = Progress::new(2, true, 5);
+        p.probe_sent = true;
+        p.next = 21; // probe carried 6..=20
+        p.on_accepted(5, 8); // an older message's reply
+        assert!(p.probe_sent);
+        assert_eq!(p.state, ProgressState::Probe);
+    }
+
+    #[test]
+    fn heartbeat_without_progress_triggers_resend() {
+        let mut p = Progress::new(2, true, 0);
+        p.state = ProgressState::Replicate;
+        p.next = 50;
+        assert!(!p.on_heartbeat_reply(10, 49), "moved since last time");
+        assert!(p.on_heartbeat_reply(10, 49), "stalled at 10");
+        assert_eq!((p.state, p.next), (ProgressState::Probe, 11));
+        assert!(!p.on_heartbeat_reply(49, 49), "caught up");
+    }
+}

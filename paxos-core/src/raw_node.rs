@@ -1,0 +1,255 @@
+//! The public driver: feed ticks, messages and proposals in; take `Ready`s
+//! out; persist, send, apply, `advance`.
+
+use crate::config::Config;
+use crate::errors::Result;
+use crate::leader::Proposed;
+use crate::node::Node;
+use crate::status::Status;
+use crate::storage::Storage;
+use bytes::Bytes;
+use paxos_proto::{Entry, EntryKind, HardState, Message};
+use slog::Logger;
+use std::collections::VecDeque;
+
+/// What the host must do next, in this order:
+/// 1. persist [`Ready::hard_state`] and [`Ready::entries`] durably (entries
+///    replace whatever their slots held);
+/// 2. then send [`Ready::messages`] — a reply may promise that state is
+///    durable, so sending first would break the protocol's safety;
+/// 3. apply [`Ready::committed_entries`] in order;
+/// 4. call [`RawNode::advance`] with this `Ready`.
+///
+/// `Ready`s must be advanced in the order they were handed out.
+#[derive(Debug, Default)]
+pub struct Ready {
+    number: u64,
+    hard_state: Option<HardState>,
+    entries: Vec<Entry>,
+    messages: Vec<Message>,
+    committed_entries: Vec<Entry>,
+}
+
+impl Ready {
+    /// Sequence number of this `Ready` (1, 2, ...).
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The hard state to persist, if it changed.
+    pub fn hard_state(&self) -> Option<&HardState> {
+        self.hard_state.as_ref()
+    }
+
+    /// Entries to persist, in write order (a later one for the same slot wins).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Takes the entries to persist, leaving none.
+    pub fn take_entries(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.entries)
+    }
+
+    /// Messages to send once this `Ready`'s state is durable.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Takes the messages, leaving none.
+    pub fn take_messages(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.messages)
+    }
+
+    /// Decided entries to apply, in slot order, contiguous, each exactly once.
+    pub fn committed_entries(&self) -> &[Entry] {
+        &self.committed_entries
+    }
+
+    /// Takes the decided entries, leaving none.
+    pub fn take_committed_entries(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.committed_entries)
+    }
+}
+
+/// Bookkeeping for a `Ready` handed out and not yet advanced.
+#[derive(Debug)]
+struct Outstanding {
+    number: u64,
+    /// Our own replies to ourselves: they may only count once the `Ready`
+    /// is durable, so they are delivered in `advance`.
+    to_self: Vec<Message>,
+    /// The last decided slot this `Ready` handed out.
+    handed: u64,
+}
+
+/// A Multi-Paxos node, driven by its host. Pure and single-threaded: no
+/// clocks, threads, I/O or global randomness inside; the same inputs give the
+/// same outputs.
+#[derive(Debug)]
+pub struct RawNode<S: Storage> {
+    node: Node<S>,
+    next_ready: u64,
+    /// Last decided slot handed out in a `Ready`.
+    handed: u64,
+    /// Last decided slot the host confirmed applied (by `advance`).
+    applied: u64,
+    outstanding: VecDeque<Outstanding>,
+}
+
+impl<S: Storage> RawNode<S> {
+    /// Creates a node, restoring its state from `storage`. After a crash,
+    /// pass the same storage (holding exactly what was persisted) and set
+    /// `config.applied` to what the application had applied.
+    pub fn new(config: &Config, storage: S, logger: &Logger) -> Result<Self> {
+        let logger = logger.new(slog::o!("node" => config.id));
+        let node = Node::new(config, storage, logger)?;
+        Ok(RawNode {
+            node,
+            next_ready: 1,
+            handed: config.applied,
+            applied: config.applied,
+            outstanding: VecDeque::new(),
+        })
+    }
+
+    /// Advances logical time by one tick (heartbeats, election timeouts).
+    pub fn tick(&mut self) {
+        self.node.tick();
+    }
+
+    /// Handles a message from a peer. Bad messages return a typed error and
+    /// change nothing.
+    pub fn step(&mut self, msg: Message) -> Result<()> {
+        self.node.step(msg)
+    }
+
+    /// Proposes a command. At the leader it takes the next slot; elsewhere it
+    /// fails with [`crate::Error::NotLeader`] naming the known leader (or is
+    /// forwarded, with `Config::forward_proposals`).
+    pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<Proposed> {
+        self.node.propose_entry(EntryKind::Normal, data.into())
+    }
+
+    /// Starts an election now, without waiting for the timeout.
+    pub fn campaign(&mut self) -> Result<()> {
+        self.node.campaign(false)
+    }
+
+    /// Whether [`RawNode::ready`] has anything to hand out.
+    pub fn has_ready(&self) -> bool {
+        let n = &self.node;
+        n.hs_dirty
+            || n.log.has_unstable()
+            || !n.msgs.is_empty()
+            || n.needs_flush()
+            || n.log.committed > self.handed
+    }
+
+    /// Collects what to persist, send and apply since the last `Ready`.
+    pub fn ready(&mut self) -> Ready {
+        let n = &mut self.node;
+        n.flush();
+        let hard_state = if std::mem::take(&mut n.hs_dirty) {
+            Some(n.hard_state())
+        } else {
+            None
+        };
+        let entries = n.log.take_unstable();
+        let mut messages = std::mem::take(&mut n.msgs);
+        let id = n.id;
+        let to_self: Vec<Message> = if messages.iter().any(|m| m.to == id) {
+            let (mine, others): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| m.to == id);
+            messages = others;
+            mine
+        } else {
+            Vec::new()
+        };
+        let committed_entries = self.collect_committed();
+        let number = self.next_ready;
+        self.next_ready += 1;
+        self.outstanding.push_back(Outstanding {
+            number,
+            to_self,
+            handed: self.handed,
+        });
+        Ready {
+            number,
+            hard_state,
+            entries,
+            messages,
+            committed_entries,
+        }
+    }
+
+    /// Decided entries after `handed`: contiguous, bounded, never past a gap.
+    fn collect_committed(&mut self) -> Vec<Entry> {
+        let n = &self.node;
+        if n.log.committed <= self.handed {
+            return Vec::new();
+        }
+        let fetched = n.log.fetch(
+            &n.storage,
+            self.handed + 1,
+            n.log.committed,
+            n.cfg.max_ready_entries,
+            n.cfg.max_ready_bytes,
+        );
+        let mut entries = match fetched {
+            Ok((entries, _)) => entries,
+            Err(e) => {
+                slog::warn!(n.logger, "cannot read decided entries"; "error" => %e);
+                return Vec::new();
+            }
+        };
+        // Every slot <= committed is held; a hole would be a bug, and
+        // applying past it would break the state machine. Stop at it.
+        let contiguous = entries
+            .iter()
+            .enumerate()
+            .take_while(|(i, e)| e.slot == self.handed + 1 + *i as u64)
+            .count();
+        if contiguous < entries.len() {
+            slog::error!(n.logger, "hole in decided log"; "slot" => self.handed + 1 + contiguous as u64);
+            debug_assert!(
+                false,
+                "hole in decided log after slot {}",
+                self.handed + contiguous as u64
+            );
+            entries.truncate(contiguous);
+        }
+        if let Some(e) = entries.last() {
+            self.handed = e.slot;
+        }
+        entries
+    }
+
+    /// Tells the node the host persisted, sent and applied `rd`.
+    pub fn advance(&mut self, rd: Ready) {
+        let Some(done) = self.outstanding.pop_front() else {
+            debug_assert!(false, "advance without an outstanding Ready");
+            return;
+        };
+        debug_assert_eq!(done.number, rd.number, "Readys must be advanced in order");
+        self.applied = done.handed;
+        self.node.log.release(self.applied);
+        for m in done.to_self {
+            if let Some(body) = m.body {
+                // Our own replies are well formed by construction.
+                if let Err(e) = self.node.dispatch(m.from, body) {
+                    slog::error!(self.node.logger, "own reply failed"; "error" => %e);
+                }
+            }
+        }
+    }
+
+    /// A snapshot of the node's state, for monitoring and tests.
+    pub fn status(&self) -> Status {
+        Status::of(&self.node, self.applied)
+    }
+
+    /// The storage this node reads from.
+    pub fn storage(&self) -> &S {
+        &self.node.storage
+    }
+}

@@ -1,0 +1,108 @@
+//! A sparse run of log slots held in memory: O(1) lookup and append by slot.
+//!
+//! Paxos acceptors may hold holes (a slot accepted out of order, an earlier
+//! one still missing), so a slot maps to `Option<Entry>`. Slots at or below
+//! `base` are not held (applied, or compacted).
+
+use paxos_proto::Entry;
+use std::collections::VecDeque;
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SlotWindow {
+    /// Slots <= base are not held.
+    base: u64,
+    /// `slots[i]` is slot `base + 1 + i`. Never ends in `None`.
+    slots: VecDeque<Option<Entry>>,
+}
+
+impl SlotWindow {
+    pub(crate) fn new(base: u64) -> Self {
+        SlotWindow {
+            base,
+            slots: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// The highest slot held, or `base` when empty.
+    pub(crate) fn last_slot(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+
+    pub(crate) fn get(&self, slot: u64) -> Option<&Entry> {
+        let i = slot.checked_sub(self.base + 1)?;
+        self.slots.get(usize::try_from(i).ok()?)?.as_ref()
+    }
+
+    /// Stores `entry` at its slot, replacing what was there. Returns false
+    /// (and stores nothing) for a slot at or below `base`.
+    pub(crate) fn insert(&mut self, entry: Entry) -> bool {
+        let Some(i) = entry.slot.checked_sub(self.base + 1) else {
+            return false;
+        };
+        let i = i as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i, None);
+            self.slots.push_back(Some(entry));
+        } else {
+            self.slots[i] = Some(entry);
+        }
+        true
+    }
+
+    /// Forgets every slot <= `slot`.
+    pub(crate) fn truncate_prefix(&mut self, slot: u64) {
+        if slot <= self.base {
+            return;
+        }
+        let n = (slot - self.base).min(self.slots.len() as u64) as usize;
+        self.slots.drain(..n);
+        self.base = slot;
+    }
+
+    /// Present entries with `lo <= slot <= hi`, in slot order.
+    pub(crate) fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = &Entry> {
+        let lo = lo.max(self.base + 1);
+        let hi = hi.min(self.last_slot());
+        let (start, end) = if lo > hi {
+            (0, 0)
+        } else {
+            ((lo - self.base - 1) as usize, (hi - self.base) as usize)
+        };
+        self.slots.range(start..end).flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(slot: u64) -> Entry {
+        Entry {
+            slot,
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn holes_appends_and_truncation() {
+        let mut w = SlotWindow::new(10);
+        assert!(!w.insert(e(10)), "at base is refused");
+        assert!(w.insert(e(13)));
+        assert_eq!(w.last_slot(), 13);
+        assert!(w.get(11).is_none() && w.get(13).is_some() && w.get(99).is_none());
+        assert!(w.insert(e(11)));
+        let slots: Vec<u64> = w.range(0, 100).map(|x| x.slot).collect();
+        assert_eq!(slots, vec![11, 13]);
+        w.truncate_prefix(11);
+        assert_eq!(w.base(), 11);
+        assert!(w.get(11).is_none());
+        assert_eq!(w.range(12, 13).count(), 1);
+        w.truncate_prefix(20);
+        assert_eq!((w.base(), w.last_slot()), (20, 20));
+        assert_eq!(w.range(0, u64::MAX).count(), 0);
+    }
+}
