@@ -1,0 +1,372 @@
+//! Whole-cluster scenarios through the public API only.
+
+mod support;
+
+use paxos_core::proto::{Accept, Ballot, Body, Message};
+use paxos_core::{Error, Proposed, StateRole};
+use support::{cmd, Cluster};
+
+fn all_applied_equal(c: &Cluster, ids: &[u64], want: &[bytes::Bytes]) {
+    for &id in ids {
+        assert_eq!(
+            c.applied_of(id),
+            want,
+            "node {id} applied a different sequence"
+        );
+    }
+}
+
+#[test]
+fn three_nodes_elect_one_leader_by_ticks_alone() {
+    let mut c = Cluster::new(3);
+    let leader = c.await_leader(&[1, 2, 3], 100);
+    c.tick(20);
+    assert_eq!(
+        c.leaders(),
+        vec![leader],
+        "exactly one leader, and it stays"
+    );
+    for id in 1..=3 {
+        assert_eq!(
+            c.node(id).status().leader,
+            Some(leader),
+            "node {id} knows the leader"
+        );
+    }
+}
+
+#[test]
+fn five_nodes_elect_and_replicate() {
+    let mut c = Cluster::new(5);
+    let leader = c.await_leader(&[1, 2, 3, 4, 5], 100);
+    let want: Vec<_> = (0..50).map(cmd).collect();
+    for d in &want {
+        c.propose(leader, d.clone())
+            .expect("leader takes proposals");
+    }
+    c.stabilize();
+    c.tick(3); // the decided watermark reaches followers on the next heartbeat
+    all_applied_equal(&c, &[1, 2, 3, 4, 5], &want);
+}
+
+#[test]
+fn ten_thousand_commands_applied_identically_everywhere() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let want: Vec<_> = (0..10_000).map(cmd).collect();
+    for chunk in want.chunks(100) {
+        for d in chunk {
+            assert!(matches!(c.propose(1, d.clone()), Ok(Proposed::At(_))));
+        }
+        c.stabilize();
+    }
+    c.tick(3);
+    all_applied_equal(&c, &[1, 2, 3], &want);
+    assert_eq!(c.node(1).status().committed, c.node(2).status().committed);
+}
+
+#[test]
+fn leader_crash_elects_a_new_leader_and_loses_nothing_decided() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let mut want: Vec<_> = (0..200).map(cmd).collect();
+    for d in &want {
+        c.propose(1, d.clone()).expect("leader");
+    }
+    c.stabilize();
+    c.tick(3);
+    all_applied_equal(&c, &[1, 2, 3], &want);
+    let before = c.decided.clone();
+
+    c.crash(1);
+    let new_leader = c.await_leader(&[2, 3], 200);
+    assert_ne!(new_leader, 1);
+    for i in 200..300 {
+        c.propose(new_leader, cmd(i)).expect("new leader");
+        want.push(cmd(i));
+    }
+    c.stabilize();
+    c.tick(3);
+    all_applied_equal(&c, &[2, 3], &want);
+    for (slot, v) in &before {
+        assert_eq!(c.decided.get(slot), Some(v), "decided slot {slot} changed");
+    }
+
+    // The old leader comes back from its storage alone and catches up.
+    c.restart(1);
+    c.tick(30);
+    all_applied_equal(&c, &[1, 2, 3], &want);
+    assert_eq!(
+        c.leaders(),
+        vec![new_leader],
+        "the rejoining node did not depose the leader"
+    );
+}
+
+#[test]
+fn crashed_follower_restarts_from_storage_and_catches_up() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    for i in 0..100 {
+        c.propose(1, cmd(i)).expect("leader");
+    }
+    c.stabilize();
+    c.crash(3);
+    for i in 100..600 {
+        c.propose(1, cmd(i)).expect("a majority is up");
+        if i % 50 == 0 {
+            c.stabilize();
+        }
+    }
+    c.stabilize();
+    let committed = c.node(1).status().committed;
+    assert!(
+        committed >= 600,
+        "the majority kept committing: {committed}"
+    );
+    c.restart(3);
+    c.tick(20);
+    let want: Vec<_> = (0..600).map(cmd).collect();
+    all_applied_equal(&c, &[1, 2, 3], &want);
+}
+
+#[test]
+fn minority_side_commits_nothing_while_majority_continues() {
+    let mut c = Cluster::new(5);
+    c.elect(1);
+    for i in 0..10 {
+        c.propose(1, cmd(i)).expect("leader");
+    }
+    c.stabilize();
+    c.tick(3);
+    let committed_before = c.node(1).status().committed;
+    c.partition(&[1, 2], &[3, 4, 5]);
+    for i in 10..20 {
+        c.propose(1, cmd(i)).expect("still believes it leads");
+    }
+    c.stabilize();
+    assert_eq!(
+        c.node(1).status().committed,
+        committed_before,
+        "minority leader committed"
+    );
+    assert_eq!(
+        c.node(2).status().committed,
+        committed_before,
+        "minority follower committed"
+    );
+
+    let majority_leader = c.await_leader(&[3, 4, 5], 300);
+    for i in 100..110 {
+        c.propose(majority_leader, cmd(i)).expect("majority leader");
+    }
+    c.stabilize();
+    c.tick(3);
+    assert!(c.node(majority_leader).status().committed > committed_before + 9);
+    assert!(c.node(1).status().committed == committed_before);
+    assert!(
+        c.leaders().iter().all(|&l| l == majority_leader),
+        "the isolated leader stepped down"
+    );
+
+    c.heal();
+    c.tick(30);
+    let reference = c.applied_of(majority_leader).to_vec();
+    all_applied_equal(&c, &[1, 2, 3, 4, 5], &reference);
+    for i in 100..110 {
+        assert!(
+            reference.contains(&cmd(i)),
+            "acknowledged majority write {i} lost"
+        );
+    }
+}
+
+#[test]
+fn duplicated_and_reordered_messages_change_nothing() {
+    fn run(duplicate: bool, reorder: bool) -> (Vec<bytes::Bytes>, u64) {
+        let mut c = Cluster::new(3);
+        c.duplicate = duplicate;
+        c.reorder = reorder;
+        c.elect(1);
+        for round in 0..20 {
+            for i in 0..25 {
+                c.propose(1, cmd(round * 25 + i)).expect("leader");
+            }
+            c.stabilize();
+        }
+        c.tick(5);
+        let applied = c.applied_of(1).to_vec();
+        all_applied_equal(&c, &[1, 2, 3], &applied);
+        (applied, c.delivered)
+    }
+    let (clean, clean_msgs) = run(false, false);
+    let (messy, messy_msgs) = run(true, true);
+    assert_eq!(clean.len(), 500);
+    assert_eq!(clean, messy);
+    assert!(messy_msgs > clean_msgs, "faults were actually injected");
+}
+
+#[test]
+fn promised_never_decreases_across_elections_and_restarts() {
+    let mut c = Cluster::new(3);
+    for round in 0..6u64 {
+        let id = round % 3 + 1;
+        if !c.nodes.contains_key(&id) {
+            c.restart(id);
+        }
+        c.tick(25);
+        c.nodes
+            .get_mut(&id)
+            .expect("live")
+            .campaign()
+            .expect("voter");
+        c.stabilize();
+        c.tick(2);
+        let leader = c.await_leader(&[1, 2, 3], 200);
+        c.propose(leader, cmd(round)).expect("leader");
+        c.stabilize();
+        // Remember every node's promise, crash one, and check it comes back no lower.
+        let victim = (round + 1) % 3 + 1;
+        let promised = c.node(victim).status().promised;
+        c.crash(victim);
+        c.restart(victim);
+        assert!(c.node(victim).status().promised >= promised);
+    }
+    // The harness checked every persisted hard state on the way.
+    assert!(c.max_promised.values().all(|b| *b > Ballot::ZERO));
+}
+
+#[test]
+fn rejoining_partitioned_follower_does_not_depose_the_leader() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let ballot = c.node(1).status().promised;
+    c.isolate(3);
+    c.tick(100); // node 3 times out again and again
+    assert_eq!(
+        c.node(3).status().promised,
+        ballot,
+        "pre-vote kept node 3's round from inflating"
+    );
+    c.heal();
+    c.tick(30);
+    assert_eq!(c.leaders(), vec![1]);
+    assert_eq!(
+        c.node(1).status().promised,
+        ballot,
+        "the leader kept its ballot"
+    );
+    assert_eq!(c.node(3).status().leader, Some(1));
+}
+
+#[test]
+fn leader_without_a_quorum_steps_down() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.isolate(1);
+    c.tick(25);
+    assert_ne!(c.node(1).status().role, StateRole::Leader);
+}
+
+#[test]
+fn proposal_at_a_follower_names_the_leader_or_is_forwarded() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.tick(3);
+    assert_eq!(
+        c.propose(2, cmd(0)),
+        Err(Error::NotLeader { leader: Some(1) })
+    );
+
+    let mut f = Cluster::with_config(3, |cfg| cfg.forward_proposals = true);
+    f.elect(1);
+    f.tick(3);
+    assert_eq!(f.propose(2, cmd(7)), Ok(Proposed::Forwarded(1)));
+    f.stabilize();
+    f.tick(3);
+    all_applied_equal(&f, &[1, 2, 3], &[cmd(7)]);
+}
+
+#[test]
+fn bad_messages_are_typed_errors_and_change_nothing() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let before = c.node(2).status();
+    let node = c.nodes.get_mut(&2).expect("live");
+    let accept = |ballot, entries| {
+        Body::Accept(Accept {
+            ballot,
+            entries,
+            committed: 1_000_000,
+        })
+    };
+    let entry = |slot| paxos_core::proto::Entry {
+        slot,
+        ..Default::default()
+    };
+    let cases = vec![
+        (
+            Message {
+                from: 1,
+                to: 3,
+                body: None,
+            },
+            "wrong recipient",
+        ),
+        (
+            Message {
+                from: 9,
+                to: 2,
+                body: Some(accept(Some(Ballot::new(9, 9)), vec![])),
+            },
+            "unknown peer",
+        ),
+        (
+            Message {
+                from: 1,
+                to: 2,
+                body: None,
+            },
+            "empty body",
+        ),
+        (Message::new(1, 2, accept(None, vec![])), "missing ballot"),
+        (
+            Message::new(1, 2, accept(Some(Ballot::new(99, 3)), vec![])),
+            "ballot of another node",
+        ),
+        (
+            Message::new(
+                1,
+                2,
+                accept(Some(Ballot::new(99, 1)), vec![entry(5), entry(7)]),
+            ),
+            "holes",
+        ),
+        (
+            Message::new(2, 2, accept(Some(Ballot::new(99, 2)), vec![])),
+            "from itself",
+        ),
+    ];
+    for (m, what) in cases {
+        assert!(node.step(m).is_err(), "{what} was accepted");
+    }
+    assert_eq!(node.status(), before, "a rejected message changed state");
+    assert!(!node.has_ready() || node.status() == before);
+}
+
+#[test]
+fn stale_leader_is_rejected_and_steps_down() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.isolate(1);
+    // Nodes 2 and 3 elect a new leader while 1 still believes it leads.
+    let new_leader = c.await_leader(&[2, 3], 300);
+    c.heal();
+    // Node 1's next heartbeat meets a higher promise and is rejected.
+    if c.node(1).status().role == StateRole::Leader {
+        c.tick(3);
+    }
+    assert_ne!(c.node(1).status().role, StateRole::Leader);
+    c.tick(30);
+    assert_eq!(c.node(1).status().leader, Some(new_leader));
+}

@@ -1,0 +1,262 @@
+//! An in-memory cluster for scenario tests: nodes, durable `MemStorage`s, a
+//! network with cut links, duplication and reordering, and invariant checks
+//! on every `Ready` (same value per slot everywhere, contiguous apply,
+//! promises never decreasing across restarts).
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use paxos_core::proto::{Ballot, EntryKind, Message};
+use paxos_core::{Config, MemStorage, Proposed, RawNode, Result, StateRole};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub struct Cluster {
+    pub ids: Vec<u64>,
+    pub nodes: BTreeMap<u64, RawNode<MemStorage>>,
+    pub storages: BTreeMap<u64, MemStorage>,
+    /// Normal commands applied by each node since its last restart.
+    pub applied: BTreeMap<u64, Vec<Bytes>>,
+    /// Last slot applied by each node since its last restart.
+    pub applied_slot: BTreeMap<u64, u64>,
+    /// The first value applied anywhere for each slot: every later apply must match.
+    pub decided: BTreeMap<u64, (i32, Bytes)>,
+    pub queue: VecDeque<Message>,
+    pub cut: BTreeSet<(u64, u64)>,
+    pub duplicate: bool,
+    pub reorder: bool,
+    rng: u64,
+    /// Highest promise each node ever persisted.
+    pub max_promised: BTreeMap<u64, Ballot>,
+    pub delivered: u64,
+    tweak: fn(&mut Config),
+    logger: slog::Logger,
+}
+
+impl Cluster {
+    pub fn new(n: u64) -> Self {
+        Self::with_config(n, |_| {})
+    }
+
+    pub fn with_config(n: u64, tweak: fn(&mut Config)) -> Self {
+        let ids: Vec<u64> = (1..=n).collect();
+        let mut c = Cluster {
+            ids: ids.clone(),
+            nodes: BTreeMap::new(),
+            storages: BTreeMap::new(),
+            applied: BTreeMap::new(),
+            applied_slot: BTreeMap::new(),
+            decided: BTreeMap::new(),
+            queue: VecDeque::new(),
+            cut: BTreeSet::new(),
+            duplicate: false,
+            reorder: false,
+            rng: 0x5eed,
+            max_promised: BTreeMap::new(),
+            delivered: 0,
+            tweak,
+            logger: slog::Logger::root(slog::Discard, slog::o!()),
+        };
+        for &id in &ids {
+            c.storages.insert(id, MemStorage::new());
+            c.start(id);
+        }
+        c
+    }
+
+    pub fn config(&self, id: u64) -> Config {
+        let mut cfg = Config::new(id, self.ids.clone());
+        cfg.seed = 42;
+        (self.tweak)(&mut cfg);
+        cfg
+    }
+
+    fn start(&mut self, id: u64) {
+        let node = RawNode::new(&self.config(id), self.storages[&id].clone(), &self.logger)
+            .expect("node starts from its storage");
+        self.nodes.insert(id, node);
+        self.applied.insert(id, Vec::new());
+        self.applied_slot.insert(id, 0);
+    }
+
+    /// Drops the node and everything it held in memory; storage survives.
+    pub fn crash(&mut self, id: u64) {
+        self.nodes.remove(&id);
+        self.queue.retain(|m| m.to != id);
+    }
+
+    /// Rebuilds the node from its storage alone; the application starts
+    /// empty and re-applies from slot 1.
+    pub fn restart(&mut self, id: u64) {
+        assert!(!self.nodes.contains_key(&id), "node {id} is running");
+        self.start(id);
+    }
+
+    pub fn node(&self, id: u64) -> &RawNode<MemStorage> {
+        &self.nodes[&id]
+    }
+
+    pub fn isolate(&mut self, id: u64) {
+        for &other in &self.ids {
+            if other != id {
+                self.cut.insert((id, other));
+                self.cut.insert((other, id));
+            }
+        }
+    }
+
+    /// Cuts every link between `a` and `b` (both directions).
+    pub fn partition(&mut self, a: &[u64], b: &[u64]) {
+        for &x in a {
+            for &y in b {
+                self.cut.insert((x, y));
+                self.cut.insert((y, x));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Handles every pending `Ready` of every live node: persist, send, apply, advance.
+    pub fn process_readies(&mut self) -> bool {
+        let mut any = false;
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            while self.nodes[&id].has_ready() {
+                any = true;
+                let mut rd = self.nodes.get_mut(&id).expect("live").ready();
+                let store = &self.storages[&id];
+                if let Some(hs) = rd.hard_state() {
+                    let prev = self.max_promised.get(&id).copied().unwrap_or(Ballot::ZERO);
+                    assert!(
+                        hs.promised() >= prev,
+                        "node {id}: promise went down from {prev} to {}",
+                        hs.promised()
+                    );
+                    self.max_promised.insert(id, hs.promised());
+                    store.wl().set_hard_state(*hs);
+                }
+                store.wl().store_entries(rd.entries());
+                self.queue.extend(rd.take_messages());
+                for e in rd.take_committed_entries() {
+                    let last = self.applied_slot[&id];
+                    assert_eq!(e.slot, last + 1, "node {id} applied out of order");
+                    self.applied_slot.insert(id, e.slot);
+                    let value = (e.kind, e.data.clone());
+                    let first = self.decided.entry(e.slot).or_insert_with(|| value.clone());
+                    assert_eq!(
+                        *first, value,
+                        "slot {} decided twice with different values",
+                        e.slot
+                    );
+                    if e.kind == EntryKind::Normal as i32 {
+                        self.applied.get_mut(&id).expect("live").push(e.data);
+                    }
+                }
+                self.nodes.get_mut(&id).expect("live").advance(rd);
+            }
+        }
+        any
+    }
+
+    /// Delivers every queued message (and those they cause, once).
+    pub fn deliver(&mut self) -> bool {
+        let mut batch: Vec<Message> = self.queue.drain(..).collect();
+        if batch.is_empty() {
+            return false;
+        }
+        if self.reorder {
+            for i in (1..batch.len()).rev() {
+                let j = (self.next_rand() % (i as u64 + 1)) as usize;
+                batch.swap(i, j);
+            }
+        }
+        for m in batch {
+            if self.cut.contains(&(m.from, m.to)) {
+                continue;
+            }
+            let copies = if self.duplicate { 2 } else { 1 };
+            for _ in 0..copies {
+                if let Some(node) = self.nodes.get_mut(&m.to) {
+                    self.delivered += 1;
+                    node.step(m.clone())
+                        .expect("a cluster message is well formed");
+                }
+            }
+        }
+        true
+    }
+
+    /// Runs until no node has anything to do and no message is in flight.
+    pub fn stabilize(&mut self) {
+        for _ in 0..100_000 {
+            let a = self.process_readies();
+            let b = self.deliver();
+            if !a && !b {
+                return;
+            }
+        }
+        panic!("cluster did not settle");
+    }
+
+    pub fn tick(&mut self, ticks: u32) {
+        for _ in 0..ticks {
+            for node in self.nodes.values_mut() {
+                node.tick();
+            }
+            self.stabilize();
+        }
+    }
+
+    pub fn leaders(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.status().role == StateRole::Leader)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Ticks until some node among `among` leads, at most `max_ticks`.
+    pub fn await_leader(&mut self, among: &[u64], max_ticks: u32) -> u64 {
+        for _ in 0..max_ticks {
+            if let Some(&l) = self.leaders().iter().find(|l| among.contains(l)) {
+                return l;
+            }
+            self.tick(1);
+        }
+        panic!("no leader among {among:?} within {max_ticks} ticks");
+    }
+
+    pub fn elect(&mut self, id: u64) {
+        self.nodes
+            .get_mut(&id)
+            .expect("live")
+            .campaign()
+            .expect("voter");
+        self.stabilize();
+        assert_eq!(
+            self.node(id).status().role,
+            StateRole::Leader,
+            "node {id} failed to win"
+        );
+    }
+
+    pub fn propose(&mut self, id: u64, data: impl Into<Bytes>) -> Result<Proposed> {
+        self.nodes.get_mut(&id).expect("live").propose(data)
+    }
+
+    pub fn applied_of(&self, id: u64) -> &[Bytes] {
+        &self.applied[&id]
+    }
+}
+
+pub fn cmd(i: u64) -> Bytes {
+    Bytes::from(format!("cmd-{i}"))
+}
