@@ -184,3 +184,191 @@ impl<S: Storage> Node<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::node::Role;
+    use crate::testutil::{accept, drain, entry, node, node_with};
+    use crate::{Config, MemStorage};
+    use paxos_proto::{Ballot, Body, Heartbeat, PrePrepare, Prepare};
+
+    fn prepare(b: Ballot, from_slot: u64) -> Body {
+        Body::Prepare(Prepare {
+            ballot: Some(b),
+            from_slot,
+            transfer: false,
+        })
+    }
+
+    #[test]
+    fn lower_ballot_is_rejected_with_the_promise() {
+        let mut n = node(1, &[1, 2, 3]);
+        n.dispatch(3, prepare(Ballot::new(5, 3), 1)).expect("ok");
+        drain(&mut n);
+        n.dispatch(2, prepare(Ballot::new(4, 2), 1)).expect("ok");
+        let out = drain(&mut n);
+        let Some(Body::Reject(r)) = &out[0].body else {
+            panic!("{out:?}")
+        };
+        assert_eq!(r.promised, Some(Ballot::new(5, 3)));
+        assert_eq!(n.promised, Ballot::new(5, 3));
+        // A stale Accept is rejected the same way and stores nothing.
+        n.dispatch(
+            2,
+            accept(Ballot::new(4, 2), vec![entry(1, Ballot::new(4, 2), "x")], 0),
+        )
+        .expect("ok");
+        assert!(matches!(drain(&mut n)[0].body, Some(Body::Reject(_))));
+        assert!(n.log.get(1).is_none());
+    }
+
+    #[test]
+    fn duplicate_prepare_is_answered_again() {
+        let mut n = node(1, &[1, 2, 3]);
+        for _ in 0..2 {
+            n.dispatch(2, prepare(Ballot::new(3, 2), 1)).expect("ok");
+            let out = drain(&mut n);
+            assert!(matches!(out[0].body, Some(Body::Promise(_))), "{out:?}");
+        }
+        assert!(
+            n.hs_dirty,
+            "the promise must be persisted before the reply leaves"
+        );
+    }
+
+    #[test]
+    fn accept_stores_raises_promise_and_reports_prefix() {
+        let mut n = node(1, &[1, 2, 3]);
+        let b = Ballot::new(2, 2);
+        let entries = (1..=3).map(|s| entry(s, b, "v")).collect();
+        n.dispatch(2, accept(b, entries, 2)).expect("ok");
+        assert_eq!(n.promised, b);
+        assert_eq!(n.leader, Some(2));
+        assert_eq!(n.log.committed, 2);
+        let out = drain(&mut n);
+        let Some(Body::Accepted(a)) = &out[0].body else {
+            panic!("{out:?}")
+        };
+        assert_eq!((a.matched, a.last_slot), (3, 3));
+    }
+
+    #[test]
+    fn learning_rule_needs_the_leaders_ballot() {
+        // Slot 1 accepted in ballot 1.2; the leader of 2.3 says slot 1 is
+        // chosen. Our value may be an older one: do not decide it.
+        let mut n = node(1, &[1, 2, 3]);
+        let old = Ballot::new(1, 2);
+        n.dispatch(2, accept(old, vec![entry(1, old, "old")], 0))
+            .expect("ok");
+        let new = Ballot::new(2, 3);
+        n.dispatch(
+            3,
+            Body::Heartbeat(Heartbeat {
+                ballot: Some(new),
+                committed: 1,
+                seq: 1,
+            }),
+        )
+        .expect("ok");
+        assert_eq!(
+            n.log.committed, 0,
+            "decided a value accepted in a lower ballot"
+        );
+        // Once the value is accepted in the leader's ballot, it is decided.
+        n.dispatch(3, accept(new, vec![entry(1, new, "chosen")], 1))
+            .expect("ok");
+        assert_eq!(n.log.committed, 1);
+        assert_eq!(n.log.get(1).map(|e| e.data.clone()), Some("chosen".into()));
+    }
+
+    #[test]
+    fn gap_holds_back_the_prefix_and_the_window_bounds_memory() {
+        let mut cfg = Config::new(1, vec![1, 2, 3]);
+        cfg.max_inflight_slots = 10;
+        let mut n = node_with(cfg, MemStorage::new());
+        let b = Ballot::new(1, 2);
+        n.dispatch(2, accept(b, vec![entry(3, b, "c")], 3))
+            .expect("ok");
+        let out = drain(&mut n);
+        let Some(Body::Accepted(a)) = &out[0].body else {
+            panic!()
+        };
+        assert_eq!((a.matched, a.last_slot), (0, 3), "gap at 1..=2 reported");
+        assert_eq!(n.log.committed, 0, "never decide past a gap");
+        n.dispatch(2, accept(b, vec![entry(50, b, "far")], 3))
+            .expect("ok");
+        assert!(n.log.get(50).is_none(), "slot beyond the window was held");
+        n.dispatch(2, accept(b, vec![entry(1, b, "a"), entry(2, b, "b")], 3))
+            .expect("ok");
+        assert_eq!((n.accept_prefix, n.log.committed), (3, 3));
+    }
+
+    #[test]
+    fn stickiness_refuses_other_candidates_while_the_leader_is_alive() {
+        let mut n = node(1, &[1, 2, 3]);
+        let lb = Ballot::new(1, 2);
+        n.dispatch(2, accept(lb, vec![], 0)).expect("ok");
+        drain(&mut n);
+        let pre = |b| {
+            Body::PrePrepare(PrePrepare {
+                ballot: Some(b),
+                transfer: false,
+            })
+        };
+        n.dispatch(3, pre(Ballot::new(2, 3))).expect("ok");
+        let Some(Body::PrePrepareReply(r)) = &drain(&mut n)[0].body else {
+            panic!()
+        };
+        assert!(!r.granted, "granted a pre-vote while the leader is alive");
+        n.dispatch(3, prepare(Ballot::new(2, 3), 1)).expect("ok");
+        assert!(
+            drain(&mut n).is_empty(),
+            "promised while the leader is alive"
+        );
+        assert_eq!(n.promised, lb);
+        // A leadership transfer is exempt.
+        n.dispatch(
+            3,
+            Body::PrePrepare(PrePrepare {
+                ballot: Some(Ballot::new(2, 3)),
+                transfer: true,
+            }),
+        )
+        .expect("ok");
+        let Some(Body::PrePrepareReply(r)) = &drain(&mut n)[0].body else {
+            panic!()
+        };
+        assert!(r.granted);
+        // Once the leader is silent for election_ticks, the lease is gone.
+        for _ in 0..n.cfg.election_ticks {
+            n.timer.elapsed += 1;
+        }
+        n.dispatch(3, prepare(Ballot::new(2, 3), 1)).expect("ok");
+        assert!(matches!(drain(&mut n)[0].body, Some(Body::Promise(_))));
+        assert!(matches!(n.role, Role::Follower));
+        assert_eq!(n.leader, None);
+    }
+
+    #[test]
+    fn large_promise_is_split() {
+        let mut cfg = Config::new(1, vec![1, 2, 3]);
+        cfg.max_msg_entries = 3;
+        let mut n = node_with(cfg, MemStorage::new());
+        let b = Ballot::new(1, 2);
+        n.dispatch(2, accept(b, (1..=7).map(|s| entry(s, b, "v")).collect(), 0))
+            .expect("ok");
+        drain(&mut n);
+        n.timer.elapsed = n.cfg.election_ticks;
+        n.dispatch(3, prepare(Ballot::new(2, 3), 1)).expect("ok");
+        let Some(Body::Promise(p)) = &drain(&mut n)[0].body else {
+            panic!()
+        };
+        assert_eq!(p.entries.len(), 3);
+        assert_eq!(p.next_slot, 4);
+        n.dispatch(3, prepare(Ballot::new(2, 3), 7)).expect("ok");
+        let Some(Body::Promise(p)) = &drain(&mut n)[0].body else {
+            panic!()
+        };
+        assert_eq!((p.entries.len(), p.next_slot), (1, 0));
+    }
+}

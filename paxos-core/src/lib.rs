@@ -21,6 +21,8 @@ mod raw_node;
 mod rng;
 mod status;
 mod storage;
+#[cfg(test)]
+mod testutil;
 mod window;
 
 pub use config::{Config, MAX_VOTERS};

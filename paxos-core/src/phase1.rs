@@ -209,3 +209,120 @@ fn noop(slot: u64) -> Entry {
         data: bytes::Bytes::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::node::Role;
+    use crate::testutil::{drain, entry, make_candidate, node, settle_self};
+    use paxos_proto::{Ballot, Body, EntryKind, Promise};
+
+    fn promise(
+        b: Ballot,
+        entries: Vec<paxos_proto::Entry>,
+        committed: u64,
+        next_slot: u64,
+    ) -> Body {
+        Body::Promise(Promise {
+            ballot: Some(b),
+            from_slot: 1,
+            entries,
+            committed,
+            next_slot,
+        })
+    }
+
+    #[test]
+    fn adopts_chosen_then_highest_ballot_and_fills_gaps_with_noops() {
+        let mut n = node(1, &[1, 2, 3, 4, 5]);
+        let b = make_candidate(&mut n, &[2, 3]);
+        settle_self(&mut n); // our own promise (empty log)
+        let (lo, hi) = (Ballot::new(1, 2), Ballot::new(1, 3));
+        // Node 2: slot 1 chosen (its committed is 1), slot 3 at a low ballot.
+        n.dispatch(
+            2,
+            promise(b, vec![entry(1, lo, "one"), entry(3, lo, "low")], 1, 0),
+        )
+        .expect("ok");
+        assert!(
+            matches!(n.role, Role::Candidate(_)),
+            "two promises of five are no quorum"
+        );
+        // Node 3: slot 3 at a higher ballot, slot 5; slot 2 and 4 nobody has.
+        n.dispatch(
+            3,
+            promise(b, vec![entry(3, hi, "high"), entry(5, lo, "five")], 0, 0),
+        )
+        .expect("ok");
+        let Role::Leader(_) = &n.role else {
+            panic!("quorum of 3 promises should win")
+        };
+        let data = |s: u64| n.log.get(s).map(|e| (e.kind, e.data.clone(), e.ballot()));
+        assert_eq!(data(1), Some((EntryKind::Normal as i32, "one".into(), b)));
+        assert_eq!(
+            data(2).map(|d| d.0),
+            Some(EntryKind::Noop as i32),
+            "gap filled with a no-op"
+        );
+        assert_eq!(
+            data(3).map(|d| d.1),
+            Some("high".into()),
+            "highest ballot adopted"
+        );
+        assert_eq!(data(4).map(|d| d.0), Some(EntryKind::Noop as i32));
+        assert_eq!(data(5).map(|d| d.1), Some("five".into()));
+        assert_eq!(n.log.committed, 1, "reported-chosen slot adopted as chosen");
+        assert_eq!(n.log.last(), 5);
+    }
+
+    #[test]
+    fn split_promise_asks_for_the_rest_and_counts_only_when_complete() {
+        let mut n = node(1, &[1, 2, 3]);
+        let b = make_candidate(&mut n, &[2]);
+        settle_self(&mut n);
+        let lo = Ballot::new(1, 2);
+        n.dispatch(2, promise(b, vec![entry(1, lo, "a")], 0, 2))
+            .expect("ok");
+        assert!(
+            matches!(n.role, Role::Candidate(_)),
+            "an incomplete report is not a promise yet"
+        );
+        let out = drain(&mut n);
+        let Some(Body::Prepare(p)) = &out[0].body else {
+            panic!("{out:?}")
+        };
+        assert_eq!((out[0].to, p.from_slot, p.ballot), (2, 2, Some(b)));
+        n.dispatch(
+            2,
+            Body::Promise(Promise {
+                ballot: Some(b),
+                from_slot: 2,
+                entries: vec![entry(2, lo, "b")],
+                committed: 0,
+                next_slot: 0,
+            }),
+        )
+        .expect("ok");
+        assert!(matches!(n.role, Role::Leader(_)));
+        assert_eq!(n.log.last(), 2);
+    }
+
+    #[test]
+    fn stale_and_malformed_promises_are_not_counted() {
+        let mut n = node(1, &[1, 2, 3]);
+        let b = make_candidate(&mut n, &[2]);
+        settle_self(&mut n);
+        let old = Ballot::new(b.round - 1, 1);
+        n.dispatch(2, promise(old, vec![], 0, 0))
+            .expect("stale is ignored");
+        assert!(matches!(n.role, Role::Candidate(_)));
+        let lo = Ballot::new(1, 2);
+        let bad = promise(b, vec![entry(3, lo, "x"), entry(2, lo, "y")], 0, 0);
+        assert!(n.dispatch(2, bad).is_err());
+        let far = promise(b, vec![entry(u64::MAX / 2, lo, "x")], 0, 0);
+        assert!(
+            n.dispatch(2, far).is_err(),
+            "absurd slot would force unbounded no-ops"
+        );
+        assert!(matches!(n.role, Role::Candidate(_)));
+    }
+}
