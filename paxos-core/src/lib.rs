@@ -5,6 +5,90 @@
 //! durable, and which decided entries to apply, in slot order. There are no
 //! threads, clocks, sockets, disk or global randomness inside, so a whole
 //! cluster runs in one test thread and replays bit for bit.
+//!
+//! # The Ready loop
+//!
+//! A three-node cluster in memory, driven to agree on three commands:
+//!
+//! ```
+//! use paxos_core::{Config, MemStorage, RawNode, StateRole};
+//! use std::collections::{BTreeMap, VecDeque};
+//!
+//! let logger = slog::Logger::root(slog::Discard, slog::o!());
+//! let mut nodes = BTreeMap::new();
+//! let mut disks = BTreeMap::new();
+//! for id in 1..=3 {
+//!     let disk = MemStorage::new();
+//!     let cfg = Config { seed: 7, ..Config::new(id, vec![1, 2, 3]) };
+//!     nodes.insert(id, RawNode::new(&cfg, disk.clone(), &logger).unwrap());
+//!     disks.insert(id, disk);
+//! }
+//! let mut applied: BTreeMap<u64, Vec<bytes::Bytes>> = BTreeMap::new();
+//! let mut net = VecDeque::new();
+//! let mut drive = |nodes: &mut BTreeMap<u64, RawNode<MemStorage>>, net: &mut VecDeque<_>| {
+//!     loop {
+//!         for (id, node) in nodes.iter_mut() {
+//!             while node.has_ready() {
+//!                 let mut rd = node.ready();
+//!                 // 1. Persist first: the hard state and the entries.
+//!                 let mut disk = disks[id].wl();
+//!                 if let Some(hs) = rd.hard_state() {
+//!                     disk.set_hard_state(*hs);
+//!                 }
+//!                 disk.store_entries(rd.entries());
+//!                 drop(disk);
+//!                 // 2. Then send.
+//!                 net.extend(rd.take_messages());
+//!                 // 3. Apply decided entries, in order.
+//!                 for e in rd.take_committed_entries() {
+//!                     if !e.data.is_empty() {
+//!                         applied.entry(*id).or_default().push(e.data);
+//!                     }
+//!                 }
+//!                 // 4. Tell the node.
+//!                 node.advance(rd);
+//!             }
+//!         }
+//!         let Some(msg) = net.pop_front() else { break };
+//!         let to = msg.to;
+//!         nodes.get_mut(&to).unwrap().step(msg).unwrap();
+//!     }
+//! };
+//!
+//! // Time passes until someone's election timeout fires and it wins.
+//! while !nodes.values().any(|n| n.status().role == StateRole::Leader) {
+//!     for node in nodes.values_mut() {
+//!         node.tick();
+//!     }
+//!     drive(&mut nodes, &mut net);
+//! }
+//! let leader = *nodes.iter().find(|(_, n)| n.status().role == StateRole::Leader).unwrap().0;
+//! for cmd in ["x=1", "y=2", "x=3"] {
+//!     nodes.get_mut(&leader).unwrap().propose(cmd.as_bytes().to_vec()).unwrap();
+//! }
+//! drive(&mut nodes, &mut net);
+//! // Followers learn the decided watermark with the next heartbeat.
+//! for _ in 0..3 {
+//!     for node in nodes.values_mut() {
+//!         node.tick();
+//!     }
+//!     drive(&mut nodes, &mut net);
+//! }
+//! for id in 1..=3 {
+//!     assert_eq!(applied[&id], vec!["x=1", "y=2", "x=3"]);
+//! }
+//! ```
+//!
+//! # Safety rules
+//!
+//! The protocol follows DESIGN.md §3: ballots `(round, node)`; phase 1 once
+//! per leadership over every slot above the leader's decided watermark, with
+//! highest-ballot adoption and no-op gap filling; pipelined phase 2 in which a
+//! slot is chosen only by a quorum of acceptances in one ballot; followers
+//! decide a slot only when they accepted it in the leader's ballot; replies
+//! leave only after the state they depend on is durable (the `Ready`
+//! contract); pre-vote and leader leases keep a returning node from deposing a
+//! healthy leader.
 #![deny(missing_docs)]
 
 mod acceptor;
