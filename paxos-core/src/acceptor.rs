@@ -12,6 +12,9 @@ impl<S: Storage> Node<S> {
     /// one), it refuses to promise anyone else, so a partitioned or rejoining
     /// node cannot depose a healthy leader.
     pub(crate) fn lease_blocks(&self, candidate: u64) -> bool {
+        if planted!(self.cfg, IgnoreStickiness) {
+            return false;
+        }
         match self.role {
             Role::Leader(_) => true,
             _ => {
@@ -165,7 +168,7 @@ impl<S: Storage> Node<S> {
         while self
             .log
             .get(p + 1)
-            .is_some_and(|e| e.ballot() == self.promised)
+            .is_some_and(|e| e.ballot() == self.promised || planted!(self.cfg, CountAcrossBallots))
         {
             p += 1;
         }
@@ -177,7 +180,11 @@ impl<S: Storage> Node<S> {
     /// decided only if it was accepted in b here. `accept_prefix` is exactly
     /// the slots decided here or accepted in b, so the rule is a `min`.
     fn learn_committed(&mut self, c: u64) {
-        let decided = c.min(self.accept_prefix);
+        let decided = if planted!(self.cfg, ApplyPastGap) {
+            c.min(self.log.last())
+        } else {
+            c.min(self.accept_prefix)
+        };
         if decided > self.log.committed {
             self.log.committed = decided;
             self.hs_dirty = true;

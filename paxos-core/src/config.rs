@@ -48,6 +48,9 @@ pub struct Config {
     /// Forward proposals made at a follower to the leader it knows, instead
     /// of returning [`crate::Error::NotLeader`].
     pub forward_proposals: bool,
+    /// A protocol bug to plant on purpose (simulator self-test only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<crate::PlantedBug>,
 }
 
 impl Default for Config {
@@ -67,6 +70,8 @@ impl Default for Config {
             seed: 0,
             applied: 0,
             forward_proposals: false,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 }

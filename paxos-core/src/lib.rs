@@ -91,6 +91,10 @@
 //! healthy leader.
 #![deny(missing_docs)]
 
+// First: its macro is used by the modules below.
+#[macro_use]
+mod planted;
+
 mod acceptor;
 mod config;
 mod election;
@@ -114,6 +118,8 @@ pub use errors::{ConfigError, DropReason, Error, Result, StorageError};
 pub use leader::Proposed;
 pub use node::StateRole;
 pub use paxos_proto as proto;
+#[cfg(feature = "planted-bugs")]
+pub use planted::PlantedBug;
 pub use progress::ProgressState;
 pub use raw_node::{RawNode, Ready};
 pub use status::{PeerProgress, Status};

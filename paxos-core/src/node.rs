@@ -216,7 +216,9 @@ impl<S: Storage> Node<S> {
             self.promised = b;
             self.hs_dirty = true;
             // Nothing is accepted in the new ballot yet.
-            self.accept_prefix = self.log.committed;
+            if !planted!(self.cfg, CountAcrossBallots) {
+                self.accept_prefix = self.log.committed;
+            }
             self.observe_round(b.round);
         }
     }

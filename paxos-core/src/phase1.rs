@@ -49,7 +49,7 @@ impl Phase1 {
 
     /// A chosen report always wins (any report of a chosen slot carries the
     /// chosen value); otherwise the highest accepted ballot wins.
-    fn merge(&mut self, entry: Entry, chosen: bool) {
+    fn merge(&mut self, entry: Entry, chosen: bool, keep_first: bool) {
         match self.reports.entry(entry.slot) {
             MapEntry::Vacant(v) => {
                 v.insert(Report { entry, chosen });
@@ -61,7 +61,7 @@ impl Phase1 {
                     "two chosen values reported for slot {}",
                     entry.slot
                 );
-                if !cur.chosen && (chosen || entry.ballot() > cur.entry.ballot()) {
+                if !keep_first && !cur.chosen && (chosen || entry.ballot() > cur.entry.ballot()) {
                     o.insert(Report { entry, chosen });
                 }
             }
@@ -97,10 +97,11 @@ impl<S: Storage> Node<S> {
             ));
         }
         let from_slot = ph.from_slot;
+        let keep_first = planted!(self.cfg, SkipHighestBallotAdoption);
         for e in p.entries {
             if e.slot >= from_slot {
                 let chosen = e.slot <= p.committed;
-                ph.merge(e, chosen);
+                ph.merge(e, chosen, keep_first);
             }
         }
         match ph.peer_committed.iter_mut().find(|(id, _)| *id == from) {
@@ -126,7 +127,7 @@ impl<S: Storage> Node<S> {
         if !ph.complete.contains(&from) {
             ph.complete.push(from);
         }
-        if ph.complete.len() >= quorum {
+        if ph.complete.len() >= quorum || planted!(self.cfg, LeadWithoutQuorum) {
             self.become_leader();
         }
         Ok(())

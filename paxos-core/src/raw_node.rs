@@ -95,6 +95,8 @@ pub struct RawNode<S: Storage> {
     /// Last decided slot the host confirmed applied (by `advance`).
     applied: u64,
     outstanding: VecDeque<Outstanding>,
+    /// The promise restored at start (only a planted bug reads it).
+    restored_promised: paxos_proto::Ballot,
 }
 
 impl<S: Storage> RawNode<S> {
@@ -105,6 +107,7 @@ impl<S: Storage> RawNode<S> {
         let logger = logger.new(slog::o!("node" => config.id));
         let node = Node::new(config, storage, logger)?;
         Ok(RawNode {
+            restored_promised: node.promised,
             node,
             next_ready: 1,
             handed: config.applied,
@@ -151,7 +154,11 @@ impl<S: Storage> RawNode<S> {
         let n = &mut self.node;
         n.flush();
         let hard_state = if std::mem::take(&mut n.hs_dirty) {
-            Some(n.hard_state())
+            let mut hs = n.hard_state();
+            if planted!(n.cfg, ReplyBeforePersist) {
+                hs.promised = Some(self.restored_promised);
+            }
+            Some(hs)
         } else {
             None
         };
@@ -209,7 +216,7 @@ impl<S: Storage> RawNode<S> {
             .enumerate()
             .take_while(|(i, e)| e.slot == self.handed + 1 + *i as u64)
             .count();
-        if contiguous < entries.len() {
+        if contiguous < entries.len() && !planted!(n.cfg, ApplyPastGap) {
             slog::error!(n.logger, "hole in decided log"; "slot" => self.handed + 1 + contiguous as u64);
             debug_assert!(
                 false,

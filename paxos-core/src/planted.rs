@@ -1,0 +1,53 @@
+//! Deliberate protocol bugs, for proving that the simulator catches them.
+//!
+//! Compiled only with the `planted-bugs` feature; without it `planted!`
+//! expands to `false` and every planted branch is dead code.
+
+/// A protocol rule to break on purpose.
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PlantedBug {
+    /// Acceptors report slots accepted in earlier ballots as accepted in the
+    /// current one, so leaders count acceptances across ballots.
+    CountAcrossBallots,
+    /// The promise is not persisted before the replies that depend on it.
+    ReplyBeforePersist,
+    /// Phase 1 keeps the first value reported for a slot, not the one
+    /// accepted in the highest ballot.
+    SkipHighestBallotAdoption,
+    /// Followers decide up to the leader's watermark even over holes and
+    /// stale values, and decided entries are handed out past gaps.
+    ApplyPastGap,
+    /// A candidate leads after its own promise, without a quorum.
+    LeadWithoutQuorum,
+    /// The leader decides a slot as soon as any one acceptor accepted it.
+    CommitWithoutQuorum,
+    /// Acceptors promise to candidates while they still hear from a live leader.
+    IgnoreStickiness,
+}
+
+#[cfg(feature = "planted-bugs")]
+impl PlantedBug {
+    /// Every planted bug.
+    pub const ALL: [PlantedBug; 7] = [
+        PlantedBug::CountAcrossBallots,
+        PlantedBug::ReplyBeforePersist,
+        PlantedBug::SkipHighestBallotAdoption,
+        PlantedBug::ApplyPastGap,
+        PlantedBug::LeadWithoutQuorum,
+        PlantedBug::CommitWithoutQuorum,
+        PlantedBug::IgnoreStickiness,
+    ];
+}
+
+/// `planted!(cfg, Bug)`: whether `cfg` (a `Config`) plants `Bug`. Always
+/// `false` without the `planted-bugs` feature.
+macro_rules! planted {
+    ($cfg:expr, $bug:ident) => {{
+        #[cfg(feature = "planted-bugs")]
+        let on = $cfg.planted_bug == Some($crate::PlantedBug::$bug);
+        #[cfg(not(feature = "planted-bugs"))]
+        let on = false;
+        on
+    }};
+}
