@@ -135,7 +135,8 @@ impl<S: Storage> Node<S> {
         self.reset_election_timer();
         let from_slot = self.log.committed + 1;
         slog::info!(self.logger, "starting phase 1"; "ballot" => %ballot, "from_slot" => from_slot);
-        self.role = Role::Candidate(Phase1::new(ballot, from_slot, transfer));
+        let phase1 = Phase1::new(ballot, from_slot, transfer, &self.members.voters);
+        self.role = Role::Candidate(phase1);
         let voters: Vec<u64> = self
             .members
             .voters

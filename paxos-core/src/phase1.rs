@@ -33,11 +33,16 @@ pub(crate) struct Phase1 {
     reports: BTreeMap<u64, Report>,
     /// Each promiser's committed watermark: where its progress starts.
     peer_committed: Vec<(u64, u64)>,
+    /// Per voter, the `from_slot` of the last Prepare sent to it. Only the
+    /// Promise answering it counts: a duplicated chunk must not ask for the
+    /// next chunk again, or duplicates multiply with every round trip.
+    asked: Vec<(u64, u64)>,
 }
 
 impl Phase1 {
-    pub(crate) fn new(ballot: Ballot, from_slot: u64, transfer: bool) -> Self {
+    pub(crate) fn new(ballot: Ballot, from_slot: u64, transfer: bool, voters: &[u64]) -> Self {
         Phase1 {
+            asked: voters.iter().map(|&v| (v, from_slot)).collect(),
             ballot,
             from_slot,
             transfer,
@@ -48,24 +53,28 @@ impl Phase1 {
     }
 
     /// A chosen report always wins (any report of a chosen slot carries the
-    /// chosen value); otherwise the highest accepted ballot wins.
-    fn merge(&mut self, entry: Entry, chosen: bool, keep_first: bool) {
+    /// chosen value); otherwise the highest accepted ballot wins. Returns
+    /// false when two reports claim different chosen values: a peer is
+    /// broken, and the first claim is kept.
+    fn merge(&mut self, entry: Entry, chosen: bool, keep_first: bool) -> bool {
         match self.reports.entry(entry.slot) {
             MapEntry::Vacant(v) => {
                 v.insert(Report { entry, chosen });
             }
             MapEntry::Occupied(mut o) => {
                 let cur = o.get();
-                debug_assert!(
-                    !(cur.chosen && chosen) || cur.entry.data == entry.data,
-                    "two chosen values reported for slot {}",
-                    entry.slot
-                );
+                if cur.chosen
+                    && chosen
+                    && (cur.entry.kind, &cur.entry.data) != (entry.kind, &entry.data)
+                {
+                    return false;
+                }
                 if !keep_first && !cur.chosen && (chosen || entry.ballot() > cur.entry.ballot()) {
                     o.insert(Report { entry, chosen });
                 }
             }
         }
+        true
     }
 }
 
@@ -79,6 +88,12 @@ impl<S: Storage> Node<S> {
         };
         if p.ballot != Some(ph.ballot) || !is_voter {
             return Ok(()); // stale, or not ours to count
+        }
+        let Some(asked) = ph.asked.iter().position(|(v, _)| *v == from) else {
+            return Ok(());
+        };
+        if p.from_slot != ph.asked[asked].1 {
+            return Ok(()); // a duplicate or an answer to an older request
         }
         // Validate the whole report before using any of it.
         let limit = p
@@ -101,7 +116,11 @@ impl<S: Storage> Node<S> {
         for e in p.entries {
             if e.slot >= from_slot {
                 let chosen = e.slot <= p.committed;
-                ph.merge(e, chosen, keep_first);
+                let slot = e.slot;
+                if !ph.merge(e, chosen, keep_first) {
+                    slog::error!(self.logger, "peers report different chosen values";
+                        "slot" => slot, "from" => from);
+                }
             }
         }
         match ph.peer_committed.iter_mut().find(|(id, _)| *id == from) {
@@ -110,6 +129,7 @@ impl<S: Storage> Node<S> {
         }
         if p.next_slot != 0 {
             // The report was split: ask for the rest, same ballot.
+            ph.asked[asked].1 = p.next_slot;
             let (ballot, transfer) = (ph.ballot, ph.transfer);
             if from == self.id {
                 return self.on_prepare(self.id, ballot, p.next_slot, transfer);
@@ -325,5 +345,38 @@ mod tests {
             "absurd slot would force unbounded no-ops"
         );
         assert!(matches!(n.role, Role::Candidate(_)));
+    }
+
+    /// Regression (simulator seed 88): a duplicated split Promise asked for
+    /// the next chunk once per copy, and the copies multiplied each round
+    /// trip until the run drowned in messages.
+    #[test]
+    fn duplicated_promise_chunks_ask_for_the_rest_once() {
+        let mut n = node(1, &[1, 2, 3]);
+        let b = make_candidate(&mut n, &[2]);
+        settle_self(&mut n);
+        let lo = Ballot::new(1, 2);
+        for _ in 0..3 {
+            n.dispatch(2, promise(b, vec![entry(1, lo, "a")], 0, 2))
+                .expect("ok");
+        }
+        let asks = drain(&mut n)
+            .into_iter()
+            .filter(|m| matches!(m.body, Some(Body::Prepare(_))))
+            .count();
+        assert_eq!(
+            asks, 1,
+            "one continuation request, however many copies arrive"
+        );
+        // A late copy of the first chunk after the last one does not count either.
+        let last = Body::Promise(Promise {
+            ballot: Some(b),
+            from_slot: 2,
+            entries: vec![],
+            committed: 0,
+            next_slot: 0,
+        });
+        n.dispatch(2, last).expect("ok");
+        assert!(matches!(n.role, Role::Leader(_)));
     }
 }

@@ -95,6 +95,10 @@ pub struct RawNode<S: Storage> {
     /// Last decided slot the host confirmed applied (by `advance`).
     applied: u64,
     outstanding: VecDeque<Outstanding>,
+    /// Set when decided entries after `handed` could not be read (a storage
+    /// error): `has_ready` stops reporting them until the node is driven
+    /// again, so a host's `while has_ready()` loop cannot spin.
+    apply_stalled: bool,
     /// The promise restored at start (only a planted bug reads it).
     restored_promised: paxos_proto::Ballot,
 }
@@ -107,6 +111,7 @@ impl<S: Storage> RawNode<S> {
         let logger = logger.new(slog::o!("node" => config.id));
         let node = Node::new(config, storage, logger)?;
         Ok(RawNode {
+            apply_stalled: false,
             restored_promised: node.promised,
             node,
             next_ready: 1,
@@ -118,12 +123,14 @@ impl<S: Storage> RawNode<S> {
 
     /// Advances logical time by one tick (heartbeats, election timeouts).
     pub fn tick(&mut self) {
+        self.apply_stalled = false;
         self.node.tick();
     }
 
     /// Handles a message from a peer. Bad messages return a typed error and
     /// change nothing.
     pub fn step(&mut self, msg: Message) -> Result<()> {
+        self.apply_stalled = false;
         self.node.step(msg)
     }
 
@@ -146,7 +153,7 @@ impl<S: Storage> RawNode<S> {
             || n.log.has_unstable()
             || !n.msgs.is_empty()
             || n.needs_flush()
-            || n.log.committed > self.handed
+            || (n.log.committed > self.handed && !self.apply_stalled)
     }
 
     /// Collects what to persist, send and apply since the last `Ready`.
@@ -206,6 +213,7 @@ impl<S: Storage> RawNode<S> {
             Ok((entries, _)) => entries,
             Err(e) => {
                 slog::warn!(n.logger, "cannot read decided entries"; "error" => %e);
+                self.apply_stalled = true;
                 return Vec::new();
             }
         };
@@ -225,8 +233,9 @@ impl<S: Storage> RawNode<S> {
             );
             entries.truncate(contiguous);
         }
-        if let Some(e) = entries.last() {
-            self.handed = e.slot;
+        match entries.last() {
+            Some(e) => self.handed = e.slot,
+            None => self.apply_stalled = true,
         }
         entries
     }

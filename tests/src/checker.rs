@@ -1,0 +1,201 @@
+//! Invariants checked after every step, from an observer's view that sees
+//! every persisted write, every message and every apply.
+
+use crate::kv::Command;
+use paxos_core::proto::{Ballot, Body, Entry, EntryKind, HardState, Message};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A value as the checker compares it.
+type Value = (i32, bytes::Bytes);
+
+/// The invariants of DESIGN §5, and what they saw.
+#[derive(Debug, Default)]
+pub struct Checker {
+    quorum: usize,
+    /// Per (slot, ballot): the value and the nodes that durably accepted it.
+    accepted: BTreeMap<(u64, Ballot), (Value, BTreeSet<u64>)>,
+    /// Per slot: the value chosen (accepted by a quorum in one ballot).
+    chosen: BTreeMap<u64, Value>,
+    /// Every command proposed to some node.
+    proposed: BTreeMap<(u64, u64), bytes::Bytes>,
+    /// Per node: last slot applied since its last restart.
+    applied: BTreeMap<u64, u64>,
+    /// Per node: the highest promise persisted.
+    persisted_promise: BTreeMap<u64, Ballot>,
+    /// Per node: the highest promise its messages ever vouched for.
+    exposed_promise: BTreeMap<u64, Ballot>,
+    /// Per ballot: the node that led in it.
+    leaders: BTreeMap<Ballot, u64>,
+    /// Violations, in the order found.
+    pub violations: Vec<String>,
+}
+
+impl Checker {
+    /// A checker for a cluster with `voters` voters.
+    pub fn new(voters: usize) -> Self {
+        Checker {
+            quorum: voters / 2 + 1,
+            ..Checker::default()
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        self.violations.push(what);
+    }
+
+    /// Slots chosen so far.
+    pub fn chosen_count(&self) -> u64 {
+        self.chosen.len() as u64
+    }
+
+    /// The value chosen in `slot`, if any.
+    pub fn chosen(&self, slot: u64) -> Option<&Value> {
+        self.chosen.get(&slot)
+    }
+
+    /// A node persisted a hard state and entries (one `Ready`).
+    pub fn on_persist(&mut self, node: u64, hs: Option<&HardState>, entries: &[Entry]) {
+        if let Some(hs) = hs {
+            let prev = self
+                .persisted_promise
+                .get(&node)
+                .copied()
+                .unwrap_or(Ballot::ZERO);
+            if hs.promised() < prev {
+                self.violation(format!(
+                    "node {node} persisted promise {} below {prev}",
+                    hs.promised()
+                ));
+            }
+            self.persisted_promise.insert(node, hs.promised().max(prev));
+        }
+        for e in entries {
+            let value = (e.kind, e.data.clone());
+            let ballot = e.ballot();
+            let rec = self
+                .accepted
+                .entry((e.slot, ballot))
+                .or_insert_with(|| (value.clone(), BTreeSet::new()));
+            if rec.0 != value {
+                let msg = format!("slot {} got two values in ballot {ballot}", e.slot);
+                self.violation(msg);
+                continue;
+            }
+            rec.1.insert(node);
+            if rec.1.len() >= self.quorum {
+                match self.chosen.get(&e.slot) {
+                    None => {
+                        self.chosen.insert(e.slot, value);
+                    }
+                    Some(v) if *v != value => {
+                        let msg = format!(
+                            "slot {} chosen twice: {:?} then {:?} (ballot {ballot})",
+                            e.slot, v.1, value.1
+                        );
+                        self.violation(msg);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+
+    /// A client command was handed to a node for proposal.
+    pub fn on_propose(&mut self, cmd: &Command, data: &bytes::Bytes) {
+        self.proposed.insert((cmd.client, cmd.seq), data.clone());
+    }
+
+    /// A node sent a message: every ballot a message vouches for is a
+    /// promise its sender made (pre-votes excepted).
+    pub fn on_send(&mut self, m: &Message) {
+        let vouched = match &m.body {
+            Some(Body::Prepare(p)) => p.ballot,
+            Some(Body::Promise(p)) => p.ballot,
+            Some(Body::Accept(a)) => a.ballot,
+            Some(Body::Accepted(a)) => a.ballot,
+            Some(Body::Heartbeat(h)) => h.ballot,
+            Some(Body::HeartbeatReply(h)) => h.ballot,
+            Some(Body::Reject(r)) => r.promised,
+            Some(Body::PrePrepareReply(r)) => r.promised,
+            _ => None,
+        };
+        if let Some(b) = vouched {
+            let e = self.exposed_promise.entry(m.from).or_insert(Ballot::ZERO);
+            *e = (*e).max(b);
+        }
+    }
+
+    /// A node (re)started with this promise: it must cover every promise its
+    /// messages ever revealed (replies leave only after persisting).
+    pub fn on_start(&mut self, node: u64, promised: Ballot) {
+        self.applied.insert(node, 0);
+        let exposed = self
+            .exposed_promise
+            .get(&node)
+            .copied()
+            .unwrap_or(Ballot::ZERO);
+        if promised < exposed {
+            self.violation(format!(
+                "node {node} restarted with promise {promised} below {exposed} it had acted on"
+            ));
+        }
+    }
+
+    /// A node applied a decided entry.
+    pub fn on_apply(&mut self, node: u64, e: &Entry) {
+        let last = self.applied.get(&node).copied().unwrap_or(0);
+        if e.slot != last + 1 {
+            self.violation(format!("node {node} applied slot {} after {last}", e.slot));
+        }
+        self.applied.insert(node, e.slot);
+        let value = (e.kind, e.data.clone());
+        match self.chosen.get(&e.slot) {
+            Some(v) if *v == value => {}
+            Some(v) => {
+                let msg = format!(
+                    "node {node} applied {:?} at slot {} where {:?} was chosen",
+                    value.1, e.slot, v.1
+                );
+                self.violation(msg);
+            }
+            None => self.violation(format!(
+                "node {node} applied slot {} before it was chosen",
+                e.slot
+            )),
+        }
+        if e.kind == EntryKind::Normal as i32 {
+            let known = Command::decode(&e.data)
+                .and_then(|c| self.proposed.get(&(c.client, c.seq)))
+                .is_some_and(|d| *d == e.data);
+            if !known {
+                self.violation(format!(
+                    "node {node} applied slot {} holding a value no client proposed",
+                    e.slot
+                ));
+            }
+        }
+    }
+
+    /// A node reported itself leader in `ballot`.
+    pub fn on_leader(&mut self, node: u64, ballot: Ballot) {
+        if ballot.node != node {
+            self.violation(format!(
+                "node {node} leads in ballot {ballot} of another node"
+            ));
+        }
+        match self.leaders.get(&ballot) {
+            Some(&other) if other != node => {
+                self.violation(format!("two leaders ({other}, {node}) in ballot {ballot}"));
+            }
+            Some(_) => {}
+            None => {
+                self.leaders.insert(ballot, node);
+            }
+        }
+    }
+
+    /// Elections won during the run.
+    pub fn leadership_count(&self) -> usize {
+        self.leaders.len()
+    }
+}

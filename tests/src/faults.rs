@@ -1,0 +1,301 @@
+//! What can go wrong in a run: the fault mix (swarm testing picks one per
+//! seed) and fault schedules, random or scripted.
+
+use crate::rng::Rng;
+use std::fmt;
+
+/// Which faults a run injects, and how hard. Each seed draws its own mix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultMix {
+    /// Chance that a message is dropped (0–0.3).
+    pub drop: f64,
+    /// Chance that a message is delivered twice (0–0.5).
+    pub duplicate: f64,
+    /// Message delay bounds, in time units (a tick is 100 units).
+    pub min_delay: u64,
+    /// Upper delay bound; a wide range reorders messages.
+    pub max_delay: u64,
+    /// Chance of a delay ten times the maximum (a long tail).
+    pub tail: f64,
+    /// Partitions of every kind (symmetric, one-way, isolate-one, partial).
+    pub partitions: bool,
+    /// Temporary clogging of single links.
+    pub clogs: bool,
+    /// Node crashes between events.
+    pub crashes: bool,
+    /// Crashes inside the Ready cycle (between persist, send, apply, advance).
+    pub ready_crashes: bool,
+    /// Per-node tick skew: some clocks run up to 40 % slower or 30 % faster.
+    pub skew: bool,
+    /// Concurrent clients.
+    pub clients: u64,
+    /// Keys the clients use.
+    pub keys: u64,
+    /// Mean ticks between fault actions.
+    pub chaos_every: u64,
+}
+
+impl FaultMix {
+    /// No faults at all: a healthy network.
+    pub fn calm() -> Self {
+        FaultMix {
+            drop: 0.0,
+            duplicate: 0.0,
+            min_delay: 5,
+            max_delay: 20,
+            tail: 0.0,
+            partitions: false,
+            clogs: false,
+            crashes: false,
+            ready_crashes: false,
+            skew: false,
+            clients: 3,
+            keys: 3,
+            chaos_every: 0,
+        }
+    }
+
+    /// A random mix with every kind of fault possible (swarm testing: each
+    /// seed switches each fault on or off, and draws its intensity).
+    pub fn swarm(rng: &mut Rng) -> Self {
+        let on = |rng: &mut Rng| rng.chance(0.6);
+        let max_delay = rng.pick(&[10, 30, 80, 200]);
+        FaultMix {
+            drop: if on(rng) { rng.unit() * 0.3 } else { 0.0 },
+            duplicate: if on(rng) { rng.unit() * 0.5 } else { 0.0 },
+            min_delay: rng.range(1, 10),
+            max_delay,
+            tail: if on(rng) { rng.unit() * 0.05 } else { 0.0 },
+            partitions: on(rng),
+            clogs: on(rng),
+            crashes: on(rng),
+            ready_crashes: on(rng),
+            skew: on(rng),
+            clients: rng.range(1, 5),
+            keys: rng.range(1, 4),
+            chaos_every: rng.range(5, 60),
+        }
+    }
+}
+
+/// One fault action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Crash a node; it restarts from its storage after `down` ticks.
+    Crash {
+        /// The node.
+        node: u64,
+        /// Ticks it stays down.
+        down: u64,
+    },
+    /// Cut a node off from everyone, both ways.
+    Isolate(u64),
+    /// Cut the nodes in `mask` (bit i = node i+1) off from the rest, both ways.
+    Split(u64),
+    /// Cut one direction only: messages from `from` to `to` are lost.
+    OneWay {
+        /// Sender side.
+        from: u64,
+        /// Receiver side.
+        to: u64,
+    },
+    /// Partial connectivity: only the link a–b is down (both ways).
+    CutPair(u64, u64),
+    /// Messages on a–>b wait `ticks` before delivery.
+    Clog {
+        /// Sender.
+        from: u64,
+        /// Receiver.
+        to: u64,
+        /// How long.
+        ticks: u64,
+    },
+    /// Restore every link.
+    Heal,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Fault::Crash { node, down } => write!(f, "crash{node}/{down}"),
+            Fault::Isolate(n) => write!(f, "isolate{n}"),
+            Fault::Split(mask) => write!(f, "split{mask:x}"),
+            Fault::OneWay { from, to } => write!(f, "oneway{from}>{to}"),
+            Fault::CutPair(a, b) => write!(f, "cut{a}-{b}"),
+            Fault::Clog { from, to, ticks } => write!(f, "clog{from}>{to}/{ticks}"),
+            Fault::Heal => write!(f, "heal"),
+        }
+    }
+}
+
+impl Fault {
+    /// Draws a random fault allowed by `mix` for a cluster of `nodes`.
+    pub fn random(rng: &mut Rng, mix: &FaultMix, nodes: u64) -> Option<Fault> {
+        let mut kinds: Vec<u8> = Vec::new();
+        if mix.partitions {
+            kinds.extend([0, 1, 2, 3, 4, 4]);
+        }
+        if mix.clogs {
+            kinds.push(5);
+        }
+        if mix.crashes {
+            kinds.extend([6, 6]);
+        }
+        if kinds.is_empty() {
+            return None;
+        }
+        let node = |rng: &mut Rng| rng.range(1, nodes);
+        let pair = |rng: &mut Rng| {
+            let a = rng.range(1, nodes);
+            let b = (a + rng.range(0, nodes - 2)) % nodes + 1;
+            (a, b)
+        };
+        Some(match rng.pick(&kinds) {
+            0 => Fault::Isolate(node(rng)),
+            1 => Fault::Split(rng.range(1, (1 << nodes) - 2)),
+            2 => {
+                let (from, to) = pair(rng);
+                Fault::OneWay { from, to }
+            }
+            3 => {
+                let (a, b) = pair(rng);
+                Fault::CutPair(a, b)
+            }
+            4 => Fault::Heal,
+            5 => {
+                let (from, to) = pair(rng);
+                Fault::Clog {
+                    from,
+                    to,
+                    ticks: rng.range(1, 30),
+                }
+            }
+            _ => Fault::Crash {
+                node: node(rng),
+                down: rng.range(1, 60),
+            },
+        })
+    }
+
+    /// Parses one fault as `Display` writes it.
+    pub fn parse(s: &str) -> Result<Fault, String> {
+        let bad = || format!("bad fault {s:?}");
+        let num = |t: &str| t.parse::<u64>().map_err(|_| bad());
+        let two = |t: &str, sep: char| -> Result<(u64, u64), String> {
+            let (a, b) = t.split_once(sep).ok_or_else(bad)?;
+            Ok((num(a)?, num(b)?))
+        };
+        if s == "heal" {
+            Ok(Fault::Heal)
+        } else if let Some(t) = s.strip_prefix("crash") {
+            let (node, down) = two(t, '/')?;
+            Ok(Fault::Crash { node, down })
+        } else if let Some(t) = s.strip_prefix("isolate") {
+            Ok(Fault::Isolate(num(t)?))
+        } else if let Some(t) = s.strip_prefix("split") {
+            Ok(Fault::Split(u64::from_str_radix(t, 16).map_err(|_| bad())?))
+        } else if let Some(t) = s.strip_prefix("oneway") {
+            let (from, to) = two(t, '>')?;
+            Ok(Fault::OneWay { from, to })
+        } else if let Some(t) = s.strip_prefix("cut") {
+            let (a, b) = two(t, '-')?;
+            Ok(Fault::CutPair(a, b))
+        } else if let Some(t) = s.strip_prefix("clog") {
+            let (link, ticks) = t.split_once('/').ok_or_else(bad)?;
+            let (from, to) = two(link, '>')?;
+            Ok(Fault::Clog {
+                from,
+                to,
+                ticks: num(ticks)?,
+            })
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// Faults at given ticks: `"50:crash2/10,80:heal"`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schedule(pub Vec<(u64, Fault)>);
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (tick, fault)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{tick}:{fault}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Schedule {
+    /// Parses a schedule as `Display` writes it.
+    pub fn parse(s: &str) -> Result<Schedule, String> {
+        let mut out = Vec::new();
+        for item in s.split(',').filter(|t| !t.is_empty()) {
+            let (tick, fault) = item
+                .split_once(':')
+                .ok_or_else(|| format!("bad item {item:?}"))?;
+            let tick = tick.parse().map_err(|_| format!("bad tick in {item:?}"))?;
+            out.push((tick, Fault::parse(fault)?));
+        }
+        out.sort_by_key(|(t, _)| *t);
+        Ok(Schedule(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_round_trip() {
+        let s = Schedule(vec![
+            (1, Fault::Crash { node: 2, down: 9 }),
+            (3, Fault::Isolate(1)),
+            (4, Fault::Split(0b101)),
+            (5, Fault::OneWay { from: 1, to: 3 }),
+            (6, Fault::CutPair(1, 3)),
+            (
+                7,
+                Fault::Clog {
+                    from: 2,
+                    to: 1,
+                    ticks: 4,
+                },
+            ),
+            (8, Fault::Heal),
+        ]);
+        assert_eq!(Schedule::parse(&s.to_string()), Ok(s));
+        assert!(Schedule::parse("x:heal").is_err());
+        assert!(Schedule::parse("3:explode").is_err());
+    }
+
+    #[test]
+    fn random_faults_respect_the_mix_and_cluster() {
+        let mut rng = Rng::new(1);
+        assert_eq!(Fault::random(&mut rng, &FaultMix::calm(), 3), None);
+        let mix = FaultMix {
+            partitions: true,
+            clogs: true,
+            crashes: true,
+            ..FaultMix::calm()
+        };
+        for _ in 0..1000 {
+            match Fault::random(&mut rng, &mix, 3).expect("some fault") {
+                Fault::Crash { node, .. } | Fault::Isolate(node) => {
+                    assert!((1..=3).contains(&node))
+                }
+                Fault::OneWay { from: a, to: b }
+                | Fault::CutPair(a, b)
+                | Fault::Clog { from: a, to: b, .. } => {
+                    assert!(a != b && (1..=3).contains(&a) && (1..=3).contains(&b));
+                }
+                Fault::Split(mask) => assert!(mask > 0 && mask < 0b111),
+                Fault::Heal => {}
+            }
+        }
+    }
+}

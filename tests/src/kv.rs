@@ -1,0 +1,159 @@
+//! The replicated state machine the simulator runs on every node: a small
+//! key-value map with exactly-once client sessions.
+
+use crate::linearizability::{Op, Ret};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::collections::BTreeMap;
+
+/// A client command: who sent it, its sequence number, and the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The client.
+    pub client: u64,
+    /// Increases by one per operation of that client; retries reuse it.
+    pub seq: u64,
+    /// What to do.
+    pub op: Op,
+}
+
+const ENCODED_LEN: usize = 33;
+
+impl Command {
+    /// The command's bytes, as proposed.
+    pub fn encode(&self) -> Bytes {
+        let (tag, key, value) = match self.op {
+            Op::Put { key, value } => (1u8, key, value),
+            Op::Get { key } => (2, key, 0),
+            Op::Delete { key } => (3, key, 0),
+        };
+        let mut b = BytesMut::with_capacity(ENCODED_LEN);
+        b.put_u64(self.client);
+        b.put_u64(self.seq);
+        b.put_u8(tag);
+        b.put_u64(key);
+        b.put_u64(value);
+        b.freeze()
+    }
+
+    /// Parses a command; `None` for anything else.
+    pub fn decode(data: &[u8]) -> Option<Command> {
+        if data.len() != ENCODED_LEN {
+            return None;
+        }
+        let word = |i: usize| u64::from_be_bytes(data[i..i + 8].try_into().unwrap_or_default());
+        let (key, value) = (word(17), word(25));
+        let op = match data[16] {
+            1 => Op::Put { key, value },
+            2 => Op::Get { key },
+            3 => Op::Delete { key },
+            _ => return None,
+        };
+        Some(Command {
+            client: word(0),
+            seq: word(8),
+            op,
+        })
+    }
+}
+
+/// The key-value state of one replica.
+#[derive(Clone, Debug, Default)]
+pub struct KvState {
+    map: BTreeMap<u64, u64>,
+    /// Per client: the last sequence applied and its result (exactly-once).
+    sessions: BTreeMap<u64, (u64, Ret)>,
+}
+
+impl KvState {
+    /// Applies a command; a retried command returns its first result and
+    /// changes nothing. `None` for a stale duplicate of an older command.
+    pub fn apply(&mut self, cmd: &Command) -> Option<Ret> {
+        if let Some(&(seq, ret)) = self.sessions.get(&cmd.client) {
+            if cmd.seq == seq {
+                return Some(ret);
+            }
+            if cmd.seq < seq {
+                return None;
+            }
+        }
+        let ret = match cmd.op {
+            Op::Put { key, value } => {
+                self.map.insert(key, value);
+                Ret::Ok
+            }
+            Op::Get { key } => Ret::Value(self.map.get(&key).copied()),
+            Op::Delete { key } => {
+                self.map.remove(&key);
+                Ret::Ok
+            }
+        };
+        self.sessions.insert(cmd.client, (cmd.seq, ret));
+        Some(ret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_and_garbage_is_rejected() {
+        for op in [
+            Op::Put { key: 3, value: 9 },
+            Op::Get { key: 1 },
+            Op::Delete { key: 2 },
+        ] {
+            let c = Command {
+                client: 7,
+                seq: 11,
+                op,
+            };
+            assert_eq!(Command::decode(&c.encode()), Some(c));
+        }
+        assert_eq!(Command::decode(b"nope"), None);
+        let mut bad = Command {
+            client: 1,
+            seq: 1,
+            op: Op::Get { key: 1 },
+        }
+        .encode()
+        .to_vec();
+        bad[16] = 9;
+        assert_eq!(Command::decode(&bad), None);
+    }
+
+    #[test]
+    fn retries_apply_once() {
+        let mut kv = KvState::default();
+        let put = Command {
+            client: 1,
+            seq: 1,
+            op: Op::Put { key: 1, value: 5 },
+        };
+        assert_eq!(kv.apply(&put), Some(Ret::Ok));
+        let get = Command {
+            client: 2,
+            seq: 1,
+            op: Op::Get { key: 1 },
+        };
+        assert_eq!(kv.apply(&get), Some(Ret::Value(Some(5))));
+        let put2 = Command {
+            client: 1,
+            seq: 2,
+            op: Op::Put { key: 1, value: 6 },
+        };
+        assert_eq!(kv.apply(&put2), Some(Ret::Ok));
+        assert_eq!(
+            kv.apply(&get),
+            Some(Ret::Value(Some(5))),
+            "retry returns the first result"
+        );
+        assert_eq!(kv.apply(&put), None, "stale duplicate ignored");
+        let get2 = Command {
+            client: 2,
+            seq: 2,
+            op: Op::Get { key: 1 },
+        };
+        assert_eq!(kv.apply(&get2), Some(Ret::Value(Some(6))));
+    }
+}

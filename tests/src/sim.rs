@@ -1,0 +1,880 @@
+//! The simulator: whole clusters in one thread, driven by one seed.
+//!
+//! Time is in units of 1/100 tick. Events (node ticks, message deliveries,
+//! client requests and replies, faults) sit in one queue ordered by time and
+//! insertion order, so a seed fixes the run completely.
+
+use crate::checker::Checker;
+use crate::faults::{Fault, FaultMix, Schedule};
+use crate::kv::{Command, KvState};
+use crate::linearizability::{check, History, Op, Ret, Verdict};
+use crate::net::Net;
+use crate::rng::Rng;
+use crate::trace::{describe, message_words, TraceHash};
+use paxos_core::proto::{Body, EntryKind, Message};
+use paxos_core::{Config, Error, MemStorage, PlantedBug, Proposed, RawNode, StateRole};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+/// Time units per tick.
+pub const TICK: u64 = 100;
+/// A client gives up on a node after this long and retries elsewhere.
+const CLIENT_TIMEOUT: u64 = 40 * TICK;
+/// Chance of a crash at each of the four points inside a Ready cycle.
+const READY_CRASH_CHANCE: f64 = 0.0015;
+/// Events one run may take: more means a message storm, itself a bug.
+const MAX_EVENTS: u64 = 2_000_000;
+/// Readies one input may cause before the host loop counts as spinning.
+const MAX_READIES_PER_DRIVE: usize = 10_000;
+/// Search budget per key for the linearizability check.
+const LIN_BUDGET: u64 = 2_000_000;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The seed: every choice of the run derives from it.
+    pub seed: u64,
+    /// Cluster size; drawn from {3, 5, 7} when unset.
+    pub nodes: Option<u64>,
+    /// Ticks of the fault phase.
+    pub ticks: u64,
+    /// After the fault phase everything heals: every submitted command must
+    /// then be applied on every node within this many ticks.
+    pub liveness_ticks: u64,
+    /// The fault mix; drawn from the seed (swarm testing) when unset.
+    pub mix: Option<FaultMix>,
+    /// Scripted faults instead of random ones.
+    pub schedule: Option<Schedule>,
+    /// A protocol bug to plant in every node.
+    pub bug: Option<PlantedBug>,
+    /// Print every event.
+    pub trace: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            seed: 0,
+            nodes: None,
+            ticks: 500,
+            liveness_ticks: 1500,
+            mix: None,
+            schedule: None,
+            bug: None,
+            trace: false,
+        }
+    }
+}
+
+/// What a run did and found.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The seed.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: u64,
+    /// Ticks simulated.
+    pub steps: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Slots chosen.
+    pub decided: u64,
+    /// Client operations invoked / completed.
+    pub ops: (usize, usize),
+    /// Leaderships won.
+    pub elections: usize,
+    /// Every invariant violation, in order.
+    pub violations: Vec<String>,
+    /// Hash of every event: equal for equal runs.
+    pub trace_hash: u64,
+    /// Linearizability checks that ran out of budget (not violations, but
+    /// not passes either).
+    pub undecided_keys: Vec<u64>,
+    /// The fault mix used.
+    pub mix: FaultMix,
+}
+
+impl Outcome {
+    /// The closing line of a run.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "seed={} steps={} decided={} violations={} trace_hash={:016x}",
+            self.seed,
+            self.steps,
+            self.decided,
+            self.violations.len(),
+            self.trace_hash
+        )
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self, opts: &SimOptions) -> String {
+        let mut cmd = format!(
+            "cargo run --release -p paxos-sim --bin sim -- --seed {} --nodes {} --steps {}",
+            self.seed, self.nodes, opts.ticks
+        );
+        if let Some(s) = &opts.schedule {
+            cmd.push_str(&format!(" --schedule '{s}'"));
+        }
+        if let Some(b) = opts.bug {
+            cmd.push_str(&format!(" --bug {b:?}"));
+        }
+        cmd + " --trace"
+    }
+}
+
+#[derive(Debug)]
+enum Reply {
+    Done { seq: u64, ret: Ret },
+    NotLeader(Option<u64>),
+    Busy,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Tick(u64),
+    Deliver(Message),
+    Arrive { node: u64, cmd: Command },
+    Reply { client: u64, reply: Reply },
+    Wake(u64),
+    Restart(u64),
+    Fault(Fault),
+    Chaos,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    time: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.time, self.seq) == (o.time, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.time, self.seq).cmp(&(o.time, o.seq))
+    }
+}
+
+#[derive(Debug)]
+struct SimNode {
+    storage: MemStorage,
+    raw: Option<RawNode<MemStorage>>,
+    /// The application's state: in memory, lost on a crash.
+    kv: KvState,
+    tick_period: u64,
+    /// Commands proposed here whose clients wait for this node's answer.
+    waiting: BTreeSet<(u64, u64)>,
+    /// Ticks seen (the node's own clock).
+    ticks: u64,
+    /// The last leader this node accepted from, and at which tick.
+    contact: Option<(u64, u64)>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    cmd: Command,
+    hist: usize,
+    deadline: u64,
+    /// Try the next node at the deadline (a timeout), rather than `hint`.
+    rotate: bool,
+}
+
+#[derive(Debug)]
+struct ClientState {
+    seq: u64,
+    pending: Option<Pending>,
+    hint: u64,
+}
+
+/// One simulated run.
+#[derive(Debug)]
+pub struct Sim {
+    opts: SimOptions,
+    mix: FaultMix,
+    n: u64,
+    rng: Rng,
+    net_rng: Rng,
+    now: u64,
+    next_seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    nodes: Vec<SimNode>,
+    clients: Vec<ClientState>,
+    history: History,
+    checker: Checker,
+    net: Net,
+    hash: TraceHash,
+    fault_end: u64,
+    faults_on: bool,
+    deadline: u64,
+    events: u64,
+    election_ticks: u64,
+    logger: slog::Logger,
+    done: bool,
+}
+
+/// Runs one simulation.
+pub fn run(opts: SimOptions) -> Outcome {
+    let mut sim = Sim::new(opts);
+    sim.run();
+    sim.finish()
+}
+
+impl Sim {
+    /// Builds the cluster, clients and fault plan for `opts`.
+    pub fn new(opts: SimOptions) -> Sim {
+        let mut rng = Rng::new(opts.seed);
+        let mix = opts
+            .mix
+            .clone()
+            .unwrap_or_else(|| FaultMix::swarm(&mut rng));
+        let n = opts.nodes.unwrap_or_else(|| rng.pick(&[3, 3, 5, 5, 7]));
+        let net_rng = rng.fork();
+        let mut sim = Sim {
+            fault_end: opts.ticks * TICK,
+            deadline: (opts.ticks + opts.liveness_ticks) * TICK,
+            opts,
+            mix,
+            n,
+            rng,
+            net_rng,
+            now: 0,
+            next_seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: Vec::new(),
+            clients: Vec::new(),
+            history: History::new(),
+            checker: Checker::new(n as usize),
+            net: Net::default(),
+            hash: TraceHash::default(),
+            faults_on: true,
+            events: 0,
+            election_ticks: u64::from(Config::default().election_ticks),
+            logger: slog::Logger::root(slog::Discard, slog::o!()),
+            done: false,
+        };
+        for id in 1..=n {
+            let tick_period = if sim.mix.skew {
+                sim.rng.range(70, 140)
+            } else {
+                TICK
+            };
+            sim.nodes.push(SimNode {
+                storage: MemStorage::new(),
+                raw: None,
+                kv: KvState::default(),
+                tick_period,
+                waiting: BTreeSet::new(),
+                ticks: 0,
+                contact: None,
+            });
+            sim.start(id);
+            let first = sim.rng.range(1, tick_period);
+            sim.schedule(first, Ev::Tick(id));
+        }
+        for c in 0..sim.mix.clients {
+            sim.clients.push(ClientState {
+                seq: 0,
+                pending: None,
+                hint: c % n + 1,
+            });
+            let at = sim.rng.range(1, 5 * TICK);
+            sim.schedule(at, Ev::Wake(c));
+        }
+        match sim.opts.schedule.clone() {
+            Some(Schedule(items)) => {
+                for (tick, fault) in items {
+                    sim.schedule(tick * TICK, Ev::Fault(fault));
+                }
+            }
+            None if sim.mix.chaos_every > 0 => {
+                let at = sim.rng.range(1, 2 * sim.mix.chaos_every) * TICK;
+                sim.schedule(at, Ev::Chaos);
+            }
+            None => {}
+        }
+        sim
+    }
+
+    fn config(&self, id: u64) -> Config {
+        let mut cfg = Config::new(id, (1..=self.n).collect::<Vec<_>>());
+        cfg.seed = self.opts.seed;
+        // Small limits so that windows, splitting and chunking are exercised.
+        cfg.max_inflight_slots = 64;
+        cfg.max_msg_entries = 8;
+        cfg.max_ready_entries = 16;
+        cfg.planted_bug = self.opts.bug;
+        cfg
+    }
+
+    fn schedule(&mut self, time: u64, ev: Ev) {
+        self.next_seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            time,
+            seq: self.next_seq,
+            ev,
+        }));
+    }
+
+    fn trace(&self, line: impl FnOnce() -> String) {
+        if self.opts.trace {
+            println!("t={:>6}.{:02} {}", self.now / TICK, self.now % TICK, line());
+        }
+    }
+
+    fn node(&mut self, id: u64) -> &mut SimNode {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    fn start(&mut self, id: u64) {
+        let cfg = self.config(id);
+        let storage = self.node(id).storage.clone();
+        match RawNode::new(&cfg, storage, &self.logger) {
+            Ok(raw) => {
+                self.checker.on_start(id, raw.status().promised);
+                let node = self.node(id);
+                node.raw = Some(raw);
+                node.kv = KvState::default();
+                node.contact = None;
+                self.trace(|| format!("START node {id}"));
+                self.hash.mix(&[self.now, 1, id]);
+            }
+            Err(e) => self
+                .checker
+                .violations
+                .push(format!("node {id} failed to restart: {e}")),
+        }
+    }
+
+    fn crash(&mut self, id: u64) {
+        let node = self.node(id);
+        if node.raw.take().is_none() {
+            return;
+        }
+        node.kv = KvState::default();
+        node.waiting.clear();
+        node.contact = None;
+        self.trace(|| format!("CRASH node {id}"));
+        self.hash.mix(&[self.now, 2, id]);
+    }
+
+    /// Runs events until the liveness phase settles or its bound passes.
+    pub fn run(&mut self) {
+        while let Some(Reverse(s)) = self.queue.pop() {
+            self.now = s.time;
+            if self.faults_on && self.now >= self.fault_end {
+                self.begin_liveness();
+            }
+            if self.now > self.deadline {
+                self.liveness_failed();
+                break;
+            }
+            self.events += 1;
+            if self.events > MAX_EVENTS {
+                let v = format!(
+                    "message storm: over {MAX_EVENTS} events by tick {}",
+                    self.now / TICK
+                );
+                self.checker.violations.push(v);
+                break;
+            }
+            self.handle(s.ev);
+            self.check_step();
+            if self.done {
+                break;
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Tick(id) => {
+                let period = self.node(id).tick_period;
+                self.schedule(self.now + period, Ev::Tick(id));
+                let node = self.node(id);
+                if let Some(raw) = node.raw.as_mut() {
+                    raw.tick();
+                    node.ticks += 1;
+                    self.drive(id);
+                }
+            }
+            Ev::Deliver(m) => self.deliver(m),
+            Ev::Arrive { node, cmd } => self.arrive(node, cmd),
+            Ev::Reply { client, reply } => self.client_reply(client, reply),
+            Ev::Wake(c) => self.client_wake(c),
+            Ev::Restart(id) => {
+                if self.node(id).raw.is_none() {
+                    self.start(id);
+                    self.drive(id);
+                }
+            }
+            Ev::Fault(f) => {
+                if self.faults_on {
+                    self.apply_fault(f);
+                }
+            }
+            Ev::Chaos => {
+                if !self.faults_on {
+                    return;
+                }
+                let mut rng = self.rng.fork();
+                if let Some(f) = Fault::random(&mut rng, &self.mix, self.n) {
+                    self.apply_fault(f);
+                }
+                let next = self.now + rng.range(1, 2 * self.mix.chaos_every) * TICK;
+                self.schedule(next, Ev::Chaos);
+            }
+        }
+    }
+
+    fn apply_fault(&mut self, f: Fault) {
+        let valid = |x: u64| (1..=self.n).contains(&x);
+        self.trace(|| format!("FAULT {f}"));
+        match f {
+            Fault::Crash { node, down } if valid(node) => {
+                self.crash(node);
+                self.schedule(self.now + down.max(1) * TICK, Ev::Restart(node));
+            }
+            Fault::Isolate(a) if valid(a) => {
+                for b in 1..=self.n {
+                    if b != a {
+                        self.net.cut_both(a, b);
+                    }
+                }
+            }
+            Fault::Split(mask) => {
+                for a in 1..=self.n {
+                    for b in 1..=self.n {
+                        let side = |x: u64| (mask >> (x - 1)) & 1;
+                        if side(a) != side(b) {
+                            self.net.cut(a, b);
+                        }
+                    }
+                }
+            }
+            Fault::OneWay { from, to } if valid(from) && valid(to) => self.net.cut(from, to),
+            Fault::CutPair(a, b) if valid(a) && valid(b) => self.net.cut_both(a, b),
+            Fault::Clog { from, to, ticks } if valid(from) && valid(to) => {
+                self.net.clog(from, to, self.now + ticks * TICK);
+            }
+            Fault::Heal => self.net.heal(),
+            _ => {}
+        }
+        self.hash.mix(&[self.now, 3, fault_word(&f)]);
+    }
+
+    fn deliver(&mut self, m: Message) {
+        let id = m.to;
+        let Some(raw) = self.node(id).raw.as_mut() else {
+            return;
+        };
+        let before = raw.status();
+        let leader_ballot = match &m.body {
+            Some(Body::Accept(a)) => a.ballot,
+            Some(Body::Heartbeat(h)) => h.ballot,
+            _ => None,
+        };
+        let from = m.from;
+        if let Err(e) = raw.step(m) {
+            self.checker
+                .violations
+                .push(format!("node {id} refused a cluster message: {e}"));
+            return;
+        }
+        if let Some(b) = leader_ballot.filter(|b| *b >= before.promised) {
+            let node = self.node(id);
+            node.contact = Some((from, node.ticks));
+            debug_assert_eq!(b.node, from);
+        }
+        self.drive_with(id, before.role == StateRole::Leader);
+    }
+
+    fn arrive(&mut self, id: u64, cmd: Command) {
+        let data = cmd.encode();
+        let Some(raw) = self.node(id).raw.as_mut() else {
+            return;
+        };
+        let reply = match raw.propose(data.clone()) {
+            Ok(Proposed::At(slot)) => {
+                self.checker.on_propose(&cmd, &data);
+                self.node(id).waiting.insert((cmd.client, cmd.seq));
+                self.trace(|| {
+                    format!(
+                        "node {id} proposes c{}#{} at slot {slot}",
+                        cmd.client, cmd.seq
+                    )
+                });
+                None
+            }
+            Ok(Proposed::Forwarded(_)) => None,
+            Err(Error::NotLeader { leader }) => Some(Reply::NotLeader(leader)),
+            Err(Error::ProposalDropped(_)) => Some(Reply::Busy),
+            Err(e) => {
+                self.checker
+                    .violations
+                    .push(format!("node {id} failed a proposal: {e}"));
+                Some(Reply::Busy)
+            }
+        };
+        if let Some(reply) = reply {
+            self.send_to_client(cmd.client, reply);
+        }
+        self.drive(id);
+    }
+
+    fn send_to_client(&mut self, client: u64, reply: Reply) {
+        let at = self.now + self.net_rng.range(self.mix.min_delay, self.mix.max_delay);
+        self.schedule(at, Ev::Reply { client, reply });
+    }
+
+    fn ready_crash(&mut self, id: u64, point: &str) -> bool {
+        if self.faults_on && self.mix.ready_crashes && self.rng.chance(READY_CRASH_CHANCE) {
+            self.trace(|| format!("crash inside the Ready cycle {point}"));
+            self.crash(id);
+            let down = self.rng.range(1, 40);
+            self.schedule(self.now + down * TICK, Ev::Restart(id));
+            return true;
+        }
+        false
+    }
+
+    fn drive(&mut self, id: u64) {
+        self.drive_with(id, false);
+    }
+
+    /// Runs the node's Ready cycle until it has nothing to do, with a chance
+    /// of crashing between each pair of steps.
+    fn drive_with(&mut self, id: u64, was_leader: bool) {
+        for _ in 0..MAX_READIES_PER_DRIVE {
+            let Some(raw) = self.node(id).raw.as_mut() else {
+                return;
+            };
+            if !raw.has_ready() {
+                return;
+            }
+            let mut rd = raw.ready();
+            if self.ready_crash(id, "before persisting") {
+                return;
+            }
+            let storage = self.node(id).storage.clone();
+            {
+                let mut disk = storage.wl();
+                if let Some(hs) = rd.hard_state() {
+                    disk.set_hard_state(*hs);
+                }
+                disk.store_entries(rd.entries());
+            }
+            self.checker.on_persist(id, rd.hard_state(), rd.entries());
+            if self.ready_crash(id, "after persisting, before sending") {
+                return;
+            }
+            for m in rd.take_messages() {
+                self.send(id, m, was_leader);
+            }
+            if self.ready_crash(id, "after sending, before applying") {
+                return;
+            }
+            for e in rd.take_committed_entries() {
+                self.apply(id, &e);
+            }
+            if self.ready_crash(id, "after applying, before advancing") {
+                return;
+            }
+            if let Some(raw) = self.node(id).raw.as_mut() {
+                raw.advance(rd);
+            }
+        }
+        let v = format!("node {id} still has a Ready after {MAX_READIES_PER_DRIVE} in a row");
+        self.checker.violations.push(v);
+        self.done = true;
+    }
+
+    fn send(&mut self, id: u64, m: Message, was_leader: bool) {
+        self.checker.on_send(&m);
+        self.check_stickiness(id, &m, was_leader);
+        let times = self.net.route(
+            &mut self.net_rng,
+            &self.mix,
+            self.faults_on,
+            id,
+            m.to,
+            self.now,
+        );
+        let mut words = message_words(&m).to_vec();
+        words.push(self.now);
+        words.extend(&times);
+        self.hash.mix(&words);
+        self.trace(|| {
+            let fate = match times.as_slice() {
+                [] => "dropped".to_string(),
+                [t] => format!("+{}", t - self.now),
+                ts => format!("x{} +{}", ts.len(), ts[0] - self.now),
+            };
+            format!("{} [{fate}]", describe(&m))
+        });
+        for t in times {
+            self.schedule(t, Ev::Deliver(m.clone()));
+        }
+    }
+
+    /// DESIGN §3 stickiness, observed: an acceptor that heard from a live
+    /// leader within `election_ticks` promises no one else (no transfers run
+    /// here), and a leader promises no one.
+    fn check_stickiness(&mut self, id: u64, m: &Message, was_leader: bool) {
+        let grant = match &m.body {
+            Some(Body::Promise(_)) => m.to != id,
+            Some(Body::PrePrepareReply(r)) => r.granted,
+            Some(Body::PrePrepare(_)) => {
+                self.node(id).contact = None;
+                return;
+            }
+            _ => false,
+        };
+        if !grant {
+            return;
+        }
+        let election_ticks = self.election_ticks;
+        let node = self.node(id);
+        let lease = node
+            .contact
+            .filter(|&(leader, at)| leader != m.to && node.ticks - at < election_ticks);
+        if matches!(m.body, Some(Body::Promise(_))) {
+            node.contact = None;
+        }
+        if was_leader {
+            let v = format!("leader {id} promised candidate {}", m.to);
+            self.checker.violations.push(v);
+        } else if let Some((leader, at)) = lease {
+            let ticks = self.node(id).ticks;
+            let v = format!(
+                "node {id} granted candidate {} while hearing from leader {leader} {} ticks ago",
+                m.to,
+                ticks - at
+            );
+            self.checker.violations.push(v);
+        }
+    }
+
+    fn apply(&mut self, id: u64, e: &paxos_core::proto::Entry) {
+        self.checker.on_apply(id, e);
+        self.hash.mix(&[self.now, 4, id, e.slot]);
+        if e.kind != EntryKind::Normal as i32 {
+            self.trace(|| format!("node {id} applies slot {} (no-op)", e.slot));
+            return;
+        }
+        let Some(cmd) = Command::decode(&e.data) else {
+            return;
+        };
+        let node = self.node(id);
+        let ret = node.kv.apply(&cmd);
+        let waiting = node.waiting.remove(&(cmd.client, cmd.seq));
+        self.trace(|| {
+            format!(
+                "node {id} applies slot {} c{}#{} {:?} -> {ret:?}",
+                e.slot, cmd.client, cmd.seq, cmd.op
+            )
+        });
+        if let (true, Some(ret)) = (waiting, ret) {
+            self.send_to_client(cmd.client, Reply::Done { seq: cmd.seq, ret });
+        }
+    }
+
+    fn client_wake(&mut self, c: u64) {
+        let now = self.now;
+        let generating = self.faults_on;
+        let cl = &mut self.clients[c as usize];
+        match &cl.pending {
+            None if generating => {
+                cl.seq += 1;
+                let key = self.rng.range(1, self.mix.keys);
+                let op = match self.rng.range(0, 19) {
+                    0..=9 => Op::Put {
+                        key,
+                        value: c * 1_000_000 + cl.seq,
+                    },
+                    10..=16 => Op::Get { key },
+                    _ => Op::Delete { key },
+                };
+                let cmd = Command {
+                    client: c,
+                    seq: cl.seq,
+                    op,
+                };
+                let hist = self.history.invoke(c, op, now);
+                cl.pending = Some(Pending {
+                    cmd,
+                    hist,
+                    deadline: 0,
+                    rotate: false,
+                });
+                self.trace(|| format!("client {c} invokes #{} {op:?}", cmd.seq));
+                self.client_send(c);
+            }
+            Some(p) if now >= p.deadline => {
+                // Same command again: at the next node after a timeout, else
+                // where the last answer pointed.
+                if p.rotate {
+                    cl.hint = cl.hint % self.n + 1;
+                }
+                self.client_send(c);
+            }
+            _ => {}
+        }
+    }
+
+    fn client_send(&mut self, c: u64) {
+        let now = self.now;
+        let cl = &mut self.clients[c as usize];
+        let Some(p) = cl.pending.as_mut() else {
+            return;
+        };
+        p.deadline = now + CLIENT_TIMEOUT;
+        p.rotate = true;
+        let (cmd, node, deadline) = (p.cmd, cl.hint, p.deadline);
+        let lost = self.faults_on && self.net_rng.chance(self.mix.drop);
+        if !lost {
+            let at = now + self.net_rng.range(self.mix.min_delay, self.mix.max_delay);
+            self.schedule(at, Ev::Arrive { node, cmd });
+        }
+        self.schedule(deadline, Ev::Wake(c));
+    }
+
+    fn client_reply(&mut self, c: u64, reply: Reply) {
+        let now = self.now;
+        let n = self.n;
+        let cl = &mut self.clients[c as usize];
+        let Some(p) = cl.pending.as_mut() else {
+            return;
+        };
+        match reply {
+            Reply::Done { seq, ret } if seq == p.cmd.seq => {
+                self.history.complete(p.hist, now, ret);
+                self.hash.mix(&[now, 5, c, seq]);
+                cl.pending = None;
+                self.trace(|| format!("client {c} completes #{seq} -> {ret:?}"));
+                let at = now + self.rng.range(0, 3 * TICK);
+                self.schedule(at, Ev::Wake(c));
+            }
+            Reply::Done { .. } => {}
+            Reply::NotLeader(hint) => {
+                cl.hint = hint.unwrap_or(cl.hint % n + 1);
+                p.deadline = now + TICK;
+                p.rotate = false;
+                self.schedule(now + TICK, Ev::Wake(c));
+            }
+            Reply::Busy => {
+                p.deadline = now + 2 * TICK;
+                p.rotate = false;
+                self.schedule(now + 2 * TICK, Ev::Wake(c));
+            }
+        }
+    }
+
+    fn begin_liveness(&mut self) {
+        self.faults_on = false;
+        self.net.heal();
+        self.trace(|| "LIVENESS: faults stop, every link heals, crashed nodes restart".to_string());
+        self.hash.mix(&[self.now, 6]);
+        for id in 1..=self.n {
+            if self.node(id).raw.is_none() {
+                self.start(id);
+                self.drive(id);
+            }
+        }
+    }
+
+    fn liveness_failed(&mut self) {
+        let pending = self.clients.iter().filter(|c| c.pending.is_some()).count();
+        let applied: Vec<String> = (1..=self.n)
+            .map(|id| {
+                self.nodes[(id - 1) as usize]
+                    .raw
+                    .as_ref()
+                    .map_or("down".to_string(), |r| {
+                        format!("{}/{}", r.status().applied, r.status().committed)
+                    })
+            })
+            .collect();
+        self.checker.violations.push(format!(
+            "liveness: not settled {} ticks after healing ({pending} clients waiting, applied/committed {applied:?})",
+            self.opts.liveness_ticks
+        ));
+    }
+
+    /// Checks after every event: leaders per ballot, and (once healed)
+    /// whether the run has settled.
+    fn check_step(&mut self) {
+        let mut all_applied = Vec::with_capacity(self.n as usize);
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Some(raw) = &node.raw {
+                let st = raw.status();
+                if st.role == StateRole::Leader {
+                    self.checker.on_leader(i as u64 + 1, st.promised);
+                }
+                all_applied.push((st.applied, st.committed));
+            }
+        }
+        if self.faults_on || self.clients.iter().any(|c| c.pending.is_some()) {
+            return;
+        }
+        let settled = all_applied.len() as u64 == self.n
+            && all_applied
+                .iter()
+                .all(|&(a, c)| a == c && a == all_applied[0].0);
+        if settled {
+            self.trace(|| format!("SETTLED at slot {}", all_applied[0].0));
+            self.done = true;
+        }
+    }
+
+    /// Final checks (linearizability of the client history) and the outcome.
+    pub fn finish(mut self) -> Outcome {
+        let mut undecided_keys = Vec::new();
+        match check(&self.history, LIN_BUDGET) {
+            Verdict::Linearizable => {}
+            Verdict::NotLinearizable { key, ops } => {
+                self.checker.violations.push(format!(
+                    "history not linearizable on key {key} ({} operations)",
+                    ops.len()
+                ));
+            }
+            Verdict::Undecided { key } => undecided_keys.push(key),
+        }
+        let completed = self.history.ops.iter().filter(|o| o.ret.is_some()).count();
+        Outcome {
+            seed: self.opts.seed,
+            nodes: self.n,
+            steps: self.now / TICK,
+            events: self.events,
+            decided: self.checker.chosen_count(),
+            ops: (self.history.len(), completed),
+            elections: self.checker.leadership_count(),
+            violations: self.checker.violations,
+            trace_hash: self.hash.value(),
+            undecided_keys,
+            mix: self.mix,
+        }
+    }
+}
+
+fn fault_word(f: &Fault) -> u64 {
+    match *f {
+        Fault::Crash { node, down } => 1 << 56 | node << 32 | down,
+        Fault::Isolate(n) => 2 << 56 | n,
+        Fault::Split(m) => 3 << 56 | m,
+        Fault::OneWay { from, to } => 4 << 56 | from << 32 | to,
+        Fault::CutPair(a, b) => 5 << 56 | a << 32 | b,
+        Fault::Clog { from, to, ticks } => 6 << 56 | from << 40 | to << 32 | ticks,
+        Fault::Heal => 7 << 56,
+    }
+}

@@ -1,0 +1,102 @@
+//! Fault schedules as generated values: proptest searches them, and a failure
+//! shrinks to a minimal schedule whose seed and replay command are printed.
+
+use paxos_core::PlantedBug;
+use paxos_sim::{run, Fault, FaultMix, Schedule, SimOptions};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
+
+fn fault(nodes: u64) -> impl Strategy<Value = Fault> {
+    let node = 1..=nodes;
+    prop_oneof![
+        (node.clone(), 1..60u64).prop_map(|(node, down)| Fault::Crash { node, down }),
+        node.clone().prop_map(Fault::Isolate),
+        (1..(1u64 << nodes) - 1).prop_map(Fault::Split),
+        (node.clone(), node.clone())
+            .prop_filter("distinct", |(a, b)| a != b)
+            .prop_map(|(from, to)| Fault::OneWay { from, to }),
+        (node.clone(), node.clone())
+            .prop_filter("distinct", |(a, b)| a != b)
+            .prop_map(|(a, b)| Fault::CutPair(a, b)),
+        (node.clone(), node, 1..30u64)
+            .prop_filter("distinct", |(a, b, _)| a != b)
+            .prop_map(|(from, to, ticks)| Fault::Clog { from, to, ticks }),
+        Just(Fault::Heal),
+    ]
+}
+
+fn schedule(nodes: u64) -> impl Strategy<Value = Schedule> {
+    prop::collection::vec((0..300u64, fault(nodes)), 0..16).prop_map(|mut items| {
+        items.sort_by_key(|(t, _)| *t);
+        Schedule(items)
+    })
+}
+
+fn lossy_mix() -> FaultMix {
+    FaultMix {
+        drop: 0.05,
+        duplicate: 0.1,
+        max_delay: 60,
+        tail: 0.01,
+        ready_crashes: true,
+        ..FaultMix::calm()
+    }
+}
+
+fn check(seed: u64, sched: Schedule, bug: Option<PlantedBug>) -> Result<(), TestCaseError> {
+    let opts = SimOptions {
+        seed,
+        nodes: Some(3),
+        ticks: 300,
+        mix: Some(lossy_mix()),
+        schedule: Some(sched),
+        bug,
+        ..SimOptions::default()
+    };
+    let out = run(opts.clone());
+    if out.violations.is_empty() {
+        Ok(())
+    } else {
+        Err(TestCaseError::fail(format!(
+            "seed={seed} violations={:?}\n  replay: {}",
+            out.violations,
+            out.replay_command(&opts)
+        )))
+    }
+}
+
+proptest! {
+    #![proptest_config(PtConfig { cases: 64, failure_persistence: None, ..PtConfig::default() })]
+
+    #[test]
+    fn generated_fault_schedules_keep_every_invariant(seed in 0..u64::MAX, sched in schedule(3)) {
+        check(seed, sched, None)?;
+    }
+}
+
+/// With a planted bug, proptest finds a failing schedule and shrinks it to a
+/// small one, reporting the seed and how to replay it.
+#[test]
+fn failures_shrink_to_a_minimal_schedule() {
+    let mut runner = TestRunner::new(PtConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..PtConfig::default()
+    });
+    let result = runner.run(&(0..1000u64, schedule(3)), |(seed, sched)| {
+        check(seed, sched, Some(PlantedBug::SkipHighestBallotAdoption))
+    });
+    let Err(proptest::test_runner::TestError::Fail(reason, (seed, minimal))) = result else {
+        panic!("the planted bug was not found: {result:?}");
+    };
+    println!("minimal failing input: seed={seed} schedule={minimal}\n{reason}");
+    assert!(
+        reason.to_string().contains("replay: "),
+        "the failure names its replay command"
+    );
+    assert!(
+        minimal.0.len() <= 4,
+        "shrinking left {} faults: {minimal}",
+        minimal.0.len()
+    );
+}
