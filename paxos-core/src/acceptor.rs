@@ -24,9 +24,15 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// Pre-vote: answers whether a Prepare(b) would be promised. No state changes.
-    pub(crate) fn on_pre_prepare(&mut self, from: u64, b: Ballot, transfer: bool) {
-        let granted = b > self.promised && (transfer || !self.lease_blocks(from));
+    /// Pre-vote: answers whether a Prepare(b) would be promised. No state
+    /// changes. Besides stickiness, a voter prefers candidates that know at
+    /// least as much decided log as it does: any Paxos node may lead safely,
+    /// but a far-behind leader spends its term fetching the chosen prefix in
+    /// phase 1. The node with the highest watermark in any live quorum is
+    /// granted by all of it, so elections still always succeed.
+    pub(crate) fn on_pre_prepare(&mut self, from: u64, b: Ballot, transfer: bool, committed: u64) {
+        let up_to_date = committed >= self.log.committed;
+        let granted = b > self.promised && (transfer || (up_to_date && !self.lease_blocks(from)));
         let promised = Some(self.promised);
         self.send(
             from,
@@ -320,6 +326,7 @@ mod tests {
             Body::PrePrepare(PrePrepare {
                 ballot: Some(b),
                 transfer: false,
+                committed: 0,
             })
         };
         n.dispatch(3, pre(Ballot::new(2, 3))).expect("ok");
@@ -339,6 +346,7 @@ mod tests {
             Body::PrePrepare(PrePrepare {
                 ballot: Some(Ballot::new(2, 3)),
                 transfer: true,
+                committed: 0,
             }),
         )
         .expect("ok");
@@ -377,5 +385,33 @@ mod tests {
             panic!()
         };
         assert_eq!((p.entries.len(), p.next_slot), (1, 0));
+    }
+
+    /// Regression (simulator seed 10392): a node 100 slots behind kept
+    /// winning pre-votes, never finished fetching the chosen prefix within
+    /// one election timeout, and kept the up-to-date nodes from campaigning.
+    #[test]
+    fn pre_vote_prefers_candidates_at_least_as_up_to_date() {
+        let mut n = node(1, &[1, 2, 3]);
+        let b = Ballot::new(1, 2);
+        n.dispatch(2, accept(b, (1..=5).map(|s| entry(s, b, "v")).collect(), 5))
+            .expect("ok");
+        assert_eq!(n.log.committed, 5);
+        n.timer.elapsed = n.cfg.election_ticks; // the leader went quiet
+        drain(&mut n);
+        let pre = |committed| {
+            Body::PrePrepare(PrePrepare {
+                ballot: Some(Ballot::new(2, 3)),
+                transfer: false,
+                committed,
+            })
+        };
+        for (committed, want) in [(4, false), (5, true), (9, true)] {
+            n.dispatch(3, pre(committed)).expect("ok");
+            let Some(Body::PrePrepareReply(r)) = &drain(&mut n)[0].body else {
+                panic!()
+            };
+            assert_eq!(r.granted, want, "candidate committed {committed}");
+        }
     }
 }

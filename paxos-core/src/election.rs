@@ -76,6 +76,7 @@ impl<S: Storage> Node<S> {
         self.reset_election_timer();
         self.leader = None;
         let ballot = self.next_ballot();
+        let committed = self.log.committed;
         slog::info!(self.logger, "starting pre-vote"; "ballot" => %ballot, "transfer" => transfer);
         self.role = Role::PreCandidate(PreVote {
             ballot,
@@ -99,6 +100,7 @@ impl<S: Storage> Node<S> {
                 Body::PrePrepare(PrePrepare {
                     ballot: Some(ballot),
                     transfer,
+                    committed,
                 }),
             );
         }

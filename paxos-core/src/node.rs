@@ -157,7 +157,7 @@ impl<S: Storage> Node<S> {
         match body {
             Body::PrePrepare(p) => {
                 let b = owned_ballot(from, p.ballot)?;
-                self.on_pre_prepare(from, b, p.transfer);
+                self.on_pre_prepare(from, b, p.transfer, p.committed);
                 Ok(())
             }
             Body::PrePrepareReply(r) => {

@@ -128,7 +128,10 @@ impl<S: Storage> Node<S> {
             None => ph.peer_committed.push((from, p.committed)),
         }
         if p.next_slot != 0 {
-            // The report was split: ask for the rest, same ballot.
+            // The report was split: ask for the rest, same ballot. Phase 1
+            // is making progress, so the election timer must not cut it
+            // short and restart it from scratch in a higher ballot.
+            self.timer.elapsed = 0;
             ph.asked[asked].1 = p.next_slot;
             let (ballot, transfer) = (ph.ballot, ph.transfer);
             if from == self.id {

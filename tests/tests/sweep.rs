@@ -119,3 +119,41 @@ fn every_planted_bug_is_caught() {
         }
     }
 }
+
+/// Regression: a candidate far behind kept winning pre-votes and restarting
+/// phase 1 before it could fetch the chosen prefix (liveness). Seeds from the
+/// 30,000-seed soak that exposed it.
+#[test]
+fn regression_lagging_candidate_livelock() {
+    for seed in [
+        3663, 3974, 4026, 4878, 4985, 4999, 5324, 10148, 10392, 11404, 13982, 14712,
+    ] {
+        let opts = SimOptions {
+            seed,
+            ..SimOptions::default()
+        };
+        let out = run(opts.clone());
+        assert!(
+            out.violations.is_empty(),
+            "seed {seed}: {:?}\n  replay: {}",
+            out.violations,
+            out.replay_command(&opts)
+        );
+    }
+}
+
+/// Regression: duplicated split Promises multiplied into a message storm.
+#[test]
+fn regression_promise_chunk_storm() {
+    let opts = SimOptions {
+        seed: 88,
+        ..SimOptions::default()
+    };
+    let out = run(opts.clone());
+    assert!(out.violations.is_empty(), "{:?}", out.violations);
+    assert!(
+        out.events < 100_000,
+        "{} events: the storm is back",
+        out.events
+    );
+}
