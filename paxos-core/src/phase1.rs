@@ -56,7 +56,10 @@ impl Phase1 {
     /// chosen value); otherwise the highest accepted ballot wins. Returns
     /// false when two reports claim different chosen values: a peer is
     /// broken, and the first claim is kept.
-    fn merge(&mut self, entry: Entry, chosen: bool, keep_first: bool) -> bool {
+    fn merge(&mut self, entry: Entry, chosen: bool, skip_adoption: bool) -> bool {
+        if skip_adoption && !chosen {
+            return true;
+        }
         match self.reports.entry(entry.slot) {
             MapEntry::Vacant(v) => {
                 v.insert(Report { entry, chosen });
@@ -69,7 +72,7 @@ impl Phase1 {
                 {
                     return false;
                 }
-                if !keep_first && !cur.chosen && (chosen || entry.ballot() > cur.entry.ballot()) {
+                if !cur.chosen && (chosen || entry.ballot() > cur.entry.ballot()) {
                     o.insert(Report { entry, chosen });
                 }
             }
@@ -112,12 +115,12 @@ impl<S: Storage> Node<S> {
             ));
         }
         let from_slot = ph.from_slot;
-        let keep_first = planted!(self.cfg, SkipHighestBallotAdoption);
+        let skip_adoption = planted!(self.cfg, SkipHighestBallotAdoption);
         for e in p.entries {
             if e.slot >= from_slot {
                 let chosen = e.slot <= p.committed;
                 let slot = e.slot;
-                if !ph.merge(e, chosen, keep_first) {
+                if !ph.merge(e, chosen, skip_adoption) {
                     slog::error!(self.logger, "peers report different chosen values";
                         "slot" => slot, "from" => from);
                 }

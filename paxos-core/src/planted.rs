@@ -12,8 +12,8 @@ pub enum PlantedBug {
     CountAcrossBallots,
     /// The promise is not persisted before the replies that depend on it.
     ReplyBeforePersist,
-    /// Phase 1 keeps the first value reported for a slot, not the one
-    /// accepted in the highest ballot.
+    /// Phase 1 skips adopting accepted values: a slot not reported chosen
+    /// gets a no-op even when a promiser reported a value accepted in it.
     SkipHighestBallotAdoption,
     /// Followers decide up to the leader's watermark even over holes and
     /// stale values, and decided entries are handed out past gaps.

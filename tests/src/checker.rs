@@ -14,8 +14,9 @@ pub struct Checker {
     quorum: usize,
     /// Per (slot, ballot): the value and the nodes that durably accepted it.
     accepted: BTreeMap<(u64, Ballot), (Value, BTreeSet<u64>)>,
-    /// Per slot: the value chosen (accepted by a quorum in one ballot).
-    chosen: BTreeMap<u64, Value>,
+    /// Per slot: the value chosen (accepted by a quorum in one ballot) and
+    /// the lowest ballot it was chosen in.
+    chosen: BTreeMap<u64, (Value, Ballot)>,
     /// Every command proposed to some node.
     proposed: BTreeMap<(u64, u64), bytes::Bytes>,
     /// Per node: last slot applied since its last restart.
@@ -50,7 +51,7 @@ impl Checker {
 
     /// The value chosen in `slot`, if any.
     pub fn chosen(&self, slot: u64) -> Option<&Value> {
-        self.chosen.get(&slot)
+        self.chosen.get(&slot).map(|(v, _)| v)
     }
 
     /// A node persisted a hard state and entries (one `Ready`).
@@ -72,6 +73,19 @@ impl Checker {
         for e in entries {
             let value = (e.kind, e.data.clone());
             let ballot = e.ballot();
+            // P2b: once v is chosen in ballot b, every proposal in a higher
+            // ballot carries v. Checked at each acceptance, this catches a
+            // bad phase 1 at the new leader's own write, long before a
+            // second quorum could choose the wrong value.
+            if let Some((v, b)) = self.chosen.get(&e.slot) {
+                if ballot > *b && *v != value {
+                    let msg = format!(
+                        "node {node} accepted {:?} at slot {} in ballot {ballot} after {:?} was chosen in {b}",
+                        value.1, e.slot, v.1
+                    );
+                    self.violation(msg);
+                }
+            }
             let rec = self
                 .accepted
                 .entry((e.slot, ballot))
@@ -85,9 +99,9 @@ impl Checker {
             if rec.1.len() >= self.quorum {
                 match self.chosen.get(&e.slot) {
                     None => {
-                        self.chosen.insert(e.slot, value);
+                        self.chosen.insert(e.slot, (value, ballot));
                     }
-                    Some(v) if *v != value => {
+                    Some((v, _)) if *v != value => {
                         let msg = format!(
                             "slot {} chosen twice: {:?} then {:?} (ballot {ballot})",
                             e.slot, v.1, value.1
@@ -149,7 +163,7 @@ impl Checker {
         }
         self.applied.insert(node, e.slot);
         let value = (e.kind, e.data.clone());
-        match self.chosen.get(&e.slot) {
+        match self.chosen(e.slot) {
             Some(v) if *v == value => {}
             Some(v) => {
                 let msg = format!(

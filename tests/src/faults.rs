@@ -33,6 +33,15 @@ pub struct FaultMix {
     pub keys: u64,
     /// Mean ticks between fault actions.
     pub chaos_every: u64,
+    /// Node tuning drawn per seed too, so odd configurations get tested:
+    /// heartbeat interval in ticks.
+    pub heartbeat_ticks: u32,
+    /// Election timeout base in ticks (> heartbeat).
+    pub election_ticks: u32,
+    /// Entries per Accept/Promise message.
+    pub msg_entries: usize,
+    /// In-flight window in slots.
+    pub inflight_slots: u64,
 }
 
 impl FaultMix {
@@ -52,6 +61,25 @@ impl FaultMix {
             clients: 3,
             keys: 3,
             chaos_every: 0,
+            heartbeat_ticks: 2,
+            election_ticks: 10,
+            msg_entries: 8,
+            inflight_slots: 64,
+        }
+    }
+
+    /// Every fault switched on at once, with random intensities.
+    pub fn everything(rng: &mut Rng) -> Self {
+        FaultMix {
+            drop: 0.02 + rng.unit() * 0.28,
+            duplicate: 0.02 + rng.unit() * 0.48,
+            tail: 0.001 + rng.unit() * 0.04,
+            partitions: true,
+            clogs: true,
+            crashes: true,
+            ready_crashes: true,
+            skew: true,
+            ..FaultMix::swarm(rng)
         }
     }
 
@@ -74,6 +102,10 @@ impl FaultMix {
             clients: rng.range(1, 5),
             keys: rng.range(1, 4),
             chaos_every: rng.range(5, 60),
+            heartbeat_ticks: rng.pick(&[1, 2, 2, 3, 5]),
+            election_ticks: rng.pick(&[6, 10, 10, 15, 25]),
+            msg_entries: rng.pick(&[1, 3, 8, 8, 64]),
+            inflight_slots: rng.pick(&[4, 16, 64, 64, 1024]),
         }
     }
 }
@@ -129,8 +161,10 @@ impl fmt::Display for Fault {
 }
 
 impl Fault {
-    /// Draws a random fault allowed by `mix` for a cluster of `nodes`.
-    pub fn random(rng: &mut Rng, mix: &FaultMix, nodes: u64) -> Option<Fault> {
+    /// Draws a random fault allowed by `mix` for a cluster of `nodes`. Half
+    /// the crashes and isolations hit the current `leader`: leader changes
+    /// with half-replicated slots are where phase-1 bugs hide.
+    pub fn random(rng: &mut Rng, mix: &FaultMix, nodes: u64, leader: Option<u64>) -> Option<Fault> {
         let mut kinds: Vec<u8> = Vec::new();
         if mix.partitions {
             kinds.extend([0, 1, 2, 3, 4, 4]);
@@ -144,7 +178,10 @@ impl Fault {
         if kinds.is_empty() {
             return None;
         }
-        let node = |rng: &mut Rng| rng.range(1, nodes);
+        let node = |rng: &mut Rng| match leader {
+            Some(l) if rng.chance(0.5) => l,
+            _ => rng.range(1, nodes),
+        };
         let pair = |rng: &mut Rng| {
             let a = rng.range(1, nodes);
             let b = (a + rng.range(0, nodes - 2)) % nodes + 1;
@@ -276,7 +313,7 @@ mod tests {
     #[test]
     fn random_faults_respect_the_mix_and_cluster() {
         let mut rng = Rng::new(1);
-        assert_eq!(Fault::random(&mut rng, &FaultMix::calm(), 3), None);
+        assert_eq!(Fault::random(&mut rng, &FaultMix::calm(), 3, None), None);
         let mix = FaultMix {
             partitions: true,
             clogs: true,
@@ -284,7 +321,7 @@ mod tests {
             ..FaultMix::calm()
         };
         for _ in 0..1000 {
-            match Fault::random(&mut rng, &mix, 3).expect("some fault") {
+            match Fault::random(&mut rng, &mix, 3, Some(2)).expect("some fault") {
                 Fault::Crash { node, .. } | Fault::Isolate(node) => {
                     assert!((1..=3).contains(&node))
                 }

@@ -125,7 +125,7 @@ impl Outcome {
 
 #[derive(Debug)]
 enum Reply {
-    Done { seq: u64, ret: Ret },
+    Done { seq: u64, slot: u64, ret: Ret },
     NotLeader(Option<u64>),
     Busy,
 }
@@ -221,6 +221,8 @@ pub struct Sim {
     election_ticks: u64,
     logger: slog::Logger,
     done: bool,
+    /// Every acknowledged command and the slot it was applied at.
+    acked: Vec<(u64, bytes::Bytes)>,
 }
 
 /// Runs one simulation.
@@ -259,10 +261,12 @@ impl Sim {
             hash: TraceHash::default(),
             faults_on: true,
             events: 0,
-            election_ticks: u64::from(Config::default().election_ticks),
+            election_ticks: 0,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
             done: false,
+            acked: Vec::new(),
         };
+        sim.election_ticks = u64::from(sim.config(1).election_ticks);
         for id in 1..=n {
             let tick_period = if sim.mix.skew {
                 sim.rng.range(70, 140)
@@ -310,8 +314,10 @@ impl Sim {
         let mut cfg = Config::new(id, (1..=self.n).collect::<Vec<_>>());
         cfg.seed = self.opts.seed;
         // Small limits so that windows, splitting and chunking are exercised.
-        cfg.max_inflight_slots = 64;
-        cfg.max_msg_entries = 8;
+        cfg.heartbeat_ticks = self.mix.heartbeat_ticks;
+        cfg.election_ticks = self.mix.election_ticks.max(self.mix.heartbeat_ticks + 1);
+        cfg.max_inflight_slots = self.mix.inflight_slots;
+        cfg.max_msg_entries = self.mix.msg_entries;
         cfg.max_ready_entries = 16;
         cfg.planted_bug = self.opts.bug;
         cfg
@@ -428,13 +434,25 @@ impl Sim {
                     return;
                 }
                 let mut rng = self.rng.fork();
-                if let Some(f) = Fault::random(&mut rng, &self.mix, self.n) {
+                let leader = self.current_leader();
+                if let Some(f) = Fault::random(&mut rng, &self.mix, self.n, leader) {
                     self.apply_fault(f);
                 }
                 let next = self.now + rng.range(1, 2 * self.mix.chaos_every) * TICK;
                 self.schedule(next, Ev::Chaos);
             }
         }
+    }
+
+    /// The live leader with the highest ballot, if any.
+    fn current_leader(&self) -> Option<u64> {
+        (1..=self.n)
+            .filter_map(|id| {
+                let st = self.nodes[(id - 1) as usize].raw.as_ref()?.status();
+                (st.role == StateRole::Leader).then_some((st.promised, id))
+            })
+            .max()
+            .map(|(_, id)| id)
     }
 
     fn apply_fault(&mut self, f: Fault) {
@@ -685,7 +703,12 @@ impl Sim {
             )
         });
         if let (true, Some(ret)) = (waiting, ret) {
-            self.send_to_client(cmd.client, Reply::Done { seq: cmd.seq, ret });
+            let reply = Reply::Done {
+                seq: cmd.seq,
+                slot: e.slot,
+                ret,
+            };
+            self.send_to_client(cmd.client, reply);
         }
     }
 
@@ -757,8 +780,9 @@ impl Sim {
             return;
         };
         match reply {
-            Reply::Done { seq, ret } if seq == p.cmd.seq => {
+            Reply::Done { seq, slot, ret } if seq == p.cmd.seq => {
                 self.history.complete(p.hist, now, ret);
+                self.acked.push((slot, p.cmd.encode()));
                 self.hash.mix(&[now, 5, c, seq]);
                 cl.pending = None;
                 self.trace(|| format!("client {c} completes #{seq} -> {ret:?}"));
@@ -839,6 +863,27 @@ impl Sim {
 
     /// Final checks (linearizability of the client history) and the outcome.
     pub fn finish(mut self) -> Outcome {
+        // No acknowledged command is lost: its slot still holds it, and once
+        // settled every node has applied it.
+        let applied_min = self
+            .nodes
+            .iter()
+            .map(|n| n.raw.as_ref().map_or(0, |r| r.status().applied))
+            .min()
+            .unwrap_or(0);
+        for (slot, data) in &self.acked {
+            let held = self.checker.chosen(*slot).is_some_and(|(_, v)| v == data);
+            if !held {
+                self.checker
+                    .violations
+                    .push(format!("acknowledged command at slot {slot} lost"));
+            }
+            if self.done && applied_min < *slot {
+                self.checker
+                    .violations
+                    .push(format!("acknowledged slot {slot} not applied everywhere"));
+            }
+        }
         let mut undecided_keys = Vec::new();
         match check(&self.history, LIN_BUDGET) {
             Verdict::Linearizable => {}

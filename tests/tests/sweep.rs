@@ -100,6 +100,26 @@ fn sweep_with_all_faults_finds_no_violation() {
     println!("seeds={n} decided={decided} ops={ops} violations=0");
 }
 
+/// 300 seeds with every fault on at once (drop, duplication, long tails,
+/// partitions of every kind, clogs, crashes anywhere, clock skew).
+#[test]
+fn sweep_with_every_fault_at_once_finds_no_violation() {
+    let mut failures = Vec::new();
+    for seed in 0..300 {
+        let mix = FaultMix::everything(&mut paxos_sim::rng::Rng::new(seed));
+        let opts = SimOptions {
+            seed,
+            mix: Some(mix),
+            ..SimOptions::default()
+        };
+        let out = run(opts.clone());
+        if !out.violations.is_empty() {
+            failures.push(format!("seed {seed} (every fault): {:?}", out.violations));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Each planted bug must be caught within 1,000 seeds.
 #[test]
 fn every_planted_bug_is_caught() {
