@@ -148,6 +148,17 @@ impl<S: Storage> Node<S> {
         );
     }
 
+    /// The leader's watermark moved. A stale one is ignored: the next
+    /// heartbeat or Accept from that leader meets a Reject.
+    pub(crate) fn on_decide(&mut self, b: Ballot, committed: u64) {
+        if b < self.promised {
+            return;
+        }
+        self.promise(b);
+        self.follow(b.node);
+        self.learn_committed(committed);
+    }
+
     fn reject(&mut self, to: u64, b: Ballot) {
         let promised = Some(self.promised);
         self.send(

@@ -8,7 +8,7 @@ use crate::node::{malformed, Node, Role};
 use crate::progress::{Progress, ProgressState};
 use crate::storage::Storage;
 use bytes::Bytes;
-use paxos_proto::{Accept, Accepted, Ballot, Body, Entry, EntryKind, Heartbeat, Propose};
+use paxos_proto::{Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat, Propose};
 
 /// Where a proposal went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub(crate) struct LeaderState {
     self_ack_queued: u64,
     uncommitted_bytes: u64,
     hb_seq: u64,
+    /// The decided watermark last announced to every peer.
+    announced: u64,
     /// New entries wait here until the next `Ready`, so that proposals made
     /// back to back leave in one `Accept` per peer (batching).
     pending_flush: bool,
@@ -52,6 +54,7 @@ impl LeaderState {
             self_ack_queued: committed,
             uncommitted_bytes,
             hb_seq: 0,
+            announced: committed,
             pending_flush: true,
         }
     }
@@ -134,8 +137,16 @@ impl<S: Storage> Node<S> {
             return;
         }
         ls.pending_flush = false;
+        let announce = self.log.committed > ls.announced;
+        ls.announced = self.log.committed;
         for i in 0..ls.progress.len() {
+            let before = self.msgs.len();
             self.send_accepts(i);
+            // Every Accept carries the watermark; peers that got none hear
+            // it now rather than on the next heartbeat.
+            if announce && self.msgs.len() == before {
+                self.announce_decided(i);
+            }
         }
         let Role::Leader(ls) = &mut self.role else {
             return;
@@ -214,6 +225,15 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    fn announce_decided(&mut self, i: usize) {
+        let committed = self.log.committed;
+        let Role::Leader(ls) = &self.role else {
+            return;
+        };
+        let (to, ballot) = (ls.progress[i].id, Some(ls.ballot));
+        self.send(to, Body::Decide(Decide { ballot, committed }));
+    }
+
     pub(crate) fn on_accepted(&mut self, from: u64, b: Ballot, matched: u64, last_slot: u64) {
         let Role::Leader(ls) = &mut self.role else {
             return;
@@ -286,6 +306,7 @@ impl<S: Storage> Node<S> {
         }
         self.log.committed = chosen;
         self.hs_dirty = true;
+        ls.pending_flush = true;
     }
 
     pub(crate) fn tick_leader(&mut self) {

@@ -205,6 +205,11 @@ impl<S: Storage> Node<S> {
                 Ok(())
             }
             Body::Propose(p) => self.on_forwarded(from, p.entries),
+            Body::Decide(d) => {
+                let b = owned_ballot(from, d.ballot)?;
+                self.on_decide(b, d.committed);
+                Ok(())
+            }
         }
     }
 

@@ -370,3 +370,15 @@ fn stale_leader_is_rejected_and_steps_down() {
     c.tick(30);
     assert_eq!(c.node(1).status().leader, Some(new_leader));
 }
+
+#[test]
+fn followers_learn_decisions_without_waiting_for_a_heartbeat() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let want: Vec<_> = (0..64).map(cmd).collect();
+    for d in &want {
+        c.propose(1, d.clone()).expect("leader");
+    }
+    c.stabilize(); // no tick: the leader announces its new watermark itself
+    all_applied_equal(&c, &[1, 2, 3], &want);
+}

@@ -83,6 +83,7 @@ impl Message {
             Some(Body::Heartbeat(_)) => "Heartbeat",
             Some(Body::HeartbeatReply(_)) => "HeartbeatReply",
             Some(Body::Propose(_)) => "Propose",
+            Some(Body::Decide(_)) => "Decide",
         }
     }
 }

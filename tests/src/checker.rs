@@ -129,6 +129,7 @@ impl Checker {
             Some(Body::Accepted(a)) => a.ballot,
             Some(Body::Heartbeat(h)) => h.ballot,
             Some(Body::HeartbeatReply(h)) => h.ballot,
+            Some(Body::Decide(d)) => d.ballot,
             Some(Body::Reject(r)) => r.promised,
             Some(Body::PrePrepareReply(r)) => r.promised,
             _ => None,

@@ -52,6 +52,7 @@ pub fn message_words(m: &Message) -> [u64; 6] {
         Some(Body::Heartbeat(h)) => (8, h.ballot, h.committed, 0),
         Some(Body::HeartbeatReply(h)) => (9, h.ballot, h.matched, 0),
         Some(Body::Propose(p)) => (10, None, p.entries.len() as u64, 0),
+        Some(Body::Decide(d)) => (11, d.ballot, d.committed, 0),
     };
     let ballot = ballot.unwrap_or(Ballot::ZERO);
     [m.from << 32 | m.to, kind, ballot.round, ballot.node, x, y]
@@ -113,6 +114,7 @@ pub fn describe(m: &Message) -> String {
             h.seq
         ),
         Some(Body::Propose(p)) => format!("Propose entries={}", p.entries.len()),
+        Some(Body::Decide(d)) => format!("Decide b={} committed={}", b(&d.ballot), d.committed),
     };
     format!("{}->{} {body}", m.from, m.to)
 }
