@@ -77,6 +77,14 @@ impl MemStorageCore {
         }
     }
 
+    /// Like [`MemStorageCore::store_entries`], taking ownership (no clone):
+    /// pass `Ready::take_entries()`.
+    pub fn store_owned_entries(&mut self, entries: Vec<Entry>) {
+        for e in entries {
+            self.entries.insert(e);
+        }
+    }
+
     /// Discards every slot <= `slot`.
     pub fn compact(&mut self, slot: u64) {
         self.entries.truncate_prefix(slot);

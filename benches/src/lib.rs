@@ -1,0 +1,269 @@
+//! Workloads for measuring paxos-core, shared by the criterion benches and
+//! the `compare` binary.
+//!
+//! A cluster runs in one thread on `MemStorage`, with an instant FIFO
+//! "network": every pump handles each node's `Ready` (persist, queue the
+//! messages, apply, advance) and then delivers every queued message. Nothing
+//! ticks while a workload is timed.
+#![deny(missing_docs)]
+
+use bytes::Bytes;
+use paxos_core::proto::{EntryKind, Message};
+use paxos_core::{Config, MemStorage, Proposed, RawNode, StateRole};
+use std::time::{Duration, Instant};
+
+/// Payload bytes per command.
+pub const PAYLOAD_LEN: usize = 128;
+
+/// Command `seq`: its sequence number (little endian) then filler derived
+/// from it, so the state machine's hash covers real content.
+pub fn payload(seq: u64) -> Bytes {
+    let mut v = Vec::with_capacity(PAYLOAD_LEN);
+    v.extend_from_slice(&seq.to_le_bytes());
+    let s = seq as u8;
+    v.extend((0..(PAYLOAD_LEN - 8) as u8).map(|i| s.wrapping_add(i) ^ 0x5A));
+    Bytes::from(v)
+}
+
+/// A node's state machine: commands applied, and an order-sensitive hash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Commands applied.
+    pub count: u64,
+    /// Running hash of their payloads in apply order.
+    pub hash: u64,
+}
+
+impl Applied {
+    /// Applies the next command; panics if it is not the next in order, so
+    /// a run can never skip or reorder silently.
+    pub fn apply(&mut self, node: u64, data: &[u8]) {
+        assert_eq!(data.len(), PAYLOAD_LEN, "node {node}: payload length");
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&data[..8]);
+        assert_eq!(
+            u64::from_le_bytes(seq),
+            self.count,
+            "node {node}: applied out of order"
+        );
+        let mut h = self.hash;
+        for w in data.chunks_exact(8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            h = (h.rotate_left(23) ^ u64::from_le_bytes(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        self.hash = h ^ (h >> 29);
+        self.count += 1;
+    }
+
+    /// The state after commands `0..n`.
+    pub fn expected(n: u64) -> Applied {
+        let mut a = Applied::default();
+        for seq in 0..n {
+            a.apply(0, &payload(seq));
+        }
+        a
+    }
+}
+
+/// A cluster of paxos-core nodes in one thread.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The nodes (index i is node i + 1).
+    pub nodes: Vec<RawNode<MemStorage>>,
+    /// Their storages.
+    pub disks: Vec<MemStorage>,
+    /// Their state machines.
+    pub applied: Vec<Applied>,
+    queue: Vec<Message>,
+    /// The leader's index, once elected.
+    pub leader: usize,
+    /// Messages delivered so far.
+    pub delivered: u64,
+    /// Nodes that are down: not driven, and messages to them are lost.
+    pub down: Vec<bool>,
+}
+
+impl Cluster {
+    /// `n` fresh nodes with the benchmark configuration, no leader yet.
+    pub fn new(n: u64) -> Self {
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let voters: Vec<u64> = (1..=n).collect();
+        let disks: Vec<MemStorage> = voters.iter().map(|_| MemStorage::new()).collect();
+        let nodes = voters
+            .iter()
+            .map(|&id| {
+                let cfg = Config {
+                    seed: 1,
+                    max_msg_entries: 4096,
+                    max_msg_bytes: 16 << 20,
+                    max_ready_entries: 1 << 20,
+                    max_ready_bytes: 1 << 30,
+                    ..Config::new(id, voters.clone())
+                };
+                RawNode::new(&cfg, disks[(id - 1) as usize].clone(), &logger).expect("valid config")
+            })
+            .collect();
+        Cluster {
+            nodes,
+            disks,
+            applied: vec![Applied::default(); n as usize],
+            queue: Vec::with_capacity(1024),
+            leader: usize::MAX,
+            delivered: 0,
+            down: vec![false; n as usize],
+        }
+    }
+
+    /// A cluster of `n` with a stable leader and nothing in flight.
+    pub fn elected(n: u64) -> Self {
+        let mut c = Cluster::new(n);
+        c.elect_by_ticks();
+        c
+    }
+
+    /// Ticks until one node leads and every node follows it; returns ticks.
+    pub fn elect_by_ticks(&mut self) -> u64 {
+        for tick in 1..=10_000 {
+            for node in &mut self.nodes {
+                node.tick();
+            }
+            while self.pump() {}
+            let leaders: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| self.nodes[i].status().role == StateRole::Leader)
+                .collect();
+            if let [l] = leaders[..] {
+                let id = l as u64 + 1;
+                if self.nodes.iter().all(|n| n.status().leader == Some(id)) {
+                    self.leader = l;
+                    return tick;
+                }
+            }
+        }
+        panic!("no stable leader after 10,000 ticks");
+    }
+
+    /// Handles every node's Ready once and delivers every queued message.
+    /// False when nothing happened.
+    pub fn pump(&mut self) -> bool {
+        let mut did = false;
+        for i in 0..self.nodes.len() {
+            if self.down[i] {
+                continue;
+            }
+            let node = &mut self.nodes[i];
+            while node.has_ready() {
+                did = true;
+                let mut rd = node.ready();
+                {
+                    let mut disk = self.disks[i].wl();
+                    if let Some(hs) = rd.hard_state() {
+                        disk.set_hard_state(*hs);
+                    }
+                    disk.store_owned_entries(rd.take_entries());
+                }
+                self.queue.extend(rd.take_messages());
+                for e in rd.take_committed_entries() {
+                    if e.kind == EntryKind::Normal as i32 {
+                        self.applied[i].apply(i as u64 + 1, &e.data);
+                    }
+                }
+                node.advance(rd);
+            }
+        }
+        if !self.queue.is_empty() {
+            did = true;
+            self.delivered += self.queue.len() as u64;
+            let batch = std::mem::take(&mut self.queue);
+            for m in batch {
+                let to = (m.to - 1) as usize;
+                if !self.down[to] {
+                    self.nodes[to]
+                        .step(m)
+                        .expect("cluster messages are well formed");
+                }
+            }
+        }
+        did
+    }
+
+    /// Proposes one command at the leader.
+    pub fn propose(&mut self, data: Bytes) {
+        match self.nodes[self.leader].propose(data) {
+            Ok(Proposed::At(_)) => {}
+            other => panic!("leader refused a proposal: {other:?}"),
+        }
+    }
+
+    /// Lowest applied count over the nodes.
+    pub fn min_applied(&self) -> u64 {
+        self.applied.iter().map(|a| a.count).min().unwrap_or(0)
+    }
+}
+
+/// One timed run's result.
+#[derive(Clone, Copy, Debug)]
+pub struct RunResult {
+    /// Commands applied on every node per second.
+    pub ops_per_sec: f64,
+    /// Messages delivered per command.
+    pub msgs_per_cmd: f64,
+    /// Wall time of the timed phase.
+    pub elapsed: Duration,
+}
+
+/// Proposes `batch` commands at a time and pumps until all are applied on
+/// every node, for `n` commands; then verifies every node applied exactly
+/// commands `0..n` in order (outside the timed region).
+pub fn run_workload(c: &mut Cluster, batch: u64, n: u64) -> RunResult {
+    let delivered = c.delivered;
+    let start = Instant::now();
+    let mut seq = 0;
+    while seq < n {
+        let end = (seq + batch).min(n);
+        while seq < end {
+            c.propose(payload(seq));
+            seq += 1;
+        }
+        while c.min_applied() < end {
+            assert!(c.pump(), "cluster went idle with commands outstanding");
+        }
+    }
+    let elapsed = start.elapsed();
+    verify(c, n);
+    RunResult {
+        elapsed,
+        ops_per_sec: n as f64 / elapsed.as_secs_f64(),
+        msgs_per_cmd: (c.delivered - delivered) as f64 / n as f64,
+    }
+}
+
+/// Panics unless every node applied exactly commands `0..n`, in order.
+pub fn verify(c: &Cluster, n: u64) {
+    let want = Applied::expected(n);
+    for (i, a) in c.applied.iter().enumerate() {
+        assert_eq!(*a, want, "node {} applied something else", i + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workloads_apply_everything_everywhere() {
+        for (nodes, batch) in [(3, 64), (3, 1), (5, 64)] {
+            let mut c = Cluster::elected(nodes);
+            let r = run_workload(&mut c, batch, 1000);
+            assert!(r.ops_per_sec > 0.0 && r.msgs_per_cmd > 0.0);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "applied something else")]
+    fn verification_catches_missing_commands() {
+        let mut c = Cluster::elected(3);
+        run_workload(&mut c, 64, 100);
+        verify(&c, 101);
+    }
+}
