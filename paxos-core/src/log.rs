@@ -76,7 +76,8 @@ impl Log {
     }
 
     pub(crate) fn take_unstable(&mut self) -> Vec<Entry> {
-        std::mem::take(&mut self.unstable)
+        let cap = self.unstable.len();
+        std::mem::replace(&mut self.unstable, Vec::with_capacity(cap))
     }
 
     /// Drops slots <= `slot` from memory: the host has persisted and applied
@@ -113,7 +114,8 @@ impl Log {
             };
             return Ok((got, next.filter(|&n| n <= hi)));
         }
-        let mut out = Vec::new();
+        let span = usize::try_from(hi - lo + 1).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(span.min(max_entries).min(1024));
         let mut bytes = 0u64;
         for e in self.mem.range(lo, hi) {
             if out.len() >= max_entries || (!out.is_empty() && bytes + e.size() > max_bytes) {

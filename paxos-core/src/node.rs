@@ -56,6 +56,9 @@ pub(crate) struct Node<S: Storage> {
     /// Outgoing messages. Every one is sent only after the state of the
     /// `Ready` carrying it is durable (DESIGN §3: reply after persist).
     pub(crate) msgs: Vec<Message>,
+    /// Replies to ourselves (our own promise and acceptance): they count
+    /// only once durable, so `advance` delivers them.
+    pub(crate) self_msgs: Vec<Message>,
     /// The hard state changed since the last `Ready`.
     pub(crate) hs_dirty: bool,
 }
@@ -94,6 +97,7 @@ impl<S: Storage> Node<S> {
             timer: Timer::default(),
             rng: Prng::new(cfg.seed, cfg.id),
             msgs: Vec::new(),
+            self_msgs: Vec::new(),
             hs_dirty: false,
         };
         node.extend_accept_prefix();
@@ -121,7 +125,12 @@ impl<S: Storage> Node<S> {
     }
 
     pub(crate) fn send(&mut self, to: u64, body: Body) {
-        self.msgs.push(Message::new(self.id, to, body));
+        let m = Message::new(self.id, to, body);
+        if to == self.id {
+            self.self_msgs.push(m);
+        } else {
+            self.msgs.push(m);
+        }
     }
 
     pub(crate) fn observe_round(&mut self, round: u64) {

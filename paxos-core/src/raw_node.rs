@@ -152,6 +152,7 @@ impl<S: Storage> RawNode<S> {
         n.hs_dirty
             || n.log.has_unstable()
             || !n.msgs.is_empty()
+            || !n.self_msgs.is_empty()
             || n.needs_flush()
             || (n.log.committed > self.handed && !self.apply_stalled)
     }
@@ -170,15 +171,10 @@ impl<S: Storage> RawNode<S> {
             None
         };
         let entries = n.log.take_unstable();
-        let mut messages = std::mem::take(&mut n.msgs);
-        let id = n.id;
-        let to_self: Vec<Message> = if messages.iter().any(|m| m.to == id) {
-            let (mine, others): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| m.to == id);
-            messages = others;
-            mine
-        } else {
-            Vec::new()
-        };
+        // Leave room for as many as last time: no regrowth per Ready.
+        let room = n.msgs.len();
+        let messages = std::mem::replace(&mut n.msgs, Vec::with_capacity(room));
+        let to_self = std::mem::take(&mut n.self_msgs);
         let committed_entries = self.collect_committed();
         let number = self.next_ready;
         self.next_ready += 1;

@@ -43,17 +43,14 @@ pub(crate) fn drain(n: &mut Node<MemStorage>) -> Vec<Message> {
 pub(crate) fn settle_self(n: &mut Node<MemStorage>) -> Vec<Message> {
     let mut out = Vec::new();
     loop {
-        let msgs = drain(n);
-        if msgs.is_empty() {
+        out.extend(drain(n));
+        let mine = std::mem::take(&mut n.self_msgs);
+        if mine.is_empty() {
             return out;
         }
-        for m in msgs {
-            if m.to == n.id {
-                let body = m.body.expect("own messages have bodies");
-                n.dispatch(m.from, body).expect("own reply");
-            } else {
-                out.push(m);
-            }
+        for m in mine {
+            let body = m.body.expect("own messages have bodies");
+            n.dispatch(m.from, body).expect("own reply");
         }
     }
 }
