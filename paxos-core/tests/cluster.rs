@@ -382,3 +382,37 @@ fn followers_learn_decisions_without_waiting_for_a_heartbeat() {
     c.stabilize(); // no tick: the leader announces its new watermark itself
     all_applied_equal(&c, &[1, 2, 3], &want);
 }
+
+#[test]
+fn leader_refuses_proposals_beyond_its_inflight_limits() {
+    use paxos_core::DropReason;
+    let mut c = Cluster::with_config(3, |cfg| {
+        cfg.max_inflight_slots = 4;
+        cfg.max_inflight_bytes = 64;
+    });
+    c.elect(1);
+    c.isolate(1); // nothing gets chosen while cut off
+    for i in 0..4 {
+        c.propose(1, bytes::Bytes::from(vec![i as u8; 8]))
+            .expect("within the window");
+    }
+    c.stabilize();
+    assert_eq!(
+        c.propose(1, bytes::Bytes::from_static(b"x")),
+        Err(Error::ProposalDropped(DropReason::TooManyInflightSlots))
+    );
+    c.heal();
+    c.stabilize();
+    c.tick(3); // the heartbeat reply makes the leader resend what was lost
+    assert_eq!(c.node(1).status().committed, 4, "the window drained");
+    assert_eq!(
+        c.propose(1, bytes::Bytes::from(vec![0u8; 65])),
+        Err(Error::ProposalDropped(DropReason::EntryTooLarge))
+    );
+    c.propose(1, bytes::Bytes::from(vec![0u8; 40]))
+        .expect("fits");
+    assert_eq!(
+        c.propose(1, bytes::Bytes::from(vec![0u8; 40])),
+        Err(Error::ProposalDropped(DropReason::TooManyInflightBytes))
+    );
+}
