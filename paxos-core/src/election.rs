@@ -87,23 +87,11 @@ impl<S: Storage> Node<S> {
             self.start_prepare();
             return;
         }
-        let voters: Vec<u64> = self
-            .members
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.id)
-            .collect();
-        for v in voters {
-            self.send(
-                v,
-                Body::PrePrepare(PrePrepare {
-                    ballot: Some(ballot),
-                    transfer,
-                    committed,
-                }),
-            );
-        }
+        self.send_to_other_voters(Body::PrePrepare(PrePrepare {
+            ballot: Some(ballot),
+            transfer,
+            committed,
+        }));
     }
 
     pub(crate) fn on_pre_prepare_reply(
@@ -139,23 +127,11 @@ impl<S: Storage> Node<S> {
         slog::info!(self.logger, "starting phase 1"; "ballot" => %ballot, "from_slot" => from_slot);
         let phase1 = Phase1::new(ballot, from_slot, transfer, &self.members.voters);
         self.role = Role::Candidate(phase1);
-        let voters: Vec<u64> = self
-            .members
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.id)
-            .collect();
-        for v in voters {
-            self.send(
-                v,
-                Body::Prepare(Prepare {
-                    ballot: Some(ballot),
-                    from_slot,
-                    transfer,
-                }),
-            );
-        }
+        self.send_to_other_voters(Body::Prepare(Prepare {
+            ballot: Some(ballot),
+            from_slot,
+            transfer,
+        }));
         // Our own promise goes through the same acceptor code, and its reply
         // reaches us only once the promise is durable.
         if let Err(e) = self.on_prepare(self.id, ballot, from_slot, transfer) {

@@ -133,6 +133,16 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// Sends `body` to every voter but this node.
+    pub(crate) fn send_to_other_voters(&mut self, body: Body) {
+        for i in 0..self.members.voters.len() {
+            let v = self.members.voters[i];
+            if v != self.id {
+                self.send(v, body.clone());
+            }
+        }
+    }
+
     pub(crate) fn observe_round(&mut self, round: u64) {
         self.max_round = self.max_round.max(round);
     }
