@@ -62,6 +62,8 @@ pub enum DropReason {
     TooManyInflightBytes,
     /// A single entry larger than `max_inflight_bytes`.
     EntryTooLarge,
+    /// `max_inflight_slots` reads are already waiting for confirmation.
+    TooManyReads,
 }
 
 /// Every error the node returns.

@@ -6,6 +6,7 @@ use crate::config::MAX_VOTERS;
 use crate::errors::{DropReason, Error, Result};
 use crate::node::{malformed, Node, Role};
 use crate::progress::{Progress, ProgressState};
+use crate::read_index::ReadQueue;
 use crate::storage::Storage;
 use bytes::Bytes;
 use paxos_proto::{Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat, Propose};
@@ -33,6 +34,11 @@ pub(crate) struct LeaderState {
     self_ack_queued: u64,
     uncommitted_bytes: u64,
     hb_seq: u64,
+    /// Slots <= this were re-proposed when phase 1 ended: reads wait until
+    /// they are chosen.
+    pub(crate) recovered_up_to: u64,
+    /// Linearizable reads in flight.
+    pub(crate) reads: ReadQueue,
     /// The decided watermark last announced to every peer.
     announced: u64,
     /// New entries wait here until the next `Ready`, so that proposals made
@@ -45,6 +51,7 @@ impl LeaderState {
         ballot: Ballot,
         progress: Vec<Progress>,
         committed: u64,
+        recovered_up_to: u64,
         uncommitted_bytes: u64,
     ) -> Self {
         LeaderState {
@@ -54,6 +61,8 @@ impl LeaderState {
             self_ack_queued: committed,
             uncommitted_bytes,
             hb_seq: 0,
+            recovered_up_to,
+            reads: ReadQueue::default(),
             announced: committed,
             pending_flush: true,
         }
@@ -254,7 +263,7 @@ impl<S: Storage> Node<S> {
         self.send_accepts(i);
     }
 
-    pub(crate) fn on_heartbeat_reply(&mut self, from: u64, b: Ballot, matched: u64) {
+    pub(crate) fn on_heartbeat_reply(&mut self, from: u64, b: Ballot, matched: u64, seq: u64) {
         let last = self.log.last();
         let Role::Leader(ls) = &mut self.role else {
             return;
@@ -266,7 +275,12 @@ impl<S: Storage> Node<S> {
             return;
         };
         ls.progress[i].on_heartbeat_reply(matched, last);
+        // Only rounds actually sent count: an acknowledgement of a future
+        // round must not confirm reads that have not had theirs.
+        let seq = seq.min(ls.hb_seq);
+        ls.progress[i].acked_seq = ls.progress[i].acked_seq.max(seq);
         self.maybe_commit();
+        self.confirm_reads();
         self.send_accepts(i);
     }
 
@@ -307,6 +321,7 @@ impl<S: Storage> Node<S> {
         self.log.committed = chosen;
         self.hs_dirty = true;
         ls.pending_flush = true;
+        self.release_waiting_reads();
     }
 
     pub(crate) fn tick_leader(&mut self) {
@@ -345,10 +360,11 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    pub(crate) fn broadcast_heartbeat(&mut self) {
+    /// Sends a heartbeat round to every peer; returns its sequence number.
+    pub(crate) fn broadcast_heartbeat(&mut self) -> u64 {
         let committed = self.log.committed;
         let Role::Leader(ls) = &mut self.role else {
-            return;
+            return 0;
         };
         ls.hb_seq += 1;
         let (ballot, seq) = (Some(ls.ballot), ls.hb_seq);
@@ -363,5 +379,6 @@ impl<S: Storage> Node<S> {
                 }),
             );
         }
+        seq
     }
 }

@@ -59,6 +59,8 @@ pub(crate) struct Node<S: Storage> {
     /// Replies to ourselves (our own promise and acceptance): they count
     /// only once durable, so `advance` delivers them.
     pub(crate) self_msgs: Vec<Message>,
+    /// Reads confirmed since the last `Ready`.
+    pub(crate) read_states: Vec<crate::ReadState>,
     /// The hard state changed since the last `Ready`.
     pub(crate) hs_dirty: bool,
 }
@@ -98,6 +100,7 @@ impl<S: Storage> Node<S> {
             rng: Prng::new(cfg.seed, cfg.id),
             msgs: Vec::new(),
             self_msgs: Vec::new(),
+            read_states: Vec::new(),
             hs_dirty: false,
         };
         node.extend_accept_prefix();
@@ -220,7 +223,7 @@ impl<S: Storage> Node<S> {
             }
             Body::HeartbeatReply(h) => {
                 let b = some_ballot(from, h.ballot)?;
-                self.on_heartbeat_reply(from, b, h.matched);
+                self.on_heartbeat_reply(from, b, h.matched, h.seq);
                 Ok(())
             }
             Body::Propose(p) => self.on_forwarded(from, p.entries),

@@ -218,6 +218,7 @@ impl<S: Storage> Node<S> {
             ballot,
             progress,
             committed,
+            last,
             uncommitted_bytes,
         ));
         self.leader = Some(self.id);
@@ -384,5 +385,73 @@ mod tests {
         });
         n.dispatch(2, last).expect("ok");
         assert!(matches!(n.role, Role::Leader(_)));
+    }
+
+    /// DESIGN §3, reads: a new leader confirms reads only after its own
+    /// phase-2 re-proposals are chosen.
+    #[test]
+    fn reads_wait_for_the_new_leaders_re_proposals() {
+        let mut n = node(1, &[1, 2, 3]);
+        let b = make_candidate(&mut n, &[2]);
+        settle_self(&mut n);
+        let lo = Ballot::new(1, 2);
+        n.dispatch(
+            2,
+            promise(b, vec![entry(1, lo, "a"), entry(2, lo, "b")], 0, 0),
+        )
+        .expect("ok");
+        assert!(matches!(n.role, Role::Leader(_)));
+        n.read_index("r".into()).expect("leader");
+        // Everyone answers the heartbeat round, but slot 2 is not chosen yet.
+        let seq = match &n.role {
+            Role::Leader(ls) => ls.reads_pending_seq_for_test(),
+            _ => unreachable!(),
+        };
+        n.dispatch(
+            2,
+            Body::HeartbeatReply(paxos_proto::HeartbeatReply {
+                ballot: Some(b),
+                matched: 0,
+                seq: seq + 5,
+            }),
+        )
+        .expect("ok");
+        assert!(
+            n.read_states.is_empty(),
+            "read confirmed before the re-proposals were chosen"
+        );
+        // Our own acceptance and node 2's choose slots 1..=2.
+        settle_self(&mut n);
+        n.flush();
+        settle_self(&mut n);
+        n.dispatch(
+            2,
+            Body::Accepted(paxos_proto::Accepted {
+                ballot: Some(b),
+                matched: 2,
+                last_slot: 2,
+            }),
+        )
+        .expect("ok");
+        assert_eq!(n.log.committed, 2);
+        let seq = match &n.role {
+            Role::Leader(ls) => ls.reads_pending_seq_for_test(),
+            _ => unreachable!(),
+        };
+        assert!(
+            n.read_states.is_empty(),
+            "needs a heartbeat round after the read was released"
+        );
+        n.dispatch(
+            2,
+            Body::HeartbeatReply(paxos_proto::HeartbeatReply {
+                ballot: Some(b),
+                matched: 2,
+                seq,
+            }),
+        )
+        .expect("ok");
+        assert_eq!(n.read_states.len(), 1);
+        assert_eq!(n.read_states[0].index, 2);
     }
 }

@@ -24,12 +24,14 @@ pub enum PlantedBug {
     CommitWithoutQuorum,
     /// Acceptors promise to candidates while they still hear from a live leader.
     IgnoreStickiness,
+    /// The leader confirms reads without a quorum round in its ballot.
+    ReadWithoutQuorum,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 7] = [
+    pub const ALL: [PlantedBug; 8] = [
         PlantedBug::CountAcrossBallots,
         PlantedBug::ReplyBeforePersist,
         PlantedBug::SkipHighestBallotAdoption,
@@ -37,6 +39,7 @@ impl PlantedBug {
         PlantedBug::LeadWithoutQuorum,
         PlantedBug::CommitWithoutQuorum,
         PlantedBug::IgnoreStickiness,
+        PlantedBug::ReadWithoutQuorum,
     ];
 }
 

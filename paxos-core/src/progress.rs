@@ -27,6 +27,8 @@ pub(crate) struct Progress {
     /// `matched` at the previous heartbeat reply: no movement between two
     /// means what was sent is lost.
     pub(crate) hb_matched: u64,
+    /// The highest heartbeat round it acknowledged in our ballot.
+    pub(crate) acked_seq: u64,
 }
 
 impl Progress {
@@ -40,6 +42,7 @@ impl Progress {
             probe_sent: false,
             recent_active: false,
             hb_matched: matched,
+            acked_seq: 0,
         }
     }
 

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::errors::Result;
 use crate::leader::Proposed;
 use crate::node::Node;
+use crate::read_index::ReadState;
 use crate::status::Status;
 use crate::storage::Storage;
 use bytes::Bytes;
@@ -28,6 +29,7 @@ pub struct Ready {
     entries: Vec<Entry>,
     messages: Vec<Message>,
     committed_entries: Vec<Entry>,
+    read_states: Vec<ReadState>,
 }
 
 impl Ready {
@@ -64,6 +66,17 @@ impl Ready {
     /// Decided entries to apply, in slot order, contiguous, each exactly once.
     pub fn committed_entries(&self) -> &[Entry] {
         &self.committed_entries
+    }
+
+    /// Reads confirmed by the leader: serve each once the application has
+    /// applied up to its `index`.
+    pub fn read_states(&self) -> &[ReadState] {
+        &self.read_states
+    }
+
+    /// Takes the confirmed reads, leaving none.
+    pub fn take_read_states(&mut self) -> Vec<ReadState> {
+        std::mem::take(&mut self.read_states)
     }
 
     /// Takes the decided entries, leaving none.
@@ -141,6 +154,15 @@ impl<S: Storage> RawNode<S> {
         self.node.propose_entry(EntryKind::Normal, data.into())
     }
 
+    /// Asks for a linearizable read. At the leader, a [`ReadState`] with
+    /// this `ctx` appears in a later `Ready` once leadership is confirmed by
+    /// a quorum; serve the read when the application has applied up to its
+    /// `index`. Elsewhere it fails with [`crate::Error::NotLeader`]. A read
+    /// in flight when the leader loses leadership is dropped: retry it.
+    pub fn read_index(&mut self, ctx: impl Into<Bytes>) -> Result<()> {
+        self.node.read_index(ctx.into())
+    }
+
     /// Starts an election now, without waiting for the timeout.
     pub fn campaign(&mut self) -> Result<()> {
         self.node.campaign(false)
@@ -153,6 +175,7 @@ impl<S: Storage> RawNode<S> {
             || n.log.has_unstable()
             || !n.msgs.is_empty()
             || !n.self_msgs.is_empty()
+            || !n.read_states.is_empty()
             || n.needs_flush()
             || (n.log.committed > self.handed && !self.apply_stalled)
     }
@@ -175,6 +198,7 @@ impl<S: Storage> RawNode<S> {
         let room = n.msgs.len();
         let messages = std::mem::replace(&mut n.msgs, Vec::with_capacity(room));
         let to_self = std::mem::take(&mut n.self_msgs);
+        let read_states = std::mem::take(&mut n.read_states);
         let committed_entries = self.collect_committed();
         let number = self.next_ready;
         self.next_ready += 1;
@@ -189,6 +213,7 @@ impl<S: Storage> RawNode<S> {
             entries,
             messages,
             committed_entries,
+            read_states,
         }
     }
 

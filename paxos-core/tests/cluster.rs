@@ -416,3 +416,70 @@ fn leader_refuses_proposals_beyond_its_inflight_limits() {
         Err(Error::ProposalDropped(DropReason::TooManyInflightBytes))
     );
 }
+
+#[test]
+fn read_index_confirms_with_a_quorum_and_returns_the_decided_watermark() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    for i in 0..10 {
+        c.propose(1, cmd(i)).expect("leader");
+    }
+    c.stabilize();
+    let committed = c.node(1).status().committed;
+    assert_eq!(
+        c.nodes.get_mut(&2).expect("live").read_index(&b"r0"[..]),
+        Err(Error::NotLeader { leader: Some(1) })
+    );
+    c.nodes
+        .get_mut(&1)
+        .expect("live")
+        .read_index(&b"r1"[..])
+        .expect("leader");
+    c.stabilize();
+    assert_eq!(
+        c.reads.get(&1),
+        Some(&vec![(committed, bytes::Bytes::from_static(b"r1"))])
+    );
+}
+
+#[test]
+fn a_cut_off_leader_never_confirms_a_read() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.isolate(1);
+    c.nodes
+        .get_mut(&1)
+        .expect("live")
+        .read_index(&b"stale"[..])
+        .expect("still believes it leads");
+    c.stabilize();
+    let new_leader = c.await_leader(&[2, 3], 300);
+    c.propose(new_leader, cmd(99)).expect("new leader");
+    c.stabilize();
+    assert!(
+        !c.reads.contains_key(&1),
+        "a leader without a quorum served a read"
+    );
+    c.heal();
+    c.tick(30);
+    assert!(
+        !c.reads.contains_key(&1),
+        "the stale read confirmed after healing"
+    );
+}
+
+#[test]
+fn single_node_reads_confirm_at_once() {
+    let mut c = Cluster::new(1);
+    c.elect(1);
+    c.propose(1, cmd(1)).expect("leader");
+    c.stabilize();
+    c.nodes
+        .get_mut(&1)
+        .expect("live")
+        .read_index(&b"x"[..])
+        .expect("leader");
+    c.stabilize();
+    assert_eq!(c.reads.get(&1).map(Vec::len), Some(1));
+    assert_eq!(c.reads[&1][0].0, 1);
+}

@@ -25,12 +25,17 @@ pub struct FaultMix {
     pub crashes: bool,
     /// Crashes inside the Ready cycle (between persist, send, apply, advance).
     pub ready_crashes: bool,
-    /// Per-node tick skew: some clocks run up to 40 % slower or 30 % faster.
+    /// Per-node tick skew: each node's tick period is drawn from `skew_range`.
     pub skew: bool,
+    /// Tick period bounds in time units (a nominal tick is 100): up to 4x
+    /// between nodes, so clocks disagree far beyond any lease's tolerance.
+    pub skew_range: (u64, u64),
     /// Concurrent clients.
     pub clients: u64,
     /// Keys the clients use.
     pub keys: u64,
+    /// Ticks a client waits for an answer before trying another node.
+    pub client_timeout: u64,
     /// Mean ticks between fault actions.
     pub chaos_every: u64,
     /// Node tuning drawn per seed too, so odd configurations get tested:
@@ -58,8 +63,10 @@ impl FaultMix {
             crashes: false,
             ready_crashes: false,
             skew: false,
+            skew_range: (100, 100),
             clients: 3,
             keys: 3,
+            client_timeout: 40,
             chaos_every: 0,
             heartbeat_ticks: 2,
             election_ticks: 10,
@@ -99,8 +106,14 @@ impl FaultMix {
             crashes: on(rng),
             ready_crashes: on(rng),
             skew: on(rng),
+            skew_range: if rng.chance(0.5) {
+                (70, 140)
+            } else {
+                (50, 200)
+            },
             clients: rng.range(1, 5),
             keys: rng.range(1, 4),
+            client_timeout: rng.pick(&[5, 10, 20, 40, 40]),
             chaos_every: rng.range(5, 60),
             heartbeat_ticks: rng.pick(&[1, 2, 2, 3, 5]),
             election_ticks: rng.pick(&[6, 10, 10, 15, 25]),

@@ -65,6 +65,11 @@ pub struct KvState {
 }
 
 impl KvState {
+    /// The value of `key` now (a read served outside the log).
+    pub fn get(&self, key: u64) -> Option<u64> {
+        self.map.get(&key).copied()
+    }
+
     /// Applies a command; a retried command returns its first result and
     /// changes nothing. `None` for a stale duplicate of an older command.
     pub fn apply(&mut self, cmd: &Command) -> Option<Ret> {

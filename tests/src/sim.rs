@@ -11,15 +11,14 @@ use crate::linearizability::{check, History, Op, Ret, Verdict};
 use crate::net::Net;
 use crate::rng::Rng;
 use crate::trace::{describe, message_words, TraceHash};
+use bytes::Bytes;
 use paxos_core::proto::{Body, EntryKind, Message};
 use paxos_core::{Config, Error, MemStorage, PlantedBug, Proposed, RawNode, StateRole};
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// Time units per tick.
 pub const TICK: u64 = 100;
-/// A client gives up on a node after this long and retries elsewhere.
-const CLIENT_TIMEOUT: u64 = 40 * TICK;
 /// Chance of a crash at each of the four points inside a Ready cycle.
 const READY_CRASH_CHANCE: f64 = 0.0015;
 /// Events one run may take: more means a message storm, itself a bug.
@@ -125,7 +124,11 @@ impl Outcome {
 
 #[derive(Debug)]
 enum Reply {
-    Done { seq: u64, slot: u64, ret: Ret },
+    Done {
+        seq: u64,
+        slot: Option<u64>,
+        ret: Ret,
+    },
     NotLeader(Option<u64>),
     Busy,
 }
@@ -134,7 +137,7 @@ enum Reply {
 enum Ev {
     Tick(u64),
     Deliver(Message),
-    Arrive { node: u64, cmd: Command },
+    Arrive { node: u64, cmd: Command, read: bool },
     Reply { client: u64, reply: Reply },
     Wake(u64),
     Restart(u64),
@@ -179,6 +182,13 @@ struct SimNode {
     ticks: u64,
     /// The last leader this node accepted from, and at which tick.
     contact: Option<(u64, u64)>,
+    /// Last slot the application applied since the last restart.
+    applied: u64,
+    /// Reads asked through `read_index`: ctx -> (client, seq, key, the
+    /// highest slot any node had applied when it was asked).
+    reads_asked: BTreeMap<Bytes, (u64, u64, u64, u64)>,
+    /// Reads confirmed, waiting for `applied` to reach their index.
+    reads_confirmed: Vec<(u64, Bytes)>,
 }
 
 #[derive(Debug)]
@@ -188,6 +198,8 @@ struct Pending {
     deadline: u64,
     /// Try the next node at the deadline (a timeout), rather than `hint`.
     rotate: bool,
+    /// A Get served through `read_index` rather than through the log.
+    read: bool,
 }
 
 #[derive(Debug)]
@@ -223,6 +235,10 @@ pub struct Sim {
     done: bool,
     /// Every acknowledged command and the slot it was applied at.
     acked: Vec<(u64, bytes::Bytes)>,
+    /// The highest slot any node has applied.
+    max_applied: u64,
+    /// Reads asked so far (each attempt gets its own context).
+    read_attempts: u64,
 }
 
 /// Runs one simulation.
@@ -265,11 +281,13 @@ impl Sim {
             logger: slog::Logger::root(slog::Discard, slog::o!()),
             done: false,
             acked: Vec::new(),
+            max_applied: 0,
+            read_attempts: 0,
         };
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
         for id in 1..=n {
             let tick_period = if sim.mix.skew {
-                sim.rng.range(70, 140)
+                sim.rng.range(sim.mix.skew_range.0, sim.mix.skew_range.1)
             } else {
                 TICK
             };
@@ -281,6 +299,9 @@ impl Sim {
                 waiting: BTreeSet::new(),
                 ticks: 0,
                 contact: None,
+                applied: 0,
+                reads_asked: BTreeMap::new(),
+                reads_confirmed: Vec::new(),
             });
             sim.start(id);
             let first = sim.rng.range(1, tick_period);
@@ -352,6 +373,7 @@ impl Sim {
                 node.raw = Some(raw);
                 node.kv = KvState::default();
                 node.contact = None;
+                node.applied = 0;
                 self.trace(|| format!("START node {id}"));
                 self.hash.mix(&[self.now, 1, id]);
             }
@@ -370,6 +392,9 @@ impl Sim {
         node.kv = KvState::default();
         node.waiting.clear();
         node.contact = None;
+        node.applied = 0;
+        node.reads_asked.clear();
+        node.reads_confirmed.clear();
         self.trace(|| format!("CRASH node {id}"));
         self.hash.mix(&[self.now, 2, id]);
     }
@@ -415,7 +440,16 @@ impl Sim {
                 }
             }
             Ev::Deliver(m) => self.deliver(m),
-            Ev::Arrive { node, cmd } => self.arrive(node, cmd),
+            Ev::Arrive {
+                node,
+                cmd,
+                read: false,
+            } => self.arrive(node, cmd),
+            Ev::Arrive {
+                node,
+                cmd,
+                read: true,
+            } => self.arrive_read(node, cmd),
             Ev::Reply { client, reply } => self.client_reply(client, reply),
             Ev::Wake(c) => self.client_wake(c),
             Ev::Restart(id) => {
@@ -550,6 +584,70 @@ impl Sim {
         self.drive(id);
     }
 
+    fn arrive_read(&mut self, id: u64, cmd: Command) {
+        let Op::Get { key } = cmd.op else {
+            return;
+        };
+        // One context per attempt: a retried read must not take over the
+        // bookkeeping of an earlier attempt that may still confirm.
+        self.read_attempts += 1;
+        let ctx = Bytes::from(self.read_attempts.to_be_bytes().to_vec());
+        let Some(raw) = self.node(id).raw.as_mut() else {
+            return;
+        };
+        let reply = match raw.read_index(ctx.clone()) {
+            Ok(()) => {
+                let floor = self.max_applied;
+                self.node(id)
+                    .reads_asked
+                    .insert(ctx, (cmd.client, cmd.seq, key, floor));
+                self.trace(|| format!("node {id} read_index c{}#{}", cmd.client, cmd.seq));
+                None
+            }
+            Err(Error::NotLeader { leader }) => Some(Reply::NotLeader(leader)),
+            Err(_) => Some(Reply::Busy),
+        };
+        if let Some(reply) = reply {
+            self.send_to_client(cmd.client, reply);
+        }
+        self.drive(id);
+    }
+
+    /// Serves every confirmed read whose index the application reached.
+    fn serve_reads(&mut self, id: u64) {
+        let node = self.node(id);
+        let applied = node.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut node.reads_confirmed)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        node.reads_confirmed = waiting;
+        for (index, ctx) in ready {
+            let node = self.node(id);
+            let Some((client, seq, key, floor)) = node.reads_asked.remove(&ctx) else {
+                continue;
+            };
+            // DESIGN §3: the read index covers everything decided before the
+            // read began; a slot some node had already applied is decided.
+            if index < floor {
+                let v = format!("node {id} confirmed a read at index {index}, below slot {floor} applied before it was asked");
+                self.checker.violations.push(v);
+            }
+            let node = self.node(id);
+            let ret = Ret::Value(node.kv.get(key));
+            self.trace(|| {
+                format!("node {id} serves read c{client}#{seq} at index {index} -> {ret:?}")
+            });
+            self.send_to_client(
+                client,
+                Reply::Done {
+                    seq,
+                    slot: None,
+                    ret,
+                },
+            );
+        }
+    }
+
     fn send_to_client(&mut self, client: u64, reply: Reply) {
         let at = self.now + self.net_rng.range(self.mix.min_delay, self.mix.max_delay);
         self.schedule(at, Ev::Reply { client, reply });
@@ -605,6 +703,11 @@ impl Sim {
             for e in rd.take_committed_entries() {
                 self.apply(id, &e);
             }
+            let confirmed = rd.take_read_states();
+            self.node(id)
+                .reads_confirmed
+                .extend(confirmed.into_iter().map(|r| (r.index, r.ctx)));
+            self.serve_reads(id);
             if self.ready_crash(id, "after applying, before advancing") {
                 return;
             }
@@ -685,6 +788,8 @@ impl Sim {
 
     fn apply(&mut self, id: u64, e: &paxos_core::proto::Entry) {
         self.checker.on_apply(id, e);
+        self.node(id).applied = e.slot;
+        self.max_applied = self.max_applied.max(e.slot);
         self.hash.mix(&[self.now, 4, id, e.slot]);
         if e.kind != EntryKind::Normal as i32 {
             self.trace(|| format!("node {id} applies slot {} (no-op)", e.slot));
@@ -705,7 +810,7 @@ impl Sim {
         if let (true, Some(ret)) = (waiting, ret) {
             let reply = Reply::Done {
                 seq: cmd.seq,
-                slot: e.slot,
+                slot: Some(e.slot),
                 ret,
             };
             self.send_to_client(cmd.client, reply);
@@ -739,6 +844,7 @@ impl Sim {
                     hist,
                     deadline: 0,
                     rotate: false,
+                    read: matches!(op, Op::Get { .. }) && self.rng.chance(0.5),
                 });
                 self.trace(|| format!("client {c} invokes #{} {op:?}", cmd.seq));
                 self.client_send(c);
@@ -761,13 +867,13 @@ impl Sim {
         let Some(p) = cl.pending.as_mut() else {
             return;
         };
-        p.deadline = now + CLIENT_TIMEOUT;
+        p.deadline = now + self.mix.client_timeout * TICK;
         p.rotate = true;
-        let (cmd, node, deadline) = (p.cmd, cl.hint, p.deadline);
+        let (cmd, node, deadline, read) = (p.cmd, cl.hint, p.deadline, p.read);
         let lost = self.faults_on && self.net_rng.chance(self.mix.drop);
         if !lost {
             let at = now + self.net_rng.range(self.mix.min_delay, self.mix.max_delay);
-            self.schedule(at, Ev::Arrive { node, cmd });
+            self.schedule(at, Ev::Arrive { node, cmd, read });
         }
         self.schedule(deadline, Ev::Wake(c));
     }
@@ -782,7 +888,9 @@ impl Sim {
         match reply {
             Reply::Done { seq, slot, ret } if seq == p.cmd.seq => {
                 self.history.complete(p.hist, now, ret);
-                self.acked.push((slot, p.cmd.encode()));
+                if let Some(slot) = slot {
+                    self.acked.push((slot, p.cmd.encode()));
+                }
                 self.hash.mix(&[now, 5, c, seq]);
                 cl.pending = None;
                 self.trace(|| format!("client {c} completes #{seq} -> {ret:?}"));

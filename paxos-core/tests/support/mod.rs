@@ -27,6 +27,8 @@ pub struct Cluster {
     /// Highest promise each node ever persisted.
     pub max_promised: BTreeMap<u64, Ballot>,
     pub delivered: u64,
+    /// Confirmed reads per node: (index, ctx).
+    pub reads: BTreeMap<u64, Vec<(u64, Bytes)>>,
     tweak: fn(&mut Config),
     logger: slog::Logger,
 }
@@ -52,6 +54,7 @@ impl Cluster {
             rng: 0x5eed,
             max_promised: BTreeMap::new(),
             delivered: 0,
+            reads: BTreeMap::new(),
             tweak,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
         };
@@ -145,6 +148,9 @@ impl Cluster {
                 }
                 store.wl().store_entries(rd.entries());
                 self.queue.extend(rd.take_messages());
+                for r in rd.take_read_states() {
+                    self.reads.entry(id).or_default().push((r.index, r.ctx));
+                }
                 for e in rd.take_committed_entries() {
                     let last = self.applied_slot[&id];
                     assert_eq!(e.slot, last + 1, "node {id} applied out of order");

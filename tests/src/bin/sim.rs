@@ -38,7 +38,7 @@ struct Args {
     schedule: Option<Schedule>,
     /// Plant a protocol bug (CountAcrossBallots, ReplyBeforePersist,
     /// SkipHighestBallotAdoption, ApplyPastGap, LeadWithoutQuorum,
-    /// CommitWithoutQuorum, IgnoreStickiness).
+    /// CommitWithoutQuorum, IgnoreStickiness, ReadWithoutQuorum).
     #[arg(long, value_parser = parse_bug)]
     bug: Option<PlantedBug>,
 }

@@ -1,0 +1,148 @@
+//! Linearizable reads (DESIGN §3, "Reads").
+//!
+//! The leader answers `read_index(ctx)` with the decided watermark it holds
+//! at the request, but only once (1) its own phase-2 re-proposals are chosen,
+//! so that watermark covers everything chosen before its leadership, and (2)
+//! a quorum acknowledged a heartbeat sent after the request in its ballot, so
+//! no newer leader can have decided anything it does not know. The host
+//! serves the read once it has applied up to the returned index.
+
+use crate::errors::{DropReason, Error, Result};
+use crate::node::{Node, Role};
+use crate::storage::Storage;
+use bytes::Bytes;
+use std::collections::VecDeque;
+
+/// A confirmed read: serve it once the application applied `index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    /// The decided watermark the read must observe.
+    pub index: u64,
+    /// The caller's context, as passed to `read_index`.
+    pub ctx: Bytes,
+}
+
+#[derive(Debug)]
+struct PendingRead {
+    ctx: Bytes,
+    index: u64,
+    /// The heartbeat round a quorum must acknowledge.
+    seq: u64,
+}
+
+/// Reads in flight at a leader. Dropped with the leadership: a read that
+/// never confirms is retried by its caller, like a lost proposal.
+#[derive(Debug, Default)]
+pub(crate) struct ReadQueue {
+    /// Waiting for the leader's re-proposals to be chosen.
+    waiting: Vec<Bytes>,
+    /// Waiting for a quorum to acknowledge their heartbeat round.
+    pending: VecDeque<PendingRead>,
+}
+
+impl ReadQueue {
+    fn len(&self) -> usize {
+        self.waiting.len() + self.pending.len()
+    }
+}
+
+impl<S: Storage> Node<S> {
+    pub(crate) fn read_index(&mut self, ctx: Bytes) -> Result<()> {
+        let limit = usize::try_from(self.cfg.max_inflight_slots).unwrap_or(usize::MAX);
+        let committed = self.log.committed;
+        let Role::Leader(ls) = &mut self.role else {
+            return Err(Error::NotLeader {
+                leader: self.leader,
+            });
+        };
+        if ls.reads.len() >= limit {
+            return Err(Error::ProposalDropped(DropReason::TooManyReads));
+        }
+        if committed < ls.recovered_up_to {
+            ls.reads.waiting.push(ctx);
+            return Ok(());
+        }
+        let seq = self.broadcast_heartbeat();
+        if let Role::Leader(ls) = &mut self.role {
+            ls.reads.pending.push_back(PendingRead {
+                ctx,
+                index: committed,
+                seq,
+            });
+        }
+        self.confirm_reads();
+        Ok(())
+    }
+
+    /// Once the re-proposals are chosen, reads held back start their round.
+    pub(crate) fn release_waiting_reads(&mut self) {
+        let committed = self.log.committed;
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        if committed < ls.recovered_up_to || ls.reads.waiting.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut ls.reads.waiting);
+        let seq = self.broadcast_heartbeat();
+        if let Role::Leader(ls) = &mut self.role {
+            for ctx in waiting {
+                ls.reads.pending.push_back(PendingRead {
+                    ctx,
+                    index: committed,
+                    seq,
+                });
+            }
+        }
+        self.confirm_reads();
+    }
+
+    /// Releases every read whose heartbeat round a quorum acknowledged.
+    pub(crate) fn confirm_reads(&mut self) {
+        let quorum = self.members.quorum();
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        if ls.reads.pending.is_empty() {
+            return;
+        }
+        // The quorum-th highest acknowledged round (ours counts as every round).
+        let mut acked: Vec<u64> = self
+            .members
+            .voters
+            .iter()
+            .map(|&v| {
+                if v == self.id {
+                    u64::MAX
+                } else {
+                    ls.progress
+                        .iter()
+                        .find(|p| p.id == v)
+                        .map_or(0, |p| p.acked_seq)
+                }
+            })
+            .collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let confirmed = if planted!(self.cfg, ReadWithoutQuorum) {
+            u64::MAX
+        } else {
+            acked[quorum - 1]
+        };
+        while ls.reads.pending.front().is_some_and(|r| r.seq <= confirmed) {
+            if let Some(r) = ls.reads.pending.pop_front() {
+                self.read_states.push(ReadState {
+                    index: r.index,
+                    ctx: r.ctx,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl crate::leader::LeaderState {
+    /// The heartbeat round the oldest confirmable read waits for (0: none).
+    pub(crate) fn reads_pending_seq_for_test(&self) -> u64 {
+        self.reads.pending.front().map_or(0, |r| r.seq)
+    }
+}
