@@ -64,6 +64,8 @@ pub enum DropReason {
     EntryTooLarge,
     /// `max_inflight_slots` reads are already waiting for confirmation.
     TooManyReads,
+    /// A leadership transfer is in progress: retry at the new leader.
+    TransferInProgress,
 }
 
 /// Every error the node returns.

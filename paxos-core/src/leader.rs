@@ -8,6 +8,7 @@ use crate::node::{malformed, Node, Role};
 use crate::progress::{Progress, ProgressState};
 use crate::read_index::ReadQueue;
 use crate::storage::Storage;
+use crate::transfer::Transfer;
 use bytes::Bytes;
 use paxos_proto::{Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat, Propose};
 
@@ -39,11 +40,13 @@ pub(crate) struct LeaderState {
     pub(crate) recovered_up_to: u64,
     /// Linearizable reads in flight.
     pub(crate) reads: ReadQueue,
+    /// A leadership transfer in progress.
+    pub(crate) transfer: Option<Transfer>,
     /// The decided watermark last announced to every peer.
     announced: u64,
     /// New entries wait here until the next `Ready`, so that proposals made
     /// back to back leave in one `Accept` per peer (batching).
-    pending_flush: bool,
+    pub(crate) pending_flush: bool,
 }
 
 impl LeaderState {
@@ -63,6 +66,7 @@ impl LeaderState {
             hb_seq: 0,
             recovered_up_to,
             reads: ReadQueue::default(),
+            transfer: None,
             announced: committed,
             pending_flush: true,
         }
@@ -92,6 +96,9 @@ impl<S: Storage> Node<S> {
             };
         };
         let size = data.len() as u64;
+        if ls.transfer.is_some() {
+            return Err(Error::ProposalDropped(DropReason::TransferInProgress));
+        }
         if self.log.last() - self.log.committed >= self.cfg.max_inflight_slots {
             return Err(Error::ProposalDropped(DropReason::TooManyInflightSlots));
         }
@@ -261,6 +268,7 @@ impl<S: Storage> Node<S> {
         ls.progress[i].on_accepted(matched, last_slot);
         self.maybe_commit();
         self.send_accepts(i);
+        self.maybe_send_timeout_now();
     }
 
     pub(crate) fn on_heartbeat_reply(&mut self, from: u64, b: Ballot, matched: u64, seq: u64) {
@@ -282,6 +290,7 @@ impl<S: Storage> Node<S> {
         self.maybe_commit();
         self.confirm_reads();
         self.send_accepts(i);
+        self.maybe_send_timeout_now();
     }
 
     /// Chosen = accepted by a quorum in this ballot: the quorum-th highest
@@ -325,6 +334,7 @@ impl<S: Storage> Node<S> {
     }
 
     pub(crate) fn tick_leader(&mut self) {
+        self.tick_transfer();
         self.timer.heartbeat_elapsed += 1;
         if self.timer.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.timer.heartbeat_elapsed = 0;

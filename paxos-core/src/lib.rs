@@ -112,6 +112,7 @@ mod status;
 mod storage;
 #[cfg(test)]
 mod testutil;
+mod transfer;
 mod window;
 
 pub use config::{Config, MAX_VOTERS};

@@ -227,6 +227,10 @@ impl<S: Storage> Node<S> {
                 Ok(())
             }
             Body::Propose(p) => self.on_forwarded(from, p.entries),
+            Body::TimeoutNow(t) => {
+                let b = owned_ballot(from, t.ballot)?;
+                self.on_timeout_now(from, b)
+            }
             Body::Decide(d) => {
                 let b = owned_ballot(from, d.ballot)?;
                 self.on_decide(b, d.committed);

@@ -163,6 +163,16 @@ impl<S: Storage> RawNode<S> {
         self.node.read_index(ctx.into())
     }
 
+    /// Hands leadership to voter `to`: the leader brings it up to date, then
+    /// tells it to campaign at once (exempt from stickiness). New proposals
+    /// fail with `ProposalDropped(TransferInProgress)` meanwhile; if the
+    /// transfer does not complete within `election_ticks`, the leader
+    /// resumes. Fails with `NotLeader` elsewhere and `NotVoter` for a learner
+    /// or stranger. A transfer to the leader itself cancels one in progress.
+    pub fn transfer_leader(&mut self, to: u64) -> Result<()> {
+        self.node.transfer_leader(to)
+    }
+
     /// Starts an election now, without waiting for the timeout.
     pub fn campaign(&mut self) -> Result<()> {
         self.node.campaign(false)

@@ -483,3 +483,92 @@ fn single_node_reads_confirm_at_once() {
     assert_eq!(c.reads.get(&1).map(Vec::len), Some(1));
     assert_eq!(c.reads[&1][0].0, 1);
 }
+
+#[test]
+fn transfer_hands_leadership_over_and_loses_nothing() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    for i in 0..20 {
+        c.propose(1, cmd(i)).expect("leader");
+    }
+    c.stabilize();
+    let old_ballot = c.node(1).status().promised;
+    c.nodes
+        .get_mut(&1)
+        .expect("live")
+        .transfer_leader(3)
+        .expect("leader");
+    c.stabilize();
+    assert_eq!(
+        c.leaders(),
+        vec![3],
+        "the target took over without waiting for a timeout"
+    );
+    assert!(c.node(3).status().promised > old_ballot);
+    for i in 20..30 {
+        c.propose(3, cmd(i)).expect("new leader");
+    }
+    c.stabilize();
+    let want: Vec<_> = (0..30).map(cmd).collect();
+    all_applied_equal(&c, &[1, 2, 3], &want);
+}
+
+#[test]
+fn transfer_to_a_lagging_follower_catches_it_up_first() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.isolate(3);
+    for i in 0..200 {
+        c.propose(1, cmd(i)).expect("leader");
+    }
+    c.stabilize();
+    c.heal();
+    c.nodes
+        .get_mut(&1)
+        .expect("live")
+        .transfer_leader(3)
+        .expect("leader");
+    c.stabilize();
+    c.tick(3); // a heartbeat round lets the leader see what node 3 holds
+    assert_eq!(c.leaders(), vec![3]);
+    let want: Vec<_> = (0..200).map(cmd).collect();
+    all_applied_equal(&c, &[1, 2, 3], &want);
+}
+
+#[test]
+fn proposals_wait_during_a_transfer_and_resume_if_it_times_out() {
+    use paxos_core::DropReason;
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.isolate(3);
+    c.nodes
+        .get_mut(&1)
+        .expect("live")
+        .transfer_leader(3)
+        .expect("leader");
+    assert_eq!(
+        c.propose(1, cmd(0)),
+        Err(Error::ProposalDropped(DropReason::TransferInProgress))
+    );
+    c.tick(c.config(1).election_ticks);
+    assert_eq!(c.leaders(), vec![1], "the old leader kept its quorum");
+    assert!(
+        matches!(c.propose(1, cmd(1)), Ok(Proposed::At(_))),
+        "resumed after the timeout"
+    );
+}
+
+#[test]
+fn transfer_errors_are_typed() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.tick(3);
+    let n2 = c.nodes.get_mut(&2).expect("live");
+    assert_eq!(
+        n2.transfer_leader(3),
+        Err(Error::NotLeader { leader: Some(1) })
+    );
+    let n1 = c.nodes.get_mut(&1).expect("live");
+    assert_eq!(n1.transfer_leader(9), Err(Error::NotVoter(9)));
+    assert_eq!(n1.transfer_leader(1), Ok(()), "to itself: nothing to do");
+}

@@ -84,6 +84,7 @@ impl Message {
             Some(Body::HeartbeatReply(_)) => "HeartbeatReply",
             Some(Body::Propose(_)) => "Propose",
             Some(Body::Decide(_)) => "Decide",
+            Some(Body::TimeoutNow(_)) => "TimeoutNow",
         }
     }
 }

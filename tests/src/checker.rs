@@ -130,6 +130,7 @@ impl Checker {
             Some(Body::Heartbeat(h)) => h.ballot,
             Some(Body::HeartbeatReply(h)) => h.ballot,
             Some(Body::Decide(d)) => d.ballot,
+            Some(Body::TimeoutNow(t)) => t.ballot,
             Some(Body::Reject(r)) => r.promised,
             Some(Body::PrePrepareReply(r)) => r.promised,
             _ => None,

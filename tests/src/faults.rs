@@ -21,6 +21,8 @@ pub struct FaultMix {
     pub partitions: bool,
     /// Temporary clogging of single links.
     pub clogs: bool,
+    /// Leadership transfers (often during partitions).
+    pub transfers: bool,
     /// Node crashes between events.
     pub crashes: bool,
     /// Crashes inside the Ready cycle (between persist, send, apply, advance).
@@ -60,6 +62,7 @@ impl FaultMix {
             tail: 0.0,
             partitions: false,
             clogs: false,
+            transfers: false,
             crashes: false,
             ready_crashes: false,
             skew: false,
@@ -83,6 +86,7 @@ impl FaultMix {
             tail: 0.001 + rng.unit() * 0.04,
             partitions: true,
             clogs: true,
+            transfers: true,
             crashes: true,
             ready_crashes: true,
             skew: true,
@@ -103,6 +107,7 @@ impl FaultMix {
             tail: if on(rng) { rng.unit() * 0.05 } else { 0.0 },
             partitions: on(rng),
             clogs: on(rng),
+            transfers: on(rng),
             crashes: on(rng),
             ready_crashes: on(rng),
             skew: on(rng),
@@ -155,6 +160,8 @@ pub enum Fault {
         /// How long.
         ticks: u64,
     },
+    /// Ask the current leader to hand leadership to this node.
+    Transfer(u64),
     /// Restore every link.
     Heal,
 }
@@ -168,6 +175,7 @@ impl fmt::Display for Fault {
             Fault::OneWay { from, to } => write!(f, "oneway{from}>{to}"),
             Fault::CutPair(a, b) => write!(f, "cut{a}-{b}"),
             Fault::Clog { from, to, ticks } => write!(f, "clog{from}>{to}/{ticks}"),
+            Fault::Transfer(n) => write!(f, "transfer{n}"),
             Fault::Heal => write!(f, "heal"),
         }
     }
@@ -184,6 +192,9 @@ impl Fault {
         }
         if mix.clogs {
             kinds.push(5);
+        }
+        if mix.transfers {
+            kinds.push(7);
         }
         if mix.crashes {
             kinds.extend([6, 6]);
@@ -212,6 +223,7 @@ impl Fault {
                 Fault::CutPair(a, b)
             }
             4 => Fault::Heal,
+            7 => Fault::Transfer(rng.range(1, nodes)),
             5 => {
                 let (from, to) = pair(rng);
                 Fault::Clog {
@@ -240,6 +252,8 @@ impl Fault {
         } else if let Some(t) = s.strip_prefix("crash") {
             let (node, down) = two(t, '/')?;
             Ok(Fault::Crash { node, down })
+        } else if let Some(t) = s.strip_prefix("transfer") {
+            Ok(Fault::Transfer(num(t)?))
         } else if let Some(t) = s.strip_prefix("isolate") {
             Ok(Fault::Isolate(num(t)?))
         } else if let Some(t) = s.strip_prefix("split") {
@@ -317,6 +331,7 @@ mod tests {
                 },
             ),
             (8, Fault::Heal),
+            (9, Fault::Transfer(3)),
         ]);
         assert_eq!(Schedule::parse(&s.to_string()), Ok(s));
         assert!(Schedule::parse("x:heal").is_err());
@@ -331,11 +346,12 @@ mod tests {
             partitions: true,
             clogs: true,
             crashes: true,
+            transfers: true,
             ..FaultMix::calm()
         };
         for _ in 0..1000 {
             match Fault::random(&mut rng, &mix, 3, Some(2)).expect("some fault") {
-                Fault::Crash { node, .. } | Fault::Isolate(node) => {
+                Fault::Crash { node, .. } | Fault::Isolate(node) | Fault::Transfer(node) => {
                     assert!((1..=3).contains(&node))
                 }
                 Fault::OneWay { from: a, to: b }

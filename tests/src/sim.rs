@@ -520,6 +520,15 @@ impl Sim {
                 self.net.clog(from, to, self.now + ticks * TICK);
             }
             Fault::Heal => self.net.heal(),
+            Fault::Transfer(to) if valid(to) => {
+                if let Some(l) = self.current_leader() {
+                    if let Some(raw) = self.node(l).raw.as_mut() {
+                        // Refusals (a transfer to itself) are fine.
+                        let _ = raw.transfer_leader(to);
+                    }
+                    self.drive(l);
+                }
+            }
             _ => {}
         }
         self.hash.mix(&[self.now, 3, fault_word(&f)]);
@@ -537,6 +546,11 @@ impl Sim {
             _ => None,
         };
         let from = m.from;
+        let transfer = match &m.body {
+            Some(Body::PrePrepare(p)) => p.transfer,
+            Some(Body::Prepare(p)) => p.transfer,
+            _ => false,
+        };
         if let Err(e) = raw.step(m) {
             self.checker
                 .violations
@@ -548,7 +562,9 @@ impl Sim {
             node.contact = Some((from, node.ticks));
             debug_assert_eq!(b.node, from);
         }
-        self.drive_with(id, before.role == StateRole::Leader);
+        // A transfer's requests are exempt from stickiness (DESIGN §3).
+        let exempt = transfer.then_some(from);
+        self.drive_with(id, before.role == StateRole::Leader, exempt);
     }
 
     fn arrive(&mut self, id: u64, cmd: Command) {
@@ -665,12 +681,12 @@ impl Sim {
     }
 
     fn drive(&mut self, id: u64) {
-        self.drive_with(id, false);
+        self.drive_with(id, false, None);
     }
 
     /// Runs the node's Ready cycle until it has nothing to do, with a chance
     /// of crashing between each pair of steps.
-    fn drive_with(&mut self, id: u64, was_leader: bool) {
+    fn drive_with(&mut self, id: u64, was_leader: bool, exempt: Option<u64>) {
         for _ in 0..MAX_READIES_PER_DRIVE {
             let Some(raw) = self.node(id).raw.as_mut() else {
                 return;
@@ -695,7 +711,7 @@ impl Sim {
                 return;
             }
             for m in rd.take_messages() {
-                self.send(id, m, was_leader);
+                self.send(id, m, was_leader, exempt);
             }
             if self.ready_crash(id, "after sending, before applying") {
                 return;
@@ -720,9 +736,9 @@ impl Sim {
         self.done = true;
     }
 
-    fn send(&mut self, id: u64, m: Message, was_leader: bool) {
+    fn send(&mut self, id: u64, m: Message, was_leader: bool, exempt: Option<u64>) {
         self.checker.on_send(&m);
-        self.check_stickiness(id, &m, was_leader);
+        self.check_stickiness(id, &m, was_leader, exempt == Some(m.to));
         let times = self.net.route(
             &mut self.net_rng,
             &self.mix,
@@ -751,7 +767,7 @@ impl Sim {
     /// DESIGN §3 stickiness, observed: an acceptor that heard from a live
     /// leader within `election_ticks` promises no one else (no transfers run
     /// here), and a leader promises no one.
-    fn check_stickiness(&mut self, id: u64, m: &Message, was_leader: bool) {
+    fn check_stickiness(&mut self, id: u64, m: &Message, was_leader: bool, exempt: bool) {
         let grant = match &m.body {
             Some(Body::Promise(_)) => m.to != id,
             Some(Body::PrePrepareReply(r)) => r.granted,
@@ -770,7 +786,10 @@ impl Sim {
             .contact
             .filter(|&(leader, at)| leader != m.to && node.ticks - at < election_ticks);
         if matches!(m.body, Some(Body::Promise(_))) {
-            node.contact = None;
+            node.contact = None; // it follows no one now
+        }
+        if exempt {
+            return; // a leadership transfer may override the lease
         }
         if was_leader {
             let v = format!("leader {id} promised candidate {}", m.to);
@@ -778,8 +797,9 @@ impl Sim {
         } else if let Some((leader, at)) = lease {
             let ticks = self.node(id).ticks;
             let v = format!(
-                "node {id} granted candidate {} while hearing from leader {leader} {} ticks ago",
+                "node {id} granted candidate {} ({}) while hearing from leader {leader} {} ticks ago",
                 m.to,
+                m.kind_name(),
                 ticks - at
             );
             self.checker.violations.push(v);
@@ -1029,5 +1049,6 @@ fn fault_word(f: &Fault) -> u64 {
         Fault::CutPair(a, b) => 5 << 56 | a << 32 | b,
         Fault::Clog { from, to, ticks } => 6 << 56 | from << 40 | to << 32 | ticks,
         Fault::Heal => 7 << 56,
+        Fault::Transfer(n) => 8 << 56 | n,
     }
 }

@@ -53,6 +53,7 @@ pub fn message_words(m: &Message) -> [u64; 6] {
         Some(Body::HeartbeatReply(h)) => (9, h.ballot, h.matched, 0),
         Some(Body::Propose(p)) => (10, None, p.entries.len() as u64, 0),
         Some(Body::Decide(d)) => (11, d.ballot, d.committed, 0),
+        Some(Body::TimeoutNow(t)) => (12, t.ballot, 0, 0),
     };
     let ballot = ballot.unwrap_or(Ballot::ZERO);
     [m.from << 32 | m.to, kind, ballot.round, ballot.node, x, y]
@@ -75,7 +76,14 @@ pub fn describe(m: &Message) -> String {
                 b(&r.promised)
             )
         }
-        Some(Body::Prepare(p)) => format!("Prepare b={} from_slot={}", b(&p.ballot), p.from_slot),
+        Some(Body::Prepare(p)) => {
+            let transfer = if p.transfer { " transfer" } else { "" };
+            format!(
+                "Prepare b={} from_slot={}{transfer}",
+                b(&p.ballot),
+                p.from_slot
+            )
+        }
         Some(Body::Promise(p)) => format!(
             "Promise b={} entries={} committed={} next={}",
             b(&p.ballot),
@@ -115,6 +123,7 @@ pub fn describe(m: &Message) -> String {
         ),
         Some(Body::Propose(p)) => format!("Propose entries={}", p.entries.len()),
         Some(Body::Decide(d)) => format!("Decide b={} committed={}", b(&d.ballot), d.committed),
+        Some(Body::TimeoutNow(t)) => format!("TimeoutNow b={}", b(&t.ballot)),
     };
     format!("{}->{} {body}", m.from, m.to)
 }
