@@ -7,6 +7,9 @@
 //! ticks while a workload is timed.
 #![deny(missing_docs)]
 
+#[cfg(feature = "peers")]
+pub mod peers;
+
 use bytes::Bytes;
 use paxos_core::proto::{EntryKind, Message};
 use paxos_core::{Config, MemStorage, Proposed, RawNode, StateRole};
@@ -201,6 +204,39 @@ impl Cluster {
     }
 }
 
+/// A replicated cluster under test, elected and idle: ours or a peer's.
+pub trait Replicated {
+    /// Proposes one command at the leader.
+    fn propose(&mut self, data: Bytes);
+    /// One round: handle every node's output, deliver every queued message.
+    /// False when nothing happened.
+    fn pump(&mut self) -> bool;
+    /// Each node's state machine.
+    fn applied(&self) -> Vec<Applied>;
+    /// The lowest applied count over the nodes (in the timed loop: no allocation).
+    fn min_applied(&self) -> u64;
+    /// Messages delivered so far.
+    fn delivered(&self) -> u64;
+}
+
+impl Replicated for Cluster {
+    fn propose(&mut self, data: Bytes) {
+        Cluster::propose(self, data);
+    }
+    fn pump(&mut self) -> bool {
+        Cluster::pump(self)
+    }
+    fn applied(&self) -> Vec<Applied> {
+        self.applied.clone()
+    }
+    fn min_applied(&self) -> u64 {
+        Cluster::min_applied(self)
+    }
+    fn delivered(&self) -> u64 {
+        self.delivered
+    }
+}
+
 /// One timed run's result.
 #[derive(Clone, Copy, Debug)]
 pub struct RunResult {
@@ -215,8 +251,8 @@ pub struct RunResult {
 /// Proposes `batch` commands at a time and pumps until all are applied on
 /// every node, for `n` commands; then verifies every node applied exactly
 /// commands `0..n` in order (outside the timed region).
-pub fn run_workload(c: &mut Cluster, batch: u64, n: u64) -> RunResult {
-    let delivered = c.delivered;
+pub fn run_workload<C: Replicated + ?Sized>(c: &mut C, batch: u64, n: u64) -> RunResult {
+    let delivered = c.delivered();
     let start = Instant::now();
     let mut seq = 0;
     while seq < n {
@@ -234,14 +270,14 @@ pub fn run_workload(c: &mut Cluster, batch: u64, n: u64) -> RunResult {
     RunResult {
         elapsed,
         ops_per_sec: n as f64 / elapsed.as_secs_f64(),
-        msgs_per_cmd: (c.delivered - delivered) as f64 / n as f64,
+        msgs_per_cmd: (c.delivered() - delivered) as f64 / n as f64,
     }
 }
 
 /// Panics unless every node applied exactly commands `0..n`, in order.
-pub fn verify(c: &Cluster, n: u64) {
+pub fn verify<C: Replicated + ?Sized>(c: &C, n: u64) {
     let want = Applied::expected(n);
-    for (i, a) in c.applied.iter().enumerate() {
+    for (i, a) in c.applied().iter().enumerate() {
         assert_eq!(*a, want, "node {} applied something else", i + 1);
     }
 }
