@@ -69,7 +69,12 @@ fn main() {
     keep_heap_warm();
     let runs = 5;
     let libs = libraries();
+    // `compare W2` runs only the workloads whose name contains "W2".
+    let only = std::env::args().nth(1).unwrap_or_default();
     for (workload, batch, n) in [("W1-batched", 64, 200_000), ("W2-one-at-a-time", 1, 20_000)] {
+        if !workload.contains(&only) {
+            continue;
+        }
         // One untimed warm-up per library, then runs interleaved across
         // libraries so drift on a shared machine hits all of them alike.
         for (_, build) in &libs {
@@ -96,6 +101,9 @@ fn main() {
                 medians[0] / medians[i]
             );
         }
+    }
+    if !"W1-batched-5-nodes".contains(&only) {
+        return;
     }
     // Five nodes: paxos-core only (the peers harness measures three).
     let rates: Vec<f64> = (0..runs)
