@@ -12,6 +12,8 @@ type Value = (i32, bytes::Bytes);
 #[derive(Debug, Default)]
 pub struct Checker {
     quorum: usize,
+    /// Only voters' acceptances choose a value.
+    voters: BTreeSet<u64>,
     /// Per (slot, ballot): the value and the nodes that durably accepted it.
     accepted: BTreeMap<(u64, Ballot), (Value, BTreeSet<u64>)>,
     /// Per slot: the value chosen (accepted by a quorum in one ballot) and
@@ -32,10 +34,11 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// A checker for a cluster with `voters` voters.
-    pub fn new(voters: usize) -> Self {
+    /// A checker for a cluster with these voters.
+    pub fn new(voters: Vec<u64>) -> Self {
         Checker {
-            quorum: voters / 2 + 1,
+            quorum: voters.len() / 2 + 1,
+            voters: voters.into_iter().collect(),
             ..Checker::default()
         }
     }
@@ -95,7 +98,9 @@ impl Checker {
                 self.violation(msg);
                 continue;
             }
-            rec.1.insert(node);
+            if self.voters.contains(&node) {
+                rec.1.insert(node);
+            }
             if rec.1.len() >= self.quorum {
                 match self.chosen.get(&e.slot) {
                     None => {

@@ -33,8 +33,10 @@ const LIN_BUDGET: u64 = 2_000_000;
 pub struct SimOptions {
     /// The seed: every choice of the run derives from it.
     pub seed: u64,
-    /// Cluster size; drawn from {3, 5, 7} when unset.
+    /// Voters; drawn from {3, 5, 7} when unset.
     pub nodes: Option<u64>,
+    /// Learners (receive decided entries, never vote); drawn when unset.
+    pub learners: Option<u64>,
     /// Ticks of the fault phase.
     pub ticks: u64,
     /// After the fault phase everything heals: every submitted command must
@@ -55,6 +57,7 @@ impl Default for SimOptions {
         SimOptions {
             seed: 0,
             nodes: None,
+            learners: None,
             ticks: 500,
             liveness_ticks: 1500,
             mix: None,
@@ -70,8 +73,10 @@ impl Default for SimOptions {
 pub struct Outcome {
     /// The seed.
     pub seed: u64,
-    /// Cluster size.
+    /// Voters.
     pub nodes: u64,
+    /// Learners.
+    pub learners: u64,
     /// Ticks simulated.
     pub steps: u64,
     /// Events processed.
@@ -109,8 +114,8 @@ impl Outcome {
     /// The command that replays this run.
     pub fn replay_command(&self, opts: &SimOptions) -> String {
         let mut cmd = format!(
-            "cargo run --release -p paxos-sim --bin sim -- --seed {} --nodes {} --steps {}",
-            self.seed, self.nodes, opts.ticks
+            "cargo run --release -p paxos-sim --bin sim -- --seed {} --nodes {} --learners {} --steps {}",
+            self.seed, self.nodes, self.learners, opts.ticks
         );
         if let Some(s) = &opts.schedule {
             cmd.push_str(&format!(" --schedule '{s}'"));
@@ -214,7 +219,9 @@ struct ClientState {
 pub struct Sim {
     opts: SimOptions,
     mix: FaultMix,
+    /// Nodes in all: voters 1..=voters, then learners.
     n: u64,
+    voters: u64,
     rng: Rng,
     net_rng: Rng,
     now: u64,
@@ -252,11 +259,15 @@ impl Sim {
     /// Builds the cluster, clients and fault plan for `opts`.
     pub fn new(opts: SimOptions) -> Sim {
         let mut rng = Rng::new(opts.seed);
-        let mix = opts
-            .mix
-            .clone()
-            .unwrap_or_else(|| FaultMix::swarm(&mut rng));
-        let n = opts.nodes.unwrap_or_else(|| rng.pick(&[3, 3, 5, 5, 7]));
+        // Every draw happens whatever the overrides, so that a replay with
+        // `--nodes N --learners L` (as printed) repeats the very same run.
+        let drawn_mix = FaultMix::swarm(&mut rng);
+        let drawn_voters = rng.pick(&[3, 3, 5, 5, 7]);
+        let drawn_learners = if rng.chance(0.3) { rng.range(1, 2) } else { 0 };
+        let mix = opts.mix.clone().unwrap_or(drawn_mix);
+        let voters = opts.nodes.unwrap_or(drawn_voters);
+        let learners = opts.learners.unwrap_or(drawn_learners);
+        let n = voters + learners;
         let net_rng = rng.fork();
         let mut sim = Sim {
             fault_end: opts.ticks * TICK,
@@ -272,7 +283,8 @@ impl Sim {
             nodes: Vec::new(),
             clients: Vec::new(),
             history: History::new(),
-            checker: Checker::new(n as usize),
+            checker: Checker::new((1..=voters).collect()),
+            voters,
             net: Net::default(),
             hash: TraceHash::default(),
             faults_on: true,
@@ -332,7 +344,8 @@ impl Sim {
     }
 
     fn config(&self, id: u64) -> Config {
-        let mut cfg = Config::new(id, (1..=self.n).collect::<Vec<_>>());
+        let mut cfg = Config::new(id, (1..=self.voters).collect::<Vec<_>>());
+        cfg.learners = (self.voters + 1..=self.n).collect();
         cfg.seed = self.opts.seed;
         // Small limits so that windows, splitting and chunking are exercised.
         cfg.heartbeat_ticks = self.mix.heartbeat_ticks;
@@ -355,7 +368,10 @@ impl Sim {
 
     fn trace(&self, line: impl FnOnce() -> String) {
         if self.opts.trace {
-            println!("t={:>6}.{:02} {}", self.now / TICK, self.now % TICK, line());
+            // A closed pipe (`sim --trace | head`) just ends the output.
+            use std::io::Write;
+            let out = format!("t={:>6}.{:02} {}", self.now / TICK, self.now % TICK, line());
+            let _ = writeln!(std::io::stdout().lock(), "{out}");
         }
     }
 
@@ -1026,7 +1042,8 @@ impl Sim {
         let completed = self.history.ops.iter().filter(|o| o.ret.is_some()).count();
         Outcome {
             seed: self.opts.seed,
-            nodes: self.n,
+            nodes: self.voters,
+            learners: self.n - self.voters,
             steps: self.now / TICK,
             events: self.events,
             decided: self.checker.chosen_count(),

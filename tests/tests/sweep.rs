@@ -31,6 +31,23 @@ fn same_seed_same_trace_hash() {
             (b.steps, b.events, b.decided)
         );
     }
+    // The printed replay options (--nodes, --learners) repeat the run.
+    for seed in [436, 1000] {
+        let a = run(SimOptions {
+            seed,
+            ..SimOptions::default()
+        });
+        let b = run(SimOptions {
+            seed,
+            nodes: Some(a.nodes),
+            learners: Some(a.learners),
+            ..SimOptions::default()
+        });
+        assert_eq!(
+            a.trace_hash, b.trace_hash,
+            "seed {seed}: replay options change the run"
+        );
+    }
     let a = run(SimOptions {
         seed: 1,
         ..SimOptions::default()

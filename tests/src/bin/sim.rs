@@ -9,6 +9,7 @@
 use clap::Parser;
 use paxos_core::PlantedBug;
 use paxos_sim::{run, Schedule, SimOptions};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -24,6 +25,9 @@ struct Args {
     /// Cluster size (3, 5, 7, ...); drawn from the seed when unset.
     #[arg(long)]
     nodes: Option<u64>,
+    /// Learners besides the voters; drawn from the seed when unset.
+    #[arg(long)]
+    learners: Option<u64>,
     /// Ticks of the fault phase.
     #[arg(long, default_value_t = 500)]
     steps: u64,
@@ -41,6 +45,13 @@ struct Args {
     /// CommitWithoutQuorum, IgnoreStickiness, ReadWithoutQuorum).
     #[arg(long, value_parser = parse_bug)]
     bug: Option<PlantedBug>,
+}
+
+/// Prints a line; a closed pipe (`sim ... | head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -64,6 +75,7 @@ fn options(args: &Args, seed: u64) -> SimOptions {
     SimOptions {
         seed,
         nodes: args.nodes,
+        learners: args.learners,
         ticks: args.steps,
         liveness_ticks: args.liveness,
         schedule: args.schedule.clone(),
@@ -80,20 +92,26 @@ fn main() -> ExitCode {
     }
     let opts = options(&args, args.seed.unwrap_or(0));
     let out = run(opts.clone());
-    println!(
-        "nodes={} ops={}/{} elections={} events={} mix={:?}",
-        out.nodes, out.ops.1, out.ops.0, out.elections, out.events, out.mix
+    say!(
+        "nodes={} learners={} ops={}/{} elections={} events={} mix={:?}",
+        out.nodes,
+        out.learners,
+        out.ops.1,
+        out.ops.0,
+        out.elections,
+        out.events,
+        out.mix
     );
     for v in &out.violations {
-        println!("VIOLATION {v}");
+        say!("VIOLATION {v}");
     }
     if !out.undecided_keys.is_empty() {
-        println!(
+        say!(
             "linearizability undecided (budget) on keys {:?}",
             out.undecided_keys
         );
     }
-    println!("{}", out.summary_line());
+    say!("{}", out.summary_line());
     if out.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -132,11 +150,11 @@ fn sweep(args: &Args, a: u64, b: u64) -> ExitCode {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    say!(
         "elapsed={secs:.1}s seeds_per_sec={:.1} failing_seeds={failing:?} lin_undecided={undecided}",
         (b - a) as f64 / secs
     );
-    println!(
+    say!(
         "seeds={} steps={steps} decided={decided} violations={violations}",
         b - a
     );
