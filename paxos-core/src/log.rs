@@ -17,6 +17,8 @@ pub(crate) struct Log {
     pub(crate) committed: u64,
     /// Entries written since the last `Ready`, in write order.
     unstable: Vec<Entry>,
+    /// The lowest slot among `unstable` (u64::MAX when empty).
+    unstable_min: u64,
 }
 
 impl Log {
@@ -43,6 +45,7 @@ impl Log {
             last,
             committed,
             unstable: Vec::new(),
+            unstable_min: u64::MAX,
         })
     }
 
@@ -67,6 +70,7 @@ impl Log {
             return;
         }
         self.last = self.last.max(entry.slot);
+        self.unstable_min = self.unstable_min.min(entry.slot);
         self.unstable.push(entry.clone());
         self.mem.insert(entry);
     }
@@ -75,9 +79,26 @@ impl Log {
         !self.unstable.is_empty()
     }
 
-    pub(crate) fn take_unstable(&mut self) -> Vec<Entry> {
+    /// Takes the entries to persist, and the lowest slot among them.
+    pub(crate) fn take_unstable(&mut self) -> (Vec<Entry>, u64) {
         let cap = self.unstable.len();
-        std::mem::replace(&mut self.unstable, Vec::with_capacity(cap))
+        let min = std::mem::replace(&mut self.unstable_min, u64::MAX);
+        (
+            std::mem::replace(&mut self.unstable, Vec::with_capacity(cap)),
+            min,
+        )
+    }
+
+    /// Moves the next decided entry out of memory (no clone) when it is the
+    /// first slot held and every write to it is durable (`slot <
+    /// durable_floor`): the caller hands it to the application, and from now
+    /// on storage serves that slot, exactly as after `release`.
+    pub(crate) fn take_decided_front(&mut self, next: u64, durable_floor: u64) -> Option<Entry> {
+        let slot = self.mem.base() + 1;
+        if slot != next || slot > self.committed || slot >= durable_floor {
+            return None;
+        }
+        self.mem.pop_front()
     }
 
     /// Drops slots <= `slot` from memory: the host has persisted and applied
@@ -171,7 +192,8 @@ mod tests {
         log.write(e(1));
         log.write(e(3));
         assert_eq!(log.last(), 3);
-        assert_eq!(log.take_unstable().len(), 2);
+        let (taken, min) = log.take_unstable();
+        assert_eq!((taken.len(), min), (2, 1));
         assert!(!log.has_unstable());
         log.committed = 1;
         log.release(3);

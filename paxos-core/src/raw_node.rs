@@ -94,6 +94,9 @@ struct Outstanding {
     to_self: Vec<Message>,
     /// The last decided slot this `Ready` handed out.
     handed: u64,
+    /// The lowest slot among this `Ready`'s entries: not durable until it
+    /// is advanced.
+    min_written: u64,
 }
 
 /// A Multi-Paxos node, driven by its host. Pure and single-threaded: no
@@ -203,19 +206,27 @@ impl<S: Storage> RawNode<S> {
         } else {
             None
         };
-        let entries = n.log.take_unstable();
+        let (entries, min_written) = n.log.take_unstable();
         // Leave room for as many as last time: no regrowth per Ready.
         let room = n.msgs.len();
         let messages = std::mem::replace(&mut n.msgs, Vec::with_capacity(room));
         let to_self = std::mem::take(&mut n.self_msgs);
         let read_states = std::mem::take(&mut n.read_states);
-        let committed_entries = self.collect_committed();
+        // Slots below every write not yet durable (this Ready's included)
+        // are durable: their decided entries can be moved out of memory.
+        let durable_floor = self
+            .outstanding
+            .iter()
+            .map(|o| o.min_written)
+            .fold(min_written, u64::min);
+        let committed_entries = self.collect_committed(durable_floor);
         let number = self.next_ready;
         self.next_ready += 1;
         self.outstanding.push_back(Outstanding {
             number,
             to_self,
             handed: self.handed,
+            min_written,
         });
         Ready {
             number,
@@ -228,24 +239,55 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// Decided entries after `handed`: contiguous, bounded, never past a gap.
-    fn collect_committed(&mut self) -> Vec<Entry> {
-        let n = &self.node;
-        if n.log.committed <= self.handed {
+    fn collect_committed(&mut self, durable_floor: u64) -> Vec<Entry> {
+        if self.node.log.committed <= self.handed {
             return Vec::new();
+        }
+        let (max_entries, max_bytes) = (
+            self.node.cfg.max_ready_entries,
+            self.node.cfg.max_ready_bytes,
+        );
+        // Durable decided entries move out of memory: no copy on the hot path.
+        let mut moved = Vec::new();
+        let mut bytes = 0u64;
+        while moved.len() < max_entries && (moved.is_empty() || bytes < max_bytes) {
+            if self.handed + 1 > self.node.log.committed {
+                break;
+            }
+            match self
+                .node
+                .log
+                .take_decided_front(self.handed + 1, durable_floor)
+            {
+                Some(e) => {
+                    bytes += e.size();
+                    self.handed = e.slot;
+                    moved.push(e);
+                }
+                None => break,
+            }
+        }
+        let n = &self.node;
+        if n.log.committed <= self.handed
+            || moved.len() >= max_entries
+            || (!moved.is_empty() && bytes >= max_bytes)
+        {
+            return moved;
         }
         let fetched = n.log.fetch(
             &n.storage,
             self.handed + 1,
             n.log.committed,
-            n.cfg.max_ready_entries,
-            n.cfg.max_ready_bytes,
+            max_entries - moved.len(),
+            max_bytes.saturating_sub(bytes).max(1),
         );
         let mut entries = match fetched {
             Ok((entries, _)) => entries,
             Err(e) => {
                 slog::warn!(n.logger, "cannot read decided entries"; "error" => %e);
-                self.apply_stalled = true;
-                return Vec::new();
+                // What was moved out is handed out: it must not be lost.
+                self.apply_stalled = moved.is_empty();
+                return moved;
             }
         };
         // Every slot <= committed is held; a hole would be a bug, and
@@ -266,9 +308,10 @@ impl<S: Storage> RawNode<S> {
         }
         match entries.last() {
             Some(e) => self.handed = e.slot,
-            None => self.apply_stalled = true,
+            None => self.apply_stalled = moved.is_empty(),
         }
-        entries
+        moved.extend(entries);
+        moved
     }
 
     /// Tells the node the host persisted, sent and applied `rd`.

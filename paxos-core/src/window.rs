@@ -53,6 +53,16 @@ impl SlotWindow {
         true
     }
 
+    /// Moves the first held slot's entry out, advancing `base` past it.
+    /// None (and nothing changes) when the window is empty or starts with a hole.
+    pub(crate) fn pop_front(&mut self) -> Option<Entry> {
+        if !matches!(self.slots.front(), Some(Some(_))) {
+            return None;
+        }
+        self.base += 1;
+        self.slots.pop_front().flatten()
+    }
+
     /// Forgets every slot <= `slot`.
     pub(crate) fn truncate_prefix(&mut self, slot: u64) {
         if slot <= self.base {
