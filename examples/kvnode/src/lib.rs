@@ -1,0 +1,8 @@
+//! `kvnode`: a replicated key-value store on paxos-core.
+//!
+//! This crate grows into the full node (TCP transport, HTTP API, block
+//! chain, CLI). Its foundation is here: [`storage::RedbStorage`], the durable
+//! [`paxos_core::Storage`] every member keeps its log and promises in.
+#![deny(missing_docs)]
+
+pub mod storage;
