@@ -633,3 +633,21 @@ fn pipelined_readies_advanced_in_order() {
     assert_eq!(data, (0..100).map(cmd).collect::<Vec<_>>());
     all_applied_equal(&c, &[2, 3], &(0..100).map(cmd).collect::<Vec<_>>());
 }
+
+#[test]
+fn restarting_with_applied_beyond_committed_is_a_typed_error() {
+    use paxos_core::{Config, ConfigError, MemStorage, RawNode};
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let cfg = Config {
+        applied: 5,
+        ..Config::new(1, vec![1, 2, 3])
+    };
+    let err = RawNode::new(&cfg, MemStorage::new(), &logger).expect_err("nothing is committed");
+    assert_eq!(
+        err,
+        Error::Config(ConfigError::AppliedBeyondCommitted {
+            applied: 5,
+            committed: 0
+        })
+    );
+}
