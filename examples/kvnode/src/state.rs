@@ -9,7 +9,7 @@ use bytes::Bytes;
 use paxos_core::proto::{Entry, EntryKind};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A client's request, as proposed (encoded with prost).
 #[derive(Clone, PartialEq, Eq, Message)]
@@ -121,13 +121,92 @@ impl Block {
 }
 
 /// A replica's KV map, client sessions and chain.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct StateMachine {
     kv: BTreeMap<Bytes, Bytes>,
     /// Per client: the last sequence applied and its outcome.
     sessions: BTreeMap<u64, (u64, Outcome)>,
     chain: Vec<Block>,
     applied: u64,
+    /// What changed since the last `take_changes` (to persist).
+    dirty_keys: BTreeSet<Bytes>,
+    dirty_sessions: BTreeSet<u64>,
+    unsaved_blocks: usize,
+}
+
+impl PartialEq for StateMachine {
+    /// Replicas are equal when their state is: what is not yet saved is
+    /// bookkeeping, not state.
+    fn eq(&self, o: &Self) -> bool {
+        (self.applied, &self.kv, &self.sessions, &self.chain)
+            == (o.applied, &o.kv, &o.sessions, &o.chain)
+    }
+}
+
+impl Eq for StateMachine {}
+
+/// Everything a replica's state machine changed since it last saved: what
+/// the host writes in the same transaction as the `Ready` that decided it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The last slot applied.
+    pub applied: u64,
+    /// Keys set (Some) or removed (None).
+    pub kv: Vec<(Bytes, Option<Bytes>)>,
+    /// Sessions updated: client -> (seq, outcome).
+    pub sessions: Vec<(u64, u64, Outcome)>,
+    /// Blocks appended.
+    pub blocks: Vec<Block>,
+}
+
+/// A session's outcome as stored.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct StoredSession {
+    /// The last sequence applied.
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+    /// 0 done, 1 value, 2 cas, 3 invalid.
+    #[prost(uint32, tag = "2")]
+    pub kind: u32,
+    /// The value read or found.
+    #[prost(bytes = "bytes", optional, tag = "3")]
+    pub value: Option<Bytes>,
+    /// Whether a CAS swapped.
+    #[prost(bool, tag = "4")]
+    pub swapped: bool,
+}
+
+impl StoredSession {
+    /// Encodes a session.
+    pub fn from_outcome(seq: u64, o: &Outcome) -> Self {
+        let (kind, value, swapped) = match o {
+            Outcome::Done => (0, None, false),
+            Outcome::Value(v) => (1, v.clone(), false),
+            Outcome::Cas { swapped, found } => (2, found.clone(), *swapped),
+            Outcome::Invalid => (3, None, false),
+        };
+        StoredSession {
+            seq,
+            kind,
+            value,
+            swapped,
+        }
+    }
+
+    /// Decodes a session; `None` for an unknown kind.
+    pub fn to_outcome(&self) -> Option<(u64, Outcome)> {
+        let o = match self.kind {
+            0 => Outcome::Done,
+            1 => Outcome::Value(self.value.clone()),
+            2 => Outcome::Cas {
+                swapped: self.swapped,
+                found: self.value.clone(),
+            },
+            3 => Outcome::Invalid,
+            _ => return None,
+        };
+        Some((self.seq, o))
+    }
 }
 
 /// Why a chain or a replica failed verification.
@@ -161,6 +240,45 @@ pub enum ChainError {
 }
 
 impl StateMachine {
+    /// A state machine restored from saved parts (nothing unsaved).
+    pub fn from_parts(
+        applied: u64,
+        kv: BTreeMap<Bytes, Bytes>,
+        sessions: BTreeMap<u64, (u64, Outcome)>,
+        chain: Vec<Block>,
+    ) -> Self {
+        StateMachine {
+            kv,
+            sessions,
+            chain,
+            applied,
+            ..StateMachine::default()
+        }
+    }
+
+    /// Takes what changed since the last call, to persist with the `Ready`.
+    pub fn take_changes(&mut self) -> Changes {
+        let kv = std::mem::take(&mut self.dirty_keys)
+            .into_iter()
+            .map(|k| {
+                let v = self.kv.get(&k).cloned();
+                (k, v)
+            })
+            .collect();
+        let sessions = std::mem::take(&mut self.dirty_sessions)
+            .into_iter()
+            .filter_map(|c| self.sessions.get(&c).map(|(seq, o)| (c, *seq, o.clone())))
+            .collect();
+        let blocks = self.chain[self.chain.len() - self.unsaved_blocks..].to_vec();
+        self.unsaved_blocks = 0;
+        Changes {
+            applied: self.applied,
+            kv,
+            sessions,
+            blocks,
+        }
+    }
+
     /// The last decided slot applied.
     pub fn applied(&self) -> u64 {
         self.applied
@@ -217,6 +335,7 @@ impl StateMachine {
         };
         block.hash = block.compute_hash();
         self.chain.push(block);
+        self.unsaved_blocks += 1;
         self.applied = entry.slot;
         outcomes
     }
@@ -236,23 +355,27 @@ impl StateMachine {
         let outcome = match cmd.op {
             None => Outcome::Invalid,
             Some(Op::Put(p)) => {
+                self.dirty_keys.insert(p.key.clone());
                 self.kv.insert(p.key, p.value);
                 Outcome::Done
             }
             Some(Op::Get(key)) => Outcome::Value(self.kv.get(&key).cloned()),
             Some(Op::Delete(key)) => {
                 self.kv.remove(&key);
+                self.dirty_keys.insert(key);
                 Outcome::Done
             }
             Some(Op::Cas(c)) => {
                 let found = self.kv.get(&c.key).cloned();
                 let swapped = found == c.expected;
                 if swapped {
+                    self.dirty_keys.insert(c.key.clone());
                     self.kv.insert(c.key, c.new);
                 }
                 Outcome::Cas { swapped, found }
             }
         };
+        self.dirty_sessions.insert(cmd.client);
         self.sessions.insert(cmd.client, (cmd.seq, outcome.clone()));
         Some((cmd.client, cmd.seq, outcome))
     }

@@ -3,9 +3,12 @@
 //! A node that is killed at any point reopens with exactly the `Ready`s whose
 //! `persist` returned, and nothing else.
 
+use crate::state::{Block, Changes, StateMachine, StoredSession};
+use bytes::Bytes;
 use paxos_core::proto::{ConfState, Entry, HardState, ProstMessage};
 use paxos_core::{InitialState, Storage, StorageError};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,8 +16,15 @@ use std::sync::Arc;
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 /// name -> encoded value (hard state, membership).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// key -> value: the replicated KV map.
+const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+/// client -> encoded `StoredSession`.
+const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
+/// height -> encoded `Block`.
+const CHAIN: TableDefinition<u64, &[u8]> = TableDefinition::new("chain");
 const HARD_STATE: &str = "hard_state";
 const CONF_STATE: &str = "conf_state";
+const APPLIED: &str = "applied";
 
 /// What went wrong opening or writing the store.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +71,10 @@ impl RedbStorage {
         txn.open_table(ENTRIES)
             .map_err(|e| open_err(e.to_string()))?;
         txn.open_table(META).map_err(|e| open_err(e.to_string()))?;
+        txn.open_table(KV).map_err(|e| open_err(e.to_string()))?;
+        txn.open_table(SESSIONS)
+            .map_err(|e| open_err(e.to_string()))?;
+        txn.open_table(CHAIN).map_err(|e| open_err(e.to_string()))?;
         txn.commit().map_err(|e| open_err(e.to_string()))?;
         Ok(RedbStorage { db: Arc::new(db) })
     }
@@ -73,7 +87,21 @@ impl RedbStorage {
         hard_state: Option<&HardState>,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
-        if hard_state.is_none() && entries.is_empty() {
+        self.persist_ready(hard_state, entries, None)
+    }
+
+    /// Like [`RedbStorage::persist`], and in the same transaction (one sync
+    /// per Ready: group commit) what the state machine changed by applying
+    /// the Ready's decided entries: applied slot, keys, sessions, blocks.
+    /// Applying before persisting is sound because decided entries are
+    /// chosen already; nothing is acknowledged before this returns.
+    pub fn persist_ready(
+        &self,
+        hard_state: Option<&HardState>,
+        entries: &[Entry],
+        changes: Option<&Changes>,
+    ) -> Result<(), StoreError> {
+        if hard_state.is_none() && entries.is_empty() && changes.is_none() {
             return Ok(());
         }
         let mut txn = self.db.begin_write().map_err(write_err)?;
@@ -87,13 +115,107 @@ impl RedbStorage {
                 e.encode(&mut buf).map_err(write_err)?;
                 table.insert(e.slot, buf.as_slice()).map_err(write_err)?;
             }
+            let mut meta = txn.open_table(META).map_err(write_err)?;
             if let Some(hs) = hard_state {
-                let mut meta = txn.open_table(META).map_err(write_err)?;
                 meta.insert(HARD_STATE, hs.encode_to_vec().as_slice())
                     .map_err(write_err)?;
             }
+            if let Some(c) = changes {
+                meta.insert(APPLIED, c.applied.to_be_bytes().as_slice())
+                    .map_err(write_err)?;
+                let mut kv = txn.open_table(KV).map_err(write_err)?;
+                for (k, v) in &c.kv {
+                    match v {
+                        Some(v) => kv.insert(k.as_ref(), v.as_ref()).map(|_| ()),
+                        None => kv.remove(k.as_ref()).map(|_| ()),
+                    }
+                    .map_err(write_err)?;
+                }
+                let mut sessions = txn.open_table(SESSIONS).map_err(write_err)?;
+                for (client, seq, outcome) in &c.sessions {
+                    let stored = StoredSession::from_outcome(*seq, outcome).encode_to_vec();
+                    sessions
+                        .insert(*client, stored.as_slice())
+                        .map_err(write_err)?;
+                }
+                let mut chain = txn.open_table(CHAIN).map_err(write_err)?;
+                for b in &c.blocks {
+                    chain
+                        .insert(b.height, b.encode_to_vec().as_slice())
+                        .map_err(write_err)?;
+                }
+            }
         }
         txn.commit().map_err(write_err)
+    }
+
+    /// The state machine as last persisted (empty for a new node). Start the
+    /// node with `Config::applied` set to its `applied()`.
+    pub fn load_state_machine(&self) -> Result<StateMachine, StorageError> {
+        let corrupt =
+            |what: &str, e: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {e}"));
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let meta = txn.open_table(META).map_err(unavailable)?;
+        let applied = match meta.get(APPLIED).map_err(unavailable)? {
+            None => 0,
+            Some(v) => {
+                let raw: [u8; 8] = v
+                    .value()
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("applied slot".into()))?;
+                u64::from_be_bytes(raw)
+            }
+        };
+        let mut kv = BTreeMap::new();
+        for item in txn
+            .open_table(KV)
+            .map_err(unavailable)?
+            .iter()
+            .map_err(unavailable)?
+        {
+            let (k, v) = item.map_err(unavailable)?;
+            kv.insert(
+                Bytes::copy_from_slice(k.value()),
+                Bytes::copy_from_slice(v.value()),
+            );
+        }
+        let mut sessions = BTreeMap::new();
+        for item in txn
+            .open_table(SESSIONS)
+            .map_err(unavailable)?
+            .iter()
+            .map_err(unavailable)?
+        {
+            let (client, v) = item.map_err(unavailable)?;
+            let stored = StoredSession::decode(v.value()).map_err(|e| corrupt("session", &e))?;
+            let session = stored
+                .to_outcome()
+                .ok_or_else(|| StorageError::Corrupt("session kind".into()))?;
+            sessions.insert(client.value(), session);
+        }
+        let mut chain: Vec<Block> = Vec::new();
+        for item in txn
+            .open_table(CHAIN)
+            .map_err(unavailable)?
+            .iter()
+            .map_err(unavailable)?
+        {
+            let (height, v) = item.map_err(unavailable)?;
+            let block = Block::decode(v.value()).map_err(|e| corrupt("block", &e))?;
+            if block.height != height.value() || block.height != chain.len() as u64 + 1 {
+                return Err(StorageError::Corrupt(format!(
+                    "block at height {} out of place",
+                    height.value()
+                )));
+            }
+            chain.push(block);
+        }
+        if chain.last().map_or(0, |b| b.slot) != applied {
+            return Err(StorageError::Corrupt(
+                "chain head and applied slot disagree".into(),
+            ));
+        }
+        Ok(StateMachine::from_parts(applied, kv, sessions, chain))
     }
 
     /// Persists the membership.

@@ -1,6 +1,7 @@
 //! RedbStorage: durability, bad files, and whole nodes restarting from it.
 
 use bytes::Bytes;
+use kvnode::state::StateMachine;
 use kvnode::storage::RedbStorage;
 use paxos_core::proto::{Ballot, ConfState, Entry, EntryKind, HardState, Message};
 use paxos_core::{Config, RawNode, StateRole, Storage, StorageError};
@@ -108,11 +109,63 @@ fn a_corrupt_entry_is_reported_not_served() {
     );
 }
 
+fn put(client: u64, seq: u64, k: &str, v: &str) -> Bytes {
+    use kvnode::state::{Command, Op, Put};
+    use paxos_core::proto::ProstMessage;
+    let op = Op::Put(Put {
+        key: Bytes::copy_from_slice(k.as_bytes()),
+        value: Bytes::copy_from_slice(v.as_bytes()),
+    });
+    Bytes::from(
+        Command {
+            client,
+            seq,
+            op: Some(op),
+        }
+        .encode_to_vec(),
+    )
+}
+
+#[test]
+fn the_state_machine_persists_with_the_ready_and_reloads_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    let mut sm = StateMachine::default();
+    {
+        let s = RedbStorage::open(&path).expect("open");
+        assert_eq!(
+            s.load_state_machine().expect("empty"),
+            StateMachine::default()
+        );
+        for batch in [1..=5u64, 6..=9] {
+            let entries: Vec<Entry> = batch
+                .map(|slot| Entry {
+                    data: put(1, slot, "k", &slot.to_string()),
+                    ..entry(slot, "")
+                })
+                .collect();
+            for e in &entries {
+                sm.apply(e);
+            }
+            let changes = sm.take_changes();
+            assert_eq!(changes.blocks.len(), entries.len());
+            s.persist_ready(None, &entries, Some(&changes))
+                .expect("persist");
+        }
+    }
+    let s = RedbStorage::open(&path).expect("reopen");
+    let loaded = s.load_state_machine().expect("load");
+    assert_eq!(loaded, sm);
+    assert_eq!(loaded.applied(), 9);
+    assert_eq!(loaded.get(b"k"), Some(&Bytes::from("9")));
+    assert_eq!(kvnode::state::verify_chain(loaded.chain(), &sm), Ok(()));
+}
+
 struct Cluster {
     dir: tempfile::TempDir,
     nodes: Vec<Option<RawNode<RedbStorage>>>,
     disks: Vec<Option<RedbStorage>>,
-    applied: Vec<Vec<Bytes>>,
+    sms: Vec<StateMachine>,
     net: VecDeque<Message>,
 }
 
@@ -122,7 +175,7 @@ impl Cluster {
             dir: tempfile::tempdir().expect("tempdir"),
             nodes: vec![None, None, None],
             disks: vec![None, None, None],
-            applied: vec![Vec::new(); 3],
+            sms: vec![StateMachine::default(); 3],
             net: VecDeque::new(),
         };
         for i in 0..3 {
@@ -131,18 +184,21 @@ impl Cluster {
         c
     }
 
-    /// (Re)starts node i from its file alone; its application starts empty.
+    /// (Re)starts node i from its file alone: the state machine as saved,
+    /// and the node told how far it got.
     fn start(&mut self, i: usize) {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let disk =
             RedbStorage::open(self.dir.path().join(format!("n{}.redb", i + 1))).expect("open");
+        let sm = disk.load_state_machine().expect("load");
         let cfg = Config {
             seed: 5,
+            applied: sm.applied(),
             ..Config::new(i as u64 + 1, vec![1, 2, 3])
         };
         self.nodes[i] = Some(RawNode::new(&cfg, disk.clone(), &logger).expect("restore"));
         self.disks[i] = Some(disk);
-        self.applied[i].clear();
+        self.sms[i] = sm;
     }
 
     fn crash(&mut self, i: usize) {
@@ -150,6 +206,8 @@ impl Cluster {
         self.disks[i] = None; // the file is closed: only what was synced remains
     }
 
+    /// The kvnode Ready loop: apply decided entries, persist the Ready and
+    /// the state machine's changes in one synced transaction, then send.
     fn drive(&mut self) {
         for _ in 0..100_000 {
             for i in 0..3 {
@@ -159,14 +217,13 @@ impl Cluster {
                 };
                 while node.has_ready() {
                     let mut rd = node.ready();
-                    disk.persist(rd.hard_state(), rd.entries())
+                    for e in rd.take_committed_entries() {
+                        self.sms[i].apply(&e);
+                    }
+                    let changes = self.sms[i].take_changes();
+                    disk.persist_ready(rd.hard_state(), rd.entries(), Some(&changes))
                         .expect("persist");
                     self.net.extend(rd.take_messages());
-                    for e in rd.take_committed_entries() {
-                        if e.kind == EntryKind::Normal as i32 {
-                            self.applied[i].push(e.data);
-                        }
-                    }
                     node.advance(rd);
                 }
             }
@@ -205,19 +262,19 @@ fn nodes_restart_from_their_files_and_lose_nothing_decided() {
         c.tick(1);
     }
     let leader = c.leader().expect("leader");
-    let mut want = Vec::new();
-    for i in 0..100u32 {
-        let d = Bytes::from(format!("cmd-{i}"));
+    for i in 0..100u64 {
+        let d = put(7, i + 1, &format!("k{}", i % 10), &i.to_string());
         c.nodes[leader]
             .as_mut()
             .expect("live")
-            .propose(d.clone())
+            .propose(d)
             .expect("leader");
-        want.push(d);
     }
     c.drive();
+    let before_crash = c.sms[leader].clone();
+    assert!(before_crash.applied() >= 100);
     assert!(
-        c.applied.iter().all(|a| *a == want),
+        c.sms.iter().all(|sm| *sm == before_crash),
         "replicated before the crash"
     );
 
@@ -232,20 +289,32 @@ fn nodes_restart_from_their_files_and_lose_nothing_decided() {
             break l;
         }
     };
-    for i in 100..150u32 {
-        let d = Bytes::from(format!("cmd-{i}"));
+    for i in 100..150u64 {
+        let d = put(7, i + 1, &format!("k{}", i % 10), &i.to_string());
         c.nodes[new_leader]
             .as_mut()
             .expect("live")
-            .propose(d.clone())
+            .propose(d)
             .expect("leader");
-        want.push(d);
     }
     c.drive();
-    // The old leader comes back from its file alone, re-applies and catches up.
+    // The old leader comes back from its file alone: state machine as saved
+    // (nothing re-applied), then catches up.
     c.start(leader);
+    assert_eq!(
+        c.sms[leader], before_crash,
+        "the saved state machine is exactly what was applied"
+    );
     c.tick(20);
-    for (i, a) in c.applied.iter().enumerate() {
-        assert_eq!(*a, want, "node {} applied a different history", i + 1);
+    let reference = c.sms[new_leader].clone();
+    assert_eq!(reference.get(b"k9"), Some(&Bytes::from("149")));
+    for (i, sm) in c.sms.iter().enumerate() {
+        assert_eq!(
+            *sm,
+            reference,
+            "node {} holds a different state or chain",
+            i + 1
+        );
+        assert_eq!(kvnode::state::verify_chain(sm.chain(), &reference), Ok(()));
     }
 }
