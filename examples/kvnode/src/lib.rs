@@ -7,5 +7,6 @@
 //! that every replica derives identically from the decided slots.
 #![deny(missing_docs)]
 
+pub mod frame;
 pub mod state;
 pub mod storage;

@@ -1,0 +1,240 @@
+//! Peer framing: a 4-byte big-endian length, then a prost-encoded
+//! [`PeerFrame`] carrying the cluster id and one protocol message.
+//!
+//! The decoder is incremental (a partial frame waits for more bytes) and
+//! strict: an oversize or undecodable frame is an error for which the caller
+//! closes that connection only; a frame from another cluster or an unknown
+//! node is rejected (and counted) without touching the node.
+
+use bytes::{Buf, BufMut, BytesMut};
+use paxos_core::proto::Message;
+use prost::Message as _;
+
+/// Bytes of the length prefix.
+const PREFIX: usize = 4;
+
+/// The envelope of every peer frame.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PeerFrame {
+    /// Frames of another cluster are refused.
+    #[prost(uint64, tag = "1")]
+    pub cluster_id: u64,
+    /// The protocol message.
+    #[prost(message, optional, tag = "2")]
+    pub message: Option<Message>,
+}
+
+/// Why a frame was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix exceeds the limit: close the connection.
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// The announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The frame's bytes are not a `PeerFrame`: close the connection.
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] prost::DecodeError),
+    /// A frame of another cluster.
+    #[error("frame of cluster {got}, this is cluster {want}")]
+    WrongCluster {
+        /// The frame's cluster.
+        got: u64,
+        /// Ours.
+        want: u64,
+    },
+    /// A frame whose sender is not a member, or addressed elsewhere.
+    #[error("frame from unknown node {from} to {to}")]
+    UnknownNode {
+        /// The claimed sender.
+        from: u64,
+        /// The addressee.
+        to: u64,
+    },
+    /// A frame without a message.
+    #[error("frame carries no message")]
+    Empty,
+}
+
+/// Encodes and decodes peer frames up to `max_frame` bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameCodec {
+    max_frame: usize,
+}
+
+impl FrameCodec {
+    /// A codec refusing frames longer than `max_frame` bytes.
+    pub fn new(max_frame: usize) -> Self {
+        FrameCodec { max_frame }
+    }
+
+    /// Appends `frame` to `dst`.
+    pub fn encode(&self, frame: &PeerFrame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let len = frame.encoded_len();
+        if len > self.max_frame {
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        dst.reserve(PREFIX + len);
+        dst.put_u32(len as u32);
+        // Capacity was reserved above, so encoding cannot run out of room.
+        frame.encode(dst).map_err(|_| FrameError::TooLarge {
+            len,
+            max: self.max_frame,
+        })?;
+        Ok(())
+    }
+
+    /// Takes the next whole frame from `src`: `Ok(None)` until enough bytes
+    /// arrived. Refuses an oversize length before buffering its body.
+    pub fn decode(&self, src: &mut BytesMut) -> Result<Option<PeerFrame>, FrameError> {
+        if src.len() < PREFIX {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+        if len > self.max_frame {
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        if src.len() < PREFIX + len {
+            src.reserve(PREFIX + len - src.len());
+            return Ok(None);
+        }
+        src.advance(PREFIX);
+        let body = src.split_to(len).freeze();
+        Ok(Some(PeerFrame::decode(body)?))
+    }
+}
+
+/// Accepts a decoded frame for node `me` of cluster `cluster_id` whose
+/// members are `members`: returns its message, or why it is refused.
+pub fn admit(
+    frame: PeerFrame,
+    cluster_id: u64,
+    me: u64,
+    members: &[u64],
+) -> Result<Message, FrameError> {
+    if frame.cluster_id != cluster_id {
+        return Err(FrameError::WrongCluster {
+            got: frame.cluster_id,
+            want: cluster_id,
+        });
+    }
+    let message = frame.message.ok_or(FrameError::Empty)?;
+    if message.to != me || message.from == me || !members.contains(&message.from) {
+        return Err(FrameError::UnknownNode {
+            from: message.from,
+            to: message.to,
+        });
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paxos_core::proto::{Ballot, Body, Heartbeat};
+
+    fn frame(cluster_id: u64, from: u64, to: u64) -> PeerFrame {
+        let body = Body::Heartbeat(Heartbeat {
+            ballot: Some(Ballot::new(2, from)),
+            committed: 7,
+            seq: 1,
+        });
+        PeerFrame {
+            cluster_id,
+            message: Some(Message::new(from, to, body)),
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_even_when_split_anywhere() {
+        let codec = FrameCodec::new(1 << 20);
+        let mut wire = BytesMut::new();
+        for to in [2, 3] {
+            codec.encode(&frame(9, 1, to), &mut wire).expect("encode");
+        }
+        let all = wire.freeze();
+        for cut in 0..all.len() {
+            let mut src = BytesMut::from(&all[..cut]);
+            let mut got = Vec::new();
+            while let Some(f) = codec.decode(&mut src).expect("valid") {
+                got.push(f);
+            }
+            src.extend_from_slice(&all[cut..]);
+            while let Some(f) = codec.decode(&mut src).expect("valid") {
+                got.push(f);
+            }
+            assert_eq!(got, vec![frame(9, 1, 2), frame(9, 1, 3)], "split at {cut}");
+            assert!(src.is_empty());
+        }
+    }
+
+    #[test]
+    fn oversize_and_garbage_are_typed_errors() {
+        let codec = FrameCodec::new(64);
+        let mut src = BytesMut::from(&u32::MAX.to_be_bytes()[..]);
+        assert!(
+            matches!(codec.decode(&mut src), Err(FrameError::TooLarge { .. })),
+            "refused before buffering"
+        );
+        let mut src = BytesMut::new();
+        src.put_u32(3);
+        src.put_slice(&[0xFF, 0xFF, 0xFF]);
+        assert!(matches!(
+            codec.decode(&mut src),
+            Err(FrameError::Malformed(_))
+        ));
+        let mut big = frame(9, 1, 2);
+        if let Some(Message {
+            body: Some(Body::Heartbeat(h)),
+            ..
+        }) = big.message.as_mut()
+        {
+            h.seq = u64::MAX;
+            h.committed = u64::MAX;
+        }
+        let tiny = FrameCodec::new(8);
+        assert!(matches!(
+            tiny.encode(&big, &mut BytesMut::new()),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn admission_checks_cluster_sender_and_recipient() {
+        let members = [1, 2, 3];
+        assert!(admit(frame(9, 1, 2), 9, 2, &members).is_ok());
+        assert!(matches!(
+            admit(frame(8, 1, 2), 9, 2, &members),
+            Err(FrameError::WrongCluster { got: 8, want: 9 })
+        ));
+        assert!(matches!(
+            admit(frame(9, 7, 2), 9, 2, &members),
+            Err(FrameError::UnknownNode { from: 7, .. })
+        ));
+        assert!(matches!(
+            admit(frame(9, 1, 3), 9, 2, &members),
+            Err(FrameError::UnknownNode { to: 3, .. })
+        ));
+        assert!(matches!(
+            admit(frame(9, 2, 2), 9, 2, &members),
+            Err(FrameError::UnknownNode { .. })
+        ));
+        let empty = PeerFrame {
+            cluster_id: 9,
+            message: None,
+        };
+        assert!(matches!(
+            admit(empty, 9, 2, &members),
+            Err(FrameError::Empty)
+        ));
+    }
+}
