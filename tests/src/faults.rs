@@ -162,6 +162,9 @@ pub enum Fault {
     },
     /// Ask the current leader to hand leadership to this node.
     Transfer(u64),
+    /// Cut a node off and run its clock 4x slower until the next heal: a
+    /// leader so treated keeps believing it leads while the rest moves on.
+    Stall(u64),
     /// Restore every link.
     Heal,
 }
@@ -176,6 +179,7 @@ impl fmt::Display for Fault {
             Fault::CutPair(a, b) => write!(f, "cut{a}-{b}"),
             Fault::Clog { from, to, ticks } => write!(f, "clog{from}>{to}/{ticks}"),
             Fault::Transfer(n) => write!(f, "transfer{n}"),
+            Fault::Stall(n) => write!(f, "stall{n}"),
             Fault::Heal => write!(f, "heal"),
         }
     }
@@ -188,7 +192,7 @@ impl Fault {
     pub fn random(rng: &mut Rng, mix: &FaultMix, nodes: u64, leader: Option<u64>) -> Option<Fault> {
         let mut kinds: Vec<u8> = Vec::new();
         if mix.partitions {
-            kinds.extend([0, 1, 2, 3, 4, 4]);
+            kinds.extend([0, 1, 2, 3, 4, 4, 8]);
         }
         if mix.clogs {
             kinds.push(5);
@@ -224,6 +228,7 @@ impl Fault {
             }
             4 => Fault::Heal,
             7 => Fault::Transfer(rng.range(1, nodes)),
+            8 => Fault::Stall(node(rng)),
             5 => {
                 let (from, to) = pair(rng);
                 Fault::Clog {
@@ -252,6 +257,8 @@ impl Fault {
         } else if let Some(t) = s.strip_prefix("crash") {
             let (node, down) = two(t, '/')?;
             Ok(Fault::Crash { node, down })
+        } else if let Some(t) = s.strip_prefix("stall") {
+            Ok(Fault::Stall(num(t)?))
         } else if let Some(t) = s.strip_prefix("transfer") {
             Ok(Fault::Transfer(num(t)?))
         } else if let Some(t) = s.strip_prefix("isolate") {
@@ -332,6 +339,7 @@ mod tests {
             ),
             (8, Fault::Heal),
             (9, Fault::Transfer(3)),
+            (10, Fault::Stall(2)),
         ]);
         assert_eq!(Schedule::parse(&s.to_string()), Ok(s));
         assert!(Schedule::parse("x:heal").is_err());
@@ -351,7 +359,10 @@ mod tests {
         };
         for _ in 0..1000 {
             match Fault::random(&mut rng, &mix, 3, Some(2)).expect("some fault") {
-                Fault::Crash { node, .. } | Fault::Isolate(node) | Fault::Transfer(node) => {
+                Fault::Crash { node, .. }
+                | Fault::Isolate(node)
+                | Fault::Transfer(node)
+                | Fault::Stall(node) => {
                     assert!((1..=3).contains(&node))
                 }
                 Fault::OneWay { from: a, to: b }

@@ -194,6 +194,8 @@ struct SimNode {
     reads_asked: BTreeMap<Bytes, (u64, u64, u64, u64)>,
     /// Reads confirmed, waiting for `applied` to reach their index.
     reads_confirmed: Vec<(u64, Bytes)>,
+    /// While stalled: the normal tick period to return to at the heal.
+    stalled_period: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -314,6 +316,7 @@ impl Sim {
                 applied: 0,
                 reads_asked: BTreeMap::new(),
                 reads_confirmed: Vec::new(),
+                stalled_period: None,
             });
             sim.start(id);
             let first = sim.rng.range(1, tick_period);
@@ -535,7 +538,19 @@ impl Sim {
             Fault::Clog { from, to, ticks } if valid(from) && valid(to) => {
                 self.net.clog(from, to, self.now + ticks * TICK);
             }
-            Fault::Heal => self.net.heal(),
+            Fault::Heal => self.heal(),
+            Fault::Stall(a) if valid(a) => {
+                for b in 1..=self.n {
+                    if b != a {
+                        self.net.cut_both(a, b);
+                    }
+                }
+                let node = self.node(a);
+                if node.stalled_period.is_none() {
+                    node.stalled_period = Some(node.tick_period);
+                    node.tick_period *= 4;
+                }
+            }
             Fault::Transfer(to) if valid(to) => {
                 if let Some(l) = self.current_leader() {
                     if let Some(raw) = self.node(l).raw.as_mut() {
@@ -948,9 +963,19 @@ impl Sim {
         }
     }
 
+    /// Restores every link and every stalled clock.
+    fn heal(&mut self) {
+        self.net.heal();
+        for node in &mut self.nodes {
+            if let Some(period) = node.stalled_period.take() {
+                node.tick_period = period;
+            }
+        }
+    }
+
     fn begin_liveness(&mut self) {
         self.faults_on = false;
-        self.net.heal();
+        self.heal();
         self.trace(|| "LIVENESS: faults stop, every link heals, crashed nodes restart".to_string());
         self.hash.mix(&[self.now, 6]);
         for id in 1..=self.n {
@@ -1067,5 +1092,6 @@ fn fault_word(f: &Fault) -> u64 {
         Fault::Clog { from, to, ticks } => 6 << 56 | from << 40 | to << 32 | ticks,
         Fault::Heal => 7 << 56,
         Fault::Transfer(n) => 8 << 56 | n,
+        Fault::Stall(n) => 9 << 56 | n,
     }
 }
