@@ -571,9 +571,11 @@ impl Sim {
             return;
         };
         let before = raw.status();
+        // Every message by which a node follows a leader renews its lease.
         let leader_ballot = match &m.body {
             Some(Body::Accept(a)) => a.ballot,
             Some(Body::Heartbeat(h)) => h.ballot,
+            Some(Body::Decide(d)) => d.ballot,
             _ => None,
         };
         let from = m.from;

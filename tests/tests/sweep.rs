@@ -194,3 +194,21 @@ fn regression_promise_chunk_storm() {
         out.events
     );
 }
+
+/// Regression (observer): a node that follows a new leader through its
+/// `Decide` answers a late duplicate Prepare from that leader; the
+/// stickiness observer must count `Decide` as contact with the leader.
+#[test]
+fn regression_decide_renews_the_observed_lease() {
+    let opts = SimOptions {
+        seed: 4410,
+        ..SimOptions::default()
+    };
+    let out = run(opts.clone());
+    assert!(
+        out.violations.is_empty(),
+        "{:?}\n  replay: {}",
+        out.violations,
+        out.replay_command(&opts)
+    );
+}
