@@ -3,7 +3,7 @@
 //! the last `Ready` (to be persisted).
 
 use crate::errors::{Result, StorageError};
-use crate::storage::Storage;
+use crate::storage::{take_bounded, Storage};
 use crate::window::SlotWindow;
 use paxos_proto::Entry;
 
@@ -135,17 +135,7 @@ impl Log {
             };
             return Ok((got, next.filter(|&n| n <= hi)));
         }
-        let span = usize::try_from(hi - lo + 1).unwrap_or(usize::MAX);
-        let mut out = Vec::with_capacity(span.min(max_entries).min(1024));
-        let mut bytes = 0u64;
-        for e in self.mem.range(lo, hi) {
-            if out.len() >= max_entries || (!out.is_empty() && bytes + e.size() > max_bytes) {
-                return Ok((out, Some(e.slot)));
-            }
-            bytes += e.size();
-            out.push(e.clone());
-        }
-        Ok((out, None))
+        Ok(take_bounded(self.mem.range(lo, hi), max_entries, max_bytes))
     }
 }
 

@@ -151,11 +151,7 @@ impl Storage for MemStorage {
         if lo <= core.entries.base() {
             return Err(StorageError::Compacted(core.entries.base()));
         }
-        Ok(take_bounded(
-            core.entries.range(lo, hi),
-            max_entries,
-            max_bytes,
-        ))
+        Ok(take_bounded(core.entries.range(lo, hi), max_entries, max_bytes).0)
     }
 
     fn first_slot(&self) -> Result<u64, StorageError> {
@@ -169,22 +165,22 @@ impl Storage for MemStorage {
 
 /// Clones entries from `iter` until `max_entries`, or until the payload bytes
 /// reach `max_bytes` (the first entry always goes, so progress never stalls
-/// on one large entry).
+/// on one large entry). Also returns the slot of the first entry left out.
 pub(crate) fn take_bounded<'a>(
     iter: impl Iterator<Item = &'a Entry>,
     max_entries: usize,
     max_bytes: u64,
-) -> Vec<Entry> {
-    let mut out = Vec::new();
+) -> (Vec<Entry>, Option<u64>) {
+    let mut out = Vec::with_capacity(max_entries.min(1024));
     let mut bytes = 0u64;
     for e in iter {
         if out.len() >= max_entries || (!out.is_empty() && bytes + e.size() > max_bytes) {
-            break;
+            return (out, Some(e.slot));
         }
         bytes += e.size();
         out.push(e.clone());
     }
-    out
+    (out, None)
 }
 
 #[cfg(test)]
