@@ -212,11 +212,14 @@ pub trait Replicated {
     /// False when nothing happened.
     fn pump(&mut self) -> bool;
     /// Each node's state machine.
-    fn applied(&self) -> Vec<Applied>;
-    /// The lowest applied count over the nodes (in the timed loop: no allocation).
-    fn min_applied(&self) -> u64;
+    fn states(&self) -> &[Applied];
     /// Messages delivered so far.
     fn delivered(&self) -> u64;
+    /// The lowest applied count over the nodes (no allocation: it runs in
+    /// the timed loop).
+    fn min_applied(&self) -> u64 {
+        self.states().iter().map(|a| a.count).min().unwrap_or(0)
+    }
 }
 
 impl Replicated for Cluster {
@@ -226,11 +229,8 @@ impl Replicated for Cluster {
     fn pump(&mut self) -> bool {
         Cluster::pump(self)
     }
-    fn applied(&self) -> Vec<Applied> {
-        self.applied.clone()
-    }
-    fn min_applied(&self) -> u64 {
-        Cluster::min_applied(self)
+    fn states(&self) -> &[Applied] {
+        &self.applied
     }
     fn delivered(&self) -> u64 {
         self.delivered
@@ -277,7 +277,7 @@ pub fn run_workload<C: Replicated + ?Sized>(c: &mut C, batch: u64, n: u64) -> Ru
 /// Panics unless every node applied exactly commands `0..n`, in order.
 pub fn verify<C: Replicated + ?Sized>(c: &C, n: u64) {
     let want = Applied::expected(n);
-    for (i, a) in c.applied().iter().enumerate() {
+    for (i, a) in c.states().iter().enumerate() {
         assert_eq!(*a, want, "node {} applied something else", i + 1);
     }
 }

@@ -135,12 +135,8 @@ impl Replicated for OmniCluster {
         did
     }
 
-    fn applied(&self) -> Vec<Applied> {
-        self.applied.clone()
-    }
-
-    fn min_applied(&self) -> u64 {
-        self.applied.iter().map(|a| a.count).min().unwrap_or(0)
+    fn states(&self) -> &[Applied] {
+        &self.applied
     }
 
     fn delivered(&self) -> u64 {
