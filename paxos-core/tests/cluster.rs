@@ -107,9 +107,7 @@ fn leader_crash_elects_a_new_leader_and_loses_nothing_decided() {
 fn crashed_follower_restarts_from_storage_and_catches_up() {
     let mut c = Cluster::new(3);
     c.elect(1);
-    for i in 0..100 {
-        c.propose(1, cmd(i)).expect("leader");
-    }
+    c.propose_cmds(1, 0..100);
     c.stabilize();
     c.crash(3);
     for i in 100..600 {
@@ -134,16 +132,12 @@ fn crashed_follower_restarts_from_storage_and_catches_up() {
 fn minority_side_commits_nothing_while_majority_continues() {
     let mut c = Cluster::new(5);
     c.elect(1);
-    for i in 0..10 {
-        c.propose(1, cmd(i)).expect("leader");
-    }
+    c.propose_cmds(1, 0..10);
     c.stabilize();
     c.tick(3);
     let committed_before = c.node(1).status().committed;
     c.partition(&[1, 2], &[3, 4, 5]);
-    for i in 10..20 {
-        c.propose(1, cmd(i)).expect("still believes it leads");
-    }
+    c.propose_cmds(1, 10..20);
     c.stabilize();
     assert_eq!(
         c.node(1).status().committed,
@@ -157,9 +151,7 @@ fn minority_side_commits_nothing_while_majority_continues() {
     );
 
     let majority_leader = c.await_leader(&[3, 4, 5], 300);
-    for i in 100..110 {
-        c.propose(majority_leader, cmd(i)).expect("majority leader");
-    }
+    c.propose_cmds(majority_leader, 100..110);
     c.stabilize();
     c.tick(3);
     assert!(c.node(majority_leader).status().committed > committed_before + 9);
@@ -421,9 +413,7 @@ fn leader_refuses_proposals_beyond_its_inflight_limits() {
 fn read_index_confirms_with_a_quorum_and_returns_the_decided_watermark() {
     let mut c = Cluster::new(3);
     c.elect(1);
-    for i in 0..10 {
-        c.propose(1, cmd(i)).expect("leader");
-    }
+    c.propose_cmds(1, 0..10);
     c.stabilize();
     let committed = c.node(1).status().committed;
     assert_eq!(
@@ -488,9 +478,7 @@ fn single_node_reads_confirm_at_once() {
 fn transfer_hands_leadership_over_and_loses_nothing() {
     let mut c = Cluster::new(3);
     c.elect(1);
-    for i in 0..20 {
-        c.propose(1, cmd(i)).expect("leader");
-    }
+    c.propose_cmds(1, 0..20);
     c.stabilize();
     let old_ballot = c.node(1).status().promised;
     c.nodes
@@ -505,9 +493,7 @@ fn transfer_hands_leadership_over_and_loses_nothing() {
         "the target took over without waiting for a timeout"
     );
     assert!(c.node(3).status().promised > old_ballot);
-    for i in 20..30 {
-        c.propose(3, cmd(i)).expect("new leader");
-    }
+    c.propose_cmds(3, 20..30);
     c.stabilize();
     let want: Vec<_> = (0..30).map(cmd).collect();
     all_applied_equal(&c, &[1, 2, 3], &want);
@@ -518,9 +504,7 @@ fn transfer_to_a_lagging_follower_catches_it_up_first() {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.isolate(3);
-    for i in 0..200 {
-        c.propose(1, cmd(i)).expect("leader");
-    }
+    c.propose_cmds(1, 0..200);
     c.stabilize();
     c.heal();
     c.nodes

@@ -258,6 +258,16 @@ impl Cluster {
         self.nodes.get_mut(&id).expect("live").propose(data)
     }
 
+    /// Proposes `cmd(i)` for every i in `range` at `id`; each must take a slot.
+    pub fn propose_cmds(&mut self, id: u64, range: std::ops::Range<u64>) {
+        for i in range {
+            match self.propose(id, cmd(i)) {
+                Ok(Proposed::At(_)) => {}
+                other => panic!("node {id} refused command {i}: {other:?}"),
+            }
+        }
+    }
+
     pub fn applied_of(&self, id: u64) -> &[Bytes] {
         &self.applied[&id]
     }
