@@ -25,6 +25,30 @@ pub struct Command {
     pub op: Option<Op>,
 }
 
+impl Command {
+    /// The bytes to propose for `op` by `client` at sequence `seq`.
+    pub fn encode_op(client: u64, seq: u64, op: Op) -> Bytes {
+        Bytes::from(
+            Command {
+                client,
+                seq,
+                op: Some(op),
+            }
+            .encode_to_vec(),
+        )
+    }
+}
+
+impl Op {
+    /// A put of `value` at `key`.
+    pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Op {
+        Op::Put(Put {
+            key: key.into(),
+            value: value.into(),
+        })
+    }
+}
+
 /// What a command does.
 #[derive(Clone, PartialEq, Eq, prost::Oneof)]
 pub enum Op {
@@ -422,14 +446,7 @@ mod tests {
     use super::*;
 
     fn cmd(client: u64, seq: u64, op: Op) -> Bytes {
-        Bytes::from(
-            Command {
-                client,
-                seq,
-                op: Some(op),
-            }
-            .encode_to_vec(),
-        )
+        Command::encode_op(client, seq, op)
     }
 
     fn normal(slot: u64, data: Bytes) -> Entry {
@@ -442,10 +459,7 @@ mod tests {
     }
 
     fn put(k: &str, v: &str) -> Op {
-        Op::Put(Put {
-            key: Bytes::copy_from_slice(k.as_bytes()),
-            value: Bytes::copy_from_slice(v.as_bytes()),
-        })
+        Op::put(k.to_owned(), v.to_owned())
     }
 
     fn history() -> Vec<Entry> {

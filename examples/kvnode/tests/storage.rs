@@ -110,20 +110,8 @@ fn a_corrupt_entry_is_reported_not_served() {
 }
 
 fn put(client: u64, seq: u64, k: &str, v: &str) -> Bytes {
-    use kvnode::state::{Command, Op, Put};
-    use paxos_core::proto::ProstMessage;
-    let op = Op::Put(Put {
-        key: Bytes::copy_from_slice(k.as_bytes()),
-        value: Bytes::copy_from_slice(v.as_bytes()),
-    });
-    Bytes::from(
-        Command {
-            client,
-            seq,
-            op: Some(op),
-        }
-        .encode_to_vec(),
-    )
+    use kvnode::state::{Command, Op};
+    Command::encode_op(client, seq, Op::put(k.to_owned(), v.to_owned()))
 }
 
 #[test]
