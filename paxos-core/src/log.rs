@@ -101,6 +101,22 @@ impl Log {
         self.mem.pop_front()
     }
 
+    /// A snapshot covers every slot <= `slot`: they are decided, and no
+    /// longer held as entries (pending writes to them are dropped too, so the
+    /// host never stores an entry inside the snapshot).
+    pub(crate) fn install(&mut self, slot: u64) {
+        self.mem.truncate_prefix(slot);
+        self.last = self.last.max(slot);
+        self.committed = self.committed.max(slot);
+        self.unstable.retain(|e| e.slot > slot);
+        self.unstable_min = self
+            .unstable
+            .iter()
+            .map(|e| e.slot)
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+
     /// Drops slots <= `slot` from memory: the host has persisted and applied
     /// them, so storage serves them from now on.
     pub(crate) fn release(&mut self, slot: u64) {
