@@ -30,8 +30,17 @@ impl<S: Storage> Node<S> {
     /// but a far-behind leader spends its term fetching the chosen prefix in
     /// phase 1. The node with the highest watermark in any live quorum is
     /// granted by all of it, so elections still always succeed.
+    ///
+    /// A node that is no voter itself (a removed leader that decided its
+    /// own removal) may know the most and still never lead, so it does not
+    /// hold out for itself: it grants candidates it could promise, those
+    /// whose phase 1 starts past its compacted prefix. Candidates are not
+    /// checked against this node's membership: a lagging voter may not know
+    /// yet that a new voter was promoted.
     pub(crate) fn on_pre_prepare(&mut self, from: u64, b: Ballot, transfer: bool, committed: u64) {
-        let up_to_date = committed >= self.log.committed;
+        let up_to_date = committed >= self.log.committed
+            || (!self.members.is_voter(self.id)
+                && self.storage.first_slot().is_ok_and(|f| committed + 1 >= f));
         let granted = b > self.promised && (transfer || (up_to_date && !self.lease_blocks(from)));
         let promised = Some(self.promised);
         self.send(
@@ -213,10 +222,7 @@ impl<S: Storage> Node<S> {
         } else {
             c.min(self.accept_prefix)
         };
-        if decided > self.log.committed {
-            self.log.committed = decided;
-            self.hs_dirty = true;
-        }
+        self.decide(decided);
     }
 }
 
@@ -448,7 +454,7 @@ mod tests {
                 promised: Some(b1),
                 committed: 10,
             });
-            w.create_snapshot(6, "state");
+            w.create_snapshot(6, paxos_proto::ConfState::default(), "state");
             w.compact(6);
         }
         let mut cfg = Config::new(1, vec![1, 2, 3]);

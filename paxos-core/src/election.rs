@@ -125,7 +125,7 @@ impl<S: Storage> Node<S> {
         self.reset_election_timer();
         let from_slot = self.log.committed + 1;
         slog::info!(self.logger, "starting phase 1"; "ballot" => %ballot, "from_slot" => from_slot);
-        let phase1 = Phase1::new(ballot, from_slot, transfer, &self.members.voters);
+        let phase1 = Phase1::new(ballot, from_slot, transfer, &self.members);
         self.role = Role::Candidate(phase1);
         self.send_to_other_voters(Body::Prepare(Prepare {
             ballot: Some(ballot),

@@ -62,6 +62,35 @@ pub enum StorageError {
     Corrupt(String),
 }
 
+/// Why a membership change was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfChangeError {
+    /// Node id 0 is reserved.
+    #[error("node id 0 is reserved")]
+    ZeroId,
+    /// Adding a node that is already a voter or learner.
+    #[error("node {0} is already a member")]
+    AlreadyMember(u64),
+    /// Promoting a node that is not a learner.
+    #[error("node {0} is not a learner")]
+    NotLearner(u64),
+    /// Removing a node that is not a member.
+    #[error("node {0} is not a member")]
+    NotMember(u64),
+    /// Removing the only voter.
+    #[error("the last voter cannot be removed")]
+    LastVoter,
+    /// An unknown change type on the wire.
+    #[error("unknown change type {0}")]
+    UnknownType(i32),
+    /// The resulting membership breaks a limit.
+    #[error("resulting membership is invalid: {0}")]
+    Invalid(ConfigError),
+    /// Promoting a learner that is not caught up would stall commits.
+    #[error("learner {0} is not caught up yet")]
+    LearnerBehind(u64),
+}
+
 /// Why a leader refused a proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -75,6 +104,9 @@ pub enum DropReason {
     TooManyReads,
     /// A leadership transfer is in progress: retry at the new leader.
     TransferInProgress,
+    /// A membership change is not chosen yet: nothing is proposed past it
+    /// until it is (DESIGN §3). Retry shortly.
+    ConfChangePending,
 }
 
 /// Every error the node returns.
@@ -116,6 +148,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A membership change was refused.
+    #[error("membership change refused: {0}")]
+    ConfChange(#[from] ConfChangeError),
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),

@@ -99,6 +99,10 @@ impl<S: Storage> Node<S> {
         if ls.transfer.is_some() {
             return Err(Error::ProposalDropped(DropReason::TransferInProgress));
         }
+        // DESIGN §3: nothing past an undecided membership change.
+        if self.log.next_conf_slot().is_some() && !planted!(self.cfg, ProposePastConfChange) {
+            return Err(Error::ProposalDropped(DropReason::ConfChangePending));
+        }
         if self.log.last() - self.log.committed >= self.cfg.max_inflight_slots {
             return Err(Error::ProposalDropped(DropReason::TooManyInflightSlots));
         }
@@ -179,6 +183,16 @@ impl<S: Storage> Node<S> {
                     last_slot: last,
                 }),
             );
+        }
+    }
+
+    /// `send_accepts` by peer id: deciding a membership change may have
+    /// reshuffled the progress list since the caller looked the peer up.
+    pub(crate) fn send_accepts_to(&mut self, id: u64) {
+        if let Role::Leader(ls) = &self.role {
+            if let Some(i) = ls.progress.iter().position(|p| p.id == id) {
+                self.send_accepts(i);
+            }
         }
     }
 
@@ -279,7 +293,7 @@ impl<S: Storage> Node<S> {
         };
         ls.progress[i].on_accepted(matched, last_slot);
         self.maybe_commit();
-        self.send_accepts(i);
+        self.send_accepts_to(from);
         self.maybe_send_timeout_now();
     }
 
@@ -301,15 +315,25 @@ impl<S: Storage> Node<S> {
         ls.progress[i].acked_seq = ls.progress[i].acked_seq.max(seq);
         self.maybe_commit();
         self.confirm_reads();
-        self.send_accepts(i);
+        self.send_accepts_to(from);
         self.maybe_send_timeout_now();
     }
 
     /// Chosen = accepted by a quorum in this ballot: the quorum-th highest
     /// prefix among the voters (ours included) is chosen.
+    ///
+    /// Deciding stops at an undecided membership change: the slots after it
+    /// are governed by the new membership, whose quorum is counted once the
+    /// change itself is decided (DESIGN §3).
     fn maybe_commit(&mut self) {
+        while self.commit_step() {}
+    }
+
+    /// One round of `maybe_commit`; true if it decided a membership change
+    /// and more may follow under the new membership.
+    fn commit_step(&mut self) -> bool {
         let Role::Leader(ls) = &mut self.role else {
-            return;
+            return false;
         };
         let mut prefixes = [0u64; MAX_VOTERS];
         let mut n = 0;
@@ -331,18 +355,25 @@ impl<S: Storage> Node<S> {
         } else {
             self.members.quorum() - 1
         };
-        let chosen = prefixes[rank].min(self.log.last());
+        let conf_slot = if planted!(self.cfg, ProposePastConfChange) {
+            None
+        } else {
+            self.log.next_conf_slot()
+        };
+        let chosen = prefixes[rank]
+            .min(self.log.last())
+            .min(conf_slot.unwrap_or(u64::MAX));
         if chosen <= self.log.committed {
-            return;
+            return false;
         }
         for slot in self.log.committed + 1..=chosen {
             let size = self.log.get(slot).map_or(0, Entry::size);
             ls.uncommitted_bytes = ls.uncommitted_bytes.saturating_sub(size);
         }
-        self.log.committed = chosen;
-        self.hs_dirty = true;
         ls.pending_flush = true;
+        self.decide(chosen);
         self.release_waiting_reads();
+        conf_slot == Some(chosen) && matches!(self.role, Role::Leader(_))
     }
 
     pub(crate) fn tick_leader(&mut self) {

@@ -96,6 +96,7 @@
 mod planted;
 
 mod acceptor;
+mod conf_change;
 mod config;
 mod election;
 mod errors;
@@ -117,7 +118,7 @@ mod transfer;
 mod window;
 
 pub use config::{Config, MAX_VOTERS};
-pub use errors::{ConfigError, DropReason, Error, Result, StorageError};
+pub use errors::{ConfChangeError, ConfigError, DropReason, Error, Result, StorageError};
 pub use leader::Proposed;
 pub use node::StateRole;
 pub use paxos_proto as proto;

@@ -5,7 +5,8 @@
 use crate::errors::{Result, StorageError};
 use crate::storage::{take_bounded, Storage};
 use crate::window::SlotWindow;
-use paxos_proto::Entry;
+use paxos_proto::{Entry, EntryKind};
+use std::collections::BTreeSet;
 
 #[derive(Debug)]
 pub(crate) struct Log {
@@ -19,6 +20,9 @@ pub(crate) struct Log {
     unstable: Vec<Entry>,
     /// The lowest slot among `unstable` (u64::MAX when empty).
     unstable_min: u64,
+    /// Undecided slots holding a membership change: each takes effect once
+    /// decided, so deciding must stop at them.
+    conf_slots: BTreeSet<u64>,
 }
 
 impl Log {
@@ -29,8 +33,12 @@ impl Log {
         let last = storage.last_slot()?.max(first - 1);
         let base = applied.max(first - 1);
         let mut mem = SlotWindow::new(base);
+        let mut conf_slots = BTreeSet::new();
         if base < last {
             for e in storage.entries(base + 1, last, usize::MAX, u64::MAX)? {
+                if e.slot > committed && e.kind == EntryKind::ConfChange as i32 {
+                    conf_slots.insert(e.slot);
+                }
                 mem.insert(e);
             }
         }
@@ -46,7 +54,30 @@ impl Log {
             committed,
             unstable: Vec::new(),
             unstable_min: u64::MAX,
+            conf_slots,
         })
+    }
+
+    /// The lowest undecided slot holding a membership change.
+    pub(crate) fn next_conf_slot(&self) -> Option<u64> {
+        self.conf_slots.range(self.committed + 1..).next().copied()
+    }
+
+    /// Marks every slot <= `slot` decided; returns the membership-change
+    /// entries among the newly decided ones, in slot order.
+    pub(crate) fn decide_up_to(&mut self, slot: u64) -> Vec<Entry> {
+        if slot <= self.committed {
+            return Vec::new();
+        }
+        self.committed = slot;
+        let mut changes = Vec::new();
+        while let Some(s) = self.conf_slots.first().copied().filter(|&s| s <= slot) {
+            self.conf_slots.remove(&s);
+            if let Some(e) = self.mem.get(s) {
+                changes.push(e.clone());
+            }
+        }
+        changes
     }
 
     pub(crate) fn last(&self) -> u64 {
@@ -71,6 +102,11 @@ impl Log {
         }
         self.last = self.last.max(entry.slot);
         self.unstable_min = self.unstable_min.min(entry.slot);
+        if entry.kind == EntryKind::ConfChange as i32 {
+            self.conf_slots.insert(entry.slot);
+        } else if !self.conf_slots.is_empty() {
+            self.conf_slots.remove(&entry.slot);
+        }
         self.unstable.push(entry.clone());
         self.mem.insert(entry);
     }
@@ -109,6 +145,7 @@ impl Log {
         self.last = self.last.max(slot);
         self.committed = self.committed.max(slot);
         self.unstable.retain(|e| e.slot > slot);
+        self.conf_slots = self.conf_slots.split_off(&(slot + 1));
         self.unstable_min = self
             .unstable
             .iter()

@@ -63,6 +63,8 @@ pub(crate) struct Node<S: Storage> {
     pub(crate) read_states: Vec<crate::ReadState>,
     /// The hard state changed since the last `Ready`.
     pub(crate) hs_dirty: bool,
+    /// The membership changed since the last `Ready`.
+    pub(crate) conf_dirty: bool,
     /// A snapshot being received from the leader.
     pub(crate) snap_recv: Option<crate::snapshot::SnapshotRecv>,
     /// A snapshot installed since the last `Ready`, for the host.
@@ -114,6 +116,7 @@ impl<S: Storage> Node<S> {
             self_msgs: Vec::new(),
             read_states: Vec::new(),
             hs_dirty: false,
+            conf_dirty: false,
             snap_recv: None,
             pending_snapshot: None,
         };
@@ -178,13 +181,37 @@ impl<S: Storage> Node<S> {
                 "a node's messages to itself never cross the network",
             ));
         }
-        if !self.members.contains(m.from) {
-            return Err(Error::UnknownPeer(m.from));
-        }
         let Some(body) = m.body else {
             return Err(malformed(m.from, "empty body"));
         };
+        if !self.knows(m.from, &body) {
+            return Err(Error::UnknownPeer(m.from));
+        }
         self.dispatch(m.from, body)
+    }
+
+    /// Whether to hear `body` from `from`. A leader's or candidate's
+    /// requests are heard from any node: a lagging node learns of members
+    /// added after its decided prefix only from them, and ballots (not
+    /// membership) decide whether they are obeyed. Replies count only from
+    /// the nodes asked; forwarded proposals only from members.
+    fn knows(&self, from: u64, body: &Body) -> bool {
+        if self.members.contains(from) {
+            return true;
+        }
+        match body {
+            Body::PrePrepare(_)
+            | Body::Prepare(_)
+            | Body::Accept(_)
+            | Body::Heartbeat(_)
+            | Body::Decide(_)
+            | Body::InstallSnapshot(_) => true,
+            _ => match &self.role {
+                Role::Candidate(ph) => ph.asked(from),
+                Role::Leader(ls) => ls.progress.iter().any(|p| p.id == from),
+                _ => false,
+            },
+        }
     }
 
     /// Handles a message whose envelope is known good (from a peer, or one of

@@ -4,11 +4,13 @@
 
 use crate::errors::Result;
 use crate::leader::LeaderState;
+use crate::membership::Membership;
 use crate::node::{malformed, Node, Role};
 use crate::progress::Progress;
 use crate::storage::Storage;
 use paxos_proto::{Ballot, Body, Entry, EntryKind, Prepare, Promise};
 use std::collections::btree_map::{BTreeMap, Entry as MapEntry};
+use std::collections::BTreeSet;
 
 /// How far above its committed watermark a promise may report an accepted
 /// slot, in units of `max_inflight_slots`. Leaders never run further ahead
@@ -37,19 +39,84 @@ pub(crate) struct Phase1 {
     /// Promise answering it counts: a duplicated chunk must not ask for the
     /// next chunk again, or duplicates multiply with every round trip.
     asked: Vec<(u64, u64)>,
+    /// Slots whose best report is a membership change.
+    conf_reports: BTreeSet<u64>,
+    /// The membership at `from_slot`, then the one after each change
+    /// reported, in slot order: phase 1 needs a quorum of each.
+    configs: Vec<Membership>,
 }
 
 impl Phase1 {
-    pub(crate) fn new(ballot: Ballot, from_slot: u64, transfer: bool, voters: &[u64]) -> Self {
+    pub(crate) fn new(
+        ballot: Ballot,
+        from_slot: u64,
+        transfer: bool,
+        members: &Membership,
+    ) -> Self {
         Phase1 {
-            asked: voters.iter().map(|&v| (v, from_slot)).collect(),
+            asked: members.voters.iter().map(|&v| (v, from_slot)).collect(),
             ballot,
             from_slot,
             transfer,
             complete: Vec::new(),
             reports: BTreeMap::new(),
             peer_committed: Vec::new(),
+            conf_reports: BTreeSet::new(),
+            configs: vec![members.clone()],
         }
+    }
+
+    /// Whether `id` was asked to promise (its replies count).
+    pub(crate) fn asked(&self, id: u64) -> bool {
+        self.asked.iter().any(|(v, _)| *v == id)
+    }
+
+    /// Rebuilds the chain of memberships from the changes reported so far,
+    /// and returns the voters of any new one not yet asked to promise.
+    /// A value chosen past a change was chosen by a quorum of the new
+    /// membership, which the first one's quorum may not intersect after two
+    /// changes: so each must promise too (DESIGN §3, "a quorum of the new
+    /// configuration").
+    fn refresh_chain(&mut self) -> Vec<u64> {
+        self.configs.truncate(1);
+        for slot in &self.conf_reports {
+            let m = self
+                .reports
+                .get(slot)
+                .and_then(|r| match r.entry.conf_change() {
+                    Some(Ok(cc)) => cc
+                        .result
+                        .and_then(|cs| Membership::from_conf_state(&cs).ok()),
+                    _ => None,
+                });
+            if let Some(m) = m {
+                self.configs.push(m);
+            }
+        }
+        let mut fresh = Vec::new();
+        for m in &self.configs[1..] {
+            for &v in &m.voters {
+                if !self.asked.iter().any(|(a, _)| *a == v) && !fresh.contains(&v) {
+                    fresh.push(v);
+                }
+            }
+        }
+        for &v in &fresh {
+            self.asked.push((v, self.from_slot));
+        }
+        fresh
+    }
+
+    /// A quorum of every membership in the chain promised in full.
+    fn won(&self, only_first: bool) -> bool {
+        let chain = if only_first {
+            &self.configs[..1]
+        } else {
+            &self.configs[..]
+        };
+        chain
+            .iter()
+            .all(|m| self.complete.iter().filter(|&&id| m.is_voter(id)).count() >= m.quorum())
     }
 
     /// A chosen report always wins (any report of a chosen slot carries the
@@ -60,9 +127,11 @@ impl Phase1 {
         if skip_adoption && !chosen {
             return true;
         }
-        match self.reports.entry(entry.slot) {
+        let (slot, is_conf) = (entry.slot, entry.kind == EntryKind::ConfChange as i32);
+        let replaced = match self.reports.entry(entry.slot) {
             MapEntry::Vacant(v) => {
                 v.insert(Report { entry, chosen });
+                true
             }
             MapEntry::Occupied(mut o) => {
                 let cur = o.get();
@@ -74,7 +143,17 @@ impl Phase1 {
                 }
                 if !cur.chosen && (chosen || entry.ballot() > cur.entry.ballot()) {
                     o.insert(Report { entry, chosen });
+                    true
+                } else {
+                    false
                 }
+            }
+        };
+        if replaced {
+            if is_conf {
+                self.conf_reports.insert(slot);
+            } else {
+                self.conf_reports.remove(&slot);
             }
         }
         true
@@ -84,13 +163,11 @@ impl Phase1 {
 impl<S: Storage> Node<S> {
     pub(crate) fn on_promise(&mut self, from: u64, p: Promise) -> Result<()> {
         let window = self.cfg.max_inflight_slots;
-        let quorum = self.members.quorum();
-        let is_voter = self.members.is_voter(from);
         let Role::Candidate(ph) = &mut self.role else {
             return Ok(());
         };
-        if p.ballot != Some(ph.ballot) || !is_voter {
-            return Ok(()); // stale, or not ours to count
+        if p.ballot != Some(ph.ballot) {
+            return Ok(()); // stale
         }
         let Some(asked) = ph.asked.iter().position(|(v, _)| *v == from) else {
             return Ok(());
@@ -126,6 +203,25 @@ impl<S: Storage> Node<S> {
                 }
             }
         }
+        let (ballot, transfer, from_slot) = (ph.ballot, ph.transfer, ph.from_slot);
+        for v in ph.refresh_chain() {
+            slog::info!(self.logger, "phase 1 asks a voter of a reported membership"; "voter" => v);
+            if v == self.id {
+                self.on_prepare(self.id, ballot, from_slot, transfer)?;
+            } else {
+                self.send(
+                    v,
+                    Body::Prepare(Prepare {
+                        ballot: Some(ballot),
+                        from_slot,
+                        transfer,
+                    }),
+                );
+            }
+        }
+        let Role::Candidate(ph) = &mut self.role else {
+            return Ok(());
+        };
         match ph.peer_committed.iter_mut().find(|(id, _)| *id == from) {
             Some((_, c)) => *c = (*c).max(p.committed),
             None => ph.peer_committed.push((from, p.committed)),
@@ -153,7 +249,8 @@ impl<S: Storage> Node<S> {
         if !ph.complete.contains(&from) {
             ph.complete.push(from);
         }
-        if ph.complete.len() >= quorum || planted!(self.cfg, LeadWithoutQuorum) {
+        let first_only = planted!(self.cfg, SkipNewMembershipQuorum);
+        if ph.won(first_only) || planted!(self.cfg, LeadWithoutQuorum) {
             self.become_leader();
         }
         Ok(())
@@ -189,10 +286,7 @@ impl<S: Storage> Node<S> {
             entry.ballot = Some(ballot);
             self.log.write(entry);
         }
-        if chosen_prefix > self.log.committed {
-            self.log.committed = chosen_prefix;
-            self.hs_dirty = true;
-        }
+        self.decide(chosen_prefix);
         let committed = self.log.committed;
         let progress = self
             .members
@@ -453,5 +547,52 @@ mod tests {
         .expect("ok");
         assert_eq!(n.read_states.len(), 1);
         assert_eq!(n.read_states[0].index, 2);
+    }
+
+    /// A promise reports a change that promotes learner 4 (voters become
+    /// 1..=4, quorum 3): a quorum of the old voters is no longer enough,
+    /// the new voter is asked, and phase 1 ends with a quorum of both.
+    #[test]
+    fn a_reported_change_needs_a_quorum_of_the_new_membership_too() {
+        use crate::{Config, MemStorage};
+        use paxos_proto::{ConfChange, ConfChangeType, ConfState, ProstMessage};
+        let mut cfg = Config::new(1, vec![1, 2, 3]);
+        cfg.learners = vec![4];
+        let mut n = crate::testutil::node_with(cfg, MemStorage::new());
+        let b = make_candidate(&mut n, &[2]);
+        settle_self(&mut n);
+        let change = ConfChange {
+            change_type: ConfChangeType::PromoteLearner as i32,
+            node_id: 4,
+            context: Default::default(),
+            result: Some(ConfState {
+                voters: vec![1, 2, 3, 4],
+                learners: vec![],
+            }),
+        };
+        let mut e = entry(1, Ballot::new(1, 2), "");
+        e.kind = EntryKind::ConfChange as i32;
+        e.data = change.encode_to_vec().into();
+        n.dispatch(
+            2,
+            promise(b, vec![e, entry(2, Ballot::new(1, 2), "x")], 0, 0),
+        )
+        .expect("ok");
+        assert!(
+            matches!(n.role, Role::Candidate(_)),
+            "2 of the old 3 voters are no quorum of the new 4"
+        );
+        let out = drain(&mut n);
+        assert!(
+            out.iter()
+                .any(|m| m.to == 4 && matches!(m.body, Some(Body::Prepare(_)))),
+            "the new voter was not asked: {out:?}"
+        );
+        n.dispatch(4, promise(b, vec![], 0, 0)).expect("ok");
+        assert!(
+            matches!(n.role, Role::Leader(_)),
+            "quorum of both memberships"
+        );
+        assert_eq!(n.log.get(2).map(|e| e.data.clone()), Some("x".into()));
     }
 }

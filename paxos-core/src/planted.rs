@@ -26,12 +26,18 @@ pub enum PlantedBug {
     IgnoreStickiness,
     /// The leader confirms reads without a quorum round in its ballot.
     ReadWithoutQuorum,
+    /// Phase 1 ends with a quorum of the membership at its start only,
+    /// ignoring the memberships that reported changes bring in.
+    SkipNewMembershipQuorum,
+    /// The leader proposes and decides past an undecided membership
+    /// change, counting later slots with the old membership's quorum.
+    ProposePastConfChange,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 8] = [
+    pub const ALL: [PlantedBug; 10] = [
         PlantedBug::CountAcrossBallots,
         PlantedBug::ReplyBeforePersist,
         PlantedBug::SkipHighestBallotAdoption,
@@ -40,6 +46,8 @@ impl PlantedBug {
         PlantedBug::CommitWithoutQuorum,
         PlantedBug::IgnoreStickiness,
         PlantedBug::ReadWithoutQuorum,
+        PlantedBug::SkipNewMembershipQuorum,
+        PlantedBug::ProposePastConfChange,
     ];
 }
 

@@ -9,15 +9,16 @@ use crate::read_index::ReadState;
 use crate::status::Status;
 use crate::storage::Storage;
 use bytes::Bytes;
-use paxos_proto::{Entry, EntryKind, HardState, Message, Snapshot};
+use paxos_proto::{ConfChange, ConfState, Entry, EntryKind, HardState, Message, Snapshot};
 use slog::Logger;
 use std::collections::VecDeque;
 
 /// What the host must do next, in this order:
 /// 1. persist [`Ready::snapshot`] (if any: from then on storage holds no
 ///    slot it covers and returns it from [`Storage::snapshot`]), then
-///    [`Ready::hard_state`] and [`Ready::entries`] durably (entries replace
-///    whatever their slots held);
+///    [`Ready::hard_state`], [`Ready::conf_state`] and [`Ready::entries`]
+///    durably, the first two atomically (entries replace whatever their
+///    slots held);
 /// 2. then send [`Ready::messages`] — a reply may promise that state is
 ///    durable, so sending first would break the protocol's safety;
 /// 3. install the snapshot's data as the application's state (if any), then
@@ -34,6 +35,7 @@ pub struct Ready {
     committed_entries: Vec<Entry>,
     read_states: Vec<ReadState>,
     snapshot: Option<Snapshot>,
+    conf_state: Option<ConfState>,
 }
 
 impl Ready {
@@ -52,6 +54,13 @@ impl Ready {
     /// Takes the snapshot, leaving none.
     pub fn take_snapshot(&mut self) -> Option<Snapshot> {
         self.snapshot.take()
+    }
+
+    /// The membership to persist, if it changed: the one in effect after
+    /// the decided slots of [`Ready::hard_state`], so persist both together
+    /// (a restart restores the node from the pair).
+    pub fn conf_state(&self) -> Option<&ConfState> {
+        self.conf_state.as_ref()
     }
 
     /// The hard state to persist, if it changed.
@@ -192,6 +201,18 @@ impl<S: Storage> RawNode<S> {
         self.node.transfer_leader(to)
     }
 
+    /// Proposes a membership change at the leader; returns its slot. Add a
+    /// new node as a learner, let it catch up, then promote it; remove
+    /// voters and learners one at a time. The change takes effect once
+    /// decided (a later `Ready` carries the new [`Ready::conf_state`]); until
+    /// then every proposal fails with `ProposalDropped(ConfChangePending)`.
+    /// A leader removed from the voters steps down once its removal is
+    /// decided. Promoting a learner more than `max_inflight_slots` behind
+    /// fails with [`crate::ConfChangeError::LearnerBehind`].
+    pub fn propose_conf_change(&mut self, cc: ConfChange) -> Result<u64> {
+        self.node.propose_conf_change(cc)
+    }
+
     /// Starts an election now, without waiting for the timeout.
     pub fn campaign(&mut self) -> Result<()> {
         self.node.campaign(false)
@@ -201,6 +222,7 @@ impl<S: Storage> RawNode<S> {
     pub fn has_ready(&self) -> bool {
         let n = &self.node;
         n.hs_dirty
+            || n.conf_dirty
             || n.log.has_unstable()
             || !n.msgs.is_empty()
             || !n.self_msgs.is_empty()
@@ -229,6 +251,7 @@ impl<S: Storage> RawNode<S> {
         let messages = std::mem::replace(&mut n.msgs, Vec::with_capacity(room));
         let to_self = std::mem::take(&mut n.self_msgs);
         let read_states = std::mem::take(&mut n.read_states);
+        let conf_state = std::mem::take(&mut n.conf_dirty).then(|| n.members.to_conf_state());
         let snapshot = n.pending_snapshot.take();
         if let Some(m) = snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
             // The application's state jumps to the snapshot's slot; decided
@@ -259,6 +282,7 @@ impl<S: Storage> RawNode<S> {
             committed_entries,
             read_states,
             snapshot,
+            conf_state,
         }
     }
 

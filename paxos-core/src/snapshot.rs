@@ -97,7 +97,7 @@ impl<S: Storage> Node<S> {
             s.resume_at = Some(r.received);
             return;
         }
-        self.send_accepts(i);
+        self.send_accepts_to(from);
     }
 
     /// Follower: a chunk of the leader's snapshot.
@@ -185,8 +185,8 @@ impl<S: Storage> Node<S> {
             .as_ref()
             .filter(|cs| !cs.voters.is_empty())
         {
-            if let Ok(m) = crate::membership::Membership::new(&cs.voters, &cs.learners) {
-                self.members = m;
+            if let Ok(m) = crate::membership::Membership::from_conf_state(cs) {
+                self.set_members(m);
             }
         }
         self.hs_dirty = true;

@@ -100,14 +100,21 @@ impl MemStorageCore {
         self.entries.truncate_prefix(slot);
     }
 
-    /// Records the application's snapshot at `slot` (its state after
-    /// applying every slot <= `slot`), with the current membership. Then
+    /// Records the application's snapshot at `slot`: its state after
+    /// applying every slot <= `slot`, and the membership in effect there
+    /// (the `result` of the last membership change it applied, see
+    /// [`paxos_proto::Entry::conf_change`]; the initial one if none). Then
     /// [`MemStorageCore::compact`] may discard up to `slot`.
-    pub fn create_snapshot(&mut self, slot: u64, data: impl Into<bytes::Bytes>) {
+    pub fn create_snapshot(
+        &mut self,
+        slot: u64,
+        conf_state: ConfState,
+        data: impl Into<bytes::Bytes>,
+    ) {
         self.snapshot = Snapshot {
             metadata: Some(SnapshotMetadata {
                 slot,
-                conf_state: Some(self.conf_state.clone()),
+                conf_state: Some(conf_state),
             }),
             data: data.into(),
         };

@@ -306,12 +306,19 @@ fn bad_messages_are_typed_errors_and_change_nothing() {
             "wrong recipient",
         ),
         (
-            Message {
-                from: 9,
-                to: 2,
-                body: Some(accept(Some(Ballot::new(9, 9)), vec![])),
-            },
-            "unknown peer",
+            // Requests from a leader are heard from any node (a lagging node
+            // learns of members added after its decided prefix only from
+            // them); replies only from members.
+            Message::new(
+                9,
+                2,
+                Body::Accepted(paxos_core::proto::Accepted {
+                    ballot: Some(Ballot::new(9, 9)),
+                    matched: 5,
+                    last_slot: 5,
+                }),
+            ),
+            "reply from an unknown peer",
         ),
         (
             Message {

@@ -48,6 +48,13 @@ impl Entry {
         self.ballot.unwrap_or(Ballot::ZERO)
     }
 
+    /// The membership change this entry carries: `None` for other kinds,
+    /// `Some(Err)` when the payload does not decode.
+    pub fn conf_change(&self) -> Option<Result<ConfChange, DecodeError>> {
+        (self.kind == EntryKind::ConfChange as i32)
+            .then(|| <ConfChange as prost::Message>::decode(self.data.clone()))
+    }
+
     /// The payload size counted against byte limits.
     pub fn size(&self) -> u64 {
         self.data.len() as u64

@@ -2,7 +2,9 @@
 //! every persisted write, every message and every apply.
 
 use crate::kv::Command;
-use paxos_core::proto::{Ballot, Body, Entry, EntryKind, HardState, Message};
+use paxos_core::proto::{
+    Ballot, Body, ConfChange, Entry, EntryKind, HardState, Message, ProstMessage,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A value as the checker compares it.
@@ -11,9 +13,15 @@ type Value = (i32, bytes::Bytes);
 /// The invariants of DESIGN §5, and what they saw.
 #[derive(Debug, Default)]
 pub struct Checker {
-    quorum: usize,
-    /// Only voters' acceptances choose a value.
-    voters: BTreeSet<u64>,
+    /// The voters governing each slot from the key on: only their
+    /// acceptances choose a value. A chosen membership change starts a new
+    /// entry at the slot after it.
+    configs: BTreeMap<u64, BTreeSet<u64>>,
+    /// Slots where a membership change was accepted and nothing is chosen
+    /// yet: the voters of any later slot are unknown until it is.
+    conf_pending: BTreeSet<u64>,
+    /// Acceptance records waiting for `conf_pending` to resolve.
+    deferred: BTreeSet<(u64, Ballot)>,
     /// Per (slot, ballot): the value and the nodes that durably accepted it.
     accepted: BTreeMap<(u64, Ballot), (Value, BTreeSet<u64>)>,
     /// Per slot: the value chosen (accepted by a quorum in one ballot) and
@@ -41,8 +49,7 @@ impl Checker {
     /// A checker for a cluster with these voters.
     pub fn new(voters: Vec<u64>) -> Self {
         Checker {
-            quorum: voters.len() / 2 + 1,
-            voters: voters.into_iter().collect(),
+            configs: BTreeMap::from([(1, voters.into_iter().collect())]),
             ..Checker::default()
         }
     }
@@ -102,22 +109,81 @@ impl Checker {
                 self.violation(msg);
                 continue;
             }
-            if self.voters.contains(&node) {
-                rec.1.insert(node);
+            rec.1.insert(node);
+            if e.kind == EntryKind::ConfChange as i32 && !self.chosen.contains_key(&e.slot) {
+                self.conf_pending.insert(e.slot);
             }
-            if rec.1.len() >= self.quorum {
-                match self.chosen.get(&e.slot) {
-                    None => {
-                        self.chosen.insert(e.slot, (value, ballot));
-                    }
-                    Some((v, _)) if *v != value => {
-                        let msg = format!(
-                            "slot {} chosen twice: {:?} then {:?} (ballot {ballot})",
-                            e.slot, v.1, value.1
-                        );
-                        self.violation(msg);
-                    }
-                    Some(_) => {}
+            self.try_choose(e.slot, ballot);
+        }
+    }
+
+    /// Whether the acceptors of (slot, ballot) are a quorum of the voters
+    /// governing the slot; deferred while an earlier membership change is
+    /// undecided.
+    fn try_choose(&mut self, slot: u64, ballot: Ballot) {
+        if self.conf_pending.range(..slot).next().is_some() {
+            self.deferred.insert((slot, ballot));
+            return;
+        }
+        let Some((value, acceptors)) = self.accepted.get(&(slot, ballot)) else {
+            return;
+        };
+        let voters = self
+            .configs
+            .range(..=slot)
+            .next_back()
+            .map(|(_, v)| v)
+            .expect("a membership governs slot 1 on");
+        let votes = acceptors.iter().filter(|a| voters.contains(a)).count();
+        if votes < voters.len() / 2 + 1 {
+            return;
+        }
+        let value = value.clone();
+        match self.chosen.get(&slot) {
+            None => self.choose(slot, value, ballot),
+            Some((v, _)) if *v != value => {
+                let msg = format!(
+                    "slot {slot} chosen twice: {:?} then {:?} (ballot {ballot})",
+                    v.1, value.1
+                );
+                self.violation(msg);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn choose(&mut self, slot: u64, value: Value, ballot: Ballot) {
+        // P2b for acceptances seen before the choice was known (deferred).
+        let later: Vec<Ballot> = self
+            .accepted
+            .range((slot, ballot)..=(slot, Ballot::new(u64::MAX, u64::MAX)))
+            .filter(|(_, (v, _))| *v != value)
+            .map(|((_, b), _)| *b)
+            .collect();
+        for b in later {
+            self.violation(format!(
+                "slot {slot}: a different value was accepted in ballot {b} after one was chosen in {ballot}"
+            ));
+        }
+        if value.0 == EntryKind::ConfChange as i32 {
+            let result = <ConfChange as ProstMessage>::decode(value.1.clone())
+                .ok()
+                .and_then(|cc| cc.result);
+            match result {
+                Some(cs) => {
+                    self.configs
+                        .insert(slot + 1, cs.voters.into_iter().collect());
+                }
+                None => self.violation(format!(
+                    "slot {slot}: chosen membership change without a result"
+                )),
+            }
+        }
+        self.chosen.insert(slot, (value, ballot));
+        if self.conf_pending.remove(&slot) {
+            for (s, b) in std::mem::take(&mut self.deferred) {
+                if !self.chosen.contains_key(&s) {
+                    self.try_choose(s, b);
                 }
             }
         }

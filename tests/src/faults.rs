@@ -56,6 +56,11 @@ pub struct FaultMix {
     pub compact_keep: u64,
     /// Per-message byte budget (small values split snapshots into chunks).
     pub msg_bytes: u64,
+    /// Ticks between steps of membership churn (0: none): voters are
+    /// replaced one at a time by new empty nodes.
+    pub reconfig_every: u64,
+    /// New nodes available to replace voters.
+    pub spares: u64,
 }
 
 impl FaultMix {
@@ -85,6 +90,20 @@ impl FaultMix {
             compact_every: 0,
             compact_keep: 0,
             msg_bytes: 1 << 20,
+            reconfig_every: 0,
+            spares: 0,
+        }
+    }
+
+    /// Draws membership churn for about a third of the seeds, from its own
+    /// stream like compaction (seeds without churn replay unchanged). Churn
+    /// comes with compaction most of the time, so new nodes often start
+    /// from a snapshot.
+    pub fn draw_reconfig(&mut self, seed: u64) {
+        let mut rng = Rng::new(seed ^ 0x6e_c0f1_65ee);
+        if rng.chance(0.35) {
+            self.reconfig_every = rng.pick(&[2, 5, 10, 20]);
+            self.spares = rng.range(1, 4);
         }
     }
 
@@ -209,6 +228,32 @@ impl fmt::Display for Fault {
 }
 
 impl Fault {
+    /// The same fault with every node id passed through `f` (split masks
+    /// stay positional: the simulator maps them itself).
+    pub fn map_nodes(self, f: impl Fn(u64) -> u64) -> Fault {
+        match self {
+            Fault::Crash { node, down } => Fault::Crash {
+                node: f(node),
+                down,
+            },
+            Fault::Isolate(n) => Fault::Isolate(f(n)),
+            Fault::OneWay { from, to } => Fault::OneWay {
+                from: f(from),
+                to: f(to),
+            },
+            Fault::CutPair(a, b) => Fault::CutPair(f(a), f(b)),
+            Fault::Clog { from, to, ticks } => Fault::Clog {
+                from: f(from),
+                to: f(to),
+                ticks,
+            },
+            Fault::Transfer(n) => Fault::Transfer(f(n)),
+            Fault::Stall(n) => Fault::Stall(f(n)),
+            Fault::Split(mask) => Fault::Split(mask),
+            Fault::Heal => Fault::Heal,
+        }
+    }
+
     /// Draws a random fault allowed by `mix` for a cluster of `nodes`. Half
     /// the crashes and isolations hit the current `leader`: leader changes
     /// with half-replicated slots are where phase-1 bugs hide.

@@ -16,6 +16,7 @@ pub mod faults;
 pub mod kv;
 pub mod linearizability;
 pub mod net;
+pub mod reconfig;
 pub mod rng;
 pub mod sim;
 pub mod trace;

@@ -9,10 +9,11 @@ use crate::faults::{Fault, FaultMix, Schedule};
 use crate::kv::{Command, KvState};
 use crate::linearizability::{check, History, Op, Ret, Verdict};
 use crate::net::Net;
+use crate::reconfig::{Action, Replacement};
 use crate::rng::Rng;
 use crate::trace::{describe, message_words, TraceHash};
 use bytes::Bytes;
-use paxos_core::proto::{Body, EntryKind, Message};
+use paxos_core::proto::{Body, ConfChange, ConfState, EntryKind, Message};
 use paxos_core::{Config, Error, MemStorage, PlantedBug, Proposed, RawNode, StateRole, Storage};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -89,6 +90,8 @@ pub struct Outcome {
     pub elections: usize,
     /// Snapshots installed from a leader.
     pub snapshots_installed: u64,
+    /// Voters replaced by new nodes (added, caught up, promoted, removed).
+    pub replaced: u64,
     /// Every invariant violation, in order.
     pub violations: Vec<String>,
     /// Hash of every event: equal for equal runs.
@@ -150,6 +153,7 @@ enum Ev {
     Restart(u64),
     Fault(Fault),
     Chaos,
+    Reconfig,
 }
 
 #[derive(Debug)]
@@ -200,6 +204,10 @@ struct SimNode {
     stalled_period: Option<u64>,
     /// The slot of the application's latest snapshot.
     snapshot_slot: u64,
+    /// The membership in effect at `applied` (what a snapshot records).
+    conf: ConfState,
+    /// A node that joined later: the membership it boots believing in.
+    boot_conf: Option<ConfState>,
 }
 
 #[derive(Debug)]
@@ -252,6 +260,14 @@ pub struct Sim {
     max_applied: u64,
     /// Reads asked so far (each attempt gets its own context).
     read_attempts: u64,
+    /// Nodes in all, spares included (ids n+1..=total join later).
+    total: u64,
+    /// Spares that joined.
+    joined: BTreeSet<u64>,
+    /// Voters replaced and stopped for good.
+    retired: BTreeSet<u64>,
+    /// The replacement in progress.
+    replacement: Option<Replacement>,
 }
 
 /// Runs one simulation.
@@ -269,6 +285,7 @@ impl Sim {
         // `--nodes N --learners L` (as printed) repeats the very same run.
         let mut drawn_mix = FaultMix::swarm(&mut rng);
         drawn_mix.draw_compaction(opts.seed);
+        drawn_mix.draw_reconfig(opts.seed);
         let drawn_voters = rng.pick(&[3, 3, 5, 5, 7]);
         let drawn_learners = if rng.chance(0.3) { rng.range(1, 2) } else { 0 };
         let mix = opts.mix.clone().unwrap_or(drawn_mix);
@@ -302,9 +319,14 @@ impl Sim {
             acked: Vec::new(),
             max_applied: 0,
             read_attempts: 0,
+            total: n,
+            joined: BTreeSet::new(),
+            retired: BTreeSet::new(),
+            replacement: None,
         };
+        sim.total = n + sim.mix.spares;
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
-        for id in 1..=n {
+        for id in 1..=sim.total {
             let tick_period = if sim.mix.skew {
                 sim.rng.range(sim.mix.skew_range.0, sim.mix.skew_range.1)
             } else {
@@ -323,6 +345,8 @@ impl Sim {
                 reads_confirmed: Vec::new(),
                 stalled_period: None,
                 snapshot_slot: 0,
+                conf: ConfState::default(),
+                boot_conf: None,
             });
             sim.start(id);
             let first = sim.rng.range(1, tick_period);
@@ -336,6 +360,9 @@ impl Sim {
             });
             let at = sim.rng.range(1, 5 * TICK);
             sim.schedule(at, Ev::Wake(c));
+        }
+        if sim.mix.reconfig_every > 0 {
+            sim.schedule(sim.mix.reconfig_every * TICK, Ev::Reconfig);
         }
         match sim.opts.schedule.clone() {
             Some(Schedule(items)) => {
@@ -355,6 +382,14 @@ impl Sim {
     fn config(&self, id: u64) -> Config {
         let mut cfg = Config::new(id, (1..=self.voters).collect::<Vec<_>>());
         cfg.learners = (self.voters + 1..=self.n).collect();
+        if let Some(cs) = &self
+            .nodes
+            .get((id - 1) as usize)
+            .and_then(|n| n.boot_conf.clone())
+        {
+            cfg.voters = cs.voters.clone();
+            cfg.learners = cs.learners.clone();
+        }
         cfg.seed = self.opts.seed;
         // Small limits so that windows, splitting and chunking are exercised.
         cfg.heartbeat_ticks = self.mix.heartbeat_ticks;
@@ -392,6 +427,9 @@ impl Sim {
     /// Starts a node from its storage alone: the application restores the
     /// storage's snapshot (if any), and re-applies what follows it.
     fn start(&mut self, id: u64) {
+        if !self.present(id) {
+            return; // a spare not yet joined, or a retired voter
+        }
         let mut cfg = self.config(id);
         let storage = self.node(id).storage.clone();
         let snap = storage.snapshot().unwrap_or_default();
@@ -407,6 +445,13 @@ impl Sim {
             return;
         };
         cfg.applied = slot;
+        let conf = match snap.metadata.and_then(|m| m.conf_state) {
+            Some(cs) if slot > 0 => cs,
+            _ => ConfState {
+                voters: cfg.voters.clone(),
+                learners: cfg.learners.clone(),
+            },
+        };
         match RawNode::new(&cfg, storage, &self.logger) {
             Ok(raw) => {
                 self.checker.on_start(id, raw.status().promised, slot);
@@ -416,6 +461,7 @@ impl Sim {
                 node.contact = None;
                 node.applied = slot;
                 node.snapshot_slot = slot;
+                node.conf = conf;
                 self.trace(|| format!("START node {id}"));
                 self.hash.mix(&[self.now, 1, id]);
             }
@@ -505,13 +551,20 @@ impl Sim {
                     self.apply_fault(f);
                 }
             }
+            Ev::Reconfig => self.reconfig(),
             Ev::Chaos => {
                 if !self.faults_on {
                     return;
                 }
                 let mut rng = self.rng.fork();
+                let present = self.present_ids();
                 let leader = self.current_leader();
-                if let Some(f) = Fault::random(&mut rng, &self.mix, self.n, leader) {
+                // Draw among positions 1..=n, then map them onto the nodes
+                // present now (the identity unless membership churned).
+                let slot_of = |id: u64| present.iter().position(|&p| p == id).map(|i| i as u64 + 1);
+                let leader_pos = leader.and_then(slot_of).filter(|&p| p <= self.n);
+                if let Some(f) = Fault::random(&mut rng, &self.mix, self.n, leader_pos) {
+                    let f = f.map_nodes(|x| present.get((x - 1) as usize).copied().unwrap_or(x));
                     self.apply_fault(f);
                 }
                 let next = self.now + rng.range(1, 2 * self.mix.chaos_every) * TICK;
@@ -520,9 +573,121 @@ impl Sim {
         }
     }
 
+    /// Nodes that exist now: the original ones not retired, and the spares
+    /// that joined, in id order.
+    fn present_ids(&self) -> Vec<u64> {
+        (1..=self.total).filter(|&id| self.present(id)).collect()
+    }
+
+    /// The members (voters and learners) of the current leader's
+    /// membership; empty while no node leads.
+    fn final_members(&self) -> Vec<u64> {
+        let Some(l) = self.current_leader() else {
+            return Vec::new();
+        };
+        let Some(st) = self.nodes[(l - 1) as usize]
+            .raw
+            .as_ref()
+            .map(|r| r.status())
+        else {
+            return Vec::new();
+        };
+        let mut ids: Vec<u64> = st.voters.iter().chain(&st.learners).copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn present(&self, id: u64) -> bool {
+        !self.retired.contains(&id) && (id <= self.n || self.joined.contains(&id))
+    }
+
+    /// The next node a client tries after `id` (the identity rotation
+    /// 1..=n unless membership churned).
+    fn next_present(&self, id: u64) -> u64 {
+        let present = self.present_ids();
+        present
+            .iter()
+            .copied()
+            .find(|&p| p > id)
+            .or_else(|| present.first().copied())
+            .unwrap_or(1)
+    }
+
+    /// One step of membership churn: pick a voter to replace with the next
+    /// spare, then walk add, catch up, promote, remove, retire.
+    fn reconfig(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        self.schedule(self.now + self.mix.reconfig_every * TICK, Ev::Reconfig);
+        let Some(leader) = self.current_leader() else {
+            return;
+        };
+        let Some(st) = self.node(leader).raw.as_ref().map(|r| r.status()) else {
+            return;
+        };
+        if self.replacement.is_none() {
+            let spare = self.n + self.joined.len() as u64 + 1;
+            if spare > self.total {
+                return;
+            }
+            // Half the time the leader itself is replaced.
+            let old = if self.rng.chance(0.5) {
+                leader
+            } else {
+                st.voters[self.rng.range(0, st.voters.len() as u64 - 1) as usize]
+            };
+            self.replacement = Some(Replacement::new(spare, old));
+        }
+        let Some(mut r) = self.replacement else {
+            return;
+        };
+        let slack = self.mix.inflight_slots / 2;
+        let caught_up = self
+            .node(r.new)
+            .raw
+            .as_ref()
+            .is_some_and(|n| n.status().applied + slack >= st.committed);
+        let action = r.next(&st.voters, &st.learners, caught_up);
+        self.replacement = Some(r);
+        self.trace(|| format!("RECONFIG {action:?}"));
+        self.hash.mix(&[self.now, 8, r.new, r.old]);
+        match action {
+            Action::Boot(id) => {
+                self.joined.insert(id);
+                self.node(id).boot_conf = Some(ConfState {
+                    voters: st.voters.clone(),
+                    learners: st.learners.iter().copied().chain([id]).collect(),
+                });
+                self.start(id);
+                self.drive(id);
+            }
+            Action::Propose(t, id) => {
+                let cc = ConfChange {
+                    change_type: t as i32,
+                    node_id: id,
+                    ..ConfChange::default()
+                };
+                if let Some(raw) = self.node(leader).raw.as_mut() {
+                    // Refusals (pending change, learner behind) retry later.
+                    if let Err(e) = raw.propose_conf_change(cc) {
+                        self.trace(|| format!("membership change refused: {e}"));
+                    }
+                }
+                self.drive(leader);
+            }
+            Action::Retire(id) => {
+                self.crash(id);
+                self.retired.insert(id);
+                self.replacement = None;
+            }
+            Action::Wait => {}
+        }
+    }
+
     /// The live leader with the highest ballot, if any.
     fn current_leader(&self) -> Option<u64> {
-        (1..=self.n)
+        (1..=self.total)
             .filter_map(|id| {
                 let st = self.nodes[(id - 1) as usize].raw.as_ref()?.status();
                 (st.role == StateRole::Leader).then_some((st.promised, id))
@@ -532,7 +697,7 @@ impl Sim {
     }
 
     fn apply_fault(&mut self, f: Fault) {
-        let valid = |x: u64| (1..=self.n).contains(&x);
+        let valid = |x: u64| (1..=self.total).contains(&x);
         self.trace(|| format!("FAULT {f}"));
         match f {
             Fault::Crash { node, down } if valid(node) => {
@@ -540,16 +705,23 @@ impl Sim {
                 self.schedule(self.now + down.max(1) * TICK, Ev::Restart(node));
             }
             Fault::Isolate(a) if valid(a) => {
-                for b in 1..=self.n {
+                for b in 1..=self.total {
                     if b != a {
                         self.net.cut_both(a, b);
                     }
                 }
             }
             Fault::Split(mask) => {
-                for a in 1..=self.n {
-                    for b in 1..=self.n {
-                        let side = |x: u64| (mask >> (x - 1)) & 1;
+                // Bit i is the i-th node present (node i+1 unless churned).
+                let present = self.present_ids();
+                let side = |x: u64| {
+                    present
+                        .iter()
+                        .position(|&p| p == x)
+                        .map_or(0, |i| (mask >> i) & 1)
+                };
+                for a in 1..=self.total {
+                    for b in 1..=self.total {
                         if side(a) != side(b) {
                             self.net.cut(a, b);
                         }
@@ -563,7 +735,7 @@ impl Sim {
             }
             Fault::Heal => self.heal(),
             Fault::Stall(a) if valid(a) => {
-                for b in 1..=self.n {
+                for b in 1..=self.total {
                     if b != a {
                         self.net.cut_both(a, b);
                     }
@@ -608,6 +780,12 @@ impl Sim {
             _ => false,
         };
         if let Err(e) = raw.step(m) {
+            // Under membership churn a reply from a node the receiver does
+            // not (or no longer) count is refused by design.
+            if matches!(e, Error::UnknownPeer(_)) && self.mix.reconfig_every > 0 {
+                self.trace(|| format!("node {id} ignores a reply from non-member {from}"));
+                return;
+            }
             self.checker
                 .violations
                 .push(format!("node {id} refused a cluster message: {e}"));
@@ -761,6 +939,9 @@ impl Sim {
                 if let Some(s) = &snapshot {
                     disk.apply_snapshot(s.clone());
                 }
+                if let Some(cs) = rd.conf_state() {
+                    disk.set_conf_state(cs.clone());
+                }
                 if let Some(hs) = rd.hard_state() {
                     disk.set_hard_state(*hs);
                 }
@@ -881,10 +1062,12 @@ impl Sim {
             self.checker.violations.push(v);
             return;
         };
+        let conf = s.metadata.as_ref().and_then(|m| m.conf_state.clone());
         let node = self.node(id);
         node.kv = kv;
         node.applied = slot;
         node.snapshot_slot = slot;
+        node.conf = conf.unwrap_or_default();
         // Commands applied inside the snapshot were answered by whichever
         // node applied them; the client retries if that answer was lost.
         node.waiting.clear();
@@ -903,7 +1086,7 @@ impl Sim {
         node.snapshot_slot = slot;
         {
             let mut disk = node.storage.wl();
-            disk.create_snapshot(slot, data.clone());
+            disk.create_snapshot(slot, node.conf.clone(), data.clone());
             disk.compact(slot.saturating_sub(keep));
         }
         self.checker.on_snapshot(id, slot, &data);
@@ -916,6 +1099,22 @@ impl Sim {
         self.node(id).applied = e.slot;
         self.max_applied = self.max_applied.max(e.slot);
         self.hash.mix(&[self.now, 4, id, e.slot]);
+        if let Some(cc) = e.conf_change() {
+            match cc.ok().and_then(|cc| cc.result) {
+                Some(cs) => {
+                    self.trace(|| format!("node {id} applies slot {} membership {cs:?}", e.slot));
+                    self.node(id).conf = cs;
+                }
+                None => {
+                    let v = format!(
+                        "node {id} applied a garbled membership change at slot {}",
+                        e.slot
+                    );
+                    self.checker.violations.push(v);
+                }
+            }
+            return;
+        }
         if e.kind != EntryKind::Normal as i32 {
             self.trace(|| format!("node {id} applies slot {} (no-op)", e.slot));
             return;
@@ -977,8 +1176,10 @@ impl Sim {
             Some(p) if now >= p.deadline => {
                 // Same command again: at the next node after a timeout, else
                 // where the last answer pointed.
-                if p.rotate {
-                    cl.hint = cl.hint % self.n + 1;
+                let (rotate, hint) = (p.rotate, cl.hint);
+                if rotate {
+                    let next = self.next_present(hint);
+                    self.clients[c as usize].hint = next;
                 }
                 self.client_send(c);
             }
@@ -1005,7 +1206,7 @@ impl Sim {
 
     fn client_reply(&mut self, c: u64, reply: Reply) {
         let now = self.now;
-        let n = self.n;
+        let next = self.next_present(self.clients[c as usize].hint);
         let cl = &mut self.clients[c as usize];
         let Some(p) = cl.pending.as_mut() else {
             return;
@@ -1024,7 +1225,7 @@ impl Sim {
             }
             Reply::Done { .. } => {}
             Reply::NotLeader(hint) => {
-                cl.hint = hint.unwrap_or(cl.hint % n + 1);
+                cl.hint = hint.unwrap_or(next);
                 p.deadline = now + TICK;
                 p.rotate = false;
                 self.schedule(now + TICK, Ev::Wake(c));
@@ -1052,7 +1253,7 @@ impl Sim {
         self.heal();
         self.trace(|| "LIVENESS: faults stop, every link heals, crashed nodes restart".to_string());
         self.hash.mix(&[self.now, 6]);
-        for id in 1..=self.n {
+        for id in 1..=self.total {
             if self.node(id).raw.is_none() {
                 self.start(id);
                 self.drive(id);
@@ -1062,7 +1263,7 @@ impl Sim {
 
     fn liveness_failed(&mut self) {
         let pending = self.clients.iter().filter(|c| c.pending.is_some()).count();
-        let applied: Vec<String> = (1..=self.n)
+        let applied: Vec<String> = (1..=self.total)
             .map(|id| {
                 self.nodes[(id - 1) as usize]
                     .raw
@@ -1081,25 +1282,31 @@ impl Sim {
     /// Checks after every event: leaders per ballot, and (once healed)
     /// whether the run has settled.
     fn check_step(&mut self) {
-        let mut all_applied = Vec::with_capacity(self.n as usize);
         for (i, node) in self.nodes.iter().enumerate() {
             if let Some(raw) = &node.raw {
                 let st = raw.status();
                 if st.role == StateRole::Leader {
                     self.checker.on_leader(i as u64 + 1, st.promised);
                 }
-                all_applied.push((st.applied, st.committed));
             }
         }
         if self.faults_on || self.clients.iter().any(|c| c.pending.is_some()) {
             return;
         }
-        let settled = all_applied.len() as u64 == self.n
-            && all_applied
-                .iter()
-                .all(|&(a, c)| a == c && a == all_applied[0].0);
+        // Every member of the final membership (as the leader knows it)
+        // is up and has applied everything decided. Nodes removed, or
+        // booted but never added, are not members.
+        let members = self.final_members();
+        let states: Vec<(u64, u64)> = members
+            .iter()
+            .filter_map(|&id| self.nodes[(id - 1) as usize].raw.as_ref())
+            .map(|r| (r.status().applied, r.status().committed))
+            .collect();
+        let settled = !members.is_empty()
+            && states.len() == members.len()
+            && states.iter().all(|&(a, c)| a == c && a == states[0].0);
         if settled {
-            self.trace(|| format!("SETTLED at slot {}", all_applied[0].0));
+            self.trace(|| format!("SETTLED at slot {}", states[0].0));
             self.done = true;
         }
     }
@@ -1109,9 +1316,14 @@ impl Sim {
         // No acknowledged command is lost: its slot still holds it, and once
         // settled every node has applied it.
         let applied_min = self
-            .nodes
-            .iter()
-            .map(|n| n.raw.as_ref().map_or(0, |r| r.status().applied))
+            .final_members()
+            .into_iter()
+            .map(|id| {
+                self.nodes[(id - 1) as usize]
+                    .raw
+                    .as_ref()
+                    .map_or(0, |r| r.status().applied)
+            })
             .min()
             .unwrap_or(0);
         for (slot, data) in &self.acked {
@@ -1149,6 +1361,7 @@ impl Sim {
             ops: (self.history.len(), completed),
             elections: self.checker.leadership_count(),
             snapshots_installed: self.checker.installs,
+            replaced: self.retired.len() as u64,
             violations: self.checker.violations,
             trace_hash: self.hash.value(),
             undecided_keys,

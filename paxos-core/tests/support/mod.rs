@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use paxos_core::proto::{Ballot, EntryKind, Message};
+use paxos_core::proto::{Ballot, ConfChange, ConfChangeType, ConfState, EntryKind, Message};
 use paxos_core::{Config, MemStorage, Proposed, RawNode, Result, StateRole, Storage};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -39,6 +39,11 @@ pub struct Cluster {
     pub keep_history: bool,
     /// Snapshots installed from the leader, per node.
     pub installed: BTreeMap<u64, u64>,
+    /// Per node: the membership in effect at its applied slot (what a
+    /// snapshot taken there records).
+    pub conf: BTreeMap<u64, ConfState>,
+    /// Nodes that joined after the start: the membership they boot with.
+    pub boot_conf: BTreeMap<u64, ConfState>,
     tweak: fn(&mut Config),
     logger: slog::Logger,
 }
@@ -69,6 +74,8 @@ impl Cluster {
             digest: BTreeMap::new(),
             keep_history: true,
             installed: BTreeMap::new(),
+            conf: BTreeMap::new(),
+            boot_conf: BTreeMap::new(),
             tweak,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
         };
@@ -80,7 +87,14 @@ impl Cluster {
     }
 
     pub fn config(&self, id: u64) -> Config {
-        let mut cfg = Config::new(id, self.ids.clone());
+        let mut cfg = match self.boot_conf.get(&id) {
+            Some(cs) => {
+                let mut cfg = Config::new(id, cs.voters.clone());
+                cfg.learners = cs.learners.clone();
+                cfg
+            }
+            None => Config::new(id, self.ids.clone()),
+        };
         cfg.seed = 42;
         (self.tweak)(&mut cfg);
         cfg
@@ -94,6 +108,14 @@ impl Cluster {
         let (digest, applied) = decode_state(&snap.data);
         let mut cfg = self.config(id);
         cfg.applied = slot;
+        let conf = match snap.metadata.and_then(|m| m.conf_state) {
+            Some(cs) if slot > 0 => cs,
+            _ => ConfState {
+                voters: cfg.voters.clone(),
+                learners: cfg.learners.clone(),
+            },
+        };
+        self.conf.insert(id, conf);
         let node = RawNode::new(&cfg, self.storages[&id].clone(), &self.logger)
             .expect("node starts from its storage");
         self.nodes.insert(id, node);
@@ -108,8 +130,43 @@ impl Cluster {
         let slot = self.applied_slot[&id];
         let data = encode_state(&self.digest[&id], &self.applied[&id], self.keep_history);
         let mut store = self.storages[&id].wl();
-        store.create_snapshot(slot, data);
+        store.create_snapshot(slot, self.conf[&id].clone(), data);
         store.compact(slot.saturating_sub(keep));
+    }
+
+    /// Starts a brand-new node with empty storage that boots believing in
+    /// `voters` with itself a learner (it learns the real membership from
+    /// the leader's snapshot and log).
+    pub fn add_node(&mut self, id: u64, voters: &[u64]) {
+        self.boot_conf.insert(
+            id,
+            ConfState {
+                voters: voters.to_vec(),
+                learners: vec![id],
+            },
+        );
+        self.storages.insert(id, MemStorage::new());
+        self.start(id);
+    }
+
+    /// Proposes a membership change at `leader` and runs until it is decided.
+    pub fn change(&mut self, leader: u64, t: ConfChangeType, node: u64) {
+        let cc = ConfChange {
+            change_type: t as i32,
+            node_id: node,
+            ..ConfChange::default()
+        };
+        let slot = self
+            .nodes
+            .get_mut(&leader)
+            .expect("live")
+            .propose_conf_change(cc)
+            .unwrap_or_else(|e| panic!("{t:?} {node} refused: {e}"));
+        self.stabilize();
+        assert!(
+            self.node(leader).status().committed >= slot,
+            "{t:?} {node} at slot {slot} not decided"
+        );
     }
 
     /// Drops the node and everything it held in memory; storage survives.
@@ -182,8 +239,14 @@ impl Cluster {
                     self.digest.insert(id, digest);
                     self.applied.insert(id, applied);
                     self.applied_slot.insert(id, slot);
+                    let cs = snap.metadata.as_ref().and_then(|m| m.conf_state.clone());
+                    self.conf
+                        .insert(id, cs.expect("snapshots record their membership"));
                     *self.installed.entry(id).or_default() += 1;
                     store.wl().apply_snapshot(snap);
+                }
+                if let Some(cs) = rd.conf_state() {
+                    store.wl().set_conf_state(cs.clone());
                 }
                 if let Some(hs) = rd.hard_state() {
                     let prev = self.max_promised.get(&id).copied().unwrap_or(Ballot::ZERO);
@@ -204,6 +267,11 @@ impl Cluster {
                     let last = self.applied_slot[&id];
                     assert_eq!(e.slot, last + 1, "node {id} applied out of order");
                     self.applied_slot.insert(id, e.slot);
+                    if let Some(cc) = e.conf_change() {
+                        let cc = cc.expect("membership changes decode");
+                        self.conf
+                            .insert(id, cc.result.expect("changes carry their result"));
+                    }
                     let digest = self.digest.get_mut(&id).expect("live");
                     digest.apply(&e.data);
                     let digest = *digest;
