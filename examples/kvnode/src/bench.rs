@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long past the end a request may still finish.
+const GRACE: Duration = Duration::from_secs(1);
+
 /// What `bench` is told on the command line.
 #[derive(Clone, Debug)]
 pub(crate) struct BenchOptions {
@@ -31,6 +34,8 @@ struct Totals {
     writes: AtomicU64,
     reads: AtomicU64,
     errors: AtomicU64,
+    /// Requests still unanswered when the run ended.
+    unfinished: AtomicU64,
     /// Microseconds since the start at the last completion, and the longest
     /// gap between two completions: the cluster's longest stall (a
     /// failover shows up here).
@@ -120,8 +125,9 @@ async fn bench(opts: BenchOptions) -> Result<(), String> {
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     println!("summary:");
     println!(
-        "  ops        {} (puts {writes}, gets {reads}), errors {errors}",
-        writes + reads
+        "  ops        {} (puts {writes}, gets {reads}), errors {errors}, unfinished {}",
+        writes + reads,
+        totals.unfinished.load(Relaxed)
     );
     println!(
         "  throughput {:.0} ops/s ({:.0} puts/s)",
@@ -165,22 +171,28 @@ async fn worker(
     while Instant::now() < end {
         let key = format!("bench-{}", rng.next() % opts.keys);
         let read = rng.unit() < opts.read_ratio;
-        let began = Instant::now();
-        let result = if read {
-            let mut path = kv_path(&key);
-            if opts.stale_reads {
-                path.push_str("?stale=true");
-            }
-            client.call(Method::GET, &path, &[], Bytes::new()).await
+        let (method, mut path, headers, body) = if read {
+            (Method::GET, kv_path(&key), Vec::new(), Bytes::new())
         } else {
             seq += 1;
-            let headers = [
+            let headers = vec![
                 (CLIENT_ID_HEADER, session.to_string()),
                 (SEQ_HEADER, seq.to_string()),
             ];
-            client
-                .call(Method::PUT, &kv_path(&key), &headers, value.clone())
-                .await
+            (Method::PUT, kv_path(&key), headers, value.clone())
+        };
+        if read && opts.stale_reads {
+            path.push_str("?stale=true");
+        }
+        let began = Instant::now();
+        // A request still retrying well after the end is abandoned, not
+        // waited for: the run ends on time even without a leader.
+        let cutoff = tokio::time::Instant::from_std(end + GRACE);
+        let Ok(result) =
+            tokio::time::timeout_at(cutoff, client.call(method, &path, &headers, body)).await
+        else {
+            totals.unfinished.fetch_add(1, Relaxed);
+            break;
         };
         let ok = matches!(&result, Ok(r) if r.status == StatusCode::OK
             || (read && r.status == StatusCode::NOT_FOUND));

@@ -7,7 +7,9 @@ use crate::config::Member;
 use crate::server::shutdown_signal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 
@@ -49,7 +51,8 @@ pub(crate) fn peers_spec(members: &[Member]) -> String {
 }
 
 /// Starts the members, reports who leads, and stops them all on Ctrl-C or
-/// SIGTERM (or as soon as one of them dies).
+/// SIGTERM. A member that dies (say, killed to watch a failover) is
+/// reported with the command that restarts it; the others keep running.
 pub(crate) fn run(opts: ClusterOptions) -> Result<(), String> {
     let members = local_members(opts.nodes, opts.base_port)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
@@ -59,40 +62,73 @@ pub(crate) fn run(opts: ClusterOptions) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let spec = peers_spec(&members);
-        let mut children: JoinSet<(u64, std::io::Result<std::process::ExitStatus>)> =
-            JoinSet::new();
+        let mut children: Members = JoinSet::new();
         let mut pids = Vec::new();
+        let mut restart = Vec::new();
         for m in &members {
-            let dir = opts.data_dir.join(format!("node-{}", m.id));
-            let mut cmd = Command::new(&exe);
-            cmd.arg("serve")
-                .args(["--id", &m.id.to_string(), "--peers", &spec])
-                .arg("--data-dir")
-                .arg(&dir)
-                .args(["--cluster-id", &opts.cluster_id.to_string()])
-                .kill_on_drop(true);
+            let mut args: Vec<String> = vec![
+                "serve".into(),
+                "--id".into(),
+                m.id.to_string(),
+                "--peers".into(),
+                spec.clone(),
+                "--data-dir".into(),
+                opts.data_dir
+                    .join(format!("node-{}", m.id))
+                    .display()
+                    .to_string(),
+                "--cluster-id".into(),
+                opts.cluster_id.to_string(),
+            ];
             if opts.verbose {
-                cmd.arg("-v");
+                args.push("-v".into());
             }
-            let mut child: Child = cmd
+            let mut child: Child = Command::new(&exe)
+                .args(&args)
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| format!("cannot start node {}: {e}", m.id))?;
+            if let Some(err) = child.stderr.take() {
+                tokio::spawn(forward_log(m.id, err));
+            }
             pids.push(child.id());
+            restart.push(format!("{} {}", exe.display(), args.join(" ")));
             let id = m.id;
             children.spawn(async move { (id, child.wait().await) });
         }
         print_endpoints(&opts, &members);
         let endpoints: Vec<String> = members.iter().map(|m| m.http.to_string()).collect();
-        tokio::select! {
-            () = report_leader(&endpoints) => {}
-            () = shutdown_signal() => return stop(children, &pids).await,
-            Some(exit) = children.join_next() => return died(exit, children, &pids).await,
-        }
-        tokio::select! {
-            () = shutdown_signal() => stop(children, &pids).await,
-            Some(exit) = children.join_next() => died(exit, children, &pids).await,
+        tokio::spawn(async move { report_leader(&endpoints).await });
+        loop {
+            tokio::select! {
+                () = shutdown_signal() => return stop(children, &pids).await,
+                next = children.join_next() => match next {
+                    None => return Err("every member has exited".into()),
+                    Some(Ok((id, status))) => {
+                        let how = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                        let cmd = usize::try_from(id - 1).ok().and_then(|i| restart.get(i));
+                        println!("node {id} exited ({how}); the others keep running");
+                        if let Some(cmd) = cmd {
+                            println!("restart it with: {cmd}");
+                        }
+                    }
+                    Some(Err(e)) => return Err(e.to_string()),
+                },
+            }
         }
     })
+}
+
+type Members = JoinSet<(u64, std::io::Result<std::process::ExitStatus>)>;
+
+/// Prefixes every log line of member `id`, so the members' logs stay
+/// readable on one terminal.
+async fn forward_log(id: u64, err: tokio::process::ChildStderr) {
+    let mut lines = BufReader::new(err).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[node {id}] {line}");
+    }
 }
 
 fn print_endpoints(opts: &ClusterOptions, members: &[Member]) {
@@ -143,29 +179,10 @@ async fn report_leader(endpoints: &[String]) {
     println!("no leader after 10 s; the nodes' logs say why");
 }
 
-type Exit = Result<(u64, std::io::Result<std::process::ExitStatus>), tokio::task::JoinError>;
-
-async fn died(
-    exit: Exit,
-    children: JoinSet<(u64, std::io::Result<std::process::ExitStatus>)>,
-    pids: &[Option<u32>],
-) -> Result<(), String> {
-    let what = match exit {
-        Ok((id, Ok(status))) => format!("node {id} exited ({status})"),
-        Ok((id, Err(e))) => format!("node {id}: {e}"),
-        Err(e) => e.to_string(),
-    };
-    stop(children, pids).await?;
-    Err(format!("{what}; the cluster was stopped"))
-}
-
 /// SIGTERM to every member, a grace period, then SIGKILL (by dropping them)
 /// for any still running. Storage is crash-safe, so even that loses nothing
 /// acknowledged.
-async fn stop(
-    mut children: JoinSet<(u64, std::io::Result<std::process::ExitStatus>)>,
-    pids: &[Option<u32>],
-) -> Result<(), String> {
+async fn stop(mut children: Members, pids: &[Option<u32>]) -> Result<(), String> {
     println!("stopping the cluster");
     for pid in pids.iter().flatten() {
         let pid = i32::try_from(*pid)
