@@ -19,7 +19,7 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
 /// Redirects followed in a row before backing off.
 const MAX_HOPS: usize = 5;
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
-const BACKOFF_MAX: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_millis(250);
 
 /// One answer.
 #[derive(Clone, Debug)]

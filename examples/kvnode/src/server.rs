@@ -121,9 +121,10 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         ..Config::new(opts.id, ids.clone())
     };
     config.validate().map_err(paxos_core::Error::from)?;
-    let (logger, _guard) = logger(opts.verbose);
-    let logger = logger.new(slog::o!("node" => opts.id));
-    let node = RawNode::new(&config, storage.clone(), &logger)?;
+    let (root, _guard) = logger(opts.verbose);
+    // The core tags its own lines with the node id.
+    let node = RawNode::new(&config, storage.clone(), &root)?;
+    let logger = root.new(slog::o!("node" => opts.id));
     slog::info!(logger, "restored"; "applied" => sm.applied(), "height" => sm.head().0,
         "data_dir" => %opts.data_dir.display());
     let runtime = tokio::runtime::Builder::new_multi_thread()
