@@ -254,15 +254,20 @@ async fn receive(mut stream: TcpStream, remote: SocketAddr, ctx: &Inbound) {
                     if ctx.verbose {
                         slog::info!(ctx.logger, "recv {}", describe(&msg));
                     }
+                    // Counted before it is queued: the driver may take it
+                    // off before `try_send` returns.
+                    ctx.metrics.driver_queue.fetch_add(1, Relaxed);
                     match ctx.inbox.try_send(Input::Peer(msg)) {
                         Ok(()) => {
                             ctx.metrics.peer_received.fetch_add(1, Relaxed);
-                            ctx.metrics.driver_queue.fetch_add(1, Relaxed);
                         }
-                        Err(TrySendError::Full(_)) => {
+                        Err(e) => {
+                            ctx.metrics.driver_queue.fetch_sub(1, Relaxed);
+                            if let TrySendError::Disconnected(_) = e {
+                                return;
+                            }
                             ctx.metrics.peer_recv_dropped.fetch_add(1, Relaxed);
                         }
-                        Err(TrySendError::Disconnected(_)) => return,
                     }
                 }
                 Err(e) => {

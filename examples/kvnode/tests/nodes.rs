@@ -426,6 +426,15 @@ fn hostile_frames_and_bad_requests_are_refused_counted_and_survived() {
     let r = http(&node, "PUT", "/kv/big", &[], &vec![b'x'; (1 << 20) + 1]).expect("big value");
     assert_eq!(r.status, 413);
     assert!(r.json()["error"].is_string());
+    // The largest value allowed replicates (one entry above the per-message
+    // byte limit travels alone) and reads back whole.
+    let big = vec![b'y'; 1 << 20];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let eps = c.endpoints();
+    let r = call(&eps, "PUT", "/kv/big", &[], &big, deadline).expect("put 1 MiB");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call(&eps, "GET", "/kv/big", &[], b"", deadline).expect("get 1 MiB");
+    assert_eq!((r.status, r.body.len()), (200, big.len()));
     for (method, path, headers, body) in [
         ("POST", "/kv/k/cas", vec![], &b"{not json"[..]),
         ("POST", "/kv/k/cas", vec![], &br#"{"expected":"a"}"#[..]),
