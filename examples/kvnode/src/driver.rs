@@ -235,9 +235,13 @@ impl Driver {
             let now = Instant::now();
             if now >= next_tick {
                 self.node.tick();
-                // After a stall (a slow sync), resume the cadence instead of
-                // firing a burst of ticks that would look like lost leaders.
-                next_tick = (next_tick + self.tick).max(now);
+                next_tick += self.tick;
+                // After a stall (a slow sync) longer than a tick, start the
+                // cadence afresh rather than catch up with a burst of ticks
+                // that would look to the protocol like a silent leader.
+                if next_tick <= now {
+                    next_tick = now + self.tick;
+                }
             }
             self.process_readys()?;
             self.after_turn();
