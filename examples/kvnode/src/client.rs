@@ -48,6 +48,9 @@ pub(crate) enum ClientError {
     /// No endpoint is given.
     #[error("no endpoints given")]
     NoEndpoints,
+    /// An endpoint that is not `host:port`.
+    #[error("endpoint `{0}` is not HOST:PORT")]
+    BadEndpoint(String),
     /// Nothing answered usefully before the deadline.
     #[error("no answer within {0:?}: {1}")]
     Unavailable(Duration, String),
@@ -80,6 +83,14 @@ impl Client {
             .collect();
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
+        }
+        for e in &endpoints {
+            let port = e
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
+            if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
+                return Err(ClientError::BadEndpoint(e.clone()));
+            }
         }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -213,5 +224,15 @@ mod tests {
             Client::new(&[" ".into()], Duration::from_secs(1)),
             Err(ClientError::NoEndpoints)
         ));
+        for bad in ["nonsense", "host:", ":80", "host:99999"] {
+            assert!(
+                matches!(
+                    Client::new(&[bad.into()], Duration::from_secs(1)),
+                    Err(ClientError::BadEndpoint(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(Client::new(&["localhost:8001".into()], Duration::from_secs(1)).is_ok());
     }
 }
