@@ -188,6 +188,34 @@ fn writes_and_reads_through_any_member_apply_exactly_once_and_survive_restarts()
     let out = c.cli(&["chain", "verify"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 
+    // The status table and a short load run.
+    let out = c.cli(&["status"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).matches("Leader").count(),
+        1,
+        "{}",
+        stdout(&out)
+    );
+    let out = c.cli(
+        &[
+            "bench",
+            "--duration",
+            "1s",
+            "--concurrency",
+            "4",
+            "--read-ratio",
+            "0.5",
+        ],
+        &[],
+    );
+    let report = stdout(&out);
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    assert!(
+        report.contains("errors 0") && report.contains("p999"),
+        "{report}"
+    );
+
     // Every member killed at once: all of it comes back from disk.
     let height = c.status(l).expect("status")["height"]
         .as_u64()
