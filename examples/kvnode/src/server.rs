@@ -76,6 +76,9 @@ pub enum ServeError {
     /// The driver stopped on a storage failure.
     #[error("node stopped: {0}")]
     Driver(#[from] DriverError),
+    /// The driver thread ended without a word (it panicked).
+    #[error("node stopped: the driver thread died")]
+    DriverDied,
 }
 
 /// The terminal logger: asynchronous, so a slow terminal never stalls the
@@ -201,16 +204,22 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 stop.store(true, Relaxed);
                 // Everything acknowledged is durable already: the driver
                 // stops at its next turn, with nothing to flush.
-                done_rx.await.unwrap_or(Ok(()))
+                done_rx.await
             }
-            r = &mut done_rx => r.unwrap_or(Ok(())),
+            r = &mut done_rx => r,
         };
+        // No answer at all means the driver thread died (a bug): say so,
+        // and exit non-zero; the data directory is as consistent as after
+        // a kill -9.
+        let result = result
+            .map_err(|_| ServeError::DriverDied)
+            .and_then(|r| r.map_err(ServeError::from));
         let _ = stop_http.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
         if let Err(e) = &result {
             slog::crit!(logger, "node stopped"; "error" => %e);
         }
-        result.map_err(ServeError::from)
+        result
     })
 }
 
