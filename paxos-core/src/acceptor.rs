@@ -61,6 +61,25 @@ impl<S: Storage> Node<S> {
                 "from" => from, "ballot" => %b, "leader" => ?self.leader);
             return Ok(());
         }
+        let from_slot = from_slot.max(1);
+        // Read before promising: an acceptor that compacted slots the
+        // candidate has not decided cannot report them, so it must not
+        // count toward that candidate's phase 1. The candidate is behind;
+        // one that knows more (pre-vote prefers it) will lead instead.
+        let (entries, next) = match self.log.fetch(
+            &self.storage,
+            from_slot,
+            self.log.last(),
+            self.cfg.max_msg_entries,
+            self.cfg.max_msg_bytes,
+        ) {
+            Err(crate::Error::Storage(crate::StorageError::Compacted(c))) => {
+                slog::info!(self.logger, "prepare refused: candidate is behind the compacted prefix";
+                    "from" => from, "from_slot" => from_slot, "compacted" => c);
+                return Ok(());
+            }
+            r => r?,
+        };
         if from != self.id {
             if b > self.promised {
                 self.become_follower(None);
@@ -69,14 +88,6 @@ impl<S: Storage> Node<S> {
             }
         }
         self.promise(b);
-        let from_slot = from_slot.max(1);
-        let (entries, next) = self.log.fetch(
-            &self.storage,
-            from_slot,
-            self.log.last(),
-            self.cfg.max_msg_entries,
-            self.cfg.max_msg_bytes,
-        )?;
         let committed = self.log.committed;
         self.send(
             from,
@@ -159,7 +170,7 @@ impl<S: Storage> Node<S> {
         self.learn_committed(committed);
     }
 
-    fn reject(&mut self, to: u64, b: Ballot) {
+    pub(crate) fn reject(&mut self, to: u64, b: Ballot) {
         let promised = Some(self.promised);
         self.send(
             to,
@@ -171,7 +182,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Heard from the leader of the promised ballot.
-    fn follow(&mut self, leader: u64) {
+    pub(crate) fn follow(&mut self, leader: u64) {
         if !matches!(self.role, Role::Follower) || self.leader != Some(leader) {
             slog::info!(self.logger, "following leader"; "leader" => leader, "ballot" => %self.promised);
             self.become_follower(Some(leader));
@@ -424,5 +435,36 @@ mod tests {
             };
             assert_eq!(r.granted, want, "candidate committed {committed}");
         }
+    }
+
+    #[test]
+    fn no_promise_to_a_candidate_behind_the_compacted_prefix() {
+        let b1 = Ballot::new(1, 2);
+        let s = MemStorage::new();
+        {
+            let mut w = s.wl();
+            w.store_entries(&(1..=10).map(|i| entry(i, b1, "v")).collect::<Vec<_>>());
+            w.set_hard_state(paxos_proto::HardState {
+                promised: Some(b1),
+                committed: 10,
+            });
+            w.create_snapshot(6, "state");
+            w.compact(6);
+        }
+        let mut cfg = Config::new(1, vec![1, 2, 3]);
+        cfg.applied = 10;
+        let mut n = node_with(cfg, s);
+        // Slots 1..=6 are gone: a candidate that has decided only up to 4
+        // would learn nothing of 5 and 6 from us. No promise, no state change.
+        n.dispatch(3, prepare(Ballot::new(2, 3), 5)).expect("ok");
+        assert!(drain(&mut n).is_empty());
+        assert_eq!(n.promised, b1);
+        assert!(!n.hs_dirty);
+        // A candidate that decided the compacted prefix gets the rest.
+        n.dispatch(3, prepare(Ballot::new(2, 3), 7)).expect("ok");
+        let Some(Body::Promise(p)) = &drain(&mut n)[0].body else {
+            panic!()
+        };
+        assert_eq!((p.entries.len(), p.committed), (4, 10));
     }
 }

@@ -29,7 +29,16 @@ pub enum ConfigError {
         /// The configured heartbeat ticks.
         heartbeat: u32,
     },
-    /// `applied` is ahead of what storage says is committed.
+    /// `Config::applied` is below storage's compacted prefix: the
+    /// application's state must come from the snapshot first.
+    #[error("applied slot {applied} is below the compacted prefix (slots <= {compacted}): restore the application from the storage's snapshot first")]
+    AppliedBelowCompacted {
+        /// `Config::applied`.
+        applied: u64,
+        /// The end of storage's compacted prefix.
+        compacted: u64,
+    },
+    /// `Config::applied` is beyond what storage says is committed.
     #[error("applied slot {applied} is beyond the committed slot {committed} in storage")]
     AppliedBeyondCommitted {
         /// The configured applied slot.

@@ -3,7 +3,7 @@
 //! accepted it in this ballot.
 
 use crate::config::MAX_VOTERS;
-use crate::errors::{DropReason, Error, Result};
+use crate::errors::{DropReason, Error, Result, StorageError};
 use crate::node::{malformed, Node, Role};
 use crate::progress::{Progress, ProgressState};
 use crate::read_index::ReadQueue;
@@ -183,7 +183,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Sends `Accept`s to the peer at `i`: one probe, or a stream up to the window.
-    fn send_accepts(&mut self, i: usize) {
+    pub(crate) fn send_accepts(&mut self, i: usize) {
         let Node {
             role,
             log,
@@ -199,6 +199,12 @@ impl<S: Storage> Node<S> {
         };
         let p = &mut ls.progress[i];
         loop {
+            if p.state == ProgressState::Snapshot {
+                if let Some(body) = crate::snapshot::next_chunk(p, ls.ballot, cfg.max_msg_bytes) {
+                    msgs.push(paxos_proto::Message::new(*id, p.id, body));
+                }
+                return;
+            }
             if p.next > log.last() || (p.state == ProgressState::Probe && p.probe_sent) {
                 return;
             }
@@ -217,6 +223,12 @@ impl<S: Storage> Node<S> {
                 Ok((entries, _)) if !entries.is_empty() => entries,
                 Ok(_) => {
                     slog::error!(logger, "leader log has a hole"; "slot" => p.next);
+                    return;
+                }
+                Err(Error::Storage(StorageError::Compacted(_))) => {
+                    if Self::start_snapshot(p, storage, logger) {
+                        continue;
+                    }
                     return;
                 }
                 Err(e) => {

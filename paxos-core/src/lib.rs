@@ -108,6 +108,7 @@ mod progress;
 mod raw_node;
 mod read_index;
 mod rng;
+mod snapshot;
 mod status;
 mod storage;
 #[cfg(test)]

@@ -101,6 +101,22 @@ impl Log {
         self.mem.pop_front()
     }
 
+    /// A snapshot covers every slot <= `slot`: they are decided, and no
+    /// longer held as entries (pending writes to them are dropped too, so the
+    /// host never stores an entry inside the snapshot).
+    pub(crate) fn install(&mut self, slot: u64) {
+        self.mem.truncate_prefix(slot);
+        self.last = self.last.max(slot);
+        self.committed = self.committed.max(slot);
+        self.unstable.retain(|e| e.slot > slot);
+        self.unstable_min = self
+            .unstable
+            .iter()
+            .map(|e| e.slot)
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+
     /// Drops slots <= `slot` from memory: the host has persisted and applied
     /// them, so storage serves them from now on.
     pub(crate) fn release(&mut self, slot: u64) {
@@ -124,11 +140,13 @@ impl Log {
         if lo <= base {
             let stored_hi = hi.min(base);
             let got = storage.entries(lo, stored_hi, max_entries, max_bytes)?;
-            let bytes: u64 = got.iter().map(Entry::size).sum();
-            let cut = got.len() >= max_entries || bytes >= max_bytes;
+            // Storage does not say whether a limit cut the run short (a byte
+            // limit stops *before* the entry that would exceed it), so any
+            // run ending below `stored_hi` continues after its last entry.
+            // Promise chunking depends on this: a chunk that silently ended
+            // early would hide accepted values from a new leader's phase 1.
             let next = match got.last() {
-                // Possibly cut by the limits: continue after the last one.
-                Some(e) if cut => Some(e.slot + 1),
+                Some(e) if e.slot < stored_hi => Some(e.slot + 1),
                 // The stored part is done; memory continues it next time.
                 _ if stored_hi < hi => Some(stored_hi + 1),
                 _ => None,
@@ -167,6 +185,25 @@ mod tests {
         assert_eq!(next, Some(9));
         let (v, next) = log.fetch(&s, 9, 10, 3, 1 << 20).expect("fetch");
         assert_eq!((v.len(), next), (2, None));
+    }
+
+    /// Regression (simulator seed 11622): a byte limit stops storage before
+    /// the entry that would exceed it; the fetch must still say where to
+    /// continue, or a promise chunk hides accepted values from phase 1.
+    #[test]
+    fn a_byte_limited_fetch_from_storage_continues() {
+        let s = MemStorage::new();
+        let big = |slot| Entry {
+            slot,
+            data: bytes::Bytes::from(vec![1u8; 33]),
+            ..Entry::default()
+        };
+        s.wl().store_entries(&(1..=5).map(big).collect::<Vec<_>>());
+        let log = Log::restore(&s, 5, 5).expect("restore");
+        let (v, next) = log.fetch(&s, 2, 5, 100, 40).expect("fetch");
+        assert_eq!((v.len(), next), (1, Some(3)));
+        let (v, next) = log.fetch(&s, 5, 5, 100, 40).expect("fetch");
+        assert_eq!((v.len(), next), (1, None));
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub(crate) struct Node<S: Storage> {
     pub(crate) read_states: Vec<crate::ReadState>,
     /// The hard state changed since the last `Ready`.
     pub(crate) hs_dirty: bool,
+    /// A snapshot being received from the leader.
+    pub(crate) snap_recv: Option<crate::snapshot::SnapshotRecv>,
+    /// A snapshot installed since the last `Ready`, for the host.
+    pub(crate) pending_snapshot: Option<paxos_proto::Snapshot>,
 }
 
 impl<S: Storage> Node<S> {
@@ -79,6 +83,14 @@ impl<S: Storage> Node<S> {
             return Err(ConfigError::AppliedBeyondCommitted {
                 applied: cfg.applied,
                 committed,
+            }
+            .into());
+        }
+        let compacted = storage.first_slot()? - 1;
+        if cfg.applied < compacted {
+            return Err(ConfigError::AppliedBelowCompacted {
+                applied: cfg.applied,
+                compacted,
             }
             .into());
         }
@@ -102,6 +114,8 @@ impl<S: Storage> Node<S> {
             self_msgs: Vec::new(),
             read_states: Vec::new(),
             hs_dirty: false,
+            snap_recv: None,
+            pending_snapshot: None,
         };
         node.extend_accept_prefix();
         node.reset_election_timer();
@@ -230,6 +244,15 @@ impl<S: Storage> Node<S> {
             Body::TimeoutNow(t) => {
                 let b = owned_ballot(from, t.ballot)?;
                 self.on_timeout_now(from, b)
+            }
+            Body::InstallSnapshot(s) => {
+                let b = owned_ballot(from, s.ballot)?;
+                self.on_install_snapshot(from, b, s)
+            }
+            Body::SnapshotReply(r) => {
+                let b = some_ballot(from, r.ballot)?;
+                self.on_snapshot_reply(from, b, &r);
+                Ok(())
             }
             Body::Decide(d) => {
                 let b = owned_ballot(from, d.ballot)?;

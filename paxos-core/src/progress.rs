@@ -8,6 +8,33 @@ pub enum ProgressState {
     Probe,
     /// Stream `Accept`s up to the in-flight window: the peer keeps up.
     Replicate,
+    /// The peer needs slots the leader has compacted: it is sent the
+    /// snapshot, one chunk at a time.
+    Snapshot,
+}
+
+/// A snapshot being sent to a peer. The leader keeps its own handle on the
+/// data, so a newer local snapshot cannot change the bytes mid-transfer.
+#[derive(Clone, Debug)]
+pub(crate) struct SnapshotSend {
+    pub(crate) snapshot: paxos_proto::Snapshot,
+    /// Bytes the peer acknowledged holding.
+    pub(crate) acked: u64,
+    /// A chunk is out and unanswered (stop-and-wait: a peer assembling
+    /// chunks holds at most one unacknowledged one).
+    pub(crate) chunk_sent: bool,
+    /// `acked` at the previous heartbeat reply: no movement means the chunk
+    /// or its reply was lost.
+    pub(crate) hb_acked: u64,
+    /// The peer reported holding less than `acked` (it restarted): resend
+    /// from here on the next stall.
+    pub(crate) resume_at: Option<u64>,
+}
+
+impl SnapshotSend {
+    pub(crate) fn slot(&self) -> u64 {
+        self.snapshot.metadata.as_ref().map_or(0, |m| m.slot)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -29,6 +56,8 @@ pub(crate) struct Progress {
     pub(crate) hb_matched: u64,
     /// The highest heartbeat round it acknowledged in our ballot.
     pub(crate) acked_seq: u64,
+    /// In `Snapshot`: the transfer.
+    pub(crate) snapshot: Option<Box<SnapshotSend>>,
 }
 
 impl Progress {
@@ -43,6 +72,7 @@ impl Progress {
             recent_active: false,
             hb_matched: matched,
             acked_seq: 0,
+            snapshot: None,
         }
     }
 
@@ -51,6 +81,19 @@ impl Progress {
         self.state = ProgressState::Probe;
         self.next = self.matched + 1;
         self.probe_sent = false;
+        self.snapshot = None;
+    }
+
+    /// Switch to sending `snapshot`.
+    pub(crate) fn become_snapshot(&mut self, snapshot: paxos_proto::Snapshot) {
+        self.state = ProgressState::Snapshot;
+        self.snapshot = Some(Box::new(SnapshotSend {
+            snapshot,
+            acked: 0,
+            chunk_sent: false,
+            hb_acked: 0,
+            resume_at: None,
+        }));
     }
 
     /// Records an `Accepted(matched, last_slot)` reply.
@@ -70,6 +113,8 @@ impl Progress {
                 }
             }
             ProgressState::Probe => {}
+            // Only a SnapshotReply ends a transfer.
+            ProgressState::Snapshot => {}
         }
     }
 
@@ -77,6 +122,19 @@ impl Progress {
     pub(crate) fn on_heartbeat_reply(&mut self, matched: u64, leader_last: u64) -> bool {
         self.recent_active = true;
         self.matched = self.matched.max(matched);
+        if let Some(snap) = &mut self.snapshot {
+            // The transfer stalled: resend the chunk after what is held.
+            let stalled = snap.acked == snap.hb_acked;
+            snap.hb_acked = snap.acked;
+            if stalled {
+                snap.chunk_sent = false;
+                if let Some(at) = snap.resume_at.take() {
+                    snap.acked = at;
+                }
+                snap.hb_acked = snap.acked;
+            }
+            return stalled;
+        }
         let stalled = self.matched < leader_last && self.matched == self.hb_matched;
         self.hb_matched = self.matched;
         if stalled {

@@ -9,16 +9,19 @@ use crate::read_index::ReadState;
 use crate::status::Status;
 use crate::storage::Storage;
 use bytes::Bytes;
-use paxos_proto::{Entry, EntryKind, HardState, Message};
+use paxos_proto::{Entry, EntryKind, HardState, Message, Snapshot};
 use slog::Logger;
 use std::collections::VecDeque;
 
 /// What the host must do next, in this order:
-/// 1. persist [`Ready::hard_state`] and [`Ready::entries`] durably (entries
-///    replace whatever their slots held);
+/// 1. persist [`Ready::snapshot`] (if any: from then on storage holds no
+///    slot it covers and returns it from [`Storage::snapshot`]), then
+///    [`Ready::hard_state`] and [`Ready::entries`] durably (entries replace
+///    whatever their slots held);
 /// 2. then send [`Ready::messages`] — a reply may promise that state is
 ///    durable, so sending first would break the protocol's safety;
-/// 3. apply [`Ready::committed_entries`] in order;
+/// 3. install the snapshot's data as the application's state (if any), then
+///    apply [`Ready::committed_entries`] in order;
 /// 4. call [`RawNode::advance`] with this `Ready`.
 ///
 /// `Ready`s must be advanced in the order they were handed out.
@@ -30,12 +33,25 @@ pub struct Ready {
     messages: Vec<Message>,
     committed_entries: Vec<Entry>,
     read_states: Vec<ReadState>,
+    snapshot: Option<Snapshot>,
 }
 
 impl Ready {
     /// Sequence number of this `Ready` (1, 2, ...).
     pub fn number(&self) -> u64 {
         self.number
+    }
+
+    /// A snapshot received from the leader: the application's state after
+    /// every slot it covers. Persist it first, install it before applying
+    /// [`Ready::committed_entries`] (which continue right after it).
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// Takes the snapshot, leaving none.
+    pub fn take_snapshot(&mut self) -> Option<Snapshot> {
+        self.snapshot.take()
     }
 
     /// The hard state to persist, if it changed.
@@ -189,6 +205,7 @@ impl<S: Storage> RawNode<S> {
             || !n.msgs.is_empty()
             || !n.self_msgs.is_empty()
             || !n.read_states.is_empty()
+            || n.pending_snapshot.is_some()
             || n.needs_flush()
             || (n.log.committed > self.handed && !self.apply_stalled)
     }
@@ -212,6 +229,12 @@ impl<S: Storage> RawNode<S> {
         let messages = std::mem::replace(&mut n.msgs, Vec::with_capacity(room));
         let to_self = std::mem::take(&mut n.self_msgs);
         let read_states = std::mem::take(&mut n.read_states);
+        let snapshot = n.pending_snapshot.take();
+        if let Some(m) = snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
+            // The application's state jumps to the snapshot's slot; decided
+            // entries continue after it.
+            self.handed = self.handed.max(m.slot);
+        }
         // Slots below every write not yet durable (this Ready's included)
         // are durable: their decided entries can be moved out of memory.
         let durable_floor = self
@@ -235,6 +258,7 @@ impl<S: Storage> RawNode<S> {
             messages,
             committed_entries,
             read_states,
+            snapshot,
         }
     }
 

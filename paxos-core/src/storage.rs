@@ -7,7 +7,7 @@
 
 use crate::errors::StorageError;
 use crate::window::SlotWindow;
-use paxos_proto::{ConfState, Entry, HardState};
+use paxos_proto::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// What a node restores from when it starts.
@@ -43,6 +43,13 @@ pub trait Storage {
 
     /// The highest slot held, or the compacted prefix's end when none is.
     fn last_slot(&self) -> Result<u64, StorageError>;
+
+    /// The latest snapshot: the application's state after applying every
+    /// slot <= its `metadata.slot`. The leader sends it to a peer that needs
+    /// compacted slots, so it must cover the compacted prefix
+    /// (`metadata.slot >= first_slot() - 1`). Storage that never compacts
+    /// returns an empty snapshot at slot 0.
+    fn snapshot(&self) -> Result<Snapshot, StorageError>;
 }
 
 /// The state inside a [`MemStorage`].
@@ -51,6 +58,7 @@ pub struct MemStorageCore {
     hard_state: HardState,
     conf_state: ConfState,
     entries: SlotWindow,
+    snapshot: Snapshot,
 }
 
 impl MemStorageCore {
@@ -85,9 +93,44 @@ impl MemStorageCore {
         }
     }
 
-    /// Discards every slot <= `slot`.
+    /// Discards every slot <= `slot`. Compact only up to the latest
+    /// snapshot's slot: a peer that needs a discarded slot is sent the
+    /// snapshot instead, so it must cover what is gone.
     pub fn compact(&mut self, slot: u64) {
         self.entries.truncate_prefix(slot);
+    }
+
+    /// Records the application's snapshot at `slot` (its state after
+    /// applying every slot <= `slot`), with the current membership. Then
+    /// [`MemStorageCore::compact`] may discard up to `slot`.
+    pub fn create_snapshot(&mut self, slot: u64, data: impl Into<bytes::Bytes>) {
+        self.snapshot = Snapshot {
+            metadata: Some(SnapshotMetadata {
+                slot,
+                conf_state: Some(self.conf_state.clone()),
+            }),
+            data: data.into(),
+        };
+    }
+
+    /// Persists a snapshot received from the leader (`Ready::snapshot`):
+    /// it replaces every slot it covers and becomes the latest snapshot.
+    /// Older snapshots than the one held change nothing.
+    pub fn apply_snapshot(&mut self, snapshot: Snapshot) {
+        let meta = snapshot.metadata.clone().unwrap_or_default();
+        if meta.slot <= self.snapshot_slot() {
+            return;
+        }
+        self.entries.truncate_prefix(meta.slot);
+        if let Some(cs) = meta.conf_state.filter(|cs| !cs.voters.is_empty()) {
+            self.conf_state = cs;
+        }
+        self.snapshot = snapshot;
+    }
+
+    /// The slot the latest snapshot covers (0 when there is none).
+    pub fn snapshot_slot(&self) -> u64 {
+        self.snapshot.metadata.as_ref().map_or(0, |m| m.slot)
     }
 
     /// The number of slots between the compacted prefix and the last held one.
@@ -160,6 +203,10 @@ impl Storage for MemStorage {
 
     fn last_slot(&self) -> Result<u64, StorageError> {
         Ok(self.rl().entries.last_slot())
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        Ok(self.rl().snapshot.clone())
     }
 }
 

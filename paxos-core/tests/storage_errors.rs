@@ -28,6 +28,12 @@ impl Storage for Flaky {
     fn last_slot(&self) -> Result<u64, StorageError> {
         self.inner.last_slot()
     }
+    fn snapshot(&self) -> Result<paxos_core::proto::Snapshot, StorageError> {
+        if self.down.get() {
+            return Err(StorageError::Unavailable("disk on fire".into()));
+        }
+        self.inner.snapshot()
+    }
 }
 
 struct Net {

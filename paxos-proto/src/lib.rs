@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+mod display;
+
 #[allow(missing_docs)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/paxos.rs"));
@@ -85,6 +87,8 @@ impl Message {
             Some(Body::Propose(_)) => "Propose",
             Some(Body::Decide(_)) => "Decide",
             Some(Body::TimeoutNow(_)) => "TimeoutNow",
+            Some(Body::InstallSnapshot(_)) => "InstallSnapshot",
+            Some(Body::SnapshotReply(_)) => "SnapshotReply",
         }
     }
 }

@@ -29,6 +29,10 @@ pub struct Checker {
     exposed_promise: BTreeMap<u64, Ballot>,
     /// Per ballot: the node that led in it.
     leaders: BTreeMap<Ballot, u64>,
+    /// Snapshots installed from a leader.
+    pub installs: u64,
+    /// Per slot: the state (snapshot bytes) a replica had after applying it.
+    states: BTreeMap<u64, bytes::Bytes>,
     /// Violations, in the order found.
     pub violations: Vec<String>,
 }
@@ -148,8 +152,8 @@ impl Checker {
 
     /// A node (re)started with this promise: it must cover every promise its
     /// messages ever revealed (replies leave only after persisting).
-    pub fn on_start(&mut self, node: u64, promised: Ballot) {
-        self.applied.insert(node, 0);
+    pub fn on_start(&mut self, node: u64, promised: Ballot, snapshot_slot: u64) {
+        self.applied.insert(node, snapshot_slot);
         let exposed = self
             .exposed_promise
             .get(&node)
@@ -195,6 +199,43 @@ impl Checker {
                 ));
             }
         }
+    }
+
+    /// A node snapshotted its state after applying `slot`: every replica's
+    /// state after the same slot must be the same bytes.
+    pub fn on_snapshot(&mut self, node: u64, slot: u64, data: &bytes::Bytes) {
+        match self.states.get(&slot) {
+            Some(d) if d != data => self.violation(format!(
+                "node {node}'s state after slot {slot} differs from another replica's"
+            )),
+            Some(_) => {}
+            None => {
+                self.states.insert(slot, data.clone());
+            }
+        }
+    }
+
+    /// A node installed a snapshot from the leader: it must be exactly the
+    /// state some replica reached by applying the chosen values up to
+    /// `slot`, and it must move the node forward.
+    pub fn on_install(&mut self, node: u64, slot: u64, data: &bytes::Bytes) {
+        let last = self.applied.get(&node).copied().unwrap_or(0);
+        if slot <= last {
+            self.violation(format!(
+                "node {node} installed a snapshot at slot {slot} after applying {last}"
+            ));
+        }
+        match self.states.get(&slot) {
+            Some(d) if d == data => {}
+            Some(_) => self.violation(format!(
+                "node {node} installed a snapshot at slot {slot} that differs from the replicas' state"
+            )),
+            None => self.violation(format!(
+                "node {node} installed a snapshot at slot {slot} no replica took"
+            )),
+        }
+        self.applied.insert(node, slot);
+        self.installs += 1;
     }
 
     /// A node reported itself leader in `ballot`.

@@ -49,6 +49,13 @@ pub struct FaultMix {
     pub msg_entries: usize,
     /// In-flight window in slots.
     pub inflight_slots: u64,
+    /// Each node snapshots its state and compacts its log once it applied
+    /// this many slots past its last snapshot (0: never).
+    pub compact_every: u64,
+    /// Slots kept below the snapshot when compacting.
+    pub compact_keep: u64,
+    /// Per-message byte budget (small values split snapshots into chunks).
+    pub msg_bytes: u64,
 }
 
 impl FaultMix {
@@ -75,6 +82,21 @@ impl FaultMix {
             election_ticks: 10,
             msg_entries: 8,
             inflight_slots: 64,
+            compact_every: 0,
+            compact_keep: 0,
+            msg_bytes: 1 << 20,
+        }
+    }
+
+    /// Draws compaction for about half the seeds. Its own stream (from the
+    /// seed alone) leaves every other draw as it was before snapshots
+    /// existed, so a seed that draws no compaction replays unchanged.
+    pub fn draw_compaction(&mut self, seed: u64) {
+        let mut rng = Rng::new(seed ^ 0xc0_4ac7_5eed);
+        self.compact_every = rng.pick(&[0, 0, 0, 2, 5, 20, 60]);
+        if self.compact_every > 0 {
+            self.compact_keep = rng.pick(&[0, 0, 1, 8]);
+            self.msg_bytes = rng.pick(&[40, 100, 1 << 20]);
         }
     }
 
@@ -124,6 +146,7 @@ impl FaultMix {
             election_ticks: rng.pick(&[6, 10, 10, 15, 25]),
             msg_entries: rng.pick(&[1, 3, 8, 8, 64]),
             inflight_slots: rng.pick(&[4, 16, 64, 64, 1024]),
+            ..FaultMix::calm()
         }
     }
 }

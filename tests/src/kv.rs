@@ -95,11 +95,83 @@ impl KvState {
         self.sessions.insert(cmd.client, (cmd.seq, ret));
         Some(ret)
     }
+
+    /// The state as snapshot bytes (deterministic: maps are ordered).
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(16 + 16 * self.map.len() + 25 * self.sessions.len());
+        b.put_u64(self.map.len() as u64);
+        for (&k, &v) in &self.map {
+            b.put_u64(k);
+            b.put_u64(v);
+        }
+        b.put_u64(self.sessions.len() as u64);
+        for (&client, &(seq, ret)) in &self.sessions {
+            b.put_u64(client);
+            b.put_u64(seq);
+            let (tag, v) = match ret {
+                Ret::Ok => (0, 0),
+                Ret::Value(None) => (1, 0),
+                Ret::Value(Some(v)) => (2, v),
+            };
+            b.put_u8(tag);
+            b.put_u64(v);
+        }
+        b.freeze()
+    }
+
+    /// Parses snapshot bytes; `None` for anything else (a torn or
+    /// misassembled snapshot must not pass for a state).
+    pub fn decode(mut data: &[u8]) -> Option<KvState> {
+        use bytes::Buf;
+        fn u64_of(d: &mut &[u8]) -> Option<u64> {
+            (d.remaining() >= 8).then(|| d.get_u64())
+        }
+        let mut kv = KvState::default();
+        for _ in 0..u64_of(&mut data)? {
+            let k = u64_of(&mut data)?;
+            kv.map.insert(k, u64_of(&mut data)?);
+        }
+        for _ in 0..u64_of(&mut data)? {
+            let client = u64_of(&mut data)?;
+            let seq = u64_of(&mut data)?;
+            let tag = (data.remaining() >= 1).then(|| data.get_u8())?;
+            let v = u64_of(&mut data)?;
+            let ret = match tag {
+                0 => Ret::Ok,
+                1 => Ret::Value(None),
+                2 => Ret::Value(Some(v)),
+                _ => return None,
+            };
+            kv.sessions.insert(client, (seq, ret));
+        }
+        data.is_empty().then_some(kv)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_round_trips_and_torn_bytes_are_rejected() {
+        let mut kv = KvState::default();
+        for (client, seq, op) in [
+            (1, 1, Op::Put { key: 3, value: 9 }),
+            (2, 1, Op::Get { key: 3 }),
+            (2, 2, Op::Get { key: 4 }),
+            (1, 2, Op::Delete { key: 7 }),
+        ] {
+            kv.apply(&Command { client, seq, op });
+        }
+        let bytes = kv.encode();
+        let back = KvState::decode(&bytes).expect("round trip");
+        assert_eq!(back.encode(), bytes);
+        assert_eq!(back.get(3), Some(9));
+        assert!(KvState::decode(&bytes[..bytes.len() - 1]).is_none());
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(KvState::decode(&longer).is_none());
+    }
 
     #[test]
     fn commands_round_trip_and_garbage_is_rejected() {

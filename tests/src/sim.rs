@@ -13,7 +13,7 @@ use crate::rng::Rng;
 use crate::trace::{describe, message_words, TraceHash};
 use bytes::Bytes;
 use paxos_core::proto::{Body, EntryKind, Message};
-use paxos_core::{Config, Error, MemStorage, PlantedBug, Proposed, RawNode, StateRole};
+use paxos_core::{Config, Error, MemStorage, PlantedBug, Proposed, RawNode, StateRole, Storage};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -87,6 +87,8 @@ pub struct Outcome {
     pub ops: (usize, usize),
     /// Leaderships won.
     pub elections: usize,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
     /// Every invariant violation, in order.
     pub violations: Vec<String>,
     /// Hash of every event: equal for equal runs.
@@ -196,6 +198,8 @@ struct SimNode {
     reads_confirmed: Vec<(u64, Bytes)>,
     /// While stalled: the normal tick period to return to at the heal.
     stalled_period: Option<u64>,
+    /// The slot of the application's latest snapshot.
+    snapshot_slot: u64,
 }
 
 #[derive(Debug)]
@@ -263,7 +267,8 @@ impl Sim {
         let mut rng = Rng::new(opts.seed);
         // Every draw happens whatever the overrides, so that a replay with
         // `--nodes N --learners L` (as printed) repeats the very same run.
-        let drawn_mix = FaultMix::swarm(&mut rng);
+        let mut drawn_mix = FaultMix::swarm(&mut rng);
+        drawn_mix.draw_compaction(opts.seed);
         let drawn_voters = rng.pick(&[3, 3, 5, 5, 7]);
         let drawn_learners = if rng.chance(0.3) { rng.range(1, 2) } else { 0 };
         let mix = opts.mix.clone().unwrap_or(drawn_mix);
@@ -317,6 +322,7 @@ impl Sim {
                 reads_asked: BTreeMap::new(),
                 reads_confirmed: Vec::new(),
                 stalled_period: None,
+                snapshot_slot: 0,
             });
             sim.start(id);
             let first = sim.rng.range(1, tick_period);
@@ -355,6 +361,7 @@ impl Sim {
         cfg.election_ticks = self.mix.election_ticks.max(self.mix.heartbeat_ticks + 1);
         cfg.max_inflight_slots = self.mix.inflight_slots;
         cfg.max_msg_entries = self.mix.msg_entries;
+        cfg.max_msg_bytes = self.mix.msg_bytes;
         cfg.max_ready_entries = 16;
         cfg.planted_bug = self.opts.bug;
         cfg
@@ -382,17 +389,33 @@ impl Sim {
         &mut self.nodes[(id - 1) as usize]
     }
 
+    /// Starts a node from its storage alone: the application restores the
+    /// storage's snapshot (if any), and re-applies what follows it.
     fn start(&mut self, id: u64) {
-        let cfg = self.config(id);
+        let mut cfg = self.config(id);
         let storage = self.node(id).storage.clone();
+        let snap = storage.snapshot().unwrap_or_default();
+        let slot = snap.metadata.as_ref().map_or(0, |m| m.slot);
+        let kv = if slot == 0 {
+            Some(KvState::default())
+        } else {
+            KvState::decode(&snap.data)
+        };
+        let Some(kv) = kv else {
+            let v = format!("node {id} cannot decode its own snapshot at slot {slot}");
+            self.checker.violations.push(v);
+            return;
+        };
+        cfg.applied = slot;
         match RawNode::new(&cfg, storage, &self.logger) {
             Ok(raw) => {
-                self.checker.on_start(id, raw.status().promised);
+                self.checker.on_start(id, raw.status().promised, slot);
                 let node = self.node(id);
                 node.raw = Some(raw);
-                node.kv = KvState::default();
+                node.kv = kv;
                 node.contact = None;
-                node.applied = 0;
+                node.applied = slot;
+                node.snapshot_slot = slot;
                 self.trace(|| format!("START node {id}"));
                 self.hash.mix(&[self.now, 1, id]);
             }
@@ -732,8 +755,12 @@ impl Sim {
                 return;
             }
             let storage = self.node(id).storage.clone();
+            let snapshot = rd.take_snapshot();
             {
                 let mut disk = storage.wl();
+                if let Some(s) = &snapshot {
+                    disk.apply_snapshot(s.clone());
+                }
                 if let Some(hs) = rd.hard_state() {
                     disk.set_hard_state(*hs);
                 }
@@ -749,9 +776,13 @@ impl Sim {
             if self.ready_crash(id, "after sending, before applying") {
                 return;
             }
+            if let Some(s) = snapshot {
+                self.install(id, &s);
+            }
             for e in rd.take_committed_entries() {
                 self.apply(id, &e);
             }
+            self.maybe_compact(id);
             let confirmed = rd.take_read_states();
             self.node(id)
                 .reads_confirmed
@@ -837,6 +868,47 @@ impl Sim {
             );
             self.checker.violations.push(v);
         }
+    }
+
+    /// The application replaces its state with a snapshot from the leader.
+    fn install(&mut self, id: u64, s: &paxos_core::proto::Snapshot) {
+        let slot = s.metadata.as_ref().map_or(0, |m| m.slot);
+        self.checker.on_install(id, slot, &s.data);
+        self.hash.mix(&[self.now, 6, id, slot]);
+        self.trace(|| format!("node {id} installs a snapshot at slot {slot}"));
+        let Some(kv) = KvState::decode(&s.data) else {
+            let v = format!("node {id} got an undecodable snapshot at slot {slot}");
+            self.checker.violations.push(v);
+            return;
+        };
+        let node = self.node(id);
+        node.kv = kv;
+        node.applied = slot;
+        node.snapshot_slot = slot;
+        // Commands applied inside the snapshot were answered by whichever
+        // node applied them; the client retries if that answer was lost.
+        node.waiting.clear();
+        self.max_applied = self.max_applied.max(slot);
+    }
+
+    /// The application snapshots its state every `compact_every` applied
+    /// slots and lets storage discard the log below it.
+    fn maybe_compact(&mut self, id: u64) {
+        let (every, keep) = (self.mix.compact_every, self.mix.compact_keep);
+        let node = self.node(id);
+        if every == 0 || node.applied < node.snapshot_slot + every {
+            return;
+        }
+        let (slot, data) = (node.applied, node.kv.encode());
+        node.snapshot_slot = slot;
+        {
+            let mut disk = node.storage.wl();
+            disk.create_snapshot(slot, data.clone());
+            disk.compact(slot.saturating_sub(keep));
+        }
+        self.checker.on_snapshot(id, slot, &data);
+        self.hash.mix(&[self.now, 7, id, slot]);
+        self.trace(|| format!("node {id} snapshots at slot {slot} and compacts"));
     }
 
     fn apply(&mut self, id: u64, e: &paxos_core::proto::Entry) {
@@ -1076,6 +1148,7 @@ impl Sim {
             decided: self.checker.chosen_count(),
             ops: (self.history.len(), completed),
             elections: self.checker.leadership_count(),
+            snapshots_installed: self.checker.installs,
             violations: self.checker.violations,
             trace_hash: self.hash.value(),
             undecided_keys,

@@ -29,10 +29,6 @@ impl TraceHash {
     }
 }
 
-fn b(ballot: &Option<Ballot>) -> String {
-    ballot.map_or_else(|| "-".to_string(), |b| b.to_string())
-}
-
 /// Words identifying a message, for the trace hash.
 pub fn message_words(m: &Message) -> [u64; 6] {
     let (kind, ballot, x, y) = match &m.body {
@@ -54,6 +50,13 @@ pub fn message_words(m: &Message) -> [u64; 6] {
         Some(Body::Propose(p)) => (10, None, p.entries.len() as u64, 0),
         Some(Body::Decide(d)) => (11, d.ballot, d.committed, 0),
         Some(Body::TimeoutNow(t)) => (12, t.ballot, 0, 0),
+        Some(Body::InstallSnapshot(i)) => (
+            13,
+            i.ballot,
+            i.metadata.as_ref().map_or(0, |m| m.slot),
+            i.offset,
+        ),
+        Some(Body::SnapshotReply(r)) => (14, r.ballot, r.received, r.matched),
     };
     let ballot = ballot.unwrap_or(Ballot::ZERO);
     [m.from << 32 | m.to, kind, ballot.round, ballot.node, x, y]
@@ -61,69 +64,5 @@ pub fn message_words(m: &Message) -> [u64; 6] {
 
 /// One readable line describing a message.
 pub fn describe(m: &Message) -> String {
-    let body = match &m.body {
-        None => "Empty".to_string(),
-        Some(Body::PrePrepare(p)) => format!(
-            "PrePrepare b={}{}",
-            b(&p.ballot),
-            if p.transfer { " transfer" } else { "" }
-        ),
-        Some(Body::PrePrepareReply(r)) => {
-            format!(
-                "PrePrepareReply b={} granted={} promised={}",
-                b(&r.ballot),
-                r.granted,
-                b(&r.promised)
-            )
-        }
-        Some(Body::Prepare(p)) => {
-            let transfer = if p.transfer { " transfer" } else { "" };
-            format!(
-                "Prepare b={} from_slot={}{transfer}",
-                b(&p.ballot),
-                p.from_slot
-            )
-        }
-        Some(Body::Promise(p)) => format!(
-            "Promise b={} entries={} committed={} next={}",
-            b(&p.ballot),
-            p.entries.len(),
-            p.committed,
-            p.next_slot
-        ),
-        Some(Body::Accept(a)) => {
-            let slots = match (a.entries.first(), a.entries.last()) {
-                (Some(f), Some(l)) => format!("{}..={}", f.slot, l.slot),
-                _ => "none".to_string(),
-            };
-            format!(
-                "Accept b={} slots={slots} committed={}",
-                b(&a.ballot),
-                a.committed
-            )
-        }
-        Some(Body::Accepted(a)) => format!(
-            "Accepted b={} matched={} last={}",
-            b(&a.ballot),
-            a.matched,
-            a.last_slot
-        ),
-        Some(Body::Reject(r)) => format!("Reject b={} promised={}", b(&r.ballot), b(&r.promised)),
-        Some(Body::Heartbeat(h)) => format!(
-            "Heartbeat b={} committed={} seq={}",
-            b(&h.ballot),
-            h.committed,
-            h.seq
-        ),
-        Some(Body::HeartbeatReply(h)) => format!(
-            "HeartbeatReply b={} matched={} seq={}",
-            b(&h.ballot),
-            h.matched,
-            h.seq
-        ),
-        Some(Body::Propose(p)) => format!("Propose entries={}", p.entries.len()),
-        Some(Body::Decide(d)) => format!("Decide b={} committed={}", b(&d.ballot), d.committed),
-        Some(Body::TimeoutNow(t)) => format!("TimeoutNow b={}", b(&t.ballot)),
-    };
-    format!("{}->{} {body}", m.from, m.to)
+    m.to_string()
 }

@@ -109,6 +109,12 @@ pub(crate) enum DriverError {
     /// already made, so the node stops (and recovers from disk on restart).
     #[error("cannot persist: {0}")]
     Persist(#[from] StoreError),
+    /// A snapshot beyond what was applied arrived. No kvnode member ever
+    /// sends one (none compacts its log), and this store cannot install
+    /// one yet: stopping beats applying later slots on a state that lacks
+    /// the snapshot's.
+    #[error("received a snapshot up to slot {0}; installing snapshots is not supported yet")]
+    SnapshotUnsupported(u64),
 }
 
 struct Waiter {
@@ -402,6 +408,12 @@ impl Driver {
                 break;
             }
             let mut rd = self.node.ready();
+            if let Some(snapshot) = rd.snapshot() {
+                let slot = snapshot.metadata.as_ref().map_or(0, |m| m.slot);
+                if slot > self.sm.applied() {
+                    return Err(DriverError::SnapshotUnsupported(slot));
+                }
+            }
             // Decided entries are chosen already, so applying them before
             // the sync is safe; what they change is written in the same
             // transaction, and nobody hears of it before the sync returns.

@@ -28,6 +28,5 @@ pub(crate) mod http;
 pub(crate) mod ids;
 pub(crate) mod metrics;
 pub(crate) mod server;
-pub(crate) mod trace;
 pub(crate) mod transport;
 pub(crate) mod verify;

@@ -294,4 +294,16 @@ impl Storage for RedbStorage {
         let last = table.last().map_err(unavailable)?;
         Ok(last.map_or(0, |(k, _)| k.value()))
     }
+
+    fn snapshot(&self) -> Result<paxos_core::proto::Snapshot, StorageError> {
+        // This store never compacts (first_slot is 1), so no peer ever needs
+        // a snapshot from it: the snapshot covering nothing is exact.
+        Ok(paxos_core::proto::Snapshot {
+            metadata: Some(paxos_core::proto::SnapshotMetadata {
+                slot: 0,
+                conf_state: Some(self.meta(CONF_STATE)?),
+            }),
+            data: bytes::Bytes::new(),
+        })
+    }
 }

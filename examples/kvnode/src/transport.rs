@@ -9,7 +9,6 @@ use crate::config::Member;
 use crate::driver::{Inbox, Input};
 use crate::frame::{admit, FrameCodec, FrameError, PeerFrame};
 use crate::metrics::{Metrics, Rejection};
-use crate::trace::describe;
 use bytes::BytesMut;
 use paxos_core::proto::Message;
 use slog::Logger;
@@ -50,7 +49,7 @@ impl Outbox {
     pub(crate) fn send(&self, msgs: Vec<Message>) {
         for m in msgs {
             if let Some(log) = &self.trace {
-                slog::info!(log, "send {}", describe(&m));
+                slog::info!(log, "send {m}");
             }
             let Some(queue) = self.peers.get(&m.to) else {
                 self.metrics.peer_send_dropped.fetch_add(1, Relaxed);
@@ -252,7 +251,7 @@ async fn receive(mut stream: TcpStream, remote: SocketAddr, ctx: &Inbound) {
             match admit(frame, ctx.cluster_id, ctx.me, &ctx.members) {
                 Ok(msg) => {
                     if ctx.verbose {
-                        slog::info!(ctx.logger, "recv {}", describe(&msg));
+                        slog::info!(ctx.logger, "recv {msg}");
                     }
                     // Counted before it is queued: the driver may take it
                     // off before `try_send` returns.

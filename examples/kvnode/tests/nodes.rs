@@ -506,7 +506,7 @@ fn hostile_frames_and_bad_requests_are_refused_counted_and_survived() {
     // -v: every protocol message on one readable line.
     let log = std::fs::read_to_string(c.log_path(t)).expect("log");
     assert!(
-        log.contains("send 1→") && log.contains("recv "),
+        log.contains("send 1->") && log.contains("recv "),
         "no message trace in the log"
     );
     assert!(log.contains("Heartbeat b="), "no heartbeat in the trace");

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use paxos_core::proto::{Ballot, EntryKind, Message};
-use paxos_core::{Config, MemStorage, Proposed, RawNode, Result, StateRole};
+use paxos_core::{Config, MemStorage, Proposed, RawNode, Result, StateRole, Storage};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub struct Cluster {
@@ -24,11 +24,21 @@ pub struct Cluster {
     pub duplicate: bool,
     pub reorder: bool,
     rng: u64,
+    /// The state digest after each slot, from the first node to apply it.
+    pub digest_at: BTreeMap<u64, Digest>,
     /// Highest promise each node ever persisted.
     pub max_promised: BTreeMap<u64, Ballot>,
     pub delivered: u64,
     /// Confirmed reads per node: (index, ctx).
     pub reads: BTreeMap<u64, Vec<(u64, Bytes)>>,
+    /// Per node: a digest of everything it applied (count, rolling hash).
+    /// Unlike `applied` it survives snapshots in constant space.
+    pub digest: BTreeMap<u64, Digest>,
+    /// Keep every applied command and check every slot (off for long runs,
+    /// which compare digests instead, in constant memory).
+    pub keep_history: bool,
+    /// Snapshots installed from the leader, per node.
+    pub installed: BTreeMap<u64, u64>,
     tweak: fn(&mut Config),
     logger: slog::Logger,
 }
@@ -53,8 +63,12 @@ impl Cluster {
             reorder: false,
             rng: 0x5eed,
             max_promised: BTreeMap::new(),
+            digest_at: BTreeMap::new(),
             delivered: 0,
             reads: BTreeMap::new(),
+            digest: BTreeMap::new(),
+            keep_history: true,
+            installed: BTreeMap::new(),
             tweak,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
         };
@@ -72,12 +86,30 @@ impl Cluster {
         cfg
     }
 
+    /// Starts the node from its storage: the application restores the
+    /// storage's snapshot (if any), then re-applies what follows it.
     fn start(&mut self, id: u64) {
-        let node = RawNode::new(&self.config(id), self.storages[&id].clone(), &self.logger)
+        let snap = self.storages[&id].snapshot().expect("snapshot");
+        let slot = snap.metadata.as_ref().map_or(0, |m| m.slot);
+        let (digest, applied) = decode_state(&snap.data);
+        let mut cfg = self.config(id);
+        cfg.applied = slot;
+        let node = RawNode::new(&cfg, self.storages[&id].clone(), &self.logger)
             .expect("node starts from its storage");
         self.nodes.insert(id, node);
-        self.applied.insert(id, Vec::new());
-        self.applied_slot.insert(id, 0);
+        self.applied.insert(id, applied);
+        self.applied_slot.insert(id, slot);
+        self.digest.insert(id, digest);
+    }
+
+    /// The application snapshots its state at its applied slot, and the
+    /// storage discards every slot it covers but the last `keep`.
+    pub fn compact(&mut self, id: u64, keep: u64) {
+        let slot = self.applied_slot[&id];
+        let data = encode_state(&self.digest[&id], &self.applied[&id], self.keep_history);
+        let mut store = self.storages[&id].wl();
+        store.create_snapshot(slot, data);
+        store.compact(slot.saturating_sub(keep));
     }
 
     /// Drops the node and everything it held in memory; storage survives.
@@ -136,6 +168,23 @@ impl Cluster {
                 any = true;
                 let mut rd = self.nodes.get_mut(&id).expect("live").ready();
                 let store = &self.storages[&id];
+                if let Some(snap) = rd.take_snapshot() {
+                    let slot = snap.metadata.as_ref().map_or(0, |m| m.slot);
+                    assert!(
+                        slot > self.applied_slot[&id],
+                        "node {id}: snapshot at {slot} does not move past applied {}",
+                        self.applied_slot[&id]
+                    );
+                    let (digest, applied) = decode_state(&snap.data);
+                    if let Some(want) = self.digest_at.get(&slot) {
+                        assert_eq!(*want, digest, "node {id}: snapshot at {slot} differs");
+                    }
+                    self.digest.insert(id, digest);
+                    self.applied.insert(id, applied);
+                    self.applied_slot.insert(id, slot);
+                    *self.installed.entry(id).or_default() += 1;
+                    store.wl().apply_snapshot(snap);
+                }
                 if let Some(hs) = rd.hard_state() {
                     let prev = self.max_promised.get(&id).copied().unwrap_or(Ballot::ZERO);
                     assert!(
@@ -155,6 +204,23 @@ impl Cluster {
                     let last = self.applied_slot[&id];
                     assert_eq!(e.slot, last + 1, "node {id} applied out of order");
                     self.applied_slot.insert(id, e.slot);
+                    let digest = self.digest.get_mut(&id).expect("live");
+                    digest.apply(&e.data);
+                    let digest = *digest;
+                    // Every node's state after each slot must agree; long runs
+                    // keep only a window of these, in constant memory.
+                    let want = *self.digest_at.entry(e.slot).or_insert(digest);
+                    assert_eq!(
+                        want, digest,
+                        "node {id}: state after slot {} differs",
+                        e.slot
+                    );
+                    if !self.keep_history {
+                        while self.digest_at.len() > DIGEST_WINDOW {
+                            self.digest_at.pop_first();
+                        }
+                        continue;
+                    }
                     let value = (e.kind, e.data.clone());
                     let first = self.decided.entry(e.slot).or_insert_with(|| value.clone());
                     assert_eq!(
@@ -271,6 +337,62 @@ impl Cluster {
     pub fn applied_of(&self, id: u64) -> &[Bytes] {
         &self.applied[&id]
     }
+}
+
+/// Slots whose post-apply digest long runs remember.
+const DIGEST_WINDOW: usize = 1 << 16;
+
+/// A replica's state in constant space: how many slots it applied and a
+/// rolling hash over their payloads (FNV-1a, order-sensitive).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Digest {
+    pub count: u64,
+    pub hash: u64,
+}
+
+impl Digest {
+    pub fn apply(&mut self, data: &[u8]) {
+        let mut h = self.hash ^ 0xcbf2_9ce4_8422_2325;
+        for &b in data.iter().chain(&self.count.to_le_bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.count += 1;
+        self.hash = h;
+    }
+}
+
+/// Snapshot data: the digest, then (optionally) every applied command,
+/// each length-prefixed.
+fn encode_state(d: &Digest, applied: &[Bytes], with_history: bool) -> Bytes {
+    let mut out = Vec::new();
+    out.extend_from_slice(&d.count.to_le_bytes());
+    out.extend_from_slice(&d.hash.to_le_bytes());
+    if with_history {
+        for a in applied {
+            out.extend_from_slice(&(a.len() as u32).to_le_bytes());
+            out.extend_from_slice(a);
+        }
+    }
+    Bytes::from(out)
+}
+
+fn decode_state(data: &[u8]) -> (Digest, Vec<Bytes>) {
+    if data.len() < 16 {
+        return (Digest::default(), Vec::new());
+    }
+    let word = |i: usize| u64::from_le_bytes(data[i..i + 8].try_into().expect("8 bytes"));
+    let digest = Digest {
+        count: word(0),
+        hash: word(8),
+    };
+    let mut applied = Vec::new();
+    let mut rest = &data[16..];
+    while rest.len() >= 4 {
+        let n = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        applied.push(Bytes::copy_from_slice(&rest[4..4 + n]));
+        rest = &rest[4 + n..];
+    }
+    (digest, applied)
 }
 
 pub fn cmd(i: u64) -> Bytes {
