@@ -327,6 +327,44 @@ impl StateMachine {
         self.kv.get(key)
     }
 
+    /// Blocks from height `from` (1-based), at most `limit` of them.
+    pub fn blocks(&self, from: u64, limit: usize) -> &[Block] {
+        let start = usize::try_from(from.max(1) - 1)
+            .unwrap_or(usize::MAX)
+            .min(self.chain.len());
+        let end = start.saturating_add(limit).min(self.chain.len());
+        &self.chain[start..end]
+    }
+
+    /// A client's session: the last sequence applied and its outcome.
+    pub fn session(&self, client: u64) -> Option<&(u64, Outcome)> {
+        self.sessions.get(&client)
+    }
+
+    /// The number of keys held.
+    pub fn len(&self) -> usize {
+        self.kv.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.kv.is_empty()
+    }
+
+    /// SHA-256 over every key and value in key order, each prefixed by its
+    /// length: two replicas with the same map have the same digest, so
+    /// `chain verify` compares maps without downloading them.
+    pub fn kv_digest(&self) -> Bytes {
+        let mut h = Sha256::new();
+        for (k, v) in &self.kv {
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(k);
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(v);
+        }
+        Bytes::copy_from_slice(&h.finalize())
+    }
+
     /// Applies one decided entry (the next slot): appends its block and
     /// returns the outcome of each command it carried, with its client and
     /// sequence. A retried command returns its first outcome and changes
@@ -408,6 +446,16 @@ impl StateMachine {
 /// Checks every hash and link of `chain`, replays it into a fresh state
 /// machine, and compares the result with `replica` (`chain verify`).
 pub fn verify_chain(chain: &[Block], replica: &StateMachine) -> Result<(), ChainError> {
+    let replay = replay_chain(chain)?;
+    if replay.kv != replica.kv {
+        return Err(ChainError::StateMismatch);
+    }
+    Ok(())
+}
+
+/// Checks every hash and link of `chain` and replays it into a fresh state
+/// machine: the state every replica holding this chain must have.
+pub fn replay_chain(chain: &[Block]) -> Result<StateMachine, ChainError> {
     let mut replay = StateMachine::default();
     for (i, block) in chain.iter().enumerate() {
         let height = i as u64 + 1;
@@ -424,6 +472,15 @@ pub fn verify_chain(chain: &[Block], replica: &StateMachine) -> Result<(), Chain
         if block.prev_hash != replay.head().1 {
             return Err(ChainError::BrokenLink { height });
         }
+        // One block per decided slot, from slot 1: a gap is a forgery (and
+        // must not reach `apply`, which asserts slot order).
+        if block.slot != replay.applied + 1 {
+            return Err(ChainError::OutOfOrder {
+                height,
+                expected_height: height,
+                slot: block.slot,
+            });
+        }
         let data = block.commands.first().cloned().unwrap_or_default();
         replay.apply(&Entry {
             slot: block.slot,
@@ -435,10 +492,8 @@ pub fn verify_chain(chain: &[Block], replica: &StateMachine) -> Result<(), Chain
             return Err(ChainError::BadHash { height });
         }
     }
-    if replay.kv != replica.kv {
-        return Err(ChainError::StateMismatch);
-    }
-    Ok(())
+    replay.take_changes();
+    Ok(replay)
 }
 
 #[cfg(test)]

@@ -1,0 +1,332 @@
+//! The command line: `serve`, the client commands, `chain verify`,
+//! `cluster` and `bench`.
+
+use crate::bench::BenchOptions;
+use crate::client::Client;
+use crate::cluster::ClusterOptions;
+use crate::server::ServeOptions;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Default client endpoints: the HTTP addresses `kvnode cluster` uses.
+const DEFAULT_ENDPOINTS: &str = "127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003";
+
+/// A replicated key-value store with a hash-chained block log, on Multi-Paxos.
+#[derive(Debug, Parser)]
+#[command(name = "kvnode", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one member of a cluster.
+    Serve(ServeArgs),
+    /// Set KEY to VALUE.
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print KEY's value (linearizable unless --stale). Exits 1 if unset.
+    Get {
+        key: String,
+        /// Read the contacted member's local state: fast, possibly stale.
+        #[arg(long)]
+        stale: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Remove KEY.
+    Delete {
+        key: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Set KEY to --new only if it holds --expect (or is unset, with
+    /// --expect-absent). Exits 1 if it did not swap.
+    Cas(CasArgs),
+    /// Print every member's role, leader, ballot, slots and chain head.
+    Status {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Block chain commands.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
+    /// Start a local cluster of `serve` processes on loopback; Ctrl-C stops it.
+    Cluster(ClusterArgs),
+    /// Load the cluster with puts (and reads) and report throughput and latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ChainCommand {
+    /// Fetch every member's chain, check each hash link, re-derive the KV
+    /// state from the chain and compare it with the member's, and check
+    /// that the members' chains agree (a lagging member holds a prefix).
+    Verify {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// This node's id (non-zero, listed in --peers).
+    #[arg(long)]
+    id: u64,
+    /// Every member, this one included: either a list
+    /// `ID=PEER_ADDR/HTTP_ADDR,...` (e.g.
+    /// `1=127.0.0.1:7001/127.0.0.1:8001,2=127.0.0.1:7002/127.0.0.1:8002,3=127.0.0.1:7003/127.0.0.1:8003`)
+    /// or a file with one `ID PEER_ADDR HTTP_ADDR` line per member (`#` comments).
+    /// The peer transport listens on this node's PEER_ADDR; followers
+    /// redirect clients to the leader's HTTP_ADDR.
+    #[arg(long, value_name = "FILE|LIST")]
+    peers: String,
+    /// Where the node keeps its log, promises, KV map and chain.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Where the HTTP API listens (default: this node's HTTP_ADDR in --peers).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Peer frames of another cluster id are refused.
+    #[arg(long, default_value_t = 1)]
+    cluster_id: u64,
+    /// Log every protocol message sent and received, one line each.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Milliseconds per protocol tick.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    tick_ms: u64,
+    /// The leader sends a heartbeat every this many ticks.
+    #[arg(long, default_value_t = 5)]
+    heartbeat_ticks: u32,
+    /// A follower that hears no leader for [T, 2T) ticks starts an election.
+    #[arg(long, default_value_t = 30)]
+    election_ticks: u32,
+}
+
+#[derive(Debug, Args)]
+struct ConnArgs {
+    /// HTTP addresses of the members to try, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_ENDPOINTS)]
+    endpoints: Vec<String>,
+    /// Give up after this long (e.g. 500ms, 10s, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Session for exactly-once writes (default: a random id)...
+    #[arg(long)]
+    client_id: Option<u64>,
+    /// ...and its sequence number (default: 1). Repeating a request with the
+    /// same pair applies it at most once.
+    #[arg(long)]
+    seq: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct CasArgs {
+    key: String,
+    /// The value KEY must hold for the swap.
+    #[arg(
+        long,
+        required_unless_present = "expect_absent",
+        conflicts_with = "expect_absent"
+    )]
+    expect: Option<String>,
+    /// Swap only if KEY is unset.
+    #[arg(long)]
+    expect_absent: bool,
+    /// The value to store.
+    #[arg(long)]
+    new: String,
+    #[command(flatten)]
+    conn: ConnArgs,
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// How many members.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    nodes: u64,
+    /// One sub-directory per member (node-1, node-2, ...); reused on restart.
+    #[arg(long, default_value = "./kvdata")]
+    data_dir: PathBuf,
+    /// Member i's peer port is BASE+i, its HTTP port BASE+1000+i.
+    #[arg(long, default_value_t = 7000, value_parser = clap::value_parser!(u16).range(1..=55_000))]
+    base_port: u16,
+    /// Passed to every member.
+    #[arg(long, default_value_t = 1)]
+    cluster_id: u64,
+    /// Passed to every member: log every protocol message.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// HTTP addresses of the members, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_ENDPOINTS)]
+    endpoints: Vec<String>,
+    /// Clients running at once, each with one request in flight.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    concurrency: u64,
+    /// How long to run (e.g. 10s, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Bytes per value written.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    value_size: u64,
+    /// Fraction of requests that are reads (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
+    read_ratio: f64,
+    /// Reads are served locally (`?stale=true`) instead of linearizably.
+    #[arg(long)]
+    stale_reads: bool,
+    /// Distinct keys written and read.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    keys: u64,
+}
+
+/// `500ms`, `10s`, `2m`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (try 500ms, 10s, 1m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit in `{s}` (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("`{s}` is not a ratio between 0.0 and 1.0")),
+    }
+}
+
+/// Parses the command line, runs the command, and returns the exit code:
+/// 0 on success, 1 on failure (with the reason on stderr), 2 on a usage
+/// error.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => crate::server::serve(ServeOptions {
+            id: a.id,
+            peers: a.peers,
+            data_dir: a.data_dir,
+            http: a.http,
+            cluster_id: a.cluster_id,
+            verbose: a.verbose,
+            tick: Duration::from_millis(a.tick_ms),
+            heartbeat_ticks: a.heartbeat_ticks,
+            election_ticks: a.election_ticks,
+        })
+        .map(|()| ExitCode::SUCCESS)
+        .map_err(|e| e.to_string()),
+        Command::Cluster(a) => crate::cluster::run(ClusterOptions {
+            nodes: a.nodes,
+            data_dir: a.data_dir,
+            base_port: a.base_port,
+            cluster_id: a.cluster_id,
+            verbose: a.verbose,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Command::Bench(a) => crate::bench::run(BenchOptions {
+            endpoints: a.endpoints,
+            concurrency: a.concurrency,
+            duration: a.duration,
+            value_size: a.value_size as usize,
+            read_ratio: a.read_ratio,
+            stale_reads: a.stale_reads,
+            keys: a.keys,
+        })
+        .map(|()| ExitCode::SUCCESS),
+        other => client_command(other),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client_command(command: Command) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        use crate::commands as c;
+        match command {
+            Command::Put { key, value, conn } => c::put(&conn.session()?, &key, value).await,
+            Command::Get { key, stale, conn } => c::get(&conn.session()?, &key, stale).await,
+            Command::Delete { key, conn } => c::delete(&conn.session()?, &key).await,
+            Command::Cas(a) => {
+                let expected = if a.expect_absent { None } else { a.expect };
+                c::cas(&a.conn.session()?, &a.key, expected, a.new).await
+            }
+            Command::Status { conn } => c::status(&conn.client()?).await,
+            Command::Chain {
+                command: ChainCommand::Verify { conn },
+            } => crate::verify::verify(&conn.client()?).await,
+            Command::Serve(_) | Command::Cluster(_) | Command::Bench(_) => {
+                Err("not a client command".into())
+            }
+        }
+    })
+}
+
+impl ConnArgs {
+    fn client(&self) -> Result<Client, String> {
+        Client::new(&self.endpoints, self.timeout).map_err(|e| e.to_string())
+    }
+
+    fn session(&self) -> Result<crate::commands::Session, String> {
+        Ok(crate::commands::Session {
+            client: self.client()?,
+            id: self.client_id.unwrap_or_else(crate::ids::random_u64),
+            seq: self.seq.unwrap_or(1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_and_ratios_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("10h").is_err());
+        assert!(parse_ratio("1.5").is_err());
+        assert_eq!(parse_ratio("0.25"), Ok(0.25));
+    }
+}

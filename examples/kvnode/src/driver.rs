@@ -1,0 +1,590 @@
+//! The driver: one thread owns the `RawNode`, its storage and the state
+//! machine, and runs the Ready loop the protocol requires — persist, then
+//! send, then apply, then advance.
+//!
+//! Everything else talks to it through one bounded channel ([`Inbox`]):
+//! peer messages from the transport, client requests from the HTTP API.
+//! Each turn it drains what arrived, ticks when a tick is due, then handles
+//! every `Ready` with **one** synced transaction: the Ready's hard state and
+//! entries together with what the state machine changed applying the
+//! Ready's decided entries (group commit: one sync per Ready, however many
+//! commands it carries). Clients are answered only after that sync.
+//!
+//! redb's sync blocks, which is why this is a plain thread and not a task:
+//! the tokio reactor never waits on the disk.
+
+use crate::api::{hex, StatusJson};
+use crate::metrics::Metrics;
+use crate::state::{Block, Command, Op, Outcome, StateMachine};
+use crate::storage::{RedbStorage, StoreError};
+use crate::transport::Outbox;
+use bytes::Bytes;
+use paxos_core::proto::Message;
+use paxos_core::{Error as CoreError, Proposed, RawNode, StateRole};
+use slog::Logger;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Inputs queued for the driver before senders are refused.
+pub(crate) const INBOX_CAPACITY: usize = 16 * 1024;
+/// Inputs handled per turn before the driver ticks and takes a Ready.
+const MAX_DRAIN: usize = 4096;
+/// Readys handled per turn before the driver looks at its inbox again.
+const MAX_READYS: usize = 64;
+/// A client waiting longer than this is dropped (its HTTP request has
+/// given up by then too).
+pub(crate) const CLIENT_WAIT: Duration = Duration::from_secs(5);
+/// How often waiting clients are checked for timeouts and hang-ups.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// Most clients waiting at once; more are refused as overload.
+const MAX_WAITING: usize = 64 * 1024;
+
+/// The sending side of the driver's channel.
+pub(crate) type Inbox = SyncSender<Input>;
+
+/// One input to the driver.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A message a peer sent (already admitted by the transport).
+    Peer(Message),
+    /// A client request and where to answer it.
+    Client(ClientOp, oneshot::Sender<Reply>),
+}
+
+/// What a client asks.
+#[derive(Debug)]
+pub(crate) enum ClientOp {
+    /// A put, delete or compare-and-swap. `session` is the client's
+    /// (id, seq); the driver assigns one when absent.
+    Write { session: Option<(u64, u64)>, op: Op },
+    /// A read: linearizable through `read_index`, or `stale` from local state.
+    Read { key: Bytes, stale: bool },
+    /// Blocks from height `from`.
+    Chain { from: u64, limit: usize },
+    /// A summary of the KV map at the current height.
+    Digest,
+}
+
+/// The driver's answer.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// A write was applied (now durable) with this outcome.
+    Applied {
+        client: u64,
+        seq: u64,
+        outcome: Outcome,
+    },
+    /// A read's value.
+    Value(Option<Bytes>),
+    /// A page of the chain and the height it was read at.
+    Blocks { blocks: Vec<Block>, height: u64 },
+    /// The KV map's summary.
+    Digest {
+        applied: u64,
+        height: u64,
+        head: Bytes,
+        keys: u64,
+        kv: Bytes,
+    },
+    /// Not the leader: ask this one (if known). `session` is set when the
+    /// write was proposed here first: retry it with the same (id, seq).
+    NotLeader {
+        leader: Option<u64>,
+        session: Option<(u64, u64)>,
+    },
+    /// The leader cannot take it now (overload, transfer): retry.
+    Busy(String),
+    /// The client already moved past this sequence: its outcome is gone.
+    StaleSeq { last: u64 },
+}
+
+/// Why the driver stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DriverError {
+    /// A Ready could not be persisted: continuing could break promises
+    /// already made, so the node stops (and recovers from disk on restart).
+    #[error("cannot persist: {0}")]
+    Persist(#[from] StoreError),
+    /// A snapshot beyond what was applied arrived. No kvnode member ever
+    /// sends one (none compacts its log), and this store cannot install
+    /// one yet: stopping beats applying later slots on a state that lacks
+    /// the snapshot's.
+    #[error("received a snapshot up to slot {0}; installing snapshots is not supported yet")]
+    SnapshotUnsupported(u64),
+}
+
+struct Waiter {
+    tx: oneshot::Sender<Reply>,
+    since: Instant,
+}
+
+struct ReadWaiter {
+    key: Bytes,
+    waiter: Waiter,
+}
+
+/// Everything the driver thread owns.
+pub(crate) struct Driver {
+    node: RawNode<RedbStorage>,
+    storage: RedbStorage,
+    sm: StateMachine,
+    inbox: Receiver<Input>,
+    outbox: Outbox,
+    metrics: Arc<Metrics>,
+    view: Arc<Mutex<StatusJson>>,
+    logger: Logger,
+    tick: Duration,
+    /// This process's own client id, for writes that come without one.
+    own_client: u64,
+    next_seq: u64,
+    /// Set to stop the driver at its next turn.
+    stop: Arc<AtomicBool>,
+    writes: HashMap<(u64, u64), Vec<Waiter>>,
+    /// Linearizable reads that arrived this turn: one `read_index` for all.
+    read_batch: Vec<ReadWaiter>,
+    /// Reads waiting for their `ReadState`, by context.
+    reads_pending: HashMap<u64, Vec<ReadWaiter>>,
+    /// Confirmed reads waiting for the state machine to reach their index.
+    reads_ready: Vec<(u64, ReadWaiter)>,
+    next_read_ctx: u64,
+    role: StateRole,
+    last_sweep: Instant,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("applied", &self.sm.applied())
+            .field("writes", &self.writes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        node: RawNode<RedbStorage>,
+        storage: RedbStorage,
+        sm: StateMachine,
+        inbox: Receiver<Input>,
+        outbox: Outbox,
+        metrics: Arc<Metrics>,
+        view: Arc<Mutex<StatusJson>>,
+        logger: Logger,
+        tick: Duration,
+        own_client: u64,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let role = node.status().role;
+        Driver {
+            node,
+            storage,
+            sm,
+            inbox,
+            outbox,
+            metrics,
+            view,
+            logger,
+            tick,
+            own_client,
+            next_seq: 1,
+            stop,
+            writes: HashMap::new(),
+            read_batch: Vec::new(),
+            reads_pending: HashMap::new(),
+            reads_ready: Vec::new(),
+            next_read_ctx: 1,
+            role,
+            last_sweep: Instant::now(),
+        }
+    }
+
+    /// Runs until `stop` is set, every sender is gone, or storage fails.
+    pub(crate) fn run(mut self) -> Result<(), DriverError> {
+        let mut next_tick = Instant::now() + self.tick;
+        self.publish();
+        loop {
+            // Leftover Readys (more than one turn's worth) mean no waiting.
+            let wait = if self.node.has_ready() {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
+            match self.inbox.recv_timeout(wait) {
+                Ok(input) => {
+                    if !self.handle(input) {
+                        return Ok(());
+                    }
+                    for _ in 0..MAX_DRAIN {
+                        match self.inbox.try_recv() {
+                            Ok(input) => {
+                                if !self.handle(input) {
+                                    return Ok(());
+                                }
+                            }
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => return Ok(()),
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            if self.stop.load(Relaxed) {
+                return Ok(());
+            }
+            self.start_reads();
+            let now = Instant::now();
+            if now >= next_tick {
+                self.node.tick();
+                next_tick += self.tick;
+                // After a stall (a slow sync) longer than a tick, start the
+                // cadence afresh rather than catch up with a burst of ticks
+                // that would look to the protocol like a silent leader.
+                if next_tick <= now {
+                    next_tick = now + self.tick;
+                }
+            }
+            self.process_readys()?;
+            self.after_turn();
+        }
+    }
+
+    /// Handles one input; `false` to stop.
+    fn handle(&mut self, input: Input) -> bool {
+        match input {
+            Input::Peer(msg) => {
+                self.metrics.driver_queue.fetch_sub(1, Relaxed);
+                if let Err(e) = self.node.step(msg) {
+                    self.metrics.step_errors.fetch_add(1, Relaxed);
+                    slog::debug!(self.logger, "message refused"; "error" => %e);
+                }
+            }
+            Input::Client(op, tx) => {
+                self.metrics.driver_queue.fetch_sub(1, Relaxed);
+                self.client(op, tx);
+            }
+        }
+        !self.stop.load(Relaxed)
+    }
+
+    fn client(&mut self, op: ClientOp, tx: oneshot::Sender<Reply>) {
+        let waiter = Waiter {
+            tx,
+            since: Instant::now(),
+        };
+        match op {
+            ClientOp::Write { session, op } => self.write(session, op, waiter),
+            ClientOp::Read { key, stale: true } => {
+                self.metrics.reads_stale.fetch_add(1, Relaxed);
+                let value = self.sm.get(&key).cloned();
+                let _ = waiter.tx.send(Reply::Value(value));
+            }
+            ClientOp::Read { key, stale: false } => {
+                self.read_batch.push(ReadWaiter { key, waiter });
+            }
+            ClientOp::Chain { from, limit } => {
+                let blocks = self.sm.blocks(from, limit).to_vec();
+                let height = self.sm.head().0;
+                let _ = waiter.tx.send(Reply::Blocks { blocks, height });
+            }
+            ClientOp::Digest => {
+                let (height, head) = self.sm.head();
+                let _ = waiter.tx.send(Reply::Digest {
+                    applied: self.sm.applied(),
+                    height,
+                    head,
+                    keys: self.sm.len() as u64,
+                    kv: self.sm.kv_digest(),
+                });
+            }
+        }
+    }
+
+    fn write(&mut self, session: Option<(u64, u64)>, op: Op, waiter: Waiter) {
+        if let Some((client, seq)) = session {
+            // A retry of what was already applied gets its first outcome,
+            // from durable state, without taking another slot.
+            if let Some((last, outcome)) = self.sm.session(client) {
+                if seq == *last {
+                    let _ = waiter.tx.send(Reply::Applied {
+                        client,
+                        seq,
+                        outcome: outcome.clone(),
+                    });
+                    return;
+                }
+                if seq < *last {
+                    let _ = waiter.tx.send(Reply::StaleSeq { last: *last });
+                    return;
+                }
+            }
+        }
+        // Distinct sessions waiting: O(1), unlike `waiting()`, and close
+        // enough for a bound.
+        if self.writes.len() + self.read_batch.len() + self.reads_ready.len() >= MAX_WAITING {
+            let _ = waiter
+                .tx
+                .send(Reply::Busy("too many waiting clients".into()));
+            return;
+        }
+        let (client, seq) = session.unwrap_or((self.own_client, self.next_seq));
+        let data = Command::encode_op(client, seq, op);
+        match self.node.propose(data) {
+            Ok(Proposed::At(_)) => {
+                if session.is_none() {
+                    self.next_seq += 1;
+                }
+                self.metrics.proposals.fetch_add(1, Relaxed);
+                self.writes.entry((client, seq)).or_default().push(waiter);
+            }
+            Ok(Proposed::Forwarded(leader)) => {
+                // Not configured; a forwarded proposal has no slot to wait on.
+                self.refuse(waiter, Some(leader));
+            }
+            Err(CoreError::NotLeader { leader }) => self.refuse(waiter, leader),
+            Err(e) => {
+                self.metrics.proposals_refused.fetch_add(1, Relaxed);
+                let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+            }
+        }
+    }
+
+    fn refuse(&self, waiter: Waiter, leader: Option<u64>) {
+        self.metrics.proposals_refused.fetch_add(1, Relaxed);
+        let _ = waiter.tx.send(Reply::NotLeader {
+            leader,
+            session: None,
+        });
+    }
+
+    fn waiting(&self) -> usize {
+        self.writes.values().map(Vec::len).sum::<usize>()
+            + self.reads_pending.values().map(Vec::len).sum::<usize>()
+            + self.reads_ready.len()
+            + self.read_batch.len()
+    }
+
+    /// One `read_index` round for every linearizable read of this turn:
+    /// a quorum heartbeat per turn, not per read.
+    fn start_reads(&mut self) {
+        if self.read_batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.read_batch);
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        match self
+            .node
+            .read_index(Bytes::copy_from_slice(&ctx.to_be_bytes()))
+        {
+            Ok(()) => {
+                self.reads_pending.insert(ctx, batch);
+            }
+            Err(CoreError::NotLeader { leader }) => {
+                for r in batch {
+                    let _ = r.waiter.tx.send(Reply::NotLeader {
+                        leader,
+                        session: None,
+                    });
+                }
+            }
+            Err(e) => {
+                for r in batch {
+                    let _ = r.waiter.tx.send(Reply::Busy(e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// The Ready loop: apply, persist (one sync), send, answer, advance.
+    fn process_readys(&mut self) -> Result<(), DriverError> {
+        for _ in 0..MAX_READYS {
+            if !self.node.has_ready() {
+                break;
+            }
+            let mut rd = self.node.ready();
+            if let Some(snapshot) = rd.snapshot() {
+                let slot = snapshot.metadata.as_ref().map_or(0, |m| m.slot);
+                if slot > self.sm.applied() {
+                    return Err(DriverError::SnapshotUnsupported(slot));
+                }
+            }
+            // Decided entries are chosen already, so applying them before
+            // the sync is safe; what they change is written in the same
+            // transaction, and nobody hears of it before the sync returns.
+            let committed = rd.take_committed_entries();
+            let mut outcomes = Vec::new();
+            for e in &committed {
+                outcomes.extend(self.sm.apply(e));
+            }
+            self.metrics
+                .entries_applied
+                .fetch_add(committed.len() as u64, Relaxed);
+            self.metrics
+                .commands_applied
+                .fetch_add(outcomes.len() as u64, Relaxed);
+            let changes = (!committed.is_empty()).then(|| self.sm.take_changes());
+            if rd.hard_state().is_some() || !rd.entries().is_empty() || changes.is_some() {
+                let started = Instant::now();
+                self.storage
+                    .persist_ready(rd.hard_state(), rd.entries(), changes.as_ref())?;
+                self.metrics.sync(started.elapsed());
+            }
+            // Durable: now the replies that depend on it may leave.
+            self.outbox.send(rd.take_messages());
+            for (client, seq, outcome) in outcomes {
+                if let Some(waiters) = self.writes.remove(&(client, seq)) {
+                    for w in waiters {
+                        let _ = w.tx.send(Reply::Applied {
+                            client,
+                            seq,
+                            outcome: outcome.clone(),
+                        });
+                    }
+                }
+            }
+            for rs in rd.take_read_states() {
+                let ctx = <[u8; 8]>::try_from(rs.ctx.as_ref()).map(u64::from_be_bytes);
+                if let Some(batch) = ctx.ok().and_then(|c| self.reads_pending.remove(&c)) {
+                    self.reads_ready
+                        .extend(batch.into_iter().map(|r| (rs.index, r)));
+                }
+            }
+            self.serve_reads();
+            self.node.advance(rd);
+        }
+        Ok(())
+    }
+
+    /// Answers every confirmed read whose index the state machine reached.
+    fn serve_reads(&mut self) {
+        let applied = self.sm.applied();
+        let mut i = 0;
+        while i < self.reads_ready.len() {
+            if self.reads_ready[i].0 <= applied {
+                let (_, r) = self.reads_ready.swap_remove(i);
+                self.metrics.reads_linearizable.fetch_add(1, Relaxed);
+                let value = self.sm.get(&r.key).cloned();
+                let _ = r.waiter.tx.send(Reply::Value(value));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn after_turn(&mut self) {
+        let status = self.node.status();
+        if status.role != self.role {
+            self.role_changed(self.role, status.role, status.leader);
+            self.role = status.role;
+        }
+        if self.last_sweep.elapsed() >= SWEEP_EVERY {
+            self.last_sweep = Instant::now();
+            self.sweep();
+        }
+        self.metrics
+            .waiting_clients
+            .store(self.waiting() as i64, Relaxed);
+        self.publish_status(status);
+    }
+
+    fn role_changed(&mut self, from: StateRole, to: StateRole, leader: Option<u64>) {
+        self.metrics.role_changes.fetch_add(1, Relaxed);
+        match to {
+            StateRole::Candidate => self.metrics.elections.fetch_add(1, Relaxed),
+            StateRole::Leader => self.metrics.leaderships.fetch_add(1, Relaxed),
+            _ => 0,
+        };
+        slog::info!(self.logger, "role changed"; "from" => ?from, "to" => ?to, "leader" => ?leader);
+        if from != StateRole::Leader {
+            return;
+        }
+        // The core drops reads in flight with the leadership; tell their
+        // clients now rather than at their timeout.
+        let reads = std::mem::take(&mut self.reads_pending)
+            .into_values()
+            .flatten()
+            .chain(
+                std::mem::take(&mut self.reads_ready)
+                    .into_iter()
+                    .map(|(_, r)| r),
+            );
+        for r in reads {
+            let _ = r.waiter.tx.send(Reply::NotLeader {
+                leader,
+                session: None,
+            });
+        }
+        // Writes proposed here may still be chosen, or not: their clients
+        // retry at the new leader with the same (id, seq), which the
+        // sessions make safe.
+        for ((client, seq), waiters) in self.writes.drain() {
+            for w in waiters {
+                let _ = w.tx.send(Reply::NotLeader {
+                    leader,
+                    session: Some((client, seq)),
+                });
+            }
+        }
+    }
+
+    /// Drops clients that gave up or waited too long, and answers those
+    /// whose session moved past them (their outcome is no longer kept).
+    fn sweep(&mut self) {
+        let live = |w: &Waiter| !w.tx.is_closed() && w.since.elapsed() < CLIENT_WAIT;
+        let before = self.waiting();
+        let sm = &self.sm;
+        self.writes.retain(|(client, seq), waiters| {
+            if let Some((last, _)) = sm.session(*client) {
+                if *last > *seq {
+                    for w in waiters.drain(..) {
+                        let _ = w.tx.send(Reply::StaleSeq { last: *last });
+                    }
+                    return false;
+                }
+            }
+            waiters.retain(live);
+            !waiters.is_empty()
+        });
+        self.reads_pending.retain(|_, batch| {
+            batch.retain(|r| live(&r.waiter));
+            !batch.is_empty()
+        });
+        self.reads_ready.retain(|(_, r)| live(&r.waiter));
+        let dropped = before - self.waiting();
+        if dropped > 0 {
+            self.metrics
+                .client_timeouts
+                .fetch_add(dropped as u64, Relaxed);
+        }
+    }
+
+    fn publish(&self) {
+        self.publish_status(self.node.status());
+    }
+
+    fn publish_status(&self, st: paxos_core::Status) {
+        let (height, head) = self.sm.head();
+        let mut view = match self.view.lock() {
+            Ok(v) => v,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if view.height != height || view.head.is_empty() {
+            view.head = hex(&head);
+        }
+        view.id = st.id;
+        view.role = format!("{:?}", st.role);
+        view.leader = st.leader;
+        view.ballot = st.promised.to_string();
+        view.committed = st.committed;
+        view.applied = self.sm.applied();
+        view.last_slot = st.last_slot;
+        view.height = height;
+        view.voters = st.voters;
+    }
+}

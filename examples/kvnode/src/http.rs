@@ -1,0 +1,484 @@
+//! The HTTP/JSON client API (axum).
+//!
+//! | method and path | what |
+//! | --- | --- |
+//! | `PUT /kv/{key}` | set `key` to the request body |
+//! | `GET /kv/{key}` | the value (raw body); linearizable, `?stale=true` reads locally |
+//! | `DELETE /kv/{key}` | remove `key` |
+//! | `POST /kv/{key}/cas` | `{"expected": "a" or null, "new": "b"}` → `{"swapped", "found"}` |
+//! | `GET /status` | role, leader, ballot, committed, applied, chain height and head |
+//! | `GET /chain?from=H&limit=L` | blocks, hashes in hex |
+//! | `GET /state/digest` | the KV map's SHA-256 at the current height |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! Writes and linearizable reads at a follower answer `307` to the leader's
+//! address (`503` while no leader is known). Writes may carry a session,
+//! `x-client-id` + `x-seq` headers (or `client` + `seq` query parameters);
+//! retrying with the same pair is applied at most once. Every error is a
+//! JSON object with an `error` field; nothing a client sends can panic the
+//! node.
+
+use crate::api::{hex, BlockJson};
+use crate::api::{
+    CasRequest, CasResponse, ChainJson, DigestJson, ErrorJson, StatusJson, WriteResponse,
+    CLIENT_ID_HEADER, SEQ_HEADER,
+};
+use crate::config::Member;
+use crate::driver::{ClientOp, Inbox, Input, Reply, CLIENT_WAIT};
+use crate::metrics::Metrics;
+use crate::state::{Cas, Op, Outcome};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::TrySendError;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Longest key, in bytes.
+pub(crate) const MAX_KEY: usize = 1024;
+/// Largest value (and request body), in bytes.
+pub(crate) const MAX_VALUE: usize = 1 << 20;
+/// Most blocks in one `/chain` page.
+pub(crate) const MAX_CHAIN_PAGE: usize = 1000;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Api {
+    pub(crate) id: u64,
+    pub(crate) inbox: Inbox,
+    pub(crate) view: Arc<Mutex<StatusJson>>,
+    pub(crate) members: Arc<Vec<Member>>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// The API's routes.
+pub(crate) fn router(api: Api) -> Router {
+    Router::new()
+        .route("/kv/{key}", get(get_key).put(put_key).delete(delete_key))
+        .route("/kv/{key}/cas", post(cas_key))
+        .route("/status", get(status))
+        .route("/chain", get(chain))
+        .route("/state/digest", get(digest))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_VALUE))
+        .with_state(api)
+}
+
+/// An error answer: a status, a JSON body, maybe a redirect.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    body: ErrorJson,
+    location: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ErrorJson {
+                error: error.into(),
+                leader: None,
+                leader_http: None,
+            },
+            location: None,
+        }
+    }
+
+    fn bad_request(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error)
+    }
+
+    fn unavailable(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(self.body)).into_response();
+        if let Some(loc) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            resp.headers_mut().insert(header::LOCATION, loc);
+        }
+        resp
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        let status = r.status();
+        let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("body larger than {MAX_VALUE} bytes")
+        } else {
+            r.body_text()
+        };
+        ApiError::new(status, error)
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::bad_request(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request(r.body_text())
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Query parameters of `/kv/...`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KvQuery {
+    stale: Option<bool>,
+    client: Option<u64>,
+    seq: Option<u64>,
+}
+
+fn key_of(path: Result<Path<String>, PathRejection>) -> Result<Bytes, ApiError> {
+    let Path(key) = path?;
+    if key.len() > MAX_KEY {
+        return Err(ApiError::bad_request(format!(
+            "key of {} bytes is longer than {MAX_KEY}",
+            key.len()
+        )));
+    }
+    Ok(Bytes::from(key))
+}
+
+/// The client's session from headers or query; both halves or neither.
+fn session_of(headers: &HeaderMap, q: &KvQuery) -> Result<Option<(u64, u64)>, ApiError> {
+    let header = |name: &str| -> Result<Option<u64>, ApiError> {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or_else(|| ApiError::bad_request(format!("{name} must be an integer")))
+            })
+            .transpose()
+    };
+    let client = header(CLIENT_ID_HEADER)?.or(q.client);
+    let seq = header(SEQ_HEADER)?.or(q.seq);
+    match (client, seq) {
+        (None, None) => Ok(None),
+        (Some(c), Some(s)) if c > 0 && s > 0 => Ok(Some((c, s))),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "client id and sequence must be positive",
+        )),
+        _ => Err(ApiError::bad_request(format!(
+            "{CLIENT_ID_HEADER} and {SEQ_HEADER} go together"
+        ))),
+    }
+}
+
+fn query_of(q: Result<Query<KvQuery>, QueryRejection>) -> Result<KvQuery, ApiError> {
+    Ok(q?.0)
+}
+
+impl Api {
+    /// Hands `op` to the driver and waits for its answer.
+    async fn ask(&self, op: ClientOp) -> Result<Reply, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.metrics.driver_queue.fetch_add(1, Relaxed);
+        if let Err(e) = self.inbox.try_send(Input::Client(op, tx)) {
+            self.metrics.driver_queue.fetch_sub(1, Relaxed);
+            return Err(match e {
+                TrySendError::Full(_) => {
+                    self.metrics.client_overloads.fetch_add(1, Relaxed);
+                    ApiError::unavailable("node overloaded; retry")
+                }
+                TrySendError::Disconnected(_) => ApiError::unavailable("node is stopping"),
+            });
+        }
+        // The driver drops a waiter after CLIENT_WAIT; this is a backstop.
+        match tokio::time::timeout(CLIENT_WAIT + CLIENT_WAIT / 2, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) | Err(_) => Err(ApiError::unavailable(format!(
+                "no decision in time; retry with the same {CLIENT_ID_HEADER} and {SEQ_HEADER}"
+            ))),
+        }
+    }
+
+    fn http_of(&self, id: u64) -> Option<String> {
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.http.to_string())
+    }
+
+    /// The answer for "not the leader": a redirect to the leader's address
+    /// carrying the request's session, or 503 while no leader is known.
+    fn not_leader(&self, leader: Option<u64>, session: Option<(u64, u64)>, uri: &Uri) -> ApiError {
+        let target = leader.filter(|l| *l != self.id).and_then(|l| {
+            let http = self.http_of(l)?;
+            Some((l, http))
+        });
+        let Some((leader, http)) = target else {
+            return ApiError::unavailable("no leader known; retry shortly");
+        };
+        self.metrics.redirects.fetch_add(1, Relaxed);
+        let mut location = format!("http://{http}{}", uri.path());
+        let mut params: Vec<String> = uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .filter(|p| session.is_none() || !(p.starts_with("client=") || p.starts_with("seq=")))
+            .map(str::to_owned)
+            .collect();
+        if let Some((c, s)) = session {
+            params.push(format!("client={c}"));
+            params.push(format!("seq={s}"));
+        }
+        if !params.is_empty() {
+            location.push('?');
+            location.push_str(&params.join("&"));
+        }
+        ApiError {
+            status: StatusCode::TEMPORARY_REDIRECT,
+            body: ErrorJson {
+                error: format!("not the leader; node {leader} leads"),
+                leader: Some(leader),
+                leader_http: Some(http),
+            },
+            location: Some(location),
+        }
+    }
+
+    /// Maps the driver's answer to a write.
+    fn write_reply(&self, reply: Reply, uri: &Uri, cas: bool) -> ApiResult {
+        match reply {
+            Reply::Applied {
+                outcome: Outcome::Done,
+                client,
+                seq,
+            } if !cas => Ok(Json(WriteResponse {
+                ok: true,
+                client,
+                seq,
+            })
+            .into_response()),
+            Reply::Applied {
+                outcome: Outcome::Cas { swapped, found },
+                ..
+            } if cas => Ok(Json(CasResponse {
+                swapped,
+                found: found.map(|v| String::from_utf8_lossy(&v).into_owned()),
+            })
+            .into_response()),
+            Reply::Applied { seq, .. } => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("sequence {seq} was used for another operation"),
+            )),
+            other => Err(self.failure(other, uri)),
+        }
+    }
+
+    fn failure(&self, reply: Reply, uri: &Uri) -> ApiError {
+        match reply {
+            Reply::NotLeader { leader, session } => self.not_leader(leader, session, uri),
+            Reply::Busy(why) => ApiError::unavailable(why),
+            Reply::StaleSeq { last } => ApiError::new(
+                StatusCode::CONFLICT,
+                format!("this client already applied sequence {last}; older outcomes are not kept"),
+            ),
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
+        }
+    }
+}
+
+async fn put_key(
+    State(api): State<Api>,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<KvQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let key = key_of(path)?;
+    let q = query_of(query)?;
+    let value = body?;
+    let session = session_of(&headers, &q)?;
+    let reply = api
+        .ask(ClientOp::Write {
+            session,
+            op: Op::put(key, value),
+        })
+        .await?;
+    api.write_reply(reply, &uri, false)
+}
+
+async fn delete_key(
+    State(api): State<Api>,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<KvQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let key = key_of(path)?;
+    let q = query_of(query)?;
+    let session = session_of(&headers, &q)?;
+    let reply = api
+        .ask(ClientOp::Write {
+            session,
+            op: Op::Delete(key),
+        })
+        .await?;
+    api.write_reply(reply, &uri, false)
+}
+
+async fn cas_key(
+    State(api): State<Api>,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<KvQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let key = key_of(path)?;
+    let q = query_of(query)?;
+    let body = body?;
+    let req: CasRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body must be {{\"expected\": string or null, \"new\": string}}: {e}"
+        ))
+    })?;
+    let session = session_of(&headers, &q)?;
+    let op = Op::Cas(Cas {
+        key,
+        expected: req.expected.map(Bytes::from),
+        new: Bytes::from(req.new),
+    });
+    let reply = api.ask(ClientOp::Write { session, op }).await?;
+    api.write_reply(reply, &uri, true)
+}
+
+async fn get_key(
+    State(api): State<Api>,
+    uri: Uri,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<KvQuery>, QueryRejection>,
+) -> ApiResult {
+    let key = key_of(path)?;
+    let q = query_of(query)?;
+    let stale = q.stale.unwrap_or(false);
+    match api.ask(ClientOp::Read { key, stale }).await? {
+        Reply::Value(Some(v)) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], v).into_response())
+        }
+        Reply::Value(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "key not found")),
+        other => Err(api.failure(other, &uri)),
+    }
+}
+
+async fn status(State(api): State<Api>) -> Json<StatusJson> {
+    let mut view = match api.view.lock() {
+        Ok(v) => v.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    view.leader_http = view.leader.and_then(|l| api.http_of(l));
+    Json(view)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChainQuery {
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn chain(
+    State(api): State<Api>,
+    uri: Uri,
+    query: Result<Query<ChainQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query?;
+    let op = ClientOp::Chain {
+        from: q.from.unwrap_or(1).max(1),
+        limit: q.limit.unwrap_or(100).min(MAX_CHAIN_PAGE),
+    };
+    match api.ask(op).await? {
+        Reply::Blocks { blocks, height } => Ok(Json(ChainJson {
+            height,
+            blocks: blocks.iter().map(BlockJson::from).collect(),
+        })
+        .into_response()),
+        other => Err(api.failure(other, &uri)),
+    }
+}
+
+async fn digest(State(api): State<Api>, uri: Uri) -> ApiResult {
+    match api.ask(ClientOp::Digest).await? {
+        Reply::Digest {
+            applied,
+            height,
+            head,
+            keys,
+            kv,
+        } => Ok(Json(DigestJson {
+            applied,
+            height,
+            head: hex(&head),
+            keys,
+            kv_sha256: hex(&kv),
+        })
+        .into_response()),
+        other => Err(api.failure(other, &uri)),
+    }
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let view = match api.view.lock() {
+        Ok(v) => v.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    let leader = if view.role == "Leader" { 1.0 } else { 0.0 };
+    let text = api.metrics.render(&[
+        ("is_leader", "1 while this node leads", leader),
+        (
+            "committed_slot",
+            "every slot up to it is known chosen",
+            view.committed as f64,
+        ),
+        (
+            "applied_slot",
+            "last slot applied to the state machine",
+            view.applied as f64,
+        ),
+        (
+            "last_slot",
+            "highest slot held in the log",
+            view.last_slot as f64,
+        ),
+        ("chain_height", "blocks in the chain", view.height as f64),
+    ]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

@@ -1,0 +1,268 @@
+//! `kvnode serve`: opens the data directory, restores the node, and wires
+//! the driver thread, the peer transport and the HTTP API together.
+
+use crate::api::StatusJson;
+use crate::config::{bind_data_dir, parse_members, resolve, ConfigError};
+use crate::driver::{Driver, DriverError, INBOX_CAPACITY};
+use crate::http::{router, Api};
+use crate::metrics::Metrics;
+use crate::storage::{RedbStorage, StoreError};
+use crate::transport::{listen, start_senders, Inbound};
+use paxos_core::proto::ConfState;
+use paxos_core::{Config, RawNode, Storage, StorageError};
+use slog::{Drain, Logger};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+/// Everything `serve` is told on the command line.
+#[derive(Clone, Debug)]
+pub(crate) struct ServeOptions {
+    pub(crate) id: u64,
+    pub(crate) peers: String,
+    pub(crate) data_dir: PathBuf,
+    /// Where the HTTP API listens; the member list's address when absent.
+    pub(crate) http: Option<String>,
+    pub(crate) cluster_id: u64,
+    pub(crate) verbose: bool,
+    pub(crate) tick: Duration,
+    pub(crate) heartbeat_ticks: u32,
+    pub(crate) election_ticks: u32,
+}
+
+/// Why `serve` could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The command line or data directory is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The HTTP listen address does not parse.
+    #[error("bad --http address: {0}")]
+    HttpAddr(String),
+    /// The store cannot be opened or written.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The store's content cannot be restored.
+    #[error("cannot restore state: {0}")]
+    Restore(#[from] StorageError),
+    /// The data directory was made for another membership.
+    #[error("data directory holds membership {stored:?}, but --peers lists {given:?}; membership changes are not supported yet")]
+    Membership {
+        /// What the store holds.
+        stored: Vec<u64>,
+        /// What the command line says.
+        given: Vec<u64>,
+    },
+    /// The protocol refused to start (bad timing options, corrupt state).
+    #[error("cannot start the node: {0}")]
+    Node(#[from] paxos_core::Error),
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        /// Peer transport or HTTP.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The async runtime or a thread could not start.
+    #[error("cannot start: {0}")]
+    Runtime(std::io::Error),
+    /// The driver stopped on a storage failure.
+    #[error("node stopped: {0}")]
+    Driver(#[from] DriverError),
+    /// The driver thread ended without a word (it panicked).
+    #[error("node stopped: the driver thread died")]
+    DriverDied,
+}
+
+/// The terminal logger: asynchronous, so a slow terminal never stalls the
+/// driver; messages beyond its buffer are dropped and reported.
+pub(crate) fn logger(verbose: bool) -> (Logger, slog_async::AsyncGuard) {
+    let decorator = slog_term::TermDecorator::new().stderr().build();
+    let drain = slog_term::FullFormat::new(decorator).build().fuse();
+    let level = if verbose {
+        slog::Level::Debug
+    } else {
+        slog::Level::Info
+    };
+    let (drain, guard) = slog_async::Async::new(drain.filter_level(level).fuse())
+        .chan_size(16 * 1024)
+        .overflow_strategy(slog_async::OverflowStrategy::DropAndReport)
+        .build_with_guard();
+    (Logger::root(drain.fuse(), slog::o!()), guard)
+}
+
+/// Checks the options, restores the node and serves until a signal (or a
+/// storage failure).
+pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    let members = parse_members(&opts.peers)?;
+    let me = members
+        .iter()
+        .find(|m| m.id == opts.id)
+        .cloned()
+        .ok_or(ConfigError::NotAMember(opts.id))?;
+    let http_addr = match &opts.http {
+        Some(a) => resolve(a).map_err(ServeError::HttpAddr)?,
+        None => me.http,
+    };
+    let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    let db = bind_data_dir(&opts.data_dir, opts.cluster_id, opts.id)?;
+    let storage = RedbStorage::open(&db)?;
+    check_membership(&storage, &ids)?;
+    let sm = storage.load_state_machine()?;
+    let config = Config {
+        heartbeat_ticks: opts.heartbeat_ticks,
+        election_ticks: opts.election_ticks,
+        seed: crate::ids::random_u64(),
+        applied: sm.applied(),
+        ..Config::new(opts.id, ids.clone())
+    };
+    config.validate().map_err(paxos_core::Error::from)?;
+    let (root, _guard) = logger(opts.verbose);
+    // The core tags its own lines with the node id.
+    let node = RawNode::new(&config, storage.clone(), &root)?;
+    let logger = root.new(slog::o!("node" => opts.id));
+    slog::info!(logger, "restored"; "applied" => sm.applied(), "height" => sm.head().0,
+        "data_dir" => %opts.data_dir.display());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(async move {
+        let peer_listener = bind(me.peer, "the peer transport").await?;
+        let http_listener = bind(http_addr, "the HTTP API").await?;
+        let metrics = Arc::new(Metrics::default());
+        let view = Arc::new(Mutex::new(StatusJson::default()));
+        let (inbox, inbox_rx) = std::sync::mpsc::sync_channel(INBOX_CAPACITY);
+        let outbox = start_senders(
+            opts.id,
+            opts.cluster_id,
+            &members,
+            &metrics,
+            &logger,
+            opts.verbose,
+        );
+        tokio::spawn(listen(
+            peer_listener,
+            Arc::new(Inbound {
+                cluster_id: opts.cluster_id,
+                me: opts.id,
+                members: ids,
+                inbox: inbox.clone(),
+                metrics: metrics.clone(),
+                logger: logger.clone(),
+                verbose: opts.verbose,
+            }),
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let driver = Driver::new(
+            node,
+            storage,
+            sm,
+            inbox_rx,
+            outbox,
+            metrics.clone(),
+            view.clone(),
+            logger.clone(),
+            opts.tick,
+            crate::ids::random_u64(),
+            stop.clone(),
+        );
+        let (done_tx, mut done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("driver-{}", opts.id))
+            .spawn(move || {
+                let _ = done_tx.send(driver.run());
+            })
+            .map_err(ServeError::Runtime)?;
+        let api = Api {
+            id: opts.id,
+            inbox,
+            view,
+            members: Arc::new(members),
+            metrics,
+        };
+        let (stop_http, mut http_stopped) = watch::channel(false);
+        let http = tokio::spawn(async move {
+            axum::serve(http_listener, router(api))
+                .with_graceful_shutdown(async move {
+                    let _ = http_stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        slog::info!(logger, "serving"; "peer" => %me.peer, "http" => %http_addr, "cluster" => opts.cluster_id);
+        let result = tokio::select! {
+            () = shutdown_signal() => {
+                slog::info!(logger, "stopping");
+                stop.store(true, Relaxed);
+                // Everything acknowledged is durable already: the driver
+                // stops at its next turn, with nothing to flush.
+                done_rx.await
+            }
+            r = &mut done_rx => r,
+        };
+        // No answer at all means the driver thread died (a bug): say so,
+        // and exit non-zero; the data directory is as consistent as after
+        // a kill -9.
+        let result = result
+            .map_err(|_| ServeError::DriverDied)
+            .and_then(|r| r.map_err(ServeError::from));
+        let _ = stop_http.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), http).await;
+        if let Err(e) = &result {
+            slog::crit!(logger, "node stopped"; "error" => %e);
+        }
+        result
+    })
+}
+
+/// The membership is fixed for now: the store remembers it, and a restart
+/// with another member list is refused rather than silently obeyed.
+fn check_membership(storage: &RedbStorage, ids: &[u64]) -> Result<(), ServeError> {
+    let stored = storage.initial_state()?.conf_state;
+    if stored.voters.is_empty() {
+        storage.set_conf_state(&ConfState {
+            voters: ids.to_vec(),
+            learners: Vec::new(),
+        })?;
+        return Ok(());
+    }
+    let mut sorted = stored.voters.clone();
+    sorted.sort_unstable();
+    if sorted != ids {
+        return Err(ServeError::Membership {
+            stored: sorted,
+            given: ids.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { what, addr, source })
+}
+
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
