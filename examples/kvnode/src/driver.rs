@@ -16,7 +16,7 @@
 use crate::api::{hex, StatusJson};
 use crate::metrics::Metrics;
 use crate::state::{Block, Command, Op, Outcome, StateMachine};
-use crate::storage::{RedbStorage, StoreError};
+use crate::storage::{ReadyWrite, RedbStorage, StoreError};
 use crate::transport::Outbox;
 use bytes::Bytes;
 use paxos_core::proto::Message;
@@ -429,10 +429,15 @@ impl Driver {
                 .commands_applied
                 .fetch_add(outcomes.len() as u64, Relaxed);
             let changes = (!committed.is_empty()).then(|| self.sm.take_changes());
-            if rd.hard_state().is_some() || !rd.entries().is_empty() || changes.is_some() {
+            let write = ReadyWrite {
+                hard_state: rd.hard_state(),
+                conf_state: rd.conf_state(),
+                entries: rd.entries(),
+                changes: changes.as_ref(),
+            };
+            if !write.is_empty() {
                 let started = Instant::now();
-                self.storage
-                    .persist_ready(rd.hard_state(), rd.entries(), changes.as_ref())?;
+                self.storage.persist_ready(write)?;
                 self.metrics.sync(started.elapsed());
             }
             // Durable: now the replies that depend on it may leave.

@@ -26,6 +26,29 @@ const HARD_STATE: &str = "hard_state";
 const CONF_STATE: &str = "conf_state";
 const APPLIED: &str = "applied";
 
+/// What one `Ready` writes, in one durable transaction.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadyWrite<'a> {
+    /// `Ready::hard_state`.
+    pub hard_state: Option<&'a HardState>,
+    /// `Ready::conf_state`.
+    pub conf_state: Option<&'a ConfState>,
+    /// `Ready::entries`.
+    pub entries: &'a [Entry],
+    /// What applying the Ready's decided entries changed.
+    pub changes: Option<&'a Changes>,
+}
+
+impl ReadyWrite<'_> {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.conf_state.is_none()
+            && self.entries.is_empty()
+            && self.changes.is_none()
+    }
+}
+
 /// What went wrong opening or writing the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -87,7 +110,11 @@ impl RedbStorage {
         hard_state: Option<&HardState>,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
-        self.persist_ready(hard_state, entries, None)
+        self.persist_ready(ReadyWrite {
+            hard_state,
+            entries,
+            ..ReadyWrite::default()
+        })
     }
 
     /// Like [`RedbStorage::persist`], and in the same transaction (one sync
@@ -95,13 +122,14 @@ impl RedbStorage {
     /// the Ready's decided entries: applied slot, keys, sessions, blocks.
     /// Applying before persisting is sound because decided entries are
     /// chosen already; nothing is acknowledged before this returns.
-    pub fn persist_ready(
-        &self,
-        hard_state: Option<&HardState>,
-        entries: &[Entry],
-        changes: Option<&Changes>,
-    ) -> Result<(), StoreError> {
-        if hard_state.is_none() && entries.is_empty() && changes.is_none() {
+    pub fn persist_ready(&self, w: ReadyWrite<'_>) -> Result<(), StoreError> {
+        let ReadyWrite {
+            hard_state,
+            conf_state,
+            entries,
+            changes,
+        } = w;
+        if w.is_empty() {
             return Ok(());
         }
         let mut txn = self.db.begin_write().map_err(write_err)?;
@@ -118,6 +146,11 @@ impl RedbStorage {
             let mut meta = txn.open_table(META).map_err(write_err)?;
             if let Some(hs) = hard_state {
                 meta.insert(HARD_STATE, hs.encode_to_vec().as_slice())
+                    .map_err(write_err)?;
+            }
+            // With the hard state, atomically: a restart restores the pair.
+            if let Some(cs) = conf_state {
+                meta.insert(CONF_STATE, cs.encode_to_vec().as_slice())
                     .map_err(write_err)?;
             }
             if let Some(c) = changes {

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use kvnode::state::StateMachine;
-use kvnode::storage::RedbStorage;
+use kvnode::storage::{ReadyWrite, RedbStorage};
 use paxos_core::proto::{Ballot, ConfState, Entry, EntryKind, HardState, Message};
 use paxos_core::{Config, RawNode, StateRole, Storage, StorageError};
 use std::collections::VecDeque;
@@ -137,8 +137,12 @@ fn the_state_machine_persists_with_the_ready_and_reloads_exactly() {
             }
             let changes = sm.take_changes();
             assert_eq!(changes.blocks.len(), entries.len());
-            s.persist_ready(None, &entries, Some(&changes))
-                .expect("persist");
+            s.persist_ready(ReadyWrite {
+                entries: &entries,
+                changes: Some(&changes),
+                ..ReadyWrite::default()
+            })
+            .expect("persist");
         }
     }
     let s = RedbStorage::open(&path).expect("reopen");
@@ -209,8 +213,13 @@ impl Cluster {
                         self.sms[i].apply(&e);
                     }
                     let changes = self.sms[i].take_changes();
-                    disk.persist_ready(rd.hard_state(), rd.entries(), Some(&changes))
-                        .expect("persist");
+                    disk.persist_ready(ReadyWrite {
+                        hard_state: rd.hard_state(),
+                        conf_state: rd.conf_state(),
+                        entries: rd.entries(),
+                        changes: Some(&changes),
+                    })
+                    .expect("persist");
                     self.net.extend(rd.take_messages());
                     node.advance(rd);
                 }
