@@ -17,6 +17,7 @@ impl<S: Storage> Node<S> {
         }
         match self.role {
             Role::Leader(_) => true,
+            _ if self.restart_quiet => true,
             _ => {
                 matches!(self.leader, Some(l) if l != candidate)
                     && self.timer.elapsed < self.cfg.election_ticks

@@ -49,6 +49,9 @@ impl<S: Storage> Node<S> {
             return;
         }
         self.timer.elapsed = self.timer.elapsed.saturating_add(1);
+        if self.restart_quiet && self.timer.elapsed >= self.cfg.election_ticks {
+            self.restart_quiet = false;
+        }
         if self.timer.elapsed >= self.timer.timeout && self.members.is_voter(self.id) {
             self.start_pre_prepare(false);
         }

@@ -29,6 +29,15 @@ pub enum ConfigError {
         /// The configured heartbeat ticks.
         heartbeat: u32,
     },
+    /// `read_lease_ticks` must be below `election_ticks`, the followers'
+    /// stickiness window that makes the lease safe.
+    #[error("read_lease_ticks ({lease}) must be below election_ticks ({election})")]
+    LeaseNotBelowElection {
+        /// The configured lease.
+        lease: u32,
+        /// The configured election ticks.
+        election: u32,
+    },
     /// `Config::applied` is below storage's compacted prefix: the
     /// application's state must come from the snapshot first.
     #[error("applied slot {applied} is below the compacted prefix (slots <= {compacted}): restore the application from the storage's snapshot first")]

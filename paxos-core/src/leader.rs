@@ -47,6 +47,8 @@ pub(crate) struct LeaderState {
     /// New entries wait here until the next `Ready`, so that proposals made
     /// back to back leave in one `Accept` per peer (batching).
     pub(crate) pending_flush: bool,
+    /// Lease reads (`Config::read_lease_ticks`).
+    pub(crate) lease: crate::lease::Lease,
 }
 
 impl LeaderState {
@@ -69,6 +71,7 @@ impl LeaderState {
             transfer: None,
             announced: committed,
             pending_flush: true,
+            lease: crate::lease::Lease::default(),
         }
     }
 }
@@ -315,6 +318,7 @@ impl<S: Storage> Node<S> {
         ls.progress[i].acked_seq = ls.progress[i].acked_seq.max(seq);
         self.maybe_commit();
         self.confirm_reads();
+        self.renew_lease();
         self.send_accepts_to(from);
         self.maybe_send_timeout_now();
     }
@@ -377,6 +381,9 @@ impl<S: Storage> Node<S> {
     }
 
     pub(crate) fn tick_leader(&mut self) {
+        if let Role::Leader(ls) = &mut self.role {
+            ls.lease.tick();
+        }
         self.tick_transfer();
         self.timer.heartbeat_elapsed += 1;
         if self.timer.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
@@ -421,6 +428,9 @@ impl<S: Storage> Node<S> {
         };
         ls.hb_seq += 1;
         let (ballot, seq) = (Some(ls.ballot), ls.hb_seq);
+        if self.cfg.read_lease_ticks > 0 {
+            ls.lease.on_round_sent(seq);
+        }
         let ids: Vec<u64> = ls.progress.iter().map(|p| p.id).collect();
         for id in ids {
             self.send(

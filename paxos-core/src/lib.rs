@@ -101,6 +101,7 @@ mod config;
 mod election;
 mod errors;
 mod leader;
+mod lease;
 mod log;
 mod membership;
 mod node;

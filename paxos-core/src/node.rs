@@ -65,6 +65,10 @@ pub(crate) struct Node<S: Storage> {
     pub(crate) hs_dirty: bool,
     /// The membership changed since the last `Ready`.
     pub(crate) conf_dirty: bool,
+    /// Lease reads on and just started: whichever leader this node heard
+    /// from before a crash may still hold a lease counting on it, so it
+    /// promises no one until `election_ticks` pass.
+    pub(crate) restart_quiet: bool,
     /// A snapshot being received from the leader.
     pub(crate) snap_recv: Option<crate::snapshot::SnapshotRecv>,
     /// A snapshot installed since the last `Ready`, for the host.
@@ -117,6 +121,8 @@ impl<S: Storage> Node<S> {
             read_states: Vec::new(),
             hs_dirty: false,
             conf_dirty: false,
+            // A node that never promised anything acknowledged no lease.
+            restart_quiet: cfg.read_lease_ticks > 0 && !promised.is_zero(),
             snap_recv: None,
             pending_snapshot: None,
         };

@@ -62,6 +62,15 @@ impl<S: Storage> Node<S> {
             ls.reads.waiting.push(ctx);
             return Ok(());
         }
+        if self.cfg.read_lease_ticks > 0 && ls.lease.valid() {
+            // No newer leader can exist while the lease holds (see
+            // `Config::read_lease_ticks`): the watermark is current.
+            self.read_states.push(ReadState {
+                index: committed,
+                ctx,
+            });
+            return Ok(());
+        }
         let seq = self.broadcast_heartbeat();
         if let Role::Leader(ls) = &mut self.role {
             ls.reads.pending.push_back(PendingRead {
@@ -99,14 +108,48 @@ impl<S: Storage> Node<S> {
 
     /// Releases every read whose heartbeat round a quorum acknowledged.
     pub(crate) fn confirm_reads(&mut self) {
-        let quorum = self.members.quorum();
+        let pending = matches!(&self.role, Role::Leader(ls) if !ls.reads.pending.is_empty());
+        if !pending {
+            return;
+        }
+        let confirmed = if planted!(self.cfg, ReadWithoutQuorum) {
+            u64::MAX
+        } else {
+            self.quorum_acked_round()
+        };
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
-        if ls.reads.pending.is_empty() {
+        while ls.reads.pending.front().is_some_and(|r| r.seq <= confirmed) {
+            if let Some(r) = ls.reads.pending.pop_front() {
+                self.read_states.push(ReadState {
+                    index: r.index,
+                    ctx: r.ctx,
+                });
+            }
+        }
+    }
+
+    /// Lease reads: every round up to the one a quorum acknowledged renews
+    /// the lease from when it was sent.
+    pub(crate) fn renew_lease(&mut self) {
+        let lease_ticks = self.cfg.read_lease_ticks;
+        if lease_ticks == 0 {
             return;
         }
-        // The quorum-th highest acknowledged round (ours counts as every round).
+        let acked = self.quorum_acked_round();
+        if let Role::Leader(ls) = &mut self.role {
+            ls.lease.on_quorum_acked(acked, lease_ticks);
+        }
+    }
+
+    /// The highest heartbeat round a quorum of voters acknowledged in this
+    /// ballot (the leader counts as acknowledging every round).
+    fn quorum_acked_round(&self) -> u64 {
+        let quorum = self.members.quorum();
+        let Role::Leader(ls) = &self.role else {
+            return 0;
+        };
         let mut acked: Vec<u64> = self
             .members
             .voters
@@ -123,19 +166,7 @@ impl<S: Storage> Node<S> {
             })
             .collect();
         acked.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = if planted!(self.cfg, ReadWithoutQuorum) {
-            u64::MAX
-        } else {
-            acked[quorum - 1]
-        };
-        while ls.reads.pending.front().is_some_and(|r| r.seq <= confirmed) {
-            if let Some(r) = ls.reads.pending.pop_front() {
-                self.read_states.push(ReadState {
-                    index: r.index,
-                    ctx: r.ctx,
-                });
-            }
-        }
+        acked.get(quorum - 1).copied().unwrap_or(0)
     }
 }
 

@@ -61,6 +61,8 @@ impl<S: Storage> Node<S> {
             return;
         }
         t.sent = true;
+        // The target may now be promised despite our followers' leases.
+        ls.lease.void();
         let (to, ballot) = (t.to, Some(ls.ballot));
         self.send(to, Body::TimeoutNow(TimeoutNow { ballot }));
     }

@@ -61,6 +61,10 @@ pub struct FaultMix {
     pub reconfig_every: u64,
     /// New nodes available to replace voters.
     pub spares: u64,
+    /// Lease reads (`Config::read_lease_ticks`; 0: off). With them on,
+    /// clocks keep within the 2x drift the lease tolerates: 70-140% tick
+    /// periods, and no stalled clocks.
+    pub read_lease_ticks: u32,
 }
 
 impl FaultMix {
@@ -92,6 +96,19 @@ impl FaultMix {
             msg_bytes: 1 << 20,
             reconfig_every: 0,
             spares: 0,
+            read_lease_ticks: 0,
+        }
+    }
+
+    /// Draws lease reads for about a third of the seeds (own stream). The
+    /// lease is the longest the 2x drift allows: a tick's phase is unknown,
+    /// so `lease * slowest period <= (election - 1) * fastest period`.
+    pub fn draw_lease(&mut self, seed: u64) {
+        let mut rng = Rng::new(seed ^ 0x1e_a5e0_5eed);
+        if rng.chance(0.35) {
+            let election = self.election_ticks.max(self.heartbeat_ticks + 1);
+            self.read_lease_ticks = ((election - 1) / 2).max(1);
+            self.skew_range = (70, 140);
         }
     }
 
@@ -296,6 +313,8 @@ impl Fault {
             }
             4 => Fault::Heal,
             7 => Fault::Transfer(rng.range(1, nodes)),
+            // A stalled clock breaks the bounded drift leases assume.
+            8 if mix.read_lease_ticks > 0 => Fault::Isolate(node(rng)),
             8 => Fault::Stall(node(rng)),
             5 => {
                 let (from, to) = pair(rng);

@@ -286,6 +286,7 @@ impl Sim {
         let mut drawn_mix = FaultMix::swarm(&mut rng);
         drawn_mix.draw_compaction(opts.seed);
         drawn_mix.draw_reconfig(opts.seed);
+        drawn_mix.draw_lease(opts.seed);
         let drawn_voters = rng.pick(&[3, 3, 5, 5, 7]);
         let drawn_learners = if rng.chance(0.3) { rng.range(1, 2) } else { 0 };
         let mix = opts.mix.clone().unwrap_or(drawn_mix);
@@ -397,6 +398,7 @@ impl Sim {
         cfg.max_inflight_slots = self.mix.inflight_slots;
         cfg.max_msg_entries = self.mix.msg_entries;
         cfg.max_msg_bytes = self.mix.msg_bytes;
+        cfg.read_lease_ticks = self.mix.read_lease_ticks;
         cfg.max_ready_entries = 16;
         cfg.planted_bug = self.opts.bug;
         cfg
