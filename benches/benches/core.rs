@@ -136,7 +136,11 @@ fn empty_ready(c: &mut Criterion) {
     c.bench_function("empty-ready", |b| {
         b.iter(|| {
             let rd = node.ready();
-            assert!(rd.entries().is_empty() && rd.messages().is_empty());
+            assert!(
+                rd.entries().is_empty()
+                    && rd.messages().is_empty()
+                    && rd.immediate_messages().is_empty()
+            );
             node.advance(rd);
         })
     });

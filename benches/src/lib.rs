@@ -165,6 +165,7 @@ impl Cluster {
                     }
                     disk.store_owned_entries(rd.take_entries());
                 }
+                self.queue.extend(rd.take_immediate_messages());
                 self.queue.extend(rd.take_messages());
                 for e in rd.take_committed_entries() {
                     if e.kind == EntryKind::Normal as i32 {

@@ -163,11 +163,11 @@ impl<S: Storage> Node<S> {
         let announce = self.log.committed > ls.announced;
         ls.announced = self.log.committed;
         for i in 0..ls.progress.len() {
-            let before = self.msgs.len();
+            let before = self.immediate.len();
             self.send_accepts(i);
             // Every Accept carries the watermark; peers that got none hear
             // it now rather than on the next heartbeat.
-            if announce && self.msgs.len() == before {
+            if announce && self.immediate.len() == before {
                 self.announce_decided(i);
             }
         }
@@ -206,7 +206,7 @@ impl<S: Storage> Node<S> {
             log,
             storage,
             cfg,
-            msgs,
+            immediate: msgs,
             logger,
             id,
             ..

@@ -30,7 +30,9 @@
 //!         for (id, node) in nodes.iter_mut() {
 //!             while node.has_ready() {
 //!                 let mut rd = node.ready();
-//!                 // 1. Persist first: the hard state and the entries.
+//!                 // A leader's own traffic may leave at once.
+//!                 net.extend(rd.take_immediate_messages());
+//!                 // 1. Persist: the hard state and the entries.
 //!                 let mut disk = disks[id].wl();
 //!                 if let Some(hs) = rd.hard_state() {
 //!                     disk.set_hard_state(*hs);

@@ -56,6 +56,9 @@ pub(crate) struct Node<S: Storage> {
     /// Outgoing messages. Every one is sent only after the state of the
     /// `Ready` carrying it is durable (DESIGN §3: reply after persist).
     pub(crate) msgs: Vec<Message>,
+    /// Outgoing messages that depend on nothing this node has yet to
+    /// persist (see `Node::send`): the host may send them at once.
+    pub(crate) immediate: Vec<Message>,
     /// Replies to ourselves (our own promise and acceptance): they count
     /// only once durable, so `advance` delivers them.
     pub(crate) self_msgs: Vec<Message>,
@@ -117,6 +120,7 @@ impl<S: Storage> Node<S> {
             timer: Timer::default(),
             rng: Prng::new(cfg.seed, cfg.id),
             msgs: Vec::new(),
+            immediate: Vec::new(),
             self_msgs: Vec::new(),
             read_states: Vec::new(),
             hs_dirty: false,
@@ -150,10 +154,31 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// Queues a message. A leader's own traffic may leave before the Ready
+    /// carrying it is persisted: its ballot was promised durably before it
+    /// won phase 1 (and is never reused after a crash), every watermark it
+    /// announces counts its own acceptance only once durable, and its
+    /// entries bind no one but the acceptors that persist them. Likewise a
+    /// pre-vote (changes nothing) and a forwarded proposal. The leader's
+    /// disk write then overlaps the round trip to the followers. Replies,
+    /// and a candidate's Prepare (its own promise must be durable first, or
+    /// a restart could reuse the ballot), wait for the persist.
     pub(crate) fn send(&mut self, to: u64, body: Body) {
+        let immediate = matches!(
+            body,
+            Body::Accept(_)
+                | Body::Heartbeat(_)
+                | Body::Decide(_)
+                | Body::InstallSnapshot(_)
+                | Body::TimeoutNow(_)
+                | Body::PrePrepare(_)
+                | Body::Propose(_)
+        );
         let m = Message::new(self.id, to, body);
         if to == self.id {
             self.self_msgs.push(m);
+        } else if immediate {
+            self.immediate.push(m);
         } else {
             self.msgs.push(m);
         }

@@ -20,7 +20,10 @@ use std::collections::VecDeque;
 ///    durably, the first two atomically (entries replace whatever their
 ///    slots held);
 /// 2. then send [`Ready::messages`] — a reply may promise that state is
-///    durable, so sending first would break the protocol's safety;
+///    durable, so sending first would break the protocol's safety.
+///    [`Ready::immediate_messages`] (a leader's own traffic) may instead
+///    be sent at once, before or while persisting: the leader's disk write
+///    then overlaps the round trip to its followers;
 /// 3. install the snapshot's data as the application's state (if any), then
 ///    apply [`Ready::committed_entries`] in order;
 /// 4. call [`RawNode::advance`] with this `Ready`.
@@ -31,6 +34,7 @@ pub struct Ready {
     number: u64,
     hard_state: Option<HardState>,
     entries: Vec<Entry>,
+    immediate: Vec<Message>,
     messages: Vec<Message>,
     committed_entries: Vec<Entry>,
     read_states: Vec<ReadState>,
@@ -76,6 +80,19 @@ impl Ready {
     /// Takes the entries to persist, leaving none.
     pub fn take_entries(&mut self) -> Vec<Entry> {
         std::mem::take(&mut self.entries)
+    }
+
+    /// Messages that may be sent before this `Ready`'s state is durable: a
+    /// leader's Accepts, heartbeats and announcements, pre-votes and
+    /// forwarded proposals, which depend on nothing it has yet to persist.
+    /// Sending them after persisting is correct too, only slower.
+    pub fn immediate_messages(&self) -> &[Message] {
+        &self.immediate
+    }
+
+    /// Takes the immediate messages, leaving none.
+    pub fn take_immediate_messages(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.immediate)
     }
 
     /// Messages to send once this `Ready`'s state is durable.
@@ -225,6 +242,7 @@ impl<S: Storage> RawNode<S> {
             || n.conf_dirty
             || n.log.has_unstable()
             || !n.msgs.is_empty()
+            || !n.immediate.is_empty()
             || !n.self_msgs.is_empty()
             || !n.read_states.is_empty()
             || n.pending_snapshot.is_some()
@@ -249,6 +267,8 @@ impl<S: Storage> RawNode<S> {
         // Leave room for as many as last time: no regrowth per Ready.
         let room = n.msgs.len();
         let messages = std::mem::replace(&mut n.msgs, Vec::with_capacity(room));
+        let room = n.immediate.len();
+        let immediate = std::mem::replace(&mut n.immediate, Vec::with_capacity(room));
         let to_self = std::mem::take(&mut n.self_msgs);
         let read_states = std::mem::take(&mut n.read_states);
         let conf_state = std::mem::take(&mut n.conf_dirty).then(|| n.members.to_conf_state());
@@ -278,6 +298,7 @@ impl<S: Storage> RawNode<S> {
             number,
             hard_state,
             entries,
+            immediate,
             messages,
             committed_entries,
             read_states,

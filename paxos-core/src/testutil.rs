@@ -35,7 +35,9 @@ pub(crate) fn accept(ballot: Ballot, entries: Vec<Entry>, committed: u64) -> Bod
 
 /// Takes the outbox.
 pub(crate) fn drain(n: &mut Node<MemStorage>) -> Vec<Message> {
-    std::mem::take(&mut n.msgs)
+    let mut out = std::mem::take(&mut n.immediate);
+    out.append(&mut n.msgs);
+    out
 }
 
 /// Delivers the node's replies to itself (as `advance` does once durable)

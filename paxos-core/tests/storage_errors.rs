@@ -59,6 +59,7 @@ impl Net {
                         self.disks[i].wl().set_hard_state(*hs);
                     }
                     self.disks[i].wl().store_entries(rd.entries());
+                    queue.extend(rd.take_immediate_messages());
                     queue.extend(rd.take_messages());
                     for e in rd.take_committed_entries() {
                         assert_eq!(

@@ -931,6 +931,11 @@ impl Sim {
                 return;
             }
             let mut rd = raw.ready();
+            // A leader's own traffic leaves before its disk write (and a
+            // crash may come right after).
+            for m in rd.take_immediate_messages() {
+                self.send(id, m, was_leader, exempt);
+            }
             if self.ready_crash(id, "before persisting") {
                 return;
             }

@@ -408,6 +408,9 @@ impl Driver {
                 break;
             }
             let mut rd = self.node.ready();
+            // A leader's Accepts and heartbeats go out before its own sync:
+            // the followers' syncs overlap it.
+            self.outbox.send(rd.take_immediate_messages());
             if let Some(snapshot) = rd.snapshot() {
                 let slot = snapshot.metadata.as_ref().map_or(0, |m| m.slot);
                 if slot > self.sm.applied() {

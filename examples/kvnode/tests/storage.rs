@@ -220,6 +220,7 @@ impl Cluster {
                         changes: Some(&changes),
                     })
                     .expect("persist");
+                    self.net.extend(rd.take_immediate_messages());
                     self.net.extend(rd.take_messages());
                     node.advance(rd);
                 }
