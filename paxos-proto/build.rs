@@ -9,6 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Payloads are `bytes::Bytes`: cloning an entry never copies its data.
     config.bytes(["."]);
     config.type_attribute(".paxos.Ballot", "#[derive(PartialOrd, Ord)]");
+    // A rare, large variant boxed: every message on the hot path stays as
+    // small as an Accept or a Promise (measured: 15% more instructions on
+    // the one-command-per-round workload before boxing).
+    config.boxed(".paxos.Message.body.install_snapshot");
     config.compile_fds(fds)?;
     Ok(())
 }

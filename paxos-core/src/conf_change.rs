@@ -66,6 +66,10 @@ impl<S: Storage> Node<S> {
             return;
         }
         self.hs_dirty = true;
+        if !self.log.has_conf_slots() {
+            self.log.committed = slot; // the hot path: no change in flight
+            return;
+        }
         for e in self.log.decide_up_to(slot) {
             self.adopt_conf_entry(&e);
         }

@@ -60,7 +60,15 @@ impl Log {
 
     /// The lowest undecided slot holding a membership change.
     pub(crate) fn next_conf_slot(&self) -> Option<u64> {
+        if self.conf_slots.is_empty() {
+            return None; // the hot path: no change in flight
+        }
         self.conf_slots.range(self.committed + 1..).next().copied()
+    }
+
+    /// Whether an undecided slot holds a membership change.
+    pub(crate) fn has_conf_slots(&self) -> bool {
+        !self.conf_slots.is_empty()
     }
 
     /// Marks every slot <= `slot` decided; returns the membership-change

@@ -305,7 +305,7 @@ impl<S: Storage> Node<S> {
             }
             Body::InstallSnapshot(s) => {
                 let b = owned_ballot(from, s.ballot)?;
-                self.on_install_snapshot(from, b, s)
+                self.on_install_snapshot(from, b, *s)
             }
             Body::SnapshotReply(r) => {
                 let b = some_ballot(from, r.ballot)?;

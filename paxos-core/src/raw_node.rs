@@ -38,8 +38,9 @@ pub struct Ready {
     messages: Vec<Message>,
     committed_entries: Vec<Entry>,
     read_states: Vec<ReadState>,
-    snapshot: Option<Snapshot>,
-    conf_state: Option<ConfState>,
+    // Rare: boxed, so that the Ready moved through every cycle stays small.
+    snapshot: Option<Box<Snapshot>>,
+    conf_state: Option<Box<ConfState>>,
 }
 
 impl Ready {
@@ -52,19 +53,19 @@ impl Ready {
     /// every slot it covers. Persist it first, install it before applying
     /// [`Ready::committed_entries`] (which continue right after it).
     pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_ref()
+        self.snapshot.as_deref()
     }
 
     /// Takes the snapshot, leaving none.
     pub fn take_snapshot(&mut self) -> Option<Snapshot> {
-        self.snapshot.take()
+        self.snapshot.take().map(|s| *s)
     }
 
     /// The membership to persist, if it changed: the one in effect after
     /// the decided slots of [`Ready::hard_state`], so persist both together
     /// (a restart restores the node from the pair).
     pub fn conf_state(&self) -> Option<&ConfState> {
-        self.conf_state.as_ref()
+        self.conf_state.as_deref()
     }
 
     /// The hard state to persist, if it changed.
@@ -271,8 +272,9 @@ impl<S: Storage> RawNode<S> {
         let immediate = std::mem::replace(&mut n.immediate, Vec::with_capacity(room));
         let to_self = std::mem::take(&mut n.self_msgs);
         let read_states = std::mem::take(&mut n.read_states);
-        let conf_state = std::mem::take(&mut n.conf_dirty).then(|| n.members.to_conf_state());
-        let snapshot = n.pending_snapshot.take();
+        let conf_state =
+            std::mem::take(&mut n.conf_dirty).then(|| Box::new(n.members.to_conf_state()));
+        let snapshot = n.pending_snapshot.take().map(Box::new);
         if let Some(m) = snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
             // The application's state jumps to the snapshot's slot; decided
             // entries continue after it.

@@ -33,13 +33,13 @@ pub(crate) fn next_chunk(p: &mut Progress, ballot: Ballot, max_bytes: u64) -> Op
     let offset = s.acked.min(total);
     let end = offset.saturating_add(max_bytes.max(1)).min(total);
     s.chunk_sent = true;
-    Some(Body::InstallSnapshot(InstallSnapshot {
+    Some(Body::InstallSnapshot(Box::new(InstallSnapshot {
         ballot: Some(ballot),
         metadata: s.snapshot.metadata.clone(),
         offset,
         data: s.snapshot.data.slice(offset as usize..end as usize),
         done: end == total,
-    }))
+    })))
 }
 
 impl<S: Storage> Node<S> {
