@@ -198,7 +198,13 @@ impl Log {
             };
             return Ok((got, next.filter(|&n| n <= hi)));
         }
-        Ok(take_bounded(self.mem.range(lo, hi), max_entries, max_bytes))
+        let span = hi - lo + 1;
+        Ok(take_bounded(
+            self.mem.range(lo, hi),
+            span,
+            max_entries,
+            max_bytes,
+        ))
     }
 }
 

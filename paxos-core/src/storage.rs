@@ -201,7 +201,8 @@ impl Storage for MemStorage {
         if lo <= core.entries.base() {
             return Err(StorageError::Compacted(core.entries.base()));
         }
-        Ok(take_bounded(core.entries.range(lo, hi), max_entries, max_bytes).0)
+        let span = hi.saturating_sub(lo).saturating_add(1);
+        Ok(take_bounded(core.entries.range(lo, hi), span, max_entries, max_bytes).0)
     }
 
     fn first_slot(&self) -> Result<u64, StorageError> {
@@ -222,10 +223,17 @@ impl Storage for MemStorage {
 /// on one large entry). Also returns the slot of the first entry left out.
 pub(crate) fn take_bounded<'a>(
     iter: impl Iterator<Item = &'a Entry>,
+    span: u64,
     max_entries: usize,
     max_bytes: u64,
 ) -> (Vec<Entry>, Option<u64>) {
-    let mut out = Vec::with_capacity(max_entries.min(1024));
+    // Sized for the slots asked for, not the limit: one command per
+    // message must not allocate room for a thousand.
+    let cap = usize::try_from(span)
+        .unwrap_or(usize::MAX)
+        .min(max_entries)
+        .min(1024);
+    let mut out = Vec::with_capacity(cap);
     let mut bytes = 0u64;
     for e in iter {
         if out.len() >= max_entries || (!out.is_empty() && bytes + e.size() > max_bytes) {
