@@ -27,6 +27,12 @@ pub(crate) struct StatusJson {
     /// The chain head's hash, hex.
     pub(crate) head: String,
     pub(crate) voters: Vec<u64>,
+    #[serde(default)]
+    pub(crate) learners: Vec<u64>,
+    /// The lowest slot the log holds: slots below it were compacted into
+    /// a snapshot.
+    #[serde(default)]
+    pub(crate) first_slot: u64,
 }
 
 /// One block of `GET /chain`; byte fields are hex.
@@ -46,6 +52,14 @@ pub(crate) struct BlockJson {
 pub(crate) struct ChainJson {
     /// The member's chain height when the page was read.
     pub(crate) height: u64,
+    /// The member holds no block at or below this height: it installed a
+    /// snapshot there ("pruned below"). 0 when it holds the whole chain.
+    #[serde(default)]
+    pub(crate) base_height: u64,
+    /// The hash of the block at `base_height` (hex), which the first block
+    /// held must point at.
+    #[serde(default)]
+    pub(crate) base_hash: String,
     pub(crate) blocks: Vec<BlockJson>,
 }
 

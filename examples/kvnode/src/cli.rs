@@ -111,6 +111,19 @@ struct ServeArgs {
     /// A follower that hears no leader for [T, 2T) ticks starts an election.
     #[arg(long, default_value_t = 30)]
     election_ticks: u32,
+    /// Snapshot the state every this many applied slots and compact the
+    /// log behind it (0: never).
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_every: u64,
+    /// Log entries kept behind a snapshot: a peer lagging by fewer slots
+    /// catches up from the log instead of receiving the whole snapshot.
+    #[arg(long, default_value_t = 1_000)]
+    log_tail: u64,
+    /// Join a running cluster as a new, empty node: it starts as a learner
+    /// (--peers lists the current members and this node); add it with
+    /// `kvnode member add` at the cluster, then `member promote` it.
+    #[arg(long)]
+    join: bool,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +249,11 @@ pub fn run() -> ExitCode {
             tick: Duration::from_millis(a.tick_ms),
             heartbeat_ticks: a.heartbeat_ticks,
             election_ticks: a.election_ticks,
+            snapshots: crate::driver::SnapshotPolicy {
+                every: a.snapshot_every,
+                log_tail: a.log_tail,
+            },
+            join: a.join,
         })
         .map(|()| ExitCode::SUCCESS)
         .map_err(|e| e.to_string()),

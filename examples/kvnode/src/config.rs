@@ -30,6 +30,9 @@ pub enum ConfigError {
     /// This node's id is not in the member list.
     #[error("node {0} is not in the member list")]
     NotAMember(u64),
+    /// A joining node listed no member besides itself.
+    #[error("--join needs the current members in --peers besides this node")]
+    NoVoters,
     /// The members file cannot be read.
     #[error("cannot read members file {path}: {reason}")]
     ReadFile {

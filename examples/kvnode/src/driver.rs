@@ -15,12 +15,13 @@
 
 use crate::api::{hex, StatusJson};
 use crate::metrics::Metrics;
-use crate::state::{Block, Command, Op, Outcome, StateMachine};
-use crate::storage::{ReadyWrite, RedbStorage, StoreError};
+use crate::state::{Block, ChainHead, Command, Op, Outcome, SnapshotError, StateMachine};
+use crate::storage::{Compaction, ReadyWrite, RedbStorage, StoreError};
 use crate::transport::Outbox;
 use bytes::Bytes;
-use paxos_core::proto::Message;
+use paxos_core::proto::{Message, Snapshot, SnapshotMetadata};
 use paxos_core::{Error as CoreError, Proposed, RawNode, StateRole};
+use prost::Message as _;
 use slog::Logger;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -80,8 +81,13 @@ pub(crate) enum Reply {
     },
     /// A read's value.
     Value(Option<Bytes>),
-    /// A page of the chain and the height it was read at.
-    Blocks { blocks: Vec<Block>, height: u64 },
+    /// A page of the chain, the height it was read at, and the head below
+    /// the first block held (height 0 when the chain is whole).
+    Blocks {
+        blocks: Vec<Block>,
+        height: u64,
+        base: ChainHead,
+    },
     /// The KV map's summary.
     Digest {
         applied: u64,
@@ -109,12 +115,26 @@ pub(crate) enum DriverError {
     /// already made, so the node stops (and recovers from disk on restart).
     #[error("cannot persist: {0}")]
     Persist(#[from] StoreError),
-    /// A snapshot beyond what was applied arrived. No kvnode member ever
-    /// sends one (none compacts its log), and this store cannot install
-    /// one yet: stopping beats applying later slots on a state that lacks
-    /// the snapshot's.
-    #[error("received a snapshot up to slot {0}; installing snapshots is not supported yet")]
-    SnapshotUnsupported(u64),
+    /// The leader's snapshot does not decode. The protocol already counts
+    /// its slots as decided here: stopping beats applying later slots on a
+    /// state that lacks the snapshot's.
+    #[error("cannot install the snapshot up to slot {slot}: {error}")]
+    BadSnapshot {
+        /// The snapshot's slot.
+        slot: u64,
+        /// What is wrong with it.
+        error: SnapshotError,
+    },
+}
+
+/// When to snapshot and how much log to keep behind a snapshot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SnapshotPolicy {
+    /// Snapshot once this many slots were applied since the last one (0: never).
+    pub(crate) every: u64,
+    /// Entries kept below a snapshot's slot, so a peer lagging by fewer
+    /// catches up from the log rather than with a whole snapshot.
+    pub(crate) log_tail: u64,
 }
 
 struct Waiter {
@@ -153,6 +173,11 @@ pub(crate) struct Driver {
     next_read_ctx: u64,
     role: StateRole,
     last_sweep: Instant,
+    policy: SnapshotPolicy,
+    /// The slot of the latest snapshot (taken or installed).
+    last_snapshot: u64,
+    /// The end of the log's compacted prefix, for the status.
+    compacted: u64,
 }
 
 impl std::fmt::Debug for Driver {
@@ -178,6 +203,8 @@ impl Driver {
         tick: Duration,
         own_client: u64,
         stop: Arc<AtomicBool>,
+        policy: SnapshotPolicy,
+        last_snapshot: u64,
     ) -> Self {
         let role = node.status().role;
         Driver {
@@ -200,11 +227,15 @@ impl Driver {
             next_read_ctx: 1,
             role,
             last_sweep: Instant::now(),
+            policy,
+            last_snapshot,
+            compacted: 0,
         }
     }
 
     /// Runs until `stop` is set, every sender is gone, or storage fails.
     pub(crate) fn run(mut self) -> Result<(), DriverError> {
+        self.compacted = self.storage.compacted().unwrap_or(0);
         let mut next_tick = Instant::now() + self.tick;
         self.publish();
         loop {
@@ -290,7 +321,12 @@ impl Driver {
             ClientOp::Chain { from, limit } => {
                 let blocks = self.sm.blocks(from, limit).to_vec();
                 let height = self.sm.head().0;
-                let _ = waiter.tx.send(Reply::Blocks { blocks, height });
+                let base = self.sm.base().clone();
+                let _ = waiter.tx.send(Reply::Blocks {
+                    blocks,
+                    height,
+                    base,
+                });
             }
             ClientOp::Digest => {
                 let (height, head) = self.sm.head();
@@ -411,12 +447,10 @@ impl Driver {
             // A leader's Accepts and heartbeats go out before its own sync:
             // the followers' syncs overlap it.
             self.outbox.send(rd.take_immediate_messages());
-            if let Some(snapshot) = rd.snapshot() {
-                let slot = snapshot.metadata.as_ref().map_or(0, |m| m.slot);
-                if slot > self.sm.applied() {
-                    return Err(DriverError::SnapshotUnsupported(slot));
-                }
-            }
+            let installed = match rd.take_snapshot() {
+                Some(snapshot) => self.install(snapshot)?,
+                None => None,
+            };
             // Decided entries are chosen already, so applying them before
             // the sync is safe; what they change is written in the same
             // transaction, and nobody hears of it before the sync returns.
@@ -432,16 +466,22 @@ impl Driver {
                 .commands_applied
                 .fetch_add(outcomes.len() as u64, Relaxed);
             let changes = (!committed.is_empty()).then(|| self.sm.take_changes());
+            let created = self.take_snapshot();
             let write = ReadyWrite {
                 hard_state: rd.hard_state(),
                 conf_state: rd.conf_state(),
                 entries: rd.entries(),
                 changes: changes.as_ref(),
+                installed: installed.as_ref().map(|(s, d)| (s, d)),
+                created: created.as_ref(),
             };
             if !write.is_empty() {
                 let started = Instant::now();
                 self.storage.persist_ready(write)?;
                 self.metrics.sync(started.elapsed());
+                if installed.is_some() || created.is_some() {
+                    self.compacted = self.storage.compacted().unwrap_or(self.compacted);
+                }
             }
             // Durable: now the replies that depend on it may leave.
             self.outbox.send(rd.take_messages());
@@ -467,6 +507,53 @@ impl Driver {
             self.node.advance(rd);
         }
         Ok(())
+    }
+
+    /// Installs the leader's snapshot as the state (before the Ready's
+    /// decided entries, which continue after it); returns it with its
+    /// decoded data, for the store to persist. One no newer than what is
+    /// applied here changes nothing.
+    fn install(
+        &mut self,
+        snapshot: Snapshot,
+    ) -> Result<Option<(Snapshot, crate::state::SnapshotData)>, DriverError> {
+        let meta = snapshot.metadata.clone().unwrap_or_default();
+        if meta.slot <= self.sm.applied() {
+            return Ok(None);
+        }
+        let data = StateMachine::decode_snapshot(meta.slot, &snapshot.data).map_err(|error| {
+            DriverError::BadSnapshot {
+                slot: meta.slot,
+                error,
+            }
+        })?;
+        self.sm = StateMachine::from_snapshot(&data, meta.conf_state.unwrap_or_default());
+        self.last_snapshot = meta.slot;
+        self.metrics.snapshots_installed.fetch_add(1, Relaxed);
+        slog::info!(self.logger, "installed snapshot"; "slot" => meta.slot,
+            "bytes" => snapshot.data.len(), "keys" => self.sm.len());
+        Ok(Some((snapshot, data)))
+    }
+
+    /// A snapshot of the applied state, once enough was applied since the
+    /// last one, with the log compacted behind it but for a tail.
+    fn take_snapshot(&mut self) -> Option<Compaction> {
+        let applied = self.sm.applied();
+        if self.policy.every == 0 || applied < self.last_snapshot + self.policy.every {
+            return None;
+        }
+        self.last_snapshot = applied;
+        self.metrics.snapshots_taken.fetch_add(1, Relaxed);
+        Some(Compaction {
+            snapshot: Snapshot {
+                metadata: Some(SnapshotMetadata {
+                    slot: applied,
+                    conf_state: Some(self.sm.conf_state().clone()),
+                }),
+                data: self.sm.snapshot_data().encode_to_vec().into(),
+            },
+            compact_to: applied.saturating_sub(self.policy.log_tail),
+        })
     }
 
     /// Answers every confirmed read whose index the state machine reached.
@@ -594,5 +681,7 @@ impl Driver {
         view.last_slot = st.last_slot;
         view.height = height;
         view.voters = st.voters;
+        view.learners = st.learners;
+        view.first_slot = self.compacted + 1;
     }
 }

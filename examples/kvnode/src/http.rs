@@ -7,7 +7,7 @@
 //! | `DELETE /kv/{key}` | remove `key` |
 //! | `POST /kv/{key}/cas` | `{"expected": "a" or null, "new": "b"}` → `{"swapped", "found"}` |
 //! | `GET /status` | role, leader, ballot, committed, applied, chain height and head |
-//! | `GET /chain?from=H&limit=L` | blocks, hashes in hex |
+//! | `GET /chain?from=H&limit=L` | blocks, hashes in hex; a member that installed a snapshot holds none at or below `base_height` |
 //! | `GET /state/digest` | the KV map's SHA-256 at the current height |
 //! | `GET /metrics` | Prometheus text |
 //!
@@ -412,8 +412,14 @@ async fn chain(
         limit: q.limit.unwrap_or(100).min(MAX_CHAIN_PAGE),
     };
     match api.ask(op).await? {
-        Reply::Blocks { blocks, height } => Ok(Json(ChainJson {
+        Reply::Blocks {
+            blocks,
             height,
+            base,
+        } => Ok(Json(ChainJson {
+            height,
+            base_height: base.height,
+            base_hash: hex(&base.hash),
             blocks: blocks.iter().map(BlockJson::from).collect(),
         })
         .into_response()),

@@ -44,6 +44,8 @@ pub(crate) struct Metrics {
     pub(crate) leaderships: AtomicU64,
     pub(crate) step_errors: AtomicU64,
     pub(crate) redirects: AtomicU64,
+    pub(crate) snapshots_taken: AtomicU64,
+    pub(crate) snapshots_installed: AtomicU64,
     pub(crate) client_timeouts: AtomicU64,
     pub(crate) client_overloads: AtomicU64,
     pub(crate) peer_sent: AtomicU64,
@@ -85,7 +87,7 @@ impl Metrics {
     /// help, value) describing the node's protocol state.
     pub(crate) fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 19] = [
+        let counters: [(&str, &str, &AtomicU64); 21] = [
             (
                 "proposals_total",
                 "commands proposed as leader",
@@ -140,6 +142,16 @@ impl Metrics {
                 "redirects_total",
                 "client requests redirected to the leader",
                 &self.redirects,
+            ),
+            (
+                "snapshots_taken_total",
+                "snapshots taken (each compacting the log behind it)",
+                &self.snapshots_taken,
+            ),
+            (
+                "snapshots_installed_total",
+                "snapshots received from the leader and installed",
+                &self.snapshots_installed,
             ),
             (
                 "client_timeouts_total",

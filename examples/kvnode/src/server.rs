@@ -3,7 +3,7 @@
 
 use crate::api::StatusJson;
 use crate::config::{bind_data_dir, parse_members, resolve, ConfigError};
-use crate::driver::{Driver, DriverError, INBOX_CAPACITY};
+use crate::driver::{Driver, DriverError, SnapshotPolicy, INBOX_CAPACITY};
 use crate::http::{router, Api};
 use crate::metrics::Metrics;
 use crate::storage::{RedbStorage, StoreError};
@@ -32,6 +32,9 @@ pub(crate) struct ServeOptions {
     pub(crate) tick: Duration,
     pub(crate) heartbeat_ticks: u32,
     pub(crate) election_ticks: u32,
+    pub(crate) snapshots: SnapshotPolicy,
+    /// A new node joining a running cluster: it starts as a learner.
+    pub(crate) join: bool,
 }
 
 /// Why `serve` could not start, or stopped.
@@ -49,14 +52,6 @@ pub enum ServeError {
     /// The store's content cannot be restored.
     #[error("cannot restore state: {0}")]
     Restore(#[from] StorageError),
-    /// The data directory was made for another membership.
-    #[error("data directory holds membership {stored:?}, but --peers lists {given:?}; membership changes are not supported yet")]
-    Membership {
-        /// What the store holds.
-        stored: Vec<u64>,
-        /// What the command line says.
-        given: Vec<u64>,
-    },
     /// The protocol refused to start (bad timing options, corrupt state).
     #[error("cannot start the node: {0}")]
     Node(#[from] paxos_core::Error),
@@ -114,14 +109,17 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
     let db = bind_data_dir(&opts.data_dir, opts.cluster_id, opts.id)?;
     let storage = RedbStorage::open(&db)?;
-    check_membership(&storage, &ids)?;
+    let initial = initial_membership(opts.id, &ids, opts.join);
+    init_membership(&storage, &initial)?;
     let sm = storage.load_state_machine()?;
+    let last_snapshot = storage.snapshot_slot()?;
     let config = Config {
         heartbeat_ticks: opts.heartbeat_ticks,
         election_ticks: opts.election_ticks,
         seed: crate::ids::random_u64(),
         applied: sm.applied(),
-        ..Config::new(opts.id, ids.clone())
+        learners: initial.learners.clone(),
+        ..Config::new(opts.id, initial.voters.clone())
     };
     config.validate().map_err(paxos_core::Error::from)?;
     let (root, _guard) = logger(opts.verbose);
@@ -174,6 +172,8 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             opts.tick,
             crate::ids::random_u64(),
             stop.clone(),
+            opts.snapshots,
+            last_snapshot,
         );
         let (done_tx, mut done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -223,24 +223,32 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     })
 }
 
-/// The membership is fixed for now: the store remembers it, and a restart
-/// with another member list is refused rather than silently obeyed.
-fn check_membership(storage: &RedbStorage, ids: &[u64]) -> Result<(), ServeError> {
-    let stored = storage.initial_state()?.conf_state;
-    if stored.voters.is_empty() {
-        storage.set_conf_state(&ConfState {
+/// The membership a brand-new data directory starts with: every member
+/// listed votes, except a node joining a running cluster, which starts as
+/// a learner (the leader adds it, it catches up, then it is promoted).
+fn initial_membership(me: u64, ids: &[u64], join: bool) -> ConfState {
+    if join {
+        ConfState {
+            voters: ids.iter().copied().filter(|&id| id != me).collect(),
+            learners: vec![me],
+        }
+    } else {
+        ConfState {
             voters: ids.to_vec(),
             learners: Vec::new(),
-        })?;
-        return Ok(());
+        }
     }
-    let mut sorted = stored.voters.clone();
-    sorted.sort_unstable();
-    if sorted != ids {
-        return Err(ServeError::Membership {
-            stored: sorted,
-            given: ids.to_vec(),
-        });
+}
+
+/// Records the initial membership in a brand-new store. A store that holds
+/// one already keeps it: the membership changes through the log, and
+/// `--peers` then only supplies addresses.
+fn init_membership(storage: &RedbStorage, initial: &ConfState) -> Result<(), ServeError> {
+    if storage.initial_state()?.conf_state.voters.is_empty() {
+        if initial.voters.is_empty() {
+            return Err(ConfigError::NoVoters.into());
+        }
+        storage.init_membership(initial)?;
     }
     Ok(())
 }

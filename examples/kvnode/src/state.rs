@@ -6,7 +6,7 @@
 //! state from the chain alone and checks every hash link.
 
 use bytes::Bytes;
-use paxos_core::proto::{Entry, EntryKind};
+use paxos_core::proto::{ConfChangeType, ConfState, Entry, EntryKind};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -144,26 +144,139 @@ impl Block {
     }
 }
 
-/// A replica's KV map, client sessions and chain.
-#[derive(Clone, Debug, Default)]
+/// Where a member listens: carried in the `context` of the membership
+/// change that adds it, so every member learns the new node's addresses.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct MemberAddress {
+    /// The node.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Its peer transport address, `host:port`.
+    #[prost(string, tag = "2")]
+    pub peer: String,
+    /// Its HTTP API address, `host:port`.
+    #[prost(string, tag = "3")]
+    pub http: String,
+}
+
+/// A chain head: the height and hash of the last block.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct ChainHead {
+    /// Its height (0 before the first block).
+    #[prost(uint64, tag = "1")]
+    pub height: u64,
+    /// Its hash (zeros before the first block).
+    #[prost(bytes = "bytes", tag = "2")]
+    pub hash: Bytes,
+}
+
+/// One key and its value.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct KvPair {
+    /// The key.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: Bytes,
+    /// The value.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
+}
+
+/// One client's session.
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct SessionRecord {
+    /// The client.
+    #[prost(uint64, tag = "1")]
+    pub client: u64,
+    /// Its last sequence and outcome.
+    #[prost(message, optional, tag = "2")]
+    pub session: Option<StoredSession>,
+}
+
+/// A snapshot's data: the state after applying every slot up to `applied`.
+/// The chain travels as its head only: a member that installs a snapshot
+/// holds the chain from that height on (it is pruned below it).
+#[derive(Clone, PartialEq, Eq, Message)]
+pub struct SnapshotData {
+    /// The last slot applied.
+    #[prost(uint64, tag = "1")]
+    pub applied: u64,
+    /// The chain head at `applied`.
+    #[prost(message, optional, tag = "2")]
+    pub head: Option<ChainHead>,
+    /// The KV map, in key order.
+    #[prost(message, repeated, tag = "3")]
+    pub kv: Vec<KvPair>,
+    /// The client sessions.
+    #[prost(message, repeated, tag = "4")]
+    pub sessions: Vec<SessionRecord>,
+    /// Addresses learned from membership changes.
+    #[prost(message, repeated, tag = "5")]
+    pub addresses: Vec<MemberAddress>,
+}
+
+/// Why snapshot data was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// The bytes do not decode.
+    #[error("snapshot data does not decode: {0}")]
+    Decode(String),
+    /// The data contradicts itself or its metadata.
+    #[error("snapshot data is inconsistent: {0}")]
+    Inconsistent(&'static str),
+}
+
+/// A replica's KV map, client sessions, chain and membership.
+#[derive(Clone, Debug)]
 pub struct StateMachine {
     kv: BTreeMap<Bytes, Bytes>,
     /// Per client: the last sequence applied and its outcome.
     sessions: BTreeMap<u64, (u64, Outcome)>,
+    /// The blocks held: those above `base`.
     chain: Vec<Block>,
+    /// The head below the first block held: a member that installed a
+    /// snapshot holds no block at or below it. Height 0 for a full chain.
+    base: ChainHead,
     applied: u64,
+    /// The membership after `applied`: what a snapshot taken now carries.
+    conf_state: ConfState,
+    /// Addresses learned from membership changes, by node.
+    addresses: BTreeMap<u64, MemberAddress>,
+    membership_dirty: bool,
     /// What changed since the last `take_changes` (to persist).
     dirty_keys: BTreeSet<Bytes>,
     dirty_sessions: BTreeSet<u64>,
     unsaved_blocks: usize,
 }
 
+impl Default for StateMachine {
+    fn default() -> Self {
+        StateMachine {
+            kv: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            chain: Vec::new(),
+            base: zero_head(),
+            applied: 0,
+            conf_state: ConfState::default(),
+            addresses: BTreeMap::new(),
+            membership_dirty: false,
+            dirty_keys: BTreeSet::new(),
+            dirty_sessions: BTreeSet::new(),
+            unsaved_blocks: 0,
+        }
+    }
+}
+
 impl PartialEq for StateMachine {
     /// Replicas are equal when their state is: what is not yet saved is
     /// bookkeeping, not state.
     fn eq(&self, o: &Self) -> bool {
-        (self.applied, &self.kv, &self.sessions, &self.chain)
-            == (o.applied, &o.kv, &o.sessions, &o.chain)
+        (
+            self.applied,
+            &self.kv,
+            &self.sessions,
+            &self.chain,
+            &self.base,
+        ) == (o.applied, &o.kv, &o.sessions, &o.chain, &o.base)
     }
 }
 
@@ -181,6 +294,8 @@ pub struct Changes {
     pub sessions: Vec<(u64, u64, Outcome)>,
     /// Blocks appended.
     pub blocks: Vec<Block>,
+    /// The membership and the address book, when a change was applied.
+    pub membership: Option<(ConfState, Vec<MemberAddress>)>,
 }
 
 /// A session's outcome as stored.
@@ -263,21 +378,125 @@ pub enum ChainError {
     StateMismatch,
 }
 
+fn zero_head() -> ChainHead {
+    ChainHead {
+        height: 0,
+        hash: Bytes::from_static(&[0; 32]),
+    }
+}
+
 impl StateMachine {
-    /// A state machine restored from saved parts (nothing unsaved).
+    /// A state machine restored from saved parts (nothing unsaved): `chain`
+    /// holds the blocks above `base` (`None`: the full chain from height 1).
     pub fn from_parts(
         applied: u64,
         kv: BTreeMap<Bytes, Bytes>,
         sessions: BTreeMap<u64, (u64, Outcome)>,
         chain: Vec<Block>,
+        base: Option<ChainHead>,
     ) -> Self {
         StateMachine {
             kv,
             sessions,
             chain,
+            base: base.unwrap_or_else(zero_head),
             applied,
             ..StateMachine::default()
         }
+    }
+
+    /// Sets the membership after `applied` and the known addresses (as
+    /// restored; nothing to save).
+    pub fn set_membership(&mut self, conf_state: ConfState, addresses: Vec<MemberAddress>) {
+        self.conf_state = conf_state;
+        self.addresses = addresses.into_iter().map(|a| (a.id, a)).collect();
+    }
+
+    /// The membership after the last applied slot.
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    /// Addresses learned from membership changes (and snapshots).
+    pub fn addresses(&self) -> impl Iterator<Item = &MemberAddress> {
+        self.addresses.values()
+    }
+
+    /// The head below the first block held (height 0: the chain is whole).
+    pub fn base(&self) -> &ChainHead {
+        &self.base
+    }
+
+    /// The snapshot data of the current state.
+    pub fn snapshot_data(&self) -> SnapshotData {
+        let (height, hash) = self.head();
+        SnapshotData {
+            applied: self.applied,
+            head: Some(ChainHead { height, hash }),
+            kv: self
+                .kv
+                .iter()
+                .map(|(k, v)| KvPair {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(client, (seq, o))| SessionRecord {
+                    client: *client,
+                    session: Some(StoredSession::from_outcome(*seq, o)),
+                })
+                .collect(),
+            addresses: self.addresses.values().cloned().collect(),
+        }
+    }
+
+    /// Decodes snapshot data taken at `slot`, checking it against itself.
+    pub fn decode_snapshot(slot: u64, data: &[u8]) -> Result<SnapshotData, SnapshotError> {
+        let d = SnapshotData::decode(data).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        let head = d
+            .head
+            .as_ref()
+            .ok_or(SnapshotError::Inconsistent("no chain head"))?;
+        if d.applied != slot {
+            return Err(SnapshotError::Inconsistent(
+                "applied slot differs from the metadata's",
+            ));
+        }
+        // One block per decided slot: the head's height is the slot.
+        if head.height != slot || head.hash.len() != 32 {
+            return Err(SnapshotError::Inconsistent(
+                "chain head does not fit the slot",
+            ));
+        }
+        if d.sessions.iter().any(|s| {
+            s.session
+                .as_ref()
+                .and_then(StoredSession::to_outcome)
+                .is_none()
+        }) {
+            return Err(SnapshotError::Inconsistent("bad session"));
+        }
+        Ok(d)
+    }
+
+    /// The state a snapshot describes (checked by
+    /// [`StateMachine::decode_snapshot`]), with the membership at its slot.
+    pub fn from_snapshot(d: &SnapshotData, conf_state: ConfState) -> Self {
+        let kv =
+            d.kv.iter()
+                .map(|p| (p.key.clone(), p.value.clone()))
+                .collect();
+        let sessions = d
+            .sessions
+            .iter()
+            .filter_map(|s| Some((s.client, s.session.as_ref()?.to_outcome()?)))
+            .collect();
+        let mut sm = StateMachine::from_parts(d.applied, kv, sessions, Vec::new(), d.head.clone());
+        sm.set_membership(conf_state, d.addresses.clone());
+        sm
     }
 
     /// Takes what changed since the last call, to persist with the `Ready`.
@@ -295,11 +514,18 @@ impl StateMachine {
             .collect();
         let blocks = self.chain[self.chain.len() - self.unsaved_blocks..].to_vec();
         self.unsaved_blocks = 0;
+        let membership = std::mem::take(&mut self.membership_dirty).then(|| {
+            (
+                self.conf_state.clone(),
+                self.addresses.values().cloned().collect(),
+            )
+        });
         Changes {
             applied: self.applied,
             kv,
             sessions,
             blocks,
+            membership,
         }
     }
 
@@ -308,7 +534,7 @@ impl StateMachine {
         self.applied
     }
 
-    /// The chain so far.
+    /// The blocks held (above [`StateMachine::base`]).
     pub fn chain(&self) -> &[Block] {
         &self.chain
     }
@@ -317,7 +543,7 @@ impl StateMachine {
     pub fn head(&self) -> (u64, Bytes) {
         self.chain
             .last()
-            .map_or((0, Bytes::from_static(&[0; 32])), |b| {
+            .map_or((self.base.height, self.base.hash.clone()), |b| {
                 (b.height, b.hash.clone())
             })
     }
@@ -327,9 +553,10 @@ impl StateMachine {
         self.kv.get(key)
     }
 
-    /// Blocks from height `from` (1-based), at most `limit` of them.
+    /// Blocks from height `from` (1-based), at most `limit` of them; none
+    /// below the first block held.
     pub fn blocks(&self, from: u64, limit: usize) -> &[Block] {
-        let start = usize::try_from(from.max(1) - 1)
+        let start = usize::try_from(from.max(self.base.height + 1) - self.base.height - 1)
             .unwrap_or(usize::MAX)
             .min(self.chain.len());
         let end = start.saturating_add(limit).min(self.chain.len());
@@ -380,6 +607,9 @@ impl StateMachine {
         } else {
             Vec::new()
         };
+        if let Some(Ok(cc)) = entry.conf_change() {
+            self.apply_conf_change(cc);
+        }
         let mut outcomes = Vec::new();
         for data in &commands {
             if let Some(o) = self.execute(data) {
@@ -400,6 +630,23 @@ impl StateMachine {
         self.unsaved_blocks += 1;
         self.applied = entry.slot;
         outcomes
+    }
+
+    /// Tracks the membership (a snapshot carries the one at its slot) and
+    /// the addresses of added nodes.
+    fn apply_conf_change(&mut self, cc: paxos_core::proto::ConfChange) {
+        if let Some(cs) = cc.result {
+            self.conf_state = cs;
+        }
+        if cc.change_type == ConfChangeType::RemoveNode as i32 {
+            self.addresses.remove(&cc.node_id);
+        } else if let Ok(mut a) = MemberAddress::decode(cc.context) {
+            if cc.change_type == ConfChangeType::AddLearner as i32 && !a.peer.is_empty() {
+                a.id = cc.node_id;
+                self.addresses.insert(a.id, a);
+            }
+        }
+        self.membership_dirty = true;
     }
 
     fn execute(&mut self, data: &Bytes) -> Option<(u64, u64, Outcome)> {
@@ -453,12 +700,14 @@ pub fn verify_chain(chain: &[Block], replica: &StateMachine) -> Result<(), Chain
     Ok(())
 }
 
-/// Checks every hash and link of `chain` and replays it into a fresh state
-/// machine: the state every replica holding this chain must have.
-pub fn replay_chain(chain: &[Block]) -> Result<StateMachine, ChainError> {
-    let mut replay = StateMachine::default();
-    for (i, block) in chain.iter().enumerate() {
-        let height = i as u64 + 1;
+/// Checks every hash and link of `chain`, whose first block follows
+/// `base` (height 0 and zeros for a whole chain): heights and slots
+/// consecutive, each hash matching its block, each block pointing at the
+/// one before.
+pub fn check_links(chain: &[Block], base: &ChainHead) -> Result<(), ChainError> {
+    let mut prev = (base.height, &base.hash);
+    for block in chain {
+        let height = prev.0 + 1;
         if block.height != height {
             return Err(ChainError::OutOfOrder {
                 height: block.height,
@@ -469,18 +718,29 @@ pub fn replay_chain(chain: &[Block]) -> Result<StateMachine, ChainError> {
         if block.compute_hash() != block.hash {
             return Err(ChainError::BadHash { height });
         }
-        if block.prev_hash != replay.head().1 {
+        if block.prev_hash != *prev.1 {
             return Err(ChainError::BrokenLink { height });
         }
         // One block per decided slot, from slot 1: a gap is a forgery (and
         // must not reach `apply`, which asserts slot order).
-        if block.slot != replay.applied + 1 {
+        if block.slot != height {
             return Err(ChainError::OutOfOrder {
                 height,
                 expected_height: height,
                 slot: block.slot,
             });
         }
+        prev = (height, &block.hash);
+    }
+    Ok(())
+}
+
+/// Checks every hash and link of `chain` and replays it into a fresh state
+/// machine: the state every replica holding this chain must have.
+pub fn replay_chain(chain: &[Block]) -> Result<StateMachine, ChainError> {
+    let mut replay = StateMachine::default();
+    check_links(chain, &replay.base)?;
+    for block in chain {
         let data = block.commands.first().cloned().unwrap_or_default();
         replay.apply(&Entry {
             slot: block.slot,
@@ -489,7 +749,9 @@ pub fn replay_chain(chain: &[Block]) -> Result<StateMachine, ChainError> {
             data,
         });
         if replay.chain.last().map(|b| &b.hash) != Some(&block.hash) {
-            return Err(ChainError::BadHash { height });
+            return Err(ChainError::BadHash {
+                height: block.height,
+            });
         }
     }
     replay.take_changes();
@@ -685,5 +947,81 @@ mod tests {
         let mut other = sm.clone();
         other.apply(&normal(8, cmd(9, 1, put("y", "1"))));
         assert_eq!(verify_chain(&good, &other), Err(ChainError::StateMismatch));
+    }
+
+    #[test]
+    fn a_snapshot_carries_the_state_and_continues_the_same_chain() {
+        use paxos_core::proto::{ConfChange, ConfChangeType};
+        let mut sm = StateMachine::default();
+        sm.set_membership(
+            ConfState {
+                voters: vec![1, 2, 3],
+                learners: vec![],
+            },
+            Vec::new(),
+        );
+        for e in history() {
+            sm.apply(&e);
+        }
+        let address = MemberAddress {
+            id: 0,
+            peer: "127.0.0.1:7004".into(),
+            http: "127.0.0.1:8004".into(),
+        };
+        let after = ConfState {
+            voters: vec![1, 2, 3],
+            learners: vec![4],
+        };
+        let cc = ConfChange {
+            change_type: ConfChangeType::AddLearner as i32,
+            node_id: 4,
+            context: address.encode_to_vec().into(),
+            result: Some(after.clone()),
+        };
+        sm.apply(&Entry {
+            slot: 8,
+            ballot: None,
+            kind: EntryKind::ConfChange as i32,
+            data: cc.encode_to_vec().into(),
+        });
+        assert_eq!(sm.conf_state(), &after);
+        let changes = sm.take_changes();
+        let (cs, addresses) = changes.membership.expect("membership changed");
+        assert_eq!((cs, addresses[0].id), (after.clone(), 4));
+        let bytes = sm.snapshot_data().encode_to_vec();
+        let data = StateMachine::decode_snapshot(8, &bytes).expect("decode");
+        let mut copy = StateMachine::from_snapshot(&data, sm.conf_state().clone());
+        assert_eq!(copy.head(), sm.head());
+        assert_eq!(copy.kv_digest(), sm.kv_digest());
+        assert_eq!(copy.session(1), sm.session(1));
+        assert_eq!(copy.addresses().count(), 1);
+        assert!(copy.chain().is_empty() && copy.base().height == 8);
+        let next = normal(9, cmd(3, 1, put("z", "1")));
+        sm.apply(&next);
+        copy.apply(&next);
+        assert_eq!(copy.head(), sm.head(), "both go on with the same chain");
+        assert_eq!(copy.blocks(1, 10), sm.blocks(9, 10));
+        assert_eq!(check_links(copy.chain(), copy.base()), Ok(()));
+
+        // Bad data is a typed error, never a panic.
+        assert!(matches!(
+            StateMachine::decode_snapshot(8, b"\xff\xff\xff"),
+            Err(SnapshotError::Decode(_))
+        ));
+        assert!(matches!(
+            StateMachine::decode_snapshot(7, &bytes),
+            Err(SnapshotError::Inconsistent(_))
+        ));
+        let headless = SnapshotData {
+            head: None,
+            ..data.clone()
+        };
+        assert!(StateMachine::decode_snapshot(8, &headless.encode_to_vec()).is_err());
+        let mut bad_session = data;
+        bad_session.sessions[0].session = Some(StoredSession {
+            kind: 9,
+            ..StoredSession::default()
+        });
+        assert!(StateMachine::decode_snapshot(8, &bad_session.encode_to_vec()).is_err());
     }
 }

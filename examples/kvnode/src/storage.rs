@@ -2,10 +2,17 @@
 //! per `Ready` in one transaction that is synced (fsync) before it commits.
 //! A node that is killed at any point reopens with exactly the `Ready`s whose
 //! `persist` returned, and nothing else.
+//!
+//! Compaction: the latest snapshot is kept in the store, and the entries it
+//! covers are dropped but for a tail (so a peer lagging a little catches up
+//! from the log, not a whole snapshot); `first_slot` is one past the
+//! compacted prefix.
 
-use crate::state::{Block, Changes, StateMachine, StoredSession};
+use crate::state::{
+    Block, ChainHead, Changes, MemberAddress, SnapshotData, StateMachine, StoredSession,
+};
 use bytes::Bytes;
-use paxos_core::proto::{ConfState, Entry, HardState, ProstMessage};
+use paxos_core::proto::{ConfState, Entry, HardState, ProstMessage, Snapshot, SnapshotMetadata};
 use paxos_core::{InitialState, Storage, StorageError};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
@@ -25,6 +32,34 @@ const CHAIN: TableDefinition<u64, &[u8]> = TableDefinition::new("chain");
 const HARD_STATE: &str = "hard_state";
 const CONF_STATE: &str = "conf_state";
 const APPLIED: &str = "applied";
+/// The end of the compacted prefix: no entry at or below it is held.
+const COMPACTED: &str = "compacted";
+/// The latest snapshot (encoded `Snapshot`), covering the compacted prefix.
+const SNAPSHOT: &str = "snapshot";
+/// The membership after the applied slot (the persisted `conf_state` is the
+/// one after the committed slot, which may be ahead).
+const SM_CONF_STATE: &str = "sm_conf_state";
+/// Addresses learned from membership changes (encoded `AddressBook`).
+const ADDRESSES: &str = "addresses";
+/// The head below the first block held, on a member that installed a
+/// snapshot (encoded `ChainHead`).
+const CHAIN_BASE: &str = "chain_base";
+
+/// The addresses learned from membership changes, as stored.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+struct AddressBook {
+    #[prost(message, repeated, tag = "1")]
+    members: Vec<MemberAddress>,
+}
+
+/// A snapshot this node took, and how far to compact the log behind it.
+#[derive(Clone, Debug)]
+pub struct Compaction {
+    /// The snapshot (its slot is the applied slot it was taken at).
+    pub snapshot: Snapshot,
+    /// Drop entries up to this slot (at most the snapshot's).
+    pub compact_to: u64,
+}
 
 /// What one `Ready` writes, in one durable transaction.
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,6 +72,11 @@ pub struct ReadyWrite<'a> {
     pub entries: &'a [Entry],
     /// What applying the Ready's decided entries changed.
     pub changes: Option<&'a Changes>,
+    /// `Ready::snapshot`, installed: it replaces the state and the entries
+    /// it covers, before everything else here.
+    pub installed: Option<(&'a Snapshot, &'a SnapshotData)>,
+    /// A snapshot taken after applying this Ready, with its compaction.
+    pub created: Option<&'a Compaction>,
 }
 
 impl ReadyWrite<'_> {
@@ -46,6 +86,8 @@ impl ReadyWrite<'_> {
             && self.conf_state.is_none()
             && self.entries.is_empty()
             && self.changes.is_none()
+            && self.installed.is_none()
+            && self.created.is_none()
     }
 }
 
@@ -78,6 +120,42 @@ fn unavailable(e: impl std::fmt::Display) -> StorageError {
 
 fn write_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Write(e.to_string())
+}
+
+fn corrupt(what: &str, e: &dyn std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {e}"))
+}
+
+fn slot_of(snapshot: &Snapshot) -> u64 {
+    snapshot.metadata.as_ref().map_or(0, |m| m.slot)
+}
+
+/// A u64 stored big-endian in the meta table (0 when absent).
+fn meta_u64(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<u64, StorageError> {
+    match meta.get(key).map_err(unavailable)? {
+        None => Ok(0),
+        Some(v) => {
+            let raw: [u8; 8] = v
+                .value()
+                .try_into()
+                .map_err(|_| StorageError::Corrupt(key.to_owned()))?;
+            Ok(u64::from_be_bytes(raw))
+        }
+    }
+}
+
+/// A message stored in the meta table (`None` when absent).
+fn meta_msg<M: ProstMessage + Default>(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<M>, StorageError> {
+    match meta.get(key).map_err(unavailable)? {
+        None => Ok(None),
+        Some(v) => M::decode(v.value()).map(Some).map_err(|e| corrupt(key, &e)),
+    }
 }
 
 impl RedbStorage {
@@ -128,6 +206,8 @@ impl RedbStorage {
             conf_state,
             entries,
             changes,
+            installed,
+            created,
         } = w;
         if w.is_empty() {
             return Ok(());
@@ -137,13 +217,18 @@ impl RedbStorage {
             .map_err(write_err)?;
         {
             let mut table = txn.open_table(ENTRIES).map_err(write_err)?;
+            let mut meta = txn.open_table(META).map_err(write_err)?;
+            let mut compacted = meta_u64(&meta, COMPACTED).map_err(write_err)?;
+            if let Some((snapshot, data)) = installed {
+                compacted = compacted.max(slot_of(snapshot));
+                Self::install(&txn, &mut meta, &mut table, compacted, snapshot, data)?;
+            }
             let mut buf = Vec::new();
-            for e in entries {
+            for e in entries.iter().filter(|e| e.slot > compacted) {
                 buf.clear();
                 e.encode(&mut buf).map_err(write_err)?;
                 table.insert(e.slot, buf.as_slice()).map_err(write_err)?;
             }
-            let mut meta = txn.open_table(META).map_err(write_err)?;
             if let Some(hs) = hard_state {
                 meta.insert(HARD_STATE, hs.encode_to_vec().as_slice())
                     .map_err(write_err)?;
@@ -154,27 +239,17 @@ impl RedbStorage {
                     .map_err(write_err)?;
             }
             if let Some(c) = changes {
-                meta.insert(APPLIED, c.applied.to_be_bytes().as_slice())
+                Self::write_changes(&txn, &mut meta, c)?;
+            }
+            if let Some(c) = created {
+                meta.insert(SNAPSHOT, c.snapshot.encode_to_vec().as_slice())
                     .map_err(write_err)?;
-                let mut kv = txn.open_table(KV).map_err(write_err)?;
-                for (k, v) in &c.kv {
-                    match v {
-                        Some(v) => kv.insert(k.as_ref(), v.as_ref()).map(|_| ()),
-                        None => kv.remove(k.as_ref()).map(|_| ()),
-                    }
-                    .map_err(write_err)?;
-                }
-                let mut sessions = txn.open_table(SESSIONS).map_err(write_err)?;
-                for (client, seq, outcome) in &c.sessions {
-                    let stored = StoredSession::from_outcome(*seq, outcome).encode_to_vec();
-                    sessions
-                        .insert(*client, stored.as_slice())
-                        .map_err(write_err)?;
-                }
-                let mut chain = txn.open_table(CHAIN).map_err(write_err)?;
-                for b in &c.blocks {
-                    chain
-                        .insert(b.height, b.encode_to_vec().as_slice())
+                // Never past the snapshot: a peer needing a dropped slot is
+                // sent the snapshot instead, so it must cover them all.
+                let to = c.compact_to.min(slot_of(&c.snapshot));
+                if to > compacted {
+                    table.retain_in(..=to, |_, _| false).map_err(write_err)?;
+                    meta.insert(COMPACTED, to.to_be_bytes().as_slice())
                         .map_err(write_err)?;
                 }
             }
@@ -182,23 +257,114 @@ impl RedbStorage {
         txn.commit().map_err(write_err)
     }
 
+    /// A snapshot from the leader replaces the whole state: every entry it
+    /// covers, the KV map, the sessions and the chain (held from its head on).
+    fn install(
+        txn: &redb::WriteTransaction,
+        meta: &mut redb::Table<&str, &[u8]>,
+        entries: &mut redb::Table<u64, &[u8]>,
+        compacted: u64,
+        snapshot: &Snapshot,
+        data: &SnapshotData,
+    ) -> Result<(), StoreError> {
+        entries
+            .retain_in(..=compacted, |_, _| false)
+            .map_err(write_err)?;
+        meta.insert(COMPACTED, compacted.to_be_bytes().as_slice())
+            .map_err(write_err)?;
+        meta.insert(SNAPSHOT, snapshot.encode_to_vec().as_slice())
+            .map_err(write_err)?;
+        meta.insert(APPLIED, data.applied.to_be_bytes().as_slice())
+            .map_err(write_err)?;
+        let head = data.head.clone().unwrap_or_default();
+        meta.insert(CHAIN_BASE, head.encode_to_vec().as_slice())
+            .map_err(write_err)?;
+        let cs = snapshot
+            .metadata
+            .as_ref()
+            .and_then(|m| m.conf_state.clone())
+            .unwrap_or_default();
+        meta.insert(SM_CONF_STATE, cs.encode_to_vec().as_slice())
+            .map_err(write_err)?;
+        let book = AddressBook {
+            members: data.addresses.clone(),
+        };
+        meta.insert(ADDRESSES, book.encode_to_vec().as_slice())
+            .map_err(write_err)?;
+        let mut kv = txn.open_table(KV).map_err(write_err)?;
+        kv.retain(|_, _| false).map_err(write_err)?;
+        for p in &data.kv {
+            kv.insert(p.key.as_ref(), p.value.as_ref())
+                .map_err(write_err)?;
+        }
+        let mut sessions = txn.open_table(SESSIONS).map_err(write_err)?;
+        sessions.retain(|_, _| false).map_err(write_err)?;
+        for s in &data.sessions {
+            let stored = s.session.clone().unwrap_or_default().encode_to_vec();
+            sessions
+                .insert(s.client, stored.as_slice())
+                .map_err(write_err)?;
+        }
+        let mut chain = txn.open_table(CHAIN).map_err(write_err)?;
+        chain.retain(|_, _| false).map_err(write_err)?;
+        Ok(())
+    }
+
+    /// What the state machine changed applying a Ready's decided entries.
+    fn write_changes(
+        txn: &redb::WriteTransaction,
+        meta: &mut redb::Table<&str, &[u8]>,
+        c: &Changes,
+    ) -> Result<(), StoreError> {
+        meta.insert(APPLIED, c.applied.to_be_bytes().as_slice())
+            .map_err(write_err)?;
+        if let Some((cs, addresses)) = &c.membership {
+            meta.insert(SM_CONF_STATE, cs.encode_to_vec().as_slice())
+                .map_err(write_err)?;
+            let book = AddressBook {
+                members: addresses.clone(),
+            };
+            meta.insert(ADDRESSES, book.encode_to_vec().as_slice())
+                .map_err(write_err)?;
+        }
+        let mut kv = txn.open_table(KV).map_err(write_err)?;
+        for (k, v) in &c.kv {
+            match v {
+                Some(v) => kv.insert(k.as_ref(), v.as_ref()).map(|_| ()),
+                None => kv.remove(k.as_ref()).map(|_| ()),
+            }
+            .map_err(write_err)?;
+        }
+        let mut sessions = txn.open_table(SESSIONS).map_err(write_err)?;
+        for (client, seq, outcome) in &c.sessions {
+            let stored = StoredSession::from_outcome(*seq, outcome).encode_to_vec();
+            sessions
+                .insert(*client, stored.as_slice())
+                .map_err(write_err)?;
+        }
+        let mut chain = txn.open_table(CHAIN).map_err(write_err)?;
+        for b in &c.blocks {
+            chain
+                .insert(b.height, b.encode_to_vec().as_slice())
+                .map_err(write_err)?;
+        }
+        Ok(())
+    }
+
     /// The state machine as last persisted (empty for a new node). Start the
     /// node with `Config::applied` set to its `applied()`.
     pub fn load_state_machine(&self) -> Result<StateMachine, StorageError> {
-        let corrupt =
-            |what: &str, e: &dyn std::fmt::Display| StorageError::Corrupt(format!("{what}: {e}"));
         let txn = self.db.begin_read().map_err(unavailable)?;
         let meta = txn.open_table(META).map_err(unavailable)?;
-        let applied = match meta.get(APPLIED).map_err(unavailable)? {
-            None => 0,
-            Some(v) => {
-                let raw: [u8; 8] = v
-                    .value()
-                    .try_into()
-                    .map_err(|_| StorageError::Corrupt("applied slot".into()))?;
-                u64::from_be_bytes(raw)
-            }
+        let applied = meta_u64(&meta, APPLIED)?;
+        let base: Option<ChainHead> = meta_msg(&meta, CHAIN_BASE)?;
+        let conf_state = match meta_msg(&meta, SM_CONF_STATE)? {
+            Some(cs) => cs,
+            None => meta_msg(&meta, CONF_STATE)?.unwrap_or_default(),
         };
+        let addresses = meta_msg::<AddressBook>(&meta, ADDRESSES)?
+            .map(|b| b.members)
+            .unwrap_or_default();
         let mut kv = BTreeMap::new();
         for item in txn
             .open_table(KV)
@@ -226,6 +392,7 @@ impl RedbStorage {
                 .ok_or_else(|| StorageError::Corrupt("session kind".into()))?;
             sessions.insert(client.value(), session);
         }
+        let first_height = base.as_ref().map_or(0, |b| b.height) + 1;
         let mut chain: Vec<Block> = Vec::new();
         for item in txn
             .open_table(CHAIN)
@@ -235,7 +402,7 @@ impl RedbStorage {
         {
             let (height, v) = item.map_err(unavailable)?;
             let block = Block::decode(v.value()).map_err(|e| corrupt("block", &e))?;
-            if block.height != height.value() || block.height != chain.len() as u64 + 1 {
+            if block.height != height.value() || block.height != first_height + chain.len() as u64 {
                 return Err(StorageError::Corrupt(format!(
                     "block at height {} out of place",
                     height.value()
@@ -243,12 +410,29 @@ impl RedbStorage {
             }
             chain.push(block);
         }
-        if chain.last().map_or(0, |b| b.slot) != applied {
+        let mut sm = StateMachine::from_parts(applied, kv, sessions, chain, base);
+        // One block per applied slot: the head's height is the slot.
+        if sm.head().0 != applied {
             return Err(StorageError::Corrupt(
                 "chain head and applied slot disagree".into(),
             ));
         }
-        Ok(StateMachine::from_parts(applied, kv, sessions, chain))
+        sm.set_membership(conf_state, addresses);
+        Ok(sm)
+    }
+
+    /// A brand-new node's membership: both the protocol's and the state
+    /// machine's (the one a snapshot at the applied slot carries).
+    pub fn init_membership(&self, cs: &ConfState) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(write_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(write_err)?;
+            for key in [CONF_STATE, SM_CONF_STATE] {
+                meta.insert(key, cs.encode_to_vec().as_slice())
+                    .map_err(write_err)?;
+            }
+        }
+        txn.commit().map_err(write_err)
     }
 
     /// Persists the membership.
@@ -265,12 +449,18 @@ impl RedbStorage {
     fn meta<M: ProstMessage + Default>(&self, key: &str) -> Result<M, StorageError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(META).map_err(unavailable)?;
-        match table.get(key).map_err(unavailable)? {
-            None => Ok(M::default()),
-            Some(v) => {
-                M::decode(v.value()).map_err(|e| StorageError::Corrupt(format!("{key}: {e}")))
-            }
-        }
+        Ok(meta_msg(&table, key)?.unwrap_or_default())
+    }
+
+    /// The end of the compacted prefix (0: nothing compacted).
+    pub fn compacted(&self) -> Result<u64, StorageError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        meta_u64(&txn.open_table(META).map_err(unavailable)?, COMPACTED)
+    }
+
+    /// The slot of the latest snapshot (0: none).
+    pub fn snapshot_slot(&self) -> Result<u64, StorageError> {
+        Ok(slot_of(&self.snapshot()?))
     }
 }
 
@@ -294,6 +484,10 @@ impl Storage for RedbStorage {
             return Ok(out);
         }
         let txn = self.db.begin_read().map_err(unavailable)?;
+        let compacted = meta_u64(&txn.open_table(META).map_err(unavailable)?, COMPACTED)?;
+        if lo <= compacted {
+            return Err(StorageError::Compacted(compacted));
+        }
         let table = txn.open_table(ENTRIES).map_err(unavailable)?;
         let mut bytes = 0u64;
         for item in table.range(lo..=hi).map_err(unavailable)? {
@@ -317,26 +511,31 @@ impl Storage for RedbStorage {
     }
 
     fn first_slot(&self) -> Result<u64, StorageError> {
-        // Nothing is compacted yet: the log starts at slot 1.
-        Ok(1)
+        Ok(self.compacted()? + 1)
     }
 
     fn last_slot(&self) -> Result<u64, StorageError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(ENTRIES).map_err(unavailable)?;
         let last = table.last().map_err(unavailable)?;
-        Ok(last.map_or(0, |(k, _)| k.value()))
+        let compacted = meta_u64(&txn.open_table(META).map_err(unavailable)?, COMPACTED)?;
+        Ok(last.map_or(0, |(k, _)| k.value()).max(compacted))
     }
 
-    fn snapshot(&self) -> Result<paxos_core::proto::Snapshot, StorageError> {
-        // This store never compacts (first_slot is 1), so no peer ever needs
-        // a snapshot from it: the snapshot covering nothing is exact.
-        Ok(paxos_core::proto::Snapshot {
-            metadata: Some(paxos_core::proto::SnapshotMetadata {
+    fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let meta = txn.open_table(META).map_err(unavailable)?;
+        if let Some(snapshot) = meta_msg(&meta, SNAPSHOT)? {
+            return Ok(snapshot);
+        }
+        // Nothing compacted yet, so no peer needs a snapshot from this
+        // store: the one covering nothing is exact.
+        Ok(Snapshot {
+            metadata: Some(SnapshotMetadata {
                 slot: 0,
-                conf_state: Some(self.meta(CONF_STATE)?),
+                conf_state: Some(meta_msg(&meta, CONF_STATE)?.unwrap_or_default()),
             }),
-            data: bytes::Bytes::new(),
+            data: Bytes::new(),
         })
     }
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use kvnode::state::StateMachine;
 use kvnode::storage::{ReadyWrite, RedbStorage};
-use paxos_core::proto::{Ballot, ConfState, Entry, EntryKind, HardState, Message};
+use paxos_core::proto::{Ballot, ConfState, Entry, EntryKind, HardState, Message, ProstMessage};
 use paxos_core::{Config, RawNode, StateRole, Storage, StorageError};
 use std::collections::VecDeque;
 
@@ -153,6 +153,144 @@ fn the_state_machine_persists_with_the_ready_and_reloads_exactly() {
     assert_eq!(kvnode::state::verify_chain(loaded.chain(), &sm), Ok(()));
 }
 
+/// `n` slots each putting key `k{slot}`, applied to `sm`.
+fn apply_puts(sm: &mut StateMachine, slots: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+    let entries: Vec<Entry> = slots
+        .map(|slot| Entry {
+            data: put(1, slot, &format!("k{slot}"), "v"),
+            ..entry(slot, "")
+        })
+        .collect();
+    for e in &entries {
+        sm.apply(e);
+    }
+    entries
+}
+
+#[test]
+fn a_snapshot_compacts_the_log_behind_it_and_survives_reopening() {
+    use kvnode::storage::Compaction;
+    use paxos_core::proto::{Snapshot, SnapshotMetadata};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    let mut sm = StateMachine::default();
+    let cs = ConfState {
+        voters: vec![1, 2, 3],
+        learners: vec![],
+    };
+    {
+        let s = RedbStorage::open(&path).expect("open");
+        s.init_membership(&cs).expect("membership");
+        let entries = apply_puts(&mut sm, 1..=20);
+        let changes = sm.take_changes();
+        let snapshot = Snapshot {
+            metadata: Some(SnapshotMetadata {
+                slot: 20,
+                conf_state: Some(cs.clone()),
+            }),
+            data: sm.snapshot_data().encode_to_vec().into(),
+        };
+        s.persist_ready(ReadyWrite {
+            entries: &entries,
+            changes: Some(&changes),
+            created: Some(&Compaction {
+                snapshot: snapshot.clone(),
+                compact_to: 15,
+            }),
+            ..ReadyWrite::default()
+        })
+        .expect("persist");
+        assert_eq!(s.first_slot(), Ok(16));
+        assert_eq!(s.last_slot(), Ok(20));
+        assert_eq!(
+            s.entries(10, 20, 100, 1 << 20),
+            Err(StorageError::Compacted(15))
+        );
+        assert_eq!(s.entries(16, 20, 100, 1 << 20).expect("tail").len(), 5);
+        assert_eq!(s.snapshot(), Ok(snapshot));
+        // An entry the compacted prefix covers is never stored again.
+        s.persist(None, &[entry(3, "late")]).expect("persist");
+        assert_eq!(s.first_slot(), Ok(16));
+    }
+    let s = RedbStorage::open(&path).expect("reopen");
+    assert_eq!(s.first_slot(), Ok(16));
+    assert_eq!(s.snapshot_slot(), Ok(20));
+    let loaded = s.load_state_machine().expect("load");
+    assert_eq!(loaded, sm);
+    assert_eq!(loaded.conf_state(), &cs);
+    // A node restarts on it: applied (20) is past the compacted prefix.
+    let hs = HardState {
+        promised: Some(Ballot::new(1, 1)),
+        committed: 20,
+    };
+    s.persist(Some(&hs), &[]).expect("hard state");
+    let config = Config {
+        applied: loaded.applied(),
+        ..Config::new(1, vec![1, 2, 3])
+    };
+    let log = slog::Logger::root(slog::Discard, slog::o!());
+    assert!(RawNode::new(&config, s.clone(), &log).is_ok());
+}
+
+#[test]
+fn an_installed_snapshot_replaces_the_state_and_the_log() {
+    use paxos_core::proto::{Snapshot, SnapshotMetadata};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    // The leader's state at slot 30.
+    let mut leader = StateMachine::default();
+    apply_puts(&mut leader, 1..=30);
+    let cs = ConfState {
+        voters: vec![1, 2],
+        learners: vec![3],
+    };
+    let snapshot = Snapshot {
+        metadata: Some(SnapshotMetadata {
+            slot: 30,
+            conf_state: Some(cs.clone()),
+        }),
+        data: leader.snapshot_data().encode_to_vec().into(),
+    };
+    let data = StateMachine::decode_snapshot(30, &snapshot.data).expect("decode");
+    // A follower that holds an older state and a stale log.
+    let s = RedbStorage::open(&path).expect("open");
+    let mut mine = StateMachine::default();
+    let old = apply_puts(&mut mine, 1..=5);
+    let changes = mine.take_changes();
+    s.persist_ready(ReadyWrite {
+        entries: &old,
+        changes: Some(&changes),
+        ..ReadyWrite::default()
+    })
+    .expect("persist");
+    let mut installed = StateMachine::from_snapshot(&data, cs.clone());
+    let next = apply_puts(&mut installed, 31..=32);
+    let changes = installed.take_changes();
+    s.persist_ready(ReadyWrite {
+        installed: Some((&snapshot, &data)),
+        entries: &next,
+        changes: Some(&changes),
+        ..ReadyWrite::default()
+    })
+    .expect("install");
+    assert_eq!(s.first_slot(), Ok(31));
+    assert_eq!(s.last_slot(), Ok(32));
+    assert_eq!(s.snapshot(), Ok(snapshot));
+    let loaded = s.load_state_machine().expect("load");
+    assert_eq!(loaded, installed);
+    assert_eq!(loaded.base().height, 30);
+    assert_eq!(
+        loaded.chain().len(),
+        2,
+        "the chain is held from the snapshot on"
+    );
+    assert_eq!(loaded.len(), 32);
+    assert_eq!(loaded.conf_state(), &cs);
+    leader.take_changes();
+    apply_puts(&mut leader, 31..=32);
+    assert_eq!(loaded.head(), leader.head(), "the same chain from there on");
+}
+
 struct Cluster {
     dir: tempfile::TempDir,
     nodes: Vec<Option<RawNode<RedbStorage>>>,
@@ -218,6 +356,7 @@ impl Cluster {
                         conf_state: rd.conf_state(),
                         entries: rd.entries(),
                         changes: Some(&changes),
+                        ..ReadyWrite::default()
                     })
                     .expect("persist");
                     self.net.extend(rd.take_immediate_messages());
