@@ -100,6 +100,40 @@ pub(crate) struct WriteResponse {
     pub(crate) seq: u64,
 }
 
+/// `POST /members`: a membership change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemberRequest {
+    pub(crate) op: MemberOp,
+    pub(crate) id: u64,
+    /// The new node's peer address (`add` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) peer: Option<String>,
+    /// The new node's HTTP address (`add` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) http: Option<String>,
+}
+
+/// What a membership change does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MemberOp {
+    /// Add a new node as a learner.
+    Add,
+    /// Make a caught-up learner a voter.
+    Promote,
+    /// Remove a voter or learner.
+    Remove,
+}
+
+/// `POST /members` answer: the membership after the change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MembersResponse {
+    pub(crate) ok: bool,
+    pub(crate) voters: Vec<u64>,
+    pub(crate) learners: Vec<u64>,
+}
+
 /// Every error answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ErrorJson {
@@ -109,6 +143,10 @@ pub(crate) struct ErrorJson {
     pub(crate) leader: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) leader_http: Option<String>,
+    /// Why a membership change was refused, as a stable word
+    /// (`learner_behind`, `conf_change_pending`, `already_member`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
 }
 
 impl From<&Block> for BlockJson {

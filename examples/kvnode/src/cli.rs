@@ -1,6 +1,7 @@
 //! The command line: `serve`, the client commands, `chain verify`,
 //! `cluster` and `bench`.
 
+use crate::api::{MemberOp, MemberRequest};
 use crate::bench::BenchOptions;
 use crate::client::Client;
 use crate::cluster::ClusterOptions;
@@ -60,6 +61,12 @@ enum Command {
         #[command(subcommand)]
         command: ChainCommand,
     },
+    /// Membership changes, one at a time, at the leader: add a new node as
+    /// a learner, promote it once caught up, remove a member.
+    Member {
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
     /// Start a local cluster of `serve` processes on loopback; Ctrl-C stops it.
     Cluster(ClusterArgs),
     /// Load the cluster with puts (and reads) and report throughput and latency.
@@ -72,6 +79,41 @@ enum ChainCommand {
     /// state from the chain and compare it with the member's, and check
     /// that the members' chains agree (a lagging member holds a prefix).
     Verify {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MemberCommand {
+    /// Add node ID as a learner; every member learns its addresses. Start
+    /// it with `serve --join` (before or after).
+    Add {
+        /// The new node's id.
+        #[arg(long)]
+        id: u64,
+        /// Where its peer transport listens.
+        #[arg(long, value_name = "ADDR")]
+        peer: String,
+        /// Where its HTTP API listens.
+        #[arg(long, value_name = "ADDR")]
+        http: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Make learner ID a voter (refused while it is not caught up).
+    Promote {
+        /// The learner's id.
+        #[arg(long)]
+        id: u64,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Remove voter or learner ID (the leader too: it steps down).
+    Remove {
+        /// The member's id.
+        #[arg(long)]
+        id: u64,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -305,11 +347,40 @@ fn client_command(command: Command) -> Result<ExitCode, String> {
             Command::Chain {
                 command: ChainCommand::Verify { conn },
             } => crate::verify::verify(&conn.client()?).await,
+            Command::Member { command } => {
+                let (conn, req) = match command {
+                    MemberCommand::Add {
+                        id,
+                        peer,
+                        http,
+                        conn,
+                    } => (
+                        conn,
+                        member_request(MemberOp::Add, id, Some(peer), Some(http)),
+                    ),
+                    MemberCommand::Promote { id, conn } => {
+                        (conn, member_request(MemberOp::Promote, id, None, None))
+                    }
+                    MemberCommand::Remove { id, conn } => {
+                        (conn, member_request(MemberOp::Remove, id, None, None))
+                    }
+                };
+                c::member(&conn.client()?, &req).await
+            }
             Command::Serve(_) | Command::Cluster(_) | Command::Bench(_) => {
                 Err("not a client command".into())
             }
         }
     })
+}
+
+fn member_request(
+    op: MemberOp,
+    id: u64,
+    peer: Option<String>,
+    http: Option<String>,
+) -> MemberRequest {
+    MemberRequest { op, id, peer, http }
 }
 
 impl ConnArgs {

@@ -1,6 +1,10 @@
-//! The client commands: `put`, `get`, `delete`, `cas` and `status`.
+//! The client commands: `put`, `get`, `delete`, `cas`, `status` and
+//! `member`.
 
-use crate::api::{CasRequest, CasResponse, StatusJson, CLIENT_ID_HEADER, SEQ_HEADER};
+use crate::api::{
+    CasRequest, CasResponse, MemberRequest, MembersResponse, StatusJson, CLIENT_ID_HEADER,
+    SEQ_HEADER,
+};
 use crate::client::Client;
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
@@ -124,6 +128,25 @@ pub(crate) async fn cas(
         println!("not swapped: {key} holds {found}");
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// A membership change at the leader; prints the membership after it.
+pub(crate) async fn member(client: &Client, req: &MemberRequest) -> Result<ExitCode, String> {
+    let body = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+    let resp = client
+        .call(Method::POST, "/members", &[], Bytes::from(body))
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status != StatusCode::OK {
+        return Err(failed(&resp));
+    }
+    let answer: MembersResponse =
+        serde_json::from_slice(&resp.body).map_err(|e| format!("bad answer: {e}"))?;
+    println!(
+        "OK: voters {:?}, learners {:?}",
+        answer.voters, answer.learners
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Every member's status, one line each; fails if any member is unreachable.

@@ -6,9 +6,10 @@
 //! `id peer_addr http_addr` line per member (`#` starts a comment). The HTTP
 //! addresses are needed so a follower can redirect clients to the leader.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 /// A bad command line or data directory: the node refuses to start.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,44 @@ pub struct Member {
     pub peer: SocketAddr,
     /// Where its HTTP API listens.
     pub http: SocketAddr,
+}
+
+/// The members a node knows the addresses of, this one included: shared by
+/// the driver (which updates it as the membership changes), the peer
+/// transport (which admits frames from these only) and the HTTP API (which
+/// redirects to the leader's address). Clones share it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Directory(Arc<RwLock<BTreeMap<u64, Member>>>);
+
+impl Directory {
+    /// A directory of `members`.
+    pub(crate) fn new(members: &[Member]) -> Self {
+        let d = Directory::default();
+        d.set(members.iter().map(|m| (m.id, m.clone())).collect());
+        d
+    }
+
+    /// Replaces every entry.
+    pub(crate) fn set(&self, members: BTreeMap<u64, Member>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = members;
+    }
+
+    /// The member `id`, if known.
+    pub(crate) fn get(&self, id: u64) -> Option<Member> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Whether `id` is a known member.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+    }
 }
 
 /// Parses a member list: inline when it contains `=`, else a file path.

@@ -14,13 +14,18 @@
 //! the tokio reactor never waits on the disk.
 
 use crate::api::{hex, StatusJson};
+use crate::config::{resolve, Directory, Member};
 use crate::metrics::Metrics;
-use crate::state::{Block, ChainHead, Command, Op, Outcome, SnapshotError, StateMachine};
+use crate::state::{
+    Block, ChainHead, Command, MemberAddress, Op, Outcome, SnapshotError, StateMachine,
+};
 use crate::storage::{Compaction, ReadyWrite, RedbStorage, StoreError};
 use crate::transport::Outbox;
 use bytes::Bytes;
-use paxos_core::proto::{Message, Snapshot, SnapshotMetadata};
-use paxos_core::{Error as CoreError, Proposed, RawNode, StateRole};
+use paxos_core::proto::{
+    ConfChange, ConfChangeType, EntryKind, Message, Snapshot, SnapshotMetadata,
+};
+use paxos_core::{ConfChangeError, DropReason, Error as CoreError, Proposed, RawNode, StateRole};
 use prost::Message as _;
 use slog::Logger;
 use std::collections::HashMap;
@@ -68,6 +73,14 @@ pub(crate) enum ClientOp {
     Chain { from: u64, limit: usize },
     /// A summary of the KV map at the current height.
     Digest,
+    /// A membership change (at the leader).
+    Member {
+        change: ConfChangeType,
+        id: u64,
+        /// Where an added node listens: every member learns it from the
+        /// change's context.
+        address: Option<MemberAddress>,
+    },
 }
 
 /// The driver's answer.
@@ -106,6 +119,13 @@ pub(crate) enum Reply {
     Busy(String),
     /// The client already moved past this sequence: its outcome is gone.
     StaleSeq { last: u64 },
+    /// A membership change was applied: the membership after it.
+    MemberChanged {
+        voters: Vec<u64>,
+        learners: Vec<u64>,
+    },
+    /// The protocol refused a membership change; `reason` names why.
+    Refused { reason: &'static str, error: String },
 }
 
 /// Why the driver stopped on its own.
@@ -178,6 +198,12 @@ pub(crate) struct Driver {
     last_snapshot: u64,
     /// The end of the log's compacted prefix, for the status.
     compacted: u64,
+    /// Who to talk to: updated as membership changes are applied.
+    directory: Directory,
+    /// The members `--peers` lists: their addresses win over learned ones.
+    configured: Vec<Member>,
+    /// Membership changes proposed here, by slot, waiting to be applied.
+    conf_waiters: Vec<(u64, Waiter)>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -205,6 +231,8 @@ impl Driver {
         stop: Arc<AtomicBool>,
         policy: SnapshotPolicy,
         last_snapshot: u64,
+        directory: Directory,
+        configured: Vec<Member>,
     ) -> Self {
         let role = node.status().role;
         Driver {
@@ -230,12 +258,16 @@ impl Driver {
             policy,
             last_snapshot,
             compacted: 0,
+            directory,
+            configured,
+            conf_waiters: Vec::new(),
         }
     }
 
     /// Runs until `stop` is set, every sender is gone, or storage fails.
     pub(crate) fn run(mut self) -> Result<(), DriverError> {
         self.compacted = self.storage.compacted().unwrap_or(0);
+        self.sync_members();
         let mut next_tick = Instant::now() + self.tick;
         self.publish();
         loop {
@@ -328,6 +360,11 @@ impl Driver {
                     base,
                 });
             }
+            ClientOp::Member {
+                change,
+                id,
+                address,
+            } => self.member(change, id, address, waiter),
             ClientOp::Digest => {
                 let (height, head) = self.sm.head();
                 let _ = waiter.tx.send(Reply::Digest {
@@ -390,6 +427,51 @@ impl Driver {
         }
     }
 
+    fn member(
+        &mut self,
+        change: ConfChangeType,
+        id: u64,
+        address: Option<MemberAddress>,
+        waiter: Waiter,
+    ) {
+        let cc = ConfChange {
+            change_type: change as i32,
+            node_id: id,
+            context: address
+                .map(|a| a.encode_to_vec().into())
+                .unwrap_or_default(),
+            result: None,
+        };
+        let e = match self.node.propose_conf_change(cc) {
+            Ok(slot) => {
+                self.conf_waiters.push((slot, waiter));
+                return;
+            }
+            Err(CoreError::NotLeader { leader }) => return self.refuse(waiter, leader),
+            Err(e) => e,
+        };
+        let reason = match &e {
+            CoreError::ProposalDropped(DropReason::ConfChangePending) => "conf_change_pending",
+            CoreError::ConfChange(c) => match c {
+                ConfChangeError::ZeroId => "zero_id",
+                ConfChangeError::AlreadyMember(_) => "already_member",
+                ConfChangeError::NotLearner(_) => "not_learner",
+                ConfChangeError::NotMember(_) => "not_member",
+                ConfChangeError::LastVoter => "last_voter",
+                ConfChangeError::LearnerBehind(_) => "learner_behind",
+                ConfChangeError::UnknownType(_) | ConfChangeError::Invalid(_) => "invalid",
+            },
+            _ => {
+                let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+                return;
+            }
+        };
+        let _ = waiter.tx.send(Reply::Refused {
+            reason,
+            error: e.to_string(),
+        });
+    }
+
     fn refuse(&self, waiter: Waiter, leader: Option<u64>) {
         self.metrics.proposals_refused.fetch_add(1, Relaxed);
         let _ = waiter.tx.send(Reply::NotLeader {
@@ -403,6 +485,7 @@ impl Driver {
             + self.reads_pending.values().map(Vec::len).sum::<usize>()
             + self.reads_ready.len()
             + self.read_batch.len()
+            + self.conf_waiters.len()
     }
 
     /// One `read_index` round for every linearizable read of this turn:
@@ -455,6 +538,11 @@ impl Driver {
             // the sync is safe; what they change is written in the same
             // transaction, and nobody hears of it before the sync returns.
             let committed = rd.take_committed_entries();
+            let conf_slots: Vec<u64> = committed
+                .iter()
+                .filter(|e| e.kind == EntryKind::ConfChange as i32)
+                .map(|e| e.slot)
+                .collect();
             let mut outcomes = Vec::new();
             for e in &committed {
                 outcomes.extend(self.sm.apply(e));
@@ -483,8 +571,12 @@ impl Driver {
                     self.compacted = self.storage.compacted().unwrap_or(self.compacted);
                 }
             }
+            if installed.is_some() || !conf_slots.is_empty() {
+                self.sync_members();
+            }
             // Durable: now the replies that depend on it may leave.
             self.outbox.send(rd.take_messages());
+            self.answer_member_changes(&conf_slots);
             for (client, seq, outcome) in outcomes {
                 if let Some(waiters) = self.writes.remove(&(client, seq)) {
                     for w in waiters {
@@ -556,6 +648,79 @@ impl Driver {
         })
     }
 
+    /// Answers the membership changes proposed here that were applied: the
+    /// one at its slot, or, if that slot holds something else (a new
+    /// leader filled it), that it was not chosen.
+    fn answer_member_changes(&mut self, conf_slots: &[u64]) {
+        let applied = self.sm.applied();
+        let cs = self.sm.conf_state();
+        let mut i = 0;
+        while i < self.conf_waiters.len() {
+            let slot = self.conf_waiters[i].0;
+            if slot > applied {
+                i += 1;
+                continue;
+            }
+            let (_, w) = self.conf_waiters.swap_remove(i);
+            let reply = if conf_slots.contains(&slot) {
+                Reply::MemberChanged {
+                    voters: cs.voters.clone(),
+                    learners: cs.learners.clone(),
+                }
+            } else {
+                Reply::Busy(
+                    "the membership change was not chosen (leadership changed); retry".into(),
+                )
+            };
+            let _ = w.tx.send(reply);
+        }
+    }
+
+    /// Points the transport, the frame admission and the HTTP redirects at
+    /// the current members: the protocol's membership and the applied one
+    /// (they differ while a change is decided but not yet applied), with
+    /// addresses from `--peers` or else from the changes that added them.
+    fn sync_members(&mut self) {
+        let st = self.node.status();
+        let cs = self.sm.conf_state();
+        let ids: std::collections::BTreeSet<u64> = st
+            .voters
+            .iter()
+            .chain(&st.learners)
+            .chain(&cs.voters)
+            .chain(&cs.learners)
+            .copied()
+            .chain([st.id])
+            .collect();
+        let mut known = std::collections::BTreeMap::new();
+        for id in ids {
+            let member = self
+                .configured
+                .iter()
+                .find(|m| m.id == id)
+                .cloned()
+                .or_else(|| {
+                    let a = self.sm.addresses().find(|a| a.id == id)?;
+                    Some(Member {
+                        id,
+                        peer: resolve(&a.peer).ok()?,
+                        http: resolve(&a.http).ok()?,
+                    })
+                });
+            match member {
+                Some(m) => {
+                    known.insert(id, m);
+                }
+                None => slog::warn!(self.logger, "no address known for member"; "member" => id),
+            }
+        }
+        let members: Vec<Member> = known.values().cloned().collect();
+        slog::info!(self.logger, "members"; "voters" => ?st.voters, "learners" => ?st.learners,
+            "known" => ?known.keys().collect::<Vec<_>>());
+        self.outbox.set_peers(&members);
+        self.directory.set(known);
+    }
+
     /// Answers every confirmed read whose index the state machine reached.
     fn serve_reads(&mut self) {
         let applied = self.sm.applied();
@@ -615,6 +780,12 @@ impl Driver {
                 session: None,
             });
         }
+        for (_, w) in self.conf_waiters.drain(..) {
+            let _ = w.tx.send(Reply::NotLeader {
+                leader,
+                session: None,
+            });
+        }
         // Writes proposed here may still be chosen, or not: their clients
         // retry at the new leader with the same (id, seq), which the
         // sessions make safe.
@@ -651,6 +822,7 @@ impl Driver {
             !batch.is_empty()
         });
         self.reads_ready.retain(|(_, r)| live(&r.waiter));
+        self.conf_waiters.retain(|(_, w)| live(w));
         let dropped = before - self.waiting();
         if dropped > 0 {
             self.metrics

@@ -113,13 +113,13 @@ impl FrameCodec {
     }
 }
 
-/// Accepts a decoded frame for node `me` of cluster `cluster_id` whose
-/// members are `members`: returns its message, or why it is refused.
+/// Accepts a decoded frame for node `me` of cluster `cluster_id`, from a
+/// sender `is_member` knows: returns its message, or why it is refused.
 pub fn admit(
     frame: PeerFrame,
     cluster_id: u64,
     me: u64,
-    members: &[u64],
+    is_member: impl Fn(u64) -> bool,
 ) -> Result<Message, FrameError> {
     if frame.cluster_id != cluster_id {
         return Err(FrameError::WrongCluster {
@@ -128,7 +128,7 @@ pub fn admit(
         });
     }
     let message = frame.message.ok_or(FrameError::Empty)?;
-    if message.to != me || message.from == me || !members.contains(&message.from) {
+    if message.to != me || message.from == me || !is_member(message.from) {
         return Err(FrameError::UnknownNode {
             from: message.from,
             to: message.to,
@@ -211,21 +211,21 @@ mod tests {
     #[test]
     fn admission_checks_cluster_sender_and_recipient() {
         let members = [1, 2, 3];
-        assert!(admit(frame(9, 1, 2), 9, 2, &members).is_ok());
+        assert!(admit(frame(9, 1, 2), 9, 2, |id| members.contains(&id)).is_ok());
         assert!(matches!(
-            admit(frame(8, 1, 2), 9, 2, &members),
+            admit(frame(8, 1, 2), 9, 2, |id| members.contains(&id)),
             Err(FrameError::WrongCluster { got: 8, want: 9 })
         ));
         assert!(matches!(
-            admit(frame(9, 7, 2), 9, 2, &members),
+            admit(frame(9, 7, 2), 9, 2, |id| members.contains(&id)),
             Err(FrameError::UnknownNode { from: 7, .. })
         ));
         assert!(matches!(
-            admit(frame(9, 1, 3), 9, 2, &members),
+            admit(frame(9, 1, 3), 9, 2, |id| members.contains(&id)),
             Err(FrameError::UnknownNode { to: 3, .. })
         ));
         assert!(matches!(
-            admit(frame(9, 2, 2), 9, 2, &members),
+            admit(frame(9, 2, 2), 9, 2, |id| members.contains(&id)),
             Err(FrameError::UnknownNode { .. })
         ));
         let empty = PeerFrame {
@@ -233,7 +233,7 @@ mod tests {
             message: None,
         };
         assert!(matches!(
-            admit(empty, 9, 2, &members),
+            admit(empty, 9, 2, |id| members.contains(&id)),
             Err(FrameError::Empty)
         ));
     }

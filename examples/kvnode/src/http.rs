@@ -9,10 +9,12 @@
 //! | `GET /status` | role, leader, ballot, committed, applied, chain height and head |
 //! | `GET /chain?from=H&limit=L` | blocks, hashes in hex; a member that installed a snapshot holds none at or below `base_height` |
 //! | `GET /state/digest` | the KV map's SHA-256 at the current height |
+//! | `POST /members` | `{"op": "add"\|"promote"\|"remove", "id": N, "peer", "http"}` → `{"voters", "learners"}` |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! Writes and linearizable reads at a follower answer `307` to the leader's
-//! address (`503` while no leader is known). Writes may carry a session,
+//! address (`503` while no leader is known); so do membership changes. A
+//! change the protocol refuses is a `409` whose `reason` names why. Writes may carry a session,
 //! `x-client-id` + `x-seq` headers (or `client` + `seq` query parameters);
 //! retrying with the same pair is applied at most once. Every error is a
 //! JSON object with an `error` field; nothing a client sends can panic the
@@ -20,12 +22,13 @@
 
 use crate::api::{hex, BlockJson};
 use crate::api::{
-    CasRequest, CasResponse, ChainJson, DigestJson, ErrorJson, StatusJson, WriteResponse,
-    CLIENT_ID_HEADER, SEQ_HEADER,
+    CasRequest, CasResponse, ChainJson, DigestJson, ErrorJson, MemberOp, MemberRequest,
+    MembersResponse, StatusJson, WriteResponse, CLIENT_ID_HEADER, SEQ_HEADER,
 };
-use crate::config::Member;
+use crate::config::{resolve, Directory};
 use crate::driver::{ClientOp, Inbox, Input, Reply, CLIENT_WAIT};
 use crate::metrics::Metrics;
+use crate::state::MemberAddress;
 use crate::state::{Cas, Op, Outcome};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -34,6 +37,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use paxos_core::proto::ConfChangeType;
 use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::TrySendError;
@@ -53,7 +57,7 @@ pub(crate) struct Api {
     pub(crate) id: u64,
     pub(crate) inbox: Inbox,
     pub(crate) view: Arc<Mutex<StatusJson>>,
-    pub(crate) members: Arc<Vec<Member>>,
+    pub(crate) members: Directory,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -65,6 +69,7 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/status", get(status))
         .route("/chain", get(chain))
         .route("/state/digest", get(digest))
+        .route("/members", post(members))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -88,6 +93,7 @@ impl ApiError {
                 error: error.into(),
                 leader: None,
                 leader_http: None,
+                reason: None,
             },
             location: None,
         }
@@ -214,10 +220,7 @@ impl Api {
     }
 
     fn http_of(&self, id: u64) -> Option<String> {
-        self.members
-            .iter()
-            .find(|m| m.id == id)
-            .map(|m| m.http.to_string())
+        self.members.get(id).map(|m| m.http.to_string())
     }
 
     /// The answer for "not the leader": a redirect to the leader's address
@@ -254,6 +257,7 @@ impl Api {
                 error: format!("not the leader; node {leader} leads"),
                 leader: Some(leader),
                 leader_http: Some(http),
+                reason: None,
             },
             location: Some(location),
         }
@@ -292,6 +296,11 @@ impl Api {
         match reply {
             Reply::NotLeader { leader, session } => self.not_leader(leader, session, uri),
             Reply::Busy(why) => ApiError::unavailable(why),
+            Reply::Refused { reason, error } => {
+                let mut e = ApiError::new(StatusCode::CONFLICT, error);
+                e.body.reason = Some(reason.to_owned());
+                e
+            }
             Reply::StaleSeq { last } => ApiError::new(
                 StatusCode::CONFLICT,
                 format!("this client already applied sequence {last}; older outcomes are not kept"),
@@ -441,6 +450,61 @@ async fn digest(State(api): State<Api>, uri: Uri) -> ApiResult {
             head: hex(&head),
             keys,
             kv_sha256: hex(&kv),
+        })
+        .into_response()),
+        other => Err(api.failure(other, &uri)),
+    }
+}
+
+async fn members(
+    State(api): State<Api>,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let body = body?;
+    let req: MemberRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body must be {{\"op\": \"add\"|\"promote\"|\"remove\", \"id\": N, \"peer\": \"host:port\", \"http\": \"host:port\"}} (peer and http for add only): {e}"
+        ))
+    })?;
+    if req.id == 0 {
+        return Err(ApiError::bad_request("node id 0 is reserved"));
+    }
+    let address = match (req.op, &req.peer, &req.http) {
+        (MemberOp::Add, Some(peer), Some(http)) => {
+            // Checked here: every member will dial these.
+            for a in [peer, http] {
+                resolve(a).map_err(ApiError::bad_request)?;
+            }
+            Some(MemberAddress {
+                id: req.id,
+                peer: peer.trim().to_owned(),
+                http: http.trim().to_owned(),
+            })
+        }
+        (MemberOp::Add, _, _) => {
+            return Err(ApiError::bad_request(
+                "add needs the node's peer and http addresses",
+            ))
+        }
+        (_, None, None) => None,
+        _ => return Err(ApiError::bad_request("peer and http are for add only")),
+    };
+    let change = match req.op {
+        MemberOp::Add => ConfChangeType::AddLearner,
+        MemberOp::Promote => ConfChangeType::PromoteLearner,
+        MemberOp::Remove => ConfChangeType::RemoveNode,
+    };
+    let op = ClientOp::Member {
+        change,
+        id: req.id,
+        address,
+    };
+    match api.ask(op).await? {
+        Reply::MemberChanged { voters, learners } => Ok(Json(MembersResponse {
+            ok: true,
+            voters,
+            learners,
         })
         .into_response()),
         other => Err(api.failure(other, &uri)),

@@ -2,7 +2,7 @@
 //! the driver thread, the peer transport and the HTTP API together.
 
 use crate::api::StatusJson;
-use crate::config::{bind_data_dir, parse_members, resolve, ConfigError};
+use crate::config::{bind_data_dir, parse_members, resolve, ConfigError, Directory};
 use crate::driver::{Driver, DriverError, SnapshotPolicy, INBOX_CAPACITY};
 use crate::http::{router, Api};
 use crate::metrics::Metrics;
@@ -139,6 +139,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         let metrics = Arc::new(Metrics::default());
         let view = Arc::new(Mutex::new(StatusJson::default()));
         let (inbox, inbox_rx) = std::sync::mpsc::sync_channel(INBOX_CAPACITY);
+        let directory = Directory::new(&members);
         let outbox = start_senders(
             opts.id,
             opts.cluster_id,
@@ -152,7 +153,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             Arc::new(Inbound {
                 cluster_id: opts.cluster_id,
                 me: opts.id,
-                members: ids,
+                members: directory.clone(),
                 inbox: inbox.clone(),
                 metrics: metrics.clone(),
                 logger: logger.clone(),
@@ -174,6 +175,8 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             stop.clone(),
             opts.snapshots,
             last_snapshot,
+            directory.clone(),
+            members.clone(),
         );
         let (done_tx, mut done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -186,7 +189,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             id: opts.id,
             inbox,
             view,
-            members: Arc::new(members),
+            members: directory,
             metrics,
         };
         let (stop_http, mut http_stopped) = watch::channel(false);

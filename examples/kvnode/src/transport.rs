@@ -5,7 +5,7 @@
 //! and drops on overflow: the protocol resends what matters (heartbeats,
 //! per-peer progress), while a queue that blocked would stall the driver.
 
-use crate::config::Member;
+use crate::config::{Directory, Member};
 use crate::driver::{Inbox, Input};
 use crate::frame::{admit, FrameCodec, FrameError, PeerFrame};
 use crate::metrics::{Metrics, Rejection};
@@ -38,8 +38,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// The driver's handle for sending: one bounded queue per peer.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    peers: BTreeMap<u64, mpsc::Sender<Message>>,
+    me: u64,
+    cluster_id: u64,
+    /// Each peer's queue, and the address its sender task dials.
+    peers: BTreeMap<u64, (SocketAddr, mpsc::Sender<Message>)>,
     metrics: Arc<Metrics>,
+    logger: Logger,
+    /// Where sender tasks run (the driver is a plain thread).
+    runtime: tokio::runtime::Handle,
     /// Set by `-v`: every message sent is logged on one line.
     trace: Option<Logger>,
 }
@@ -51,7 +57,7 @@ impl Outbox {
             if let Some(log) = &self.trace {
                 slog::info!(log, "send {m}");
             }
-            let Some(queue) = self.peers.get(&m.to) else {
+            let Some((_, queue)) = self.peers.get(&m.to) else {
                 self.metrics.peer_send_dropped.fetch_add(1, Relaxed);
                 continue;
             };
@@ -78,17 +84,44 @@ pub(crate) fn start_senders(
     logger: &Logger,
     verbose: bool,
 ) -> Outbox {
-    let mut peers = BTreeMap::new();
-    for m in members.iter().filter(|m| m.id != me) {
-        let (tx, rx) = mpsc::channel(SEND_QUEUE);
-        peers.insert(m.id, tx);
-        let log = logger.new(slog::o!("peer" => m.id));
-        tokio::spawn(sender(m.peer, cluster_id, rx, metrics.clone(), log));
-    }
-    Outbox {
-        peers,
+    let mut outbox = Outbox {
+        me,
+        cluster_id,
+        peers: BTreeMap::new(),
         metrics: metrics.clone(),
+        logger: logger.clone(),
+        runtime: tokio::runtime::Handle::current(),
         trace: verbose.then(|| logger.clone()),
+    };
+    outbox.set_peers(members);
+    outbox
+}
+
+impl Outbox {
+    /// Sends to exactly `members` (but this node) from now on: a sender
+    /// task starts for each new peer (or new address), and the queue of a
+    /// peer no longer listed closes, which ends its task.
+    pub(crate) fn set_peers(&mut self, members: &[Member]) {
+        self.peers.retain(|id, (addr, _)| {
+            members
+                .iter()
+                .any(|m| m.id == *id && m.peer == *addr && m.id != self.me)
+        });
+        for m in members.iter().filter(|m| m.id != self.me) {
+            if self.peers.contains_key(&m.id) {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(SEND_QUEUE);
+            self.peers.insert(m.id, (m.peer, tx));
+            let log = self.logger.new(slog::o!("peer" => m.id));
+            self.runtime.spawn(sender(
+                m.peer,
+                self.cluster_id,
+                rx,
+                self.metrics.clone(),
+                log,
+            ));
+        }
     }
 }
 
@@ -183,7 +216,7 @@ fn encode(codec: &FrameCodec, cluster_id: u64, m: Message, buf: &mut BytesMut, l
 pub(crate) struct Inbound {
     pub(crate) cluster_id: u64,
     pub(crate) me: u64,
-    pub(crate) members: Vec<u64>,
+    pub(crate) members: Directory,
     pub(crate) inbox: Inbox,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) logger: Logger,
@@ -248,7 +281,7 @@ async fn receive(mut stream: TcpStream, remote: SocketAddr, ctx: &Inbound) {
                     return;
                 }
             };
-            match admit(frame, ctx.cluster_id, ctx.me, &ctx.members) {
+            match admit(frame, ctx.cluster_id, ctx.me, |id| ctx.members.contains(id)) {
                 Ok(msg) => {
                     if ctx.verbose {
                         slog::info!(ctx.logger, "recv {msg}");

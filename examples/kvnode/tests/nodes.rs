@@ -652,3 +652,93 @@ fn a_member_behind_the_compacted_log_catches_up_from_a_snapshot() {
     let out = c.cli(&["chain", "verify"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
+
+#[test]
+fn a_node_joins_is_promoted_and_a_voter_leaves_without_losing_a_write() {
+    let mut c = Cluster::start(3, &["--snapshot-every", "20", "--log-tail", "5"]);
+    c.leader();
+    let eps = c.endpoints();
+    let mut acked = Vec::new();
+    let mut write = |c: &Cluster, i: usize| {
+        let (k, v) = (format!("m{i}"), format!("v{i}"));
+        put_acked(&c.live_endpoints(), &k, &v);
+        acked.push((k, v));
+    };
+    for i in 0..40 {
+        write(&c, i);
+    }
+    let new = c.join();
+    let (id, peer, http_addr) = (
+        c.nodes[new].id.to_string(),
+        c.nodes[new].peer.clone(),
+        c.nodes[new].http.clone(),
+    );
+
+    // Refusals are typed: 409 with the protocol's reason, 400 for bad input.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = format!(r#"{{"op":"promote","id":{id}}}"#);
+    let r = call(&eps, "POST", "/members", &[], body.as_bytes(), deadline).expect("answer");
+    assert_eq!(
+        (r.status, r.json()["reason"].as_str()),
+        (409, Some("not_learner"))
+    );
+    for bad in [
+        &br#"{"op":"add","id":9}"#[..],
+        br#"{"op":"grow","id":9}"#,
+        br#"{"op":"remove","id":0}"#,
+        br#"{"op":"add","id":9,"peer":"nowhere","http":"127.0.0.1:1"}"#,
+        b"{nope",
+    ] {
+        let r = http(&eps[0], "POST", "/members", &[], bad).expect("answer");
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.json()["error"].is_string());
+    }
+
+    // Add it: it catches up (the log it needs is compacted: a snapshot).
+    let add = [
+        "member", "add", "--id", &id, "--peer", &peer, "--http", &http_addr,
+    ];
+    let out = c.cli(&add, &eps);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("learners [{id}]")),
+        "{}",
+        stdout(&out)
+    );
+    let again = c.cli(&add, &eps);
+    assert!(stderr(&again).contains("409"), "{}", stderr(&again));
+    let l = c.leader();
+    wait_caught_up(&c, new, l);
+    assert!(metric(&c.metrics(new), "kvnode_snapshots_installed_total") >= 1.0);
+
+    // Promote it once the leader sees it caught up.
+    wait_until(Duration::from_secs(20), "the promotion", || {
+        let out = c.cli(&["member", "promote", "--id", &id], &eps);
+        if out.status.success() {
+            return Some(());
+        }
+        let err = stderr(&out);
+        assert!(
+            err.contains("not caught up") || err.contains("pending"),
+            "{err}"
+        );
+        None
+    });
+    // Remove node 1, perhaps the leader, and stop it.
+    let out = c.cli(&["member", "remove", "--id", "1"], &eps);
+    assert!(out.status.success(), "{}", stderr(&out));
+    c.kill(0);
+    for i in 40..60 {
+        write(&c, i);
+    }
+    let l = c.leader();
+    let st = c.status(new).expect("status");
+    assert_eq!(st["voters"], serde_json::json!([2, 3, 4]), "{st}");
+    wait_caught_up(&c, new, l);
+    for (k, v) in &acked {
+        let r = get(&c.nodes[new].http, &format!("/kv/{k}?stale=true")).expect("read");
+        assert_eq!((r.status, r.text()), (200, v.clone()), "{k}");
+    }
+    let out = c.cli(&["chain", "verify"], &c.live_endpoints());
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}

@@ -141,6 +141,8 @@ pub struct Node {
     pub http: String,
     pub dir: PathBuf,
     pub child: Option<Child>,
+    /// Set for a node that joined a running cluster: its `--peers`.
+    pub joined: Option<String>,
 }
 
 /// A cluster of `kvnode serve` processes; killed when dropped.
@@ -163,6 +165,7 @@ impl Cluster {
                 http: format!("127.0.0.1:{}", ports[2 * i + 1]),
                 dir: tmp.path().join(format!("node-{}", i + 1)),
                 child: None,
+                joined: None,
             })
             .collect();
         let spec = nodes
@@ -194,9 +197,19 @@ impl Cluster {
             .open(self.log_path(i))
             .expect("log file");
         let n = &self.nodes[i];
+        let mut join = Vec::new();
+        if n.joined.is_some() {
+            join.push("--join");
+        }
         let child = Command::new(BIN)
             .arg("serve")
-            .args(["--id", &n.id.to_string(), "--peers", &self.spec])
+            .args([
+                "--id",
+                &n.id.to_string(),
+                "--peers",
+                n.joined.as_ref().unwrap_or(&self.spec),
+            ])
+            .args(join)
             .arg("--data-dir")
             .arg(&n.dir)
             .args(&self.extra_args)
@@ -208,6 +221,30 @@ impl Cluster {
         wait_until(Duration::from_secs(10), "the HTTP API to answer", || {
             get(&self.nodes[i].http, "/status").ok().map(|_| ())
         });
+    }
+
+    /// Starts a new, empty node with `serve --join` (its `--peers`: every
+    /// member so far and itself); returns its index. The cluster still has
+    /// to add it.
+    pub fn join(&mut self) -> usize {
+        let ports = free_ports(2);
+        let i = self.nodes.len();
+        let id = i as u64 + 1;
+        let (peer, http) = (
+            format!("127.0.0.1:{}", ports[0]),
+            format!("127.0.0.1:{}", ports[1]),
+        );
+        let spec = format!("{},{id}={peer}/{http}", self.spec);
+        self.nodes.push(Node {
+            id,
+            peer,
+            http,
+            dir: self.tmp.path().join(format!("node-{id}")),
+            child: None,
+            joined: Some(spec),
+        });
+        self.spawn(i);
+        i
     }
 
     /// kill -9.
