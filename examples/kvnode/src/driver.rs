@@ -17,7 +17,7 @@ use crate::api::{hex, StatusJson};
 use crate::config::{resolve, Directory, Member};
 use crate::metrics::Metrics;
 use crate::state::{
-    Block, ChainHead, Command, MemberAddress, Op, Outcome, SnapshotError, StateMachine,
+    Batch, Block, ChainHead, Command, MemberAddress, Op, Outcome, SnapshotError, StateMachine,
 };
 use crate::storage::{Compaction, ReadyWrite, RedbStorage, StoreError};
 use crate::transport::Outbox;
@@ -48,6 +48,11 @@ pub(crate) const CLIENT_WAIT: Duration = Duration::from_secs(5);
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Most clients waiting at once; more are refused as overload.
 const MAX_WAITING: usize = 64 * 1024;
+/// A turn's writes are proposed as one entry of at most about this many
+/// bytes or commands: big enough to make a slot's costs negligible per
+/// command, small enough to stay well inside one peer message.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+const MAX_BATCH_COMMANDS: usize = 1024;
 
 /// The sending side of the driver's channel.
 pub(crate) type Inbox = SyncSender<Input>;
@@ -162,6 +167,15 @@ struct Waiter {
     since: Instant,
 }
 
+/// The writes of one turn, proposed together as a [`Batch`].
+#[derive(Default)]
+struct WriteBatch {
+    commands: Vec<Bytes>,
+    /// Each command's session and who waits for it, in the same order.
+    waiters: Vec<((u64, u64), Waiter)>,
+    bytes: usize,
+}
+
 struct ReadWaiter {
     key: Bytes,
     waiter: Waiter,
@@ -184,6 +198,8 @@ pub(crate) struct Driver {
     /// Set to stop the driver at its next turn.
     stop: Arc<AtomicBool>,
     writes: HashMap<(u64, u64), Vec<Waiter>>,
+    /// Writes that arrived this turn: one proposal for all.
+    write_batch: WriteBatch,
     /// Linearizable reads that arrived this turn: one `read_index` for all.
     read_batch: Vec<ReadWaiter>,
     /// Reads waiting for their `ReadState`, by context.
@@ -249,6 +265,7 @@ impl Driver {
             next_seq: 1,
             stop,
             writes: HashMap::new(),
+            write_batch: WriteBatch::default(),
             read_batch: Vec::new(),
             reads_pending: HashMap::new(),
             reads_ready: Vec::new(),
@@ -300,6 +317,7 @@ impl Driver {
             if self.stop.load(Relaxed) {
                 return Ok(());
             }
+            self.propose_writes();
             self.start_reads();
             let now = Instant::now();
             if now >= next_tick {
@@ -399,30 +417,62 @@ impl Driver {
         }
         // Distinct sessions waiting: O(1), unlike `waiting()`, and close
         // enough for a bound.
-        if self.writes.len() + self.read_batch.len() + self.reads_ready.len() >= MAX_WAITING {
+        if self.writes.len()
+            + self.write_batch.waiters.len()
+            + self.read_batch.len()
+            + self.reads_ready.len()
+            >= MAX_WAITING
+        {
             let _ = waiter
                 .tx
                 .send(Reply::Busy("too many waiting clients".into()));
             return;
         }
-        let (client, seq) = session.unwrap_or((self.own_client, self.next_seq));
+        let (client, seq) = session.unwrap_or_else(|| {
+            self.next_seq += 1;
+            (self.own_client, self.next_seq - 1)
+        });
         let data = Command::encode_op(client, seq, op);
-        match self.node.propose(data) {
+        self.write_batch.bytes += data.len();
+        self.write_batch.commands.push(data);
+        self.write_batch.waiters.push(((client, seq), waiter));
+        if self.write_batch.bytes >= MAX_BATCH_BYTES
+            || self.write_batch.commands.len() >= MAX_BATCH_COMMANDS
+        {
+            self.propose_writes();
+        }
+    }
+
+    /// Proposes every write of this turn as one entry (see [`Batch`]).
+    fn propose_writes(&mut self) {
+        if self.write_batch.commands.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.write_batch);
+        let count = batch.commands.len() as u64;
+        match self.node.propose(Batch::encode_commands(batch.commands)) {
             Ok(Proposed::At(_)) => {
-                if session.is_none() {
-                    self.next_seq += 1;
+                self.metrics.proposals.fetch_add(count, Relaxed);
+                for (session, waiter) in batch.waiters {
+                    self.writes.entry(session).or_default().push(waiter);
                 }
-                self.metrics.proposals.fetch_add(1, Relaxed);
-                self.writes.entry((client, seq)).or_default().push(waiter);
             }
             Ok(Proposed::Forwarded(leader)) => {
                 // Not configured; a forwarded proposal has no slot to wait on.
-                self.refuse(waiter, Some(leader));
+                for (_, waiter) in batch.waiters {
+                    self.refuse(waiter, Some(leader));
+                }
             }
-            Err(CoreError::NotLeader { leader }) => self.refuse(waiter, leader),
+            Err(CoreError::NotLeader { leader }) => {
+                for (_, waiter) in batch.waiters {
+                    self.refuse(waiter, leader);
+                }
+            }
             Err(e) => {
-                self.metrics.proposals_refused.fetch_add(1, Relaxed);
-                let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+                self.metrics.proposals_refused.fetch_add(count, Relaxed);
+                for (_, waiter) in batch.waiters {
+                    let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+                }
             }
         }
     }
@@ -485,6 +535,7 @@ impl Driver {
             + self.reads_pending.values().map(Vec::len).sum::<usize>()
             + self.reads_ready.len()
             + self.read_batch.len()
+            + self.write_batch.waiters.len()
             + self.conf_waiters.len()
     }
 

@@ -5,11 +5,12 @@
 //! peer transport carrying [`frame::PeerFrame`]s, and an HTTP/JSON API.
 //! Every replica applies the decided slots to the same
 //! [`state::StateMachine`] — a KV map with exactly-once client sessions and
-//! a SHA-256 hash-chained block log, one block per slot — so `kvnode chain
-//! verify` can re-derive each member's state from its chain and compare
-//! the chains across members. The same binary is the client (`put`, `get`,
-//! `delete`, `cas`, `status`), a local cluster launcher (`cluster`) and a
-//! load generator (`bench`); [`cli::run`] is its entry point.
+//! a SHA-256 hash-chained block log, one block per slot (a slot carries a
+//! batch of commands) — so `kvnode chain verify` can re-derive each
+//! member's state from its chain and compare the chains across members.
+//! The same binary is the client (`put`, `get`, `delete`, `cas`,
+//! `status`), a local cluster launcher (`cluster`) and a load generator
+//! (`bench`); [`cli::run`] is its entry point.
 #![deny(missing_docs)]
 
 pub mod cli;

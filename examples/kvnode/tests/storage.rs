@@ -110,8 +110,12 @@ fn a_corrupt_entry_is_reported_not_served() {
 }
 
 fn put(client: u64, seq: u64, k: &str, v: &str) -> Bytes {
-    use kvnode::state::{Command, Op};
-    Command::encode_op(client, seq, Op::put(k.to_owned(), v.to_owned()))
+    use kvnode::state::{Batch, Command, Op};
+    Batch::encode_commands(vec![Command::encode_op(
+        client,
+        seq,
+        Op::put(k.to_owned(), v.to_owned()),
+    )])
 }
 
 #[test]
