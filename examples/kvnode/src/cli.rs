@@ -161,6 +161,10 @@ struct ServeArgs {
     /// catches up from the log instead of receiving the whole snapshot.
     #[arg(long, default_value_t = 1_000)]
     log_tail: u64,
+    /// MiB of the store's pages cached in memory (the rest is read from
+    /// the file when needed).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    cache_mb: u64,
     /// Join a running cluster as a new, empty node: it starts as a learner
     /// (--peers lists the current members and this node); add it with
     /// `kvnode member add` at the cluster, then `member promote` it.
@@ -296,6 +300,7 @@ pub fn run() -> ExitCode {
                 log_tail: a.log_tail,
             },
             join: a.join,
+            cache_bytes: usize::try_from(a.cache_mb << 20).unwrap_or(usize::MAX),
         })
         .map(|()| ExitCode::SUCCESS)
         .map_err(|e| e.to_string()),

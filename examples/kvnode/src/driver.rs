@@ -7,8 +7,10 @@
 //! Each turn it drains what arrived, ticks when a tick is due, then handles
 //! every `Ready` with **one** synced transaction: the Ready's hard state and
 //! entries together with what the state machine changed applying the
-//! Ready's decided entries (group commit: one sync per Ready, however many
-//! commands it carries). Clients are answered only after that sync.
+//! Ready's decided entries — their blocks and applied slot always, the KV
+//! and session tables at checkpoints (group commit: one sync per Ready,
+//! however many commands it carries). Clients are answered only after that
+//! sync.
 //!
 //! redb's sync blocks, which is why this is a plain thread and not a task:
 //! the tokio reactor never waits on the disk.
@@ -53,6 +55,14 @@ const MAX_WAITING: usize = 64 * 1024;
 /// command, small enough to stay well inside one peer message.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 const MAX_BATCH_COMMANDS: usize = 1024;
+/// Every Ready stores its blocks, which carry the commands; the KV and
+/// session tables are brought up to date (a checkpoint) once this many
+/// keys and sessions changed, or this many commands ran, since the last
+/// one. Rewriting a key's page once per checkpoint instead of once per
+/// Ready is most of a sync's cost under random keys; the price is a
+/// restart redoing at most `CHECKPOINT_COMMANDS` commands from the chain.
+const CHECKPOINT_PENDING: usize = 4096;
+const CHECKPOINT_COMMANDS: u64 = 32 * 1024;
 
 /// The sending side of the driver's channel.
 pub(crate) type Inbox = SyncSender<Input>;
@@ -368,16 +378,22 @@ impl Driver {
             ClientOp::Read { key, stale: false } => {
                 self.read_batch.push(ReadWaiter { key, waiter });
             }
-            ClientOp::Chain { from, limit } => {
-                let blocks = self.sm.blocks(from, limit).to_vec();
-                let height = self.sm.head().0;
-                let base = self.sm.base().clone();
-                let _ = waiter.tx.send(Reply::Blocks {
-                    blocks,
-                    height,
-                    base,
-                });
-            }
+            // Every applied block is persisted by now: each Ready writes
+            // its blocks before the driver takes another input.
+            ClientOp::Chain { from, limit } => match self.storage.blocks(from, limit) {
+                Ok(blocks) => {
+                    let _ = waiter.tx.send(Reply::Blocks {
+                        blocks,
+                        height: self.sm.head().0,
+                        base: self.sm.base().clone(),
+                    });
+                }
+                Err(e) => {
+                    let _ = waiter
+                        .tx
+                        .send(Reply::Busy(format!("cannot read the chain: {e}")));
+                }
+            },
             ClientOp::Member {
                 change,
                 id,
@@ -604,7 +620,15 @@ impl Driver {
             self.metrics
                 .commands_applied
                 .fetch_add(outcomes.len() as u64, Relaxed);
-            let changes = (!committed.is_empty()).then(|| self.sm.take_changes());
+            let changes = (!committed.is_empty()).then(|| {
+                if self.sm.pending_changes() >= CHECKPOINT_PENDING
+                    || self.sm.commands_since_checkpoint() >= CHECKPOINT_COMMANDS
+                {
+                    self.sm.take_changes()
+                } else {
+                    self.sm.take_chain_changes()
+                }
+            });
             let created = self.take_snapshot();
             let write = ReadyWrite {
                 hard_state: rd.hard_state(),

@@ -35,6 +35,8 @@ pub(crate) struct ServeOptions {
     pub(crate) snapshots: SnapshotPolicy,
     /// A new node joining a running cluster: it starts as a learner.
     pub(crate) join: bool,
+    /// The store's page cache.
+    pub(crate) cache_bytes: usize,
 }
 
 /// Why `serve` could not start, or stopped.
@@ -108,7 +110,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     };
     let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
     let db = bind_data_dir(&opts.data_dir, opts.cluster_id, opts.id)?;
-    let storage = RedbStorage::open(&db)?;
+    let storage = RedbStorage::open_with_cache(&db, opts.cache_bytes)?;
     let initial = initial_membership(opts.id, &ids, opts.join);
     init_membership(&storage, &initial)?;
     let sm = storage.load_state_machine()?;

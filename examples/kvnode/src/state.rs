@@ -259,8 +259,12 @@ pub struct StateMachine {
     kv: BTreeMap<Bytes, Bytes>,
     /// Per client: the last sequence applied and its outcome.
     sessions: BTreeMap<u64, (u64, Outcome)>,
-    /// The blocks held: those above `base`.
-    chain: Vec<Block>,
+    /// The last block's height and hash. The blocks themselves live in the
+    /// store: memory holds only those not saved yet, so it does not grow
+    /// with the chain.
+    head: ChainHead,
+    /// Blocks appended since the last `take_changes`.
+    unsaved: Vec<Block>,
     /// The head below the first block held: a member that installed a
     /// snapshot holds no block at or below it. Height 0 for a full chain.
     base: ChainHead,
@@ -273,7 +277,8 @@ pub struct StateMachine {
     /// What changed since the last `take_changes` (to persist).
     dirty_keys: BTreeSet<Bytes>,
     dirty_sessions: BTreeSet<u64>,
-    unsaved_blocks: usize,
+    /// Commands applied since the last checkpoint (what a restart redoes).
+    since_checkpoint: u64,
 }
 
 impl Default for StateMachine {
@@ -281,7 +286,8 @@ impl Default for StateMachine {
         StateMachine {
             kv: BTreeMap::new(),
             sessions: BTreeMap::new(),
-            chain: Vec::new(),
+            head: zero_head(),
+            unsaved: Vec::new(),
             base: zero_head(),
             applied: 0,
             conf_state: ConfState::default(),
@@ -289,7 +295,7 @@ impl Default for StateMachine {
             membership_dirty: false,
             dirty_keys: BTreeSet::new(),
             dirty_sessions: BTreeSet::new(),
-            unsaved_blocks: 0,
+            since_checkpoint: 0,
         }
     }
 }
@@ -302,9 +308,9 @@ impl PartialEq for StateMachine {
             self.applied,
             &self.kv,
             &self.sessions,
-            &self.chain,
+            &self.head,
             &self.base,
-        ) == (o.applied, &o.kv, &o.sessions, &o.chain, &o.base)
+        ) == (o.applied, &o.kv, &o.sessions, &o.head, &o.base)
     }
 }
 
@@ -324,6 +330,11 @@ pub struct Changes {
     pub blocks: Vec<Block>,
     /// The membership and the address book, when a change was applied.
     pub membership: Option<(ConfState, Vec<MemberAddress>)>,
+    /// `kv` and `sessions` hold every change up to `applied` (a checkpoint
+    /// of the state tables). Otherwise they are empty and the changes stay
+    /// pending: the blocks, durable in the same transaction, carry the
+    /// commands that redo them after a restart.
+    pub checkpoint: bool,
 }
 
 /// A session's outcome as stored.
@@ -414,20 +425,22 @@ fn zero_head() -> ChainHead {
 }
 
 impl StateMachine {
-    /// A state machine restored from saved parts (nothing unsaved): `chain`
-    /// holds the blocks above `base` (`None`: the full chain from height 1).
+    /// A state machine restored from saved parts (nothing unsaved): `head`
+    /// is the last block's (`None`: no block, the head is `base`); `base`
+    /// the head below the first block held (`None`: the chain is whole).
     pub fn from_parts(
         applied: u64,
         kv: BTreeMap<Bytes, Bytes>,
         sessions: BTreeMap<u64, (u64, Outcome)>,
-        chain: Vec<Block>,
+        head: Option<ChainHead>,
         base: Option<ChainHead>,
     ) -> Self {
+        let base = base.unwrap_or_else(zero_head);
         StateMachine {
             kv,
             sessions,
-            chain,
-            base: base.unwrap_or_else(zero_head),
+            head: head.unwrap_or_else(|| base.clone()),
+            base,
             applied,
             ..StateMachine::default()
         }
@@ -522,26 +535,38 @@ impl StateMachine {
             .iter()
             .filter_map(|s| Some((s.client, s.session.as_ref()?.to_outcome()?)))
             .collect();
-        let mut sm = StateMachine::from_parts(d.applied, kv, sessions, Vec::new(), d.head.clone());
+        let mut sm = StateMachine::from_parts(d.applied, kv, sessions, None, d.head.clone());
         sm.set_membership(conf_state, d.addresses.clone());
         sm
     }
 
-    /// Takes what changed since the last call, to persist with the `Ready`.
+    /// Takes what changed since the last call, to persist with the `Ready`:
+    /// a checkpoint, with every pending KV and session change.
     pub fn take_changes(&mut self) -> Changes {
-        let kv = std::mem::take(&mut self.dirty_keys)
+        let mut changes = self.take_chain_changes();
+        changes.kv = std::mem::take(&mut self.dirty_keys)
             .into_iter()
             .map(|k| {
                 let v = self.kv.get(&k).cloned();
                 (k, v)
             })
             .collect();
-        let sessions = std::mem::take(&mut self.dirty_sessions)
+        changes.sessions = std::mem::take(&mut self.dirty_sessions)
             .into_iter()
             .filter_map(|c| self.sessions.get(&c).map(|(seq, o)| (c, *seq, o.clone())))
             .collect();
-        let blocks = self.chain[self.chain.len() - self.unsaved_blocks..].to_vec();
-        self.unsaved_blocks = 0;
+        changes.checkpoint = true;
+        self.since_checkpoint = 0;
+        changes
+    }
+
+    /// Takes the new blocks, the applied slot and any membership change,
+    /// leaving the KV and session changes pending for a later checkpoint.
+    /// The blocks alone make the state durable (a restart redoes their
+    /// commands), and a key written by many commands between checkpoints
+    /// is stored once rather than once per `Ready`.
+    pub fn take_chain_changes(&mut self) -> Changes {
+        let blocks = std::mem::take(&mut self.unsaved);
         let membership = std::mem::take(&mut self.membership_dirty).then(|| {
             (
                 self.conf_state.clone(),
@@ -550,11 +575,52 @@ impl StateMachine {
         });
         Changes {
             applied: self.applied,
-            kv,
-            sessions,
+            kv: Vec::new(),
+            sessions: Vec::new(),
             blocks,
             membership,
+            checkpoint: false,
         }
+    }
+
+    /// KV keys and sessions changed since the last checkpoint.
+    pub fn pending_changes(&self) -> usize {
+        self.dirty_keys.len() + self.dirty_sessions.len()
+    }
+
+    /// Commands applied since the last checkpoint.
+    pub fn commands_since_checkpoint(&self) -> u64 {
+        self.since_checkpoint
+    }
+
+    /// Redoes a stored block on the state as of the block before it (a
+    /// restart catching the state tables up with the chain): its commands
+    /// run again, its hash and link are checked. Its changes are pending
+    /// until the next checkpoint; the block itself is stored already.
+    pub fn redo(&mut self, block: &Block) -> Result<(), ChainError> {
+        let height = self.head.height + 1;
+        if block.height != height || block.slot != self.applied + 1 {
+            return Err(ChainError::OutOfOrder {
+                height: block.height,
+                expected_height: height,
+                slot: block.slot,
+            });
+        }
+        if block.prev_hash != self.head.hash {
+            return Err(ChainError::BrokenLink { height });
+        }
+        if block.compute_hash() != block.hash {
+            return Err(ChainError::BadHash { height });
+        }
+        for data in &block.commands {
+            self.execute(data);
+        }
+        self.head = ChainHead {
+            height,
+            hash: block.hash.clone(),
+        };
+        self.applied = block.slot;
+        Ok(())
     }
 
     /// The last decided slot applied.
@@ -562,33 +628,19 @@ impl StateMachine {
         self.applied
     }
 
-    /// The blocks held (above [`StateMachine::base`]).
-    pub fn chain(&self) -> &[Block] {
-        &self.chain
+    /// Blocks applied but not yet taken by [`StateMachine::take_changes`].
+    pub fn unsaved_blocks(&self) -> &[Block] {
+        &self.unsaved
     }
 
     /// The head: (height, hash).
     pub fn head(&self) -> (u64, Bytes) {
-        self.chain
-            .last()
-            .map_or((self.base.height, self.base.hash.clone()), |b| {
-                (b.height, b.hash.clone())
-            })
+        (self.head.height, self.head.hash.clone())
     }
 
     /// A key's value.
     pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
         self.kv.get(key)
-    }
-
-    /// Blocks from height `from` (1-based), at most `limit` of them; none
-    /// below the first block held.
-    pub fn blocks(&self, from: u64, limit: usize) -> &[Block] {
-        let start = usize::try_from(from.max(self.base.height + 1) - self.base.height - 1)
-            .unwrap_or(usize::MAX)
-            .min(self.chain.len());
-        let end = start.saturating_add(limit).min(self.chain.len());
-        &self.chain[start..end]
     }
 
     /// A client's session: the last sequence applied and its outcome.
@@ -654,8 +706,11 @@ impl StateMachine {
             hash: Bytes::new(),
         };
         block.hash = block.compute_hash();
-        self.chain.push(block);
-        self.unsaved_blocks += 1;
+        self.head = ChainHead {
+            height: block.height,
+            hash: block.hash.clone(),
+        };
+        self.unsaved.push(block);
         self.applied = entry.slot;
         outcomes
     }
@@ -713,6 +768,7 @@ impl StateMachine {
             }
         };
         self.dirty_sessions.insert(cmd.client);
+        self.since_checkpoint += 1;
         self.sessions.insert(cmd.client, (cmd.seq, outcome.clone()));
         Some((cmd.client, cmd.seq, outcome))
     }
@@ -782,7 +838,10 @@ pub fn replay_chain(chain: &[Block]) -> Result<StateMachine, ChainError> {
             kind: block.kind,
             data,
         });
-        if replay.chain.last().map(|b| &b.hash) != Some(&block.hash) {
+        // Only the head matters here: drop the block, or a replay of a
+        // long chain would hold all of it twice.
+        replay.unsaved.clear();
+        if replay.head.hash != block.hash {
             return Err(ChainError::BadHash {
                 height: block.height,
             });
@@ -865,14 +924,18 @@ mod tests {
             ]
         );
         assert_eq!(sm.get(b"x"), Some(&Bytes::from("1")));
-        assert_eq!(sm.chain().len(), 1, "one block for the whole batch");
-        assert_eq!(sm.chain()[0].commands.len(), 5);
-        verify_chain(sm.chain(), &sm).expect("the chain replays to the same state");
+        assert_eq!(
+            sm.unsaved_blocks().len(),
+            1,
+            "one block for the whole batch"
+        );
+        assert_eq!(sm.unsaved_blocks()[0].commands.len(), 5);
+        verify_chain(sm.unsaved_blocks(), &sm).expect("the chain replays to the same state");
         // Data that is no batch at all is recorded whole and changes nothing.
         let outs = sm.apply(&normal(2, Bytes::from_static(b"\xff\xff")));
         assert_eq!(outs, vec![(0, 0, Outcome::Invalid)]);
-        assert_eq!(sm.chain()[1].commands.len(), 1);
-        verify_chain(sm.chain(), &sm).expect("still replays");
+        assert_eq!(sm.unsaved_blocks()[1].commands.len(), 1);
+        verify_chain(sm.unsaved_blocks(), &sm).expect("still replays");
     }
 
     #[test]
@@ -906,7 +969,7 @@ mod tests {
         assert_eq!(outs[6], vec![(0, 0, Outcome::Invalid)]);
         assert_eq!(sm.get(b"x"), None);
         assert_eq!(sm.applied(), 7);
-        assert_eq!(sm.chain().len(), 7, "one block per decided slot");
+        assert_eq!(sm.unsaved_blocks().len(), 7, "one block per decided slot");
         let stale = normal(8, cmd(1, 1, put("x", "9")));
         assert!(
             sm.apply(&stale).is_empty(),
@@ -978,13 +1041,13 @@ mod tests {
         }
         assert_eq!(a.head(), b.head());
         let encode = |sm: &StateMachine| {
-            sm.chain()
+            sm.unsaved_blocks()
                 .iter()
                 .map(|b| b.encode_to_vec())
                 .collect::<Vec<_>>()
         };
         assert_eq!(encode(&a), encode(&b), "byte-identical chains");
-        assert_eq!(verify_chain(a.chain(), &b), Ok(()));
+        assert_eq!(verify_chain(a.unsaved_blocks(), &b), Ok(()));
     }
 
     #[test]
@@ -993,7 +1056,7 @@ mod tests {
         for e in history() {
             sm.apply(&e);
         }
-        let good = sm.chain().to_vec();
+        let good = sm.unsaved_blocks().to_vec();
         let mut forged = good.clone();
         forged[2].commands = vec![cmd(2, 1, put("x", "evil"))];
         assert_eq!(
@@ -1063,13 +1126,13 @@ mod tests {
         assert_eq!(copy.kv_digest(), sm.kv_digest());
         assert_eq!(copy.session(1), sm.session(1));
         assert_eq!(copy.addresses().count(), 1);
-        assert!(copy.chain().is_empty() && copy.base().height == 8);
+        assert!(copy.unsaved_blocks().is_empty() && copy.base().height == 8);
         let next = normal(9, cmd(3, 1, put("z", "1")));
         sm.apply(&next);
         copy.apply(&next);
         assert_eq!(copy.head(), sm.head(), "both go on with the same chain");
-        assert_eq!(copy.blocks(1, 10), sm.blocks(9, 10));
-        assert_eq!(check_links(copy.chain(), copy.base()), Ok(()));
+        assert_eq!(copy.unsaved_blocks(), sm.unsaved_blocks());
+        assert_eq!(check_links(copy.unsaved_blocks(), copy.base()), Ok(()));
 
         // Bad data is a typed error, never a panic.
         assert!(matches!(

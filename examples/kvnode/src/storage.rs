@@ -3,6 +3,12 @@
 //! A node that is killed at any point reopens with exactly the `Ready`s whose
 //! `persist` returned, and nothing else.
 //!
+//! The state machine: every Ready stores the blocks it applied (with their
+//! commands) and the applied slot; the KV and session tables are brought up
+//! to date at checkpoints, and `load_state_machine` redoes the blocks above
+//! the last one. The state is as durable as the chain, while a key written
+//! many times between checkpoints costs one page write, not one per Ready.
+//!
 //! Compaction: the latest snapshot is kept in the store, and the entries it
 //! covers are dropped but for a tail (so a peer lagging a little catches up
 //! from the log, not a whole snapshot); `first_slot` is one past the
@@ -14,10 +20,17 @@ use crate::state::{
 use bytes::Bytes;
 use paxos_core::proto::{ConfState, Entry, HardState, ProstMessage, Snapshot, SnapshotMetadata};
 use paxos_core::{InitialState, Storage, StorageError};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Page cache of a store opened with [`RedbStorage::open`]: the pages a
+/// Ready rewrites (the log's tail, the chain's tail, the hot KV leaves) stay
+/// cached, while memory stays bounded however large the file grows.
+pub const DEFAULT_CACHE_BYTES: usize = 128 << 20;
 
 /// slot -> encoded `Entry`.
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -32,6 +45,9 @@ const CHAIN: TableDefinition<u64, &[u8]> = TableDefinition::new("chain");
 const HARD_STATE: &str = "hard_state";
 const CONF_STATE: &str = "conf_state";
 const APPLIED: &str = "applied";
+/// The applied slot the KV and session tables reflect (the last
+/// checkpoint): blocks above it are redone on load.
+const STATE_APPLIED: &str = "state_applied";
 /// The end of the compacted prefix: no entry at or below it is held.
 const COMPACTED: &str = "compacted";
 /// The latest snapshot (encoded `Snapshot`), covering the compacted prefix.
@@ -161,12 +177,21 @@ fn meta_msg<M: ProstMessage + Default>(
 impl RedbStorage {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store, caching at most `cache_bytes` of its
+    /// pages in memory.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let open_err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
             reason,
         };
-        let db = Database::create(path).map_err(|e| open_err(e.to_string()))?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| open_err(e.to_string()))?;
         // Create the tables once, so that readers never meet a missing table.
         let txn = db.begin_write().map_err(|e| open_err(e.to_string()))?;
         txn.open_table(ENTRIES)
@@ -274,8 +299,10 @@ impl RedbStorage {
             .map_err(write_err)?;
         meta.insert(SNAPSHOT, snapshot.encode_to_vec().as_slice())
             .map_err(write_err)?;
-        meta.insert(APPLIED, data.applied.to_be_bytes().as_slice())
-            .map_err(write_err)?;
+        for key in [APPLIED, STATE_APPLIED] {
+            meta.insert(key, data.applied.to_be_bytes().as_slice())
+                .map_err(write_err)?;
+        }
         let head = data.head.clone().unwrap_or_default();
         meta.insert(CHAIN_BASE, head.encode_to_vec().as_slice())
             .map_err(write_err)?;
@@ -318,6 +345,10 @@ impl RedbStorage {
     ) -> Result<(), StoreError> {
         meta.insert(APPLIED, c.applied.to_be_bytes().as_slice())
             .map_err(write_err)?;
+        if c.checkpoint {
+            meta.insert(STATE_APPLIED, c.applied.to_be_bytes().as_slice())
+                .map_err(write_err)?;
+        }
         if let Some((cs, addresses)) = &c.membership {
             meta.insert(SM_CONF_STATE, cs.encode_to_vec().as_slice())
                 .map_err(write_err)?;
@@ -392,33 +423,77 @@ impl RedbStorage {
                 .ok_or_else(|| StorageError::Corrupt("session kind".into()))?;
             sessions.insert(client.value(), session);
         }
-        let first_height = base.as_ref().map_or(0, |b| b.height) + 1;
-        let mut chain: Vec<Block> = Vec::new();
-        for item in txn
-            .open_table(CHAIN)
-            .map_err(unavailable)?
-            .iter()
-            .map_err(unavailable)?
-        {
+        // The blocks stay in the store (`blocks` pages through them), so
+        // memory does not grow with the chain. The held range must be
+        // contiguous from just above the base; the blocks above the last
+        // checkpoint are redone, which checks their hashes and links (every
+        // other link is `chain verify`'s to check).
+        let base_height = base.as_ref().map_or(0, |b| b.height);
+        let state_applied = meta_u64(&meta, STATE_APPLIED)?;
+        let chain = txn.open_table(CHAIN).map_err(unavailable)?;
+        let held = chain.len().map_err(unavailable)?;
+        let first = chain.first().map_err(unavailable)?.map(|(h, _)| h.value());
+        let last = chain.last().map_err(unavailable)?.map(|(h, _)| h.value());
+        let contiguous = match (first, last) {
+            (Some(first), Some(last)) => first == base_height + 1 && last - first + 1 == held,
+            _ => held == 0,
+        };
+        if !contiguous || last.unwrap_or(base_height) != applied {
+            return Err(StorageError::Corrupt(format!(
+                "blocks {first:?}..={last:?} held, {held} of them, above height \
+                 {base_height}, for applied slot {applied}"
+            )));
+        }
+        if state_applied < base_height || state_applied > applied {
+            return Err(StorageError::Corrupt(format!(
+                "state tables at slot {state_applied}, outside {base_height}..={applied}"
+            )));
+        }
+        let block_at = |height: u64| -> Result<Block, StorageError> {
+            let v = chain
+                .get(height)
+                .map_err(unavailable)?
+                .ok_or_else(|| StorageError::Corrupt(format!("no block at height {height}")))?;
+            Block::decode(v.value()).map_err(|e| corrupt("block", &e))
+        };
+        let head = if state_applied == base_height {
+            None
+        } else {
+            let b = block_at(state_applied)?;
+            Some(ChainHead {
+                height: b.height,
+                hash: b.hash,
+            })
+        };
+        let mut sm = StateMachine::from_parts(state_applied, kv, sessions, head, base);
+        for item in chain.range(state_applied + 1..).map_err(unavailable)? {
+            let (_, v) = item.map_err(unavailable)?;
+            let block = Block::decode(v.value()).map_err(|e| corrupt("block", &e))?;
+            sm.redo(&block)
+                .map_err(|e| StorageError::Corrupt(format!("redoing the chain: {e}")))?;
+        }
+        sm.set_membership(conf_state, addresses);
+        Ok(sm)
+    }
+
+    /// Up to `limit` blocks from height `from` on, as persisted (none below
+    /// the first block held, after a snapshot was installed).
+    pub fn blocks(&self, from: u64, limit: usize) -> Result<Vec<Block>, StorageError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let chain = txn.open_table(CHAIN).map_err(unavailable)?;
+        let mut blocks = Vec::new();
+        for item in chain.range(from..).map_err(unavailable)?.take(limit) {
             let (height, v) = item.map_err(unavailable)?;
             let block = Block::decode(v.value()).map_err(|e| corrupt("block", &e))?;
-            if block.height != height.value() || block.height != first_height + chain.len() as u64 {
+            if block.height != height.value() {
                 return Err(StorageError::Corrupt(format!(
                     "block at height {} out of place",
                     height.value()
                 )));
             }
-            chain.push(block);
+            blocks.push(block);
         }
-        let mut sm = StateMachine::from_parts(applied, kv, sessions, chain, base);
-        // One block per applied slot: the head's height is the slot.
-        if sm.head().0 != applied {
-            return Err(StorageError::Corrupt(
-                "chain head and applied slot disagree".into(),
-            ));
-        }
-        sm.set_membership(conf_state, addresses);
-        Ok(sm)
+        Ok(blocks)
     }
 
     /// A brand-new node's membership: both the protocol's and the state

@@ -154,7 +154,96 @@ fn the_state_machine_persists_with_the_ready_and_reloads_exactly() {
     assert_eq!(loaded, sm);
     assert_eq!(loaded.applied(), 9);
     assert_eq!(loaded.get(b"k"), Some(&Bytes::from("9")));
-    assert_eq!(kvnode::state::verify_chain(loaded.chain(), &sm), Ok(()));
+    // The blocks stay in the store; the state machine holds only the head.
+    let blocks = s.blocks(1, usize::MAX).expect("blocks");
+    assert_eq!(blocks.len(), 9);
+    assert_eq!(kvnode::state::verify_chain(&blocks, &sm), Ok(()));
+    assert_eq!(s.blocks(4, 2).expect("a page")[0].height, 4);
+}
+
+#[test]
+fn state_between_checkpoints_is_redone_from_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    let mut sm = StateMachine::default();
+    {
+        let s = RedbStorage::open(&path).expect("open");
+        // Only the fourth Ready is a checkpoint; the others store blocks.
+        for (i, slots) in [1..=3u64, 4..=5, 6..=8, 9..=9, 10..=12]
+            .into_iter()
+            .enumerate()
+        {
+            let entries: Vec<Entry> = slots
+                .map(|slot| Entry {
+                    data: put(
+                        1 + slot % 3,
+                        slot,
+                        &format!("k{}", slot % 4),
+                        &slot.to_string(),
+                    ),
+                    ..entry(slot, "")
+                })
+                .collect();
+            for e in &entries {
+                sm.apply(e);
+            }
+            let changes = if i == 3 {
+                sm.take_changes()
+            } else {
+                sm.take_chain_changes()
+            };
+            assert_eq!(changes.checkpoint, i == 3);
+            assert_eq!(changes.kv.is_empty(), i != 3, "state tables wait");
+            s.persist_ready(ReadyWrite {
+                entries: &entries,
+                changes: Some(&changes),
+                ..ReadyWrite::default()
+            })
+            .expect("persist");
+            // After every Ready, what a restart loads is exactly the state.
+            let loaded = s.load_state_machine().expect("load");
+            assert_eq!(loaded, sm, "after Ready {i}");
+            for client in 1..=3 {
+                assert_eq!(loaded.session(client), sm.session(client));
+            }
+        }
+    }
+    let s = RedbStorage::open(&path).expect("reopen");
+    let loaded = s.load_state_machine().expect("load");
+    assert_eq!(loaded, sm);
+    assert_eq!(loaded.get(b"k0"), Some(&Bytes::from("12")));
+    assert_eq!(
+        loaded.commands_since_checkpoint(),
+        3,
+        "slots 10..=12 redone"
+    );
+    drop(s);
+
+    // A block above the checkpoint that was altered on disk is refused,
+    // not redone into a state no other replica has.
+    let chain: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("chain");
+    {
+        use redb::ReadableTable;
+        let db = redb::Database::open(&path).expect("open raw");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut table = txn.open_table(chain).expect("chain");
+            let mut block = {
+                let v = table.get(11).expect("read").expect("block 11");
+                kvnode::state::Block::decode(v.value()).expect("decode")
+            };
+            block.commands = vec![put(9, 1, "k0", "forged")];
+            table
+                .insert(11, block.encode_to_vec().as_slice())
+                .expect("write");
+        }
+        txn.commit().expect("commit");
+    }
+    let s = RedbStorage::open(&path).expect("reopen");
+    assert!(matches!(
+        s.load_state_machine(),
+        Err(StorageError::Corrupt(why)) if why.contains("redoing")
+    ));
 }
 
 /// `n` slots each putting key `k{slot}`, applied to `sm`.
@@ -283,11 +372,13 @@ fn an_installed_snapshot_replaces_the_state_and_the_log() {
     let loaded = s.load_state_machine().expect("load");
     assert_eq!(loaded, installed);
     assert_eq!(loaded.base().height, 30);
-    assert_eq!(
-        loaded.chain().len(),
-        2,
-        "the chain is held from the snapshot on"
-    );
+    let heights: Vec<u64> = s
+        .blocks(0, 100)
+        .expect("blocks")
+        .iter()
+        .map(|b| b.height)
+        .collect();
+    assert_eq!(heights, [31, 32], "the chain is held from the snapshot on");
     assert_eq!(loaded.len(), 32);
     assert_eq!(loaded.conf_state(), &cs);
     leader.take_changes();
@@ -456,6 +547,8 @@ fn nodes_restart_from_their_files_and_lose_nothing_decided() {
             "node {} holds a different state or chain",
             i + 1
         );
-        assert_eq!(kvnode::state::verify_chain(sm.chain(), &reference), Ok(()));
+        let disk = c.disks[i].as_ref().expect("running");
+        let blocks = disk.blocks(1, usize::MAX).expect("blocks");
+        assert_eq!(kvnode::state::verify_chain(&blocks, &reference), Ok(()));
     }
 }
