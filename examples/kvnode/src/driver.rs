@@ -50,9 +50,9 @@ pub(crate) const CLIENT_WAIT: Duration = Duration::from_secs(5);
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Most clients waiting at once; more are refused as overload.
 const MAX_WAITING: usize = 64 * 1024;
-/// A turn's writes are proposed as one entry of at most about this many
-/// bytes or commands: big enough to make a slot's costs negligible per
-/// command, small enough to stay well inside one peer message.
+/// A turn's writes are proposed as one entry of at most this many bytes (or
+/// one command, if larger) or commands: big enough to make a slot's costs
+/// negligible per command, small enough to stay well inside one message.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 const MAX_BATCH_COMMANDS: usize = 1024;
 /// Every Ready stores its blocks, which carry the commands; the KV and
@@ -449,12 +449,14 @@ impl Driver {
             (self.own_client, self.next_seq - 1)
         });
         let data = Command::encode_op(client, seq, op);
+        // A batch stays within the bound unless one command alone exceeds it.
+        if self.write_batch.bytes + data.len() > MAX_BATCH_BYTES {
+            self.propose_writes();
+        }
         self.write_batch.bytes += data.len();
         self.write_batch.commands.push(data);
         self.write_batch.waiters.push(((client, seq), waiter));
-        if self.write_batch.bytes >= MAX_BATCH_BYTES
-            || self.write_batch.commands.len() >= MAX_BATCH_COMMANDS
-        {
+        if self.write_batch.commands.len() >= MAX_BATCH_COMMANDS {
             self.propose_writes();
         }
     }
