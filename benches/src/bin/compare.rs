@@ -1,6 +1,7 @@
 //! W1 and W2 on paxos-core and, with `--features peers`, on raft-rs 0.7 and
 //! OmniPaxos 0.2 in the same process: median of 5 interleaved runs per
-//! library and workload, then the ratios us/peer, then peak RSS.
+//! library and workload, then the ratios us/peer, then each library's peak
+//! RSS per workload, measured in a child process that runs only that.
 //!
 //! ```text
 //! cargo run --release -p paxos-bench --bin compare
@@ -13,6 +14,13 @@ use paxos_bench::{run_workload, Cluster, Replicated};
 /// no mmap, no trimming) so first-touch page faults do not depend on run
 /// order. The same settings, as glibc tunables, without unsafe code: the
 /// binary re-runs itself once with them set.
+/// The argument that makes the binary a child measuring one library's
+/// peak memory on one workload: `compare __peak LIB WORKLOAD`.
+const PEAK_CHILD: &str = "__peak";
+
+const WORKLOADS: [(&str, u64, u64); 2] =
+    [("W1-batched", 64, 200_000), ("W2-one-at-a-time", 1, 20_000)];
+
 const TUNABLES: &str = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647";
 
 fn keep_heap_warm() {
@@ -65,13 +73,70 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// In a child: runs `workload` once on library `lib` and prints the
+/// process's peak RSS, which then holds nothing of any other library.
+fn peak_child(lib: &str, workload: &str) {
+    let build = libraries().into_iter().find(|(name, _)| *name == lib);
+    let spec = WORKLOADS.iter().find(|(name, _, _)| *name == workload);
+    let (Some((_, build)), Some((_, batch, n))) = (build, spec) else {
+        eprintln!("compare: unknown library {lib} or workload {workload}");
+        std::process::exit(2);
+    };
+    run_workload(&mut *build(), *batch, *n);
+    match peak_rss_kib() {
+        Some(kib) => println!("peak_rss_kib={kib}"),
+        None => std::process::exit(1),
+    }
+}
+
+/// Each library's peak RSS on each workload, from a child process apiece.
+fn peak_memory(libs: &[(&'static str, Build)], only: &str) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    for (workload, _, _) in WORKLOADS.iter().filter(|(w, _, _)| w.contains(only)) {
+        let mut ours = None;
+        for (name, _) in libs {
+            let out = std::process::Command::new(&exe)
+                .args([PEAK_CHILD, name, workload])
+                .output();
+            let kib = out.ok().and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .strip_prefix("peak_rss_kib=")?
+                    .parse::<u64>()
+                    .ok()
+            });
+            let Some(kib) = kib else {
+                eprintln!("compare: no peak RSS for {name} {workload}");
+                continue;
+            };
+            println!("{name} {workload} peak_rss_kib={kib}");
+            match ours {
+                None => ours = Some(kib),
+                Some(us) => println!(
+                    "ratio peak RSS paxos-core/{name} {workload} = {:.2}",
+                    us as f64 / kib as f64
+                ),
+            }
+        }
+    }
+}
+
 fn main() {
     keep_heap_warm();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [mode, lib, workload] = args.as_slice() {
+        if mode == PEAK_CHILD {
+            peak_child(lib, workload);
+            return;
+        }
+    }
     let runs = 5;
     let libs = libraries();
     // `compare W2` runs only the workloads whose name contains "W2".
     let only = std::env::args().nth(1).unwrap_or_default();
-    for (workload, batch, n) in [("W1-batched", 64, 200_000), ("W2-one-at-a-time", 1, 20_000)] {
+    for (workload, batch, n) in WORKLOADS {
         if !workload.contains(&only) {
             continue;
         }
@@ -102,6 +167,7 @@ fn main() {
             );
         }
     }
+    peak_memory(&libs, &only);
     if !"W1-batched-5-nodes".contains(&only) {
         return;
     }
@@ -112,6 +178,6 @@ fn main() {
     let (med, min, max) = median(rates);
     println!("paxos-core W1-batched-5-nodes ops_per_sec_median={med:.0} min={min:.0} max={max:.0}");
     if let Some(kib) = peak_rss_kib() {
-        println!("peak_rss_kib={kib}");
+        println!("peak_rss_kib={kib} (this whole process: every library and workload)");
     }
 }
