@@ -32,12 +32,15 @@ pub enum PlantedBug {
     /// The leader proposes and decides past an undecided membership
     /// change, counting later slots with the old membership's quorum.
     ProposePastConfChange,
+    /// A read lease lasts four times `read_lease_ticks`: past the point
+    /// where the followers may elect another leader.
+    LeaseOutlivesElection,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 10] = [
+    pub const ALL: [PlantedBug; 11] = [
         PlantedBug::CountAcrossBallots,
         PlantedBug::ReplyBeforePersist,
         PlantedBug::SkipHighestBallotAdoption,
@@ -48,6 +51,7 @@ impl PlantedBug {
         PlantedBug::ReadWithoutQuorum,
         PlantedBug::SkipNewMembershipQuorum,
         PlantedBug::ProposePastConfChange,
+        PlantedBug::LeaseOutlivesElection,
     ];
 }
 

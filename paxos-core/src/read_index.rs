@@ -133,9 +133,12 @@ impl<S: Storage> Node<S> {
     /// Lease reads: every round up to the one a quorum acknowledged renews
     /// the lease from when it was sent.
     pub(crate) fn renew_lease(&mut self) {
-        let lease_ticks = self.cfg.read_lease_ticks;
+        let mut lease_ticks = self.cfg.read_lease_ticks;
         if lease_ticks == 0 {
             return;
+        }
+        if planted!(self.cfg, LeaseOutlivesElection) {
+            lease_ticks *= 4;
         }
         let acked = self.quorum_acked_round();
         if let Role::Leader(ls) = &mut self.role {

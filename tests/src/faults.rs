@@ -65,6 +65,10 @@ pub struct FaultMix {
     /// clocks keep within the 2x drift the lease tolerates: 70-140% tick
     /// periods, and no stalled clocks.
     pub read_lease_ticks: u32,
+    /// Chance that a client sends a read to any node rather than to the
+    /// leader it knows of, as a client near a partitioned old leader would:
+    /// the read that a lease outliving an election serves stale.
+    pub read_anywhere: f64,
 }
 
 impl FaultMix {
@@ -97,6 +101,7 @@ impl FaultMix {
             reconfig_every: 0,
             spares: 0,
             read_lease_ticks: 0,
+            read_anywhere: 0.0,
         }
     }
 
@@ -109,6 +114,7 @@ impl FaultMix {
             let election = self.election_ticks.max(self.heartbeat_ticks + 1);
             self.read_lease_ticks = ((election - 1) / 2).max(1);
             self.skew_range = (70, 140);
+            self.read_anywhere = 0.3;
         }
     }
 

@@ -238,6 +238,9 @@ pub struct Sim {
     voters: u64,
     rng: Rng,
     net_rng: Rng,
+    /// Where reads go when `FaultMix::read_anywhere` is set: its own
+    /// stream, so every other seed replays unchanged.
+    read_rng: Rng,
     now: u64,
     next_seq: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
@@ -294,6 +297,7 @@ impl Sim {
         let learners = opts.learners.unwrap_or(drawn_learners);
         let n = voters + learners;
         let net_rng = rng.fork();
+        let read_rng = Rng::new(opts.seed ^ 0x7ead_a115_eed0);
         let mut sim = Sim {
             fault_end: opts.ticks * TICK,
             deadline: (opts.ticks + opts.liveness_ticks) * TICK,
@@ -302,6 +306,7 @@ impl Sim {
             n,
             rng,
             net_rng,
+            read_rng,
             now: 0,
             next_seq: 0,
             queue: BinaryHeap::new(),
@@ -1202,7 +1207,11 @@ impl Sim {
         };
         p.deadline = now + self.mix.client_timeout * TICK;
         p.rotate = true;
-        let (cmd, node, deadline, read) = (p.cmd, cl.hint, p.deadline, p.read);
+        let (cmd, mut node, deadline, read) = (p.cmd, cl.hint, p.deadline, p.read);
+        if read && self.mix.read_anywhere > 0.0 && self.read_rng.chance(self.mix.read_anywhere) {
+            let present = self.present_ids();
+            node = present[self.read_rng.range(0, present.len() as u64 - 1) as usize];
+        }
         let lost = self.faults_on && self.net_rng.chance(self.mix.drop);
         if !lost {
             let at = now + self.net_rng.range(self.mix.min_delay, self.mix.max_delay);
