@@ -79,6 +79,9 @@ pub struct Cluster {
     /// Their state machines.
     pub applied: Vec<Applied>,
     queue: Vec<Message>,
+    /// The other message buffer: `pump` delivers one while the nodes fill
+    /// the other.
+    spare: Vec<Message>,
     /// The leader's index, once elected.
     pub leader: usize,
     /// Messages delivered so far.
@@ -112,6 +115,7 @@ impl Cluster {
             disks,
             applied: vec![Applied::default(); n as usize],
             queue: Vec::with_capacity(1024),
+            spare: Vec::with_capacity(1024),
             leader: usize::MAX,
             delivered: 0,
             down: vec![false; n as usize],
@@ -165,9 +169,11 @@ impl Cluster {
                     }
                     disk.store_owned_entries(rd.take_entries());
                 }
-                self.queue.extend(rd.take_immediate_messages());
-                self.queue.extend(rd.take_messages());
-                for e in rd.take_committed_entries() {
+                // Drained and read in place, the Ready's vectors go back
+                // to the node in `advance` for reuse.
+                self.queue.extend(rd.drain_immediate_messages());
+                self.queue.extend(rd.drain_messages());
+                for e in rd.committed_entries() {
                     if e.kind == EntryKind::Normal as i32 {
                         self.applied[i].apply(i as u64 + 1, &e.data);
                     }
@@ -178,8 +184,9 @@ impl Cluster {
         if !self.queue.is_empty() {
             did = true;
             self.delivered += self.queue.len() as u64;
-            let batch = std::mem::take(&mut self.queue);
-            for m in batch {
+            // Swap in the spare so both keep their capacity.
+            let mut batch = std::mem::replace(&mut self.queue, std::mem::take(&mut self.spare));
+            for m in batch.drain(..) {
                 let to = (m.to - 1) as usize;
                 if !self.down[to] {
                     self.nodes[to]
@@ -187,6 +194,7 @@ impl Cluster {
                         .expect("cluster messages are well formed");
                 }
             }
+            self.spare = batch;
         }
         did
     }

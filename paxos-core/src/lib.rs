@@ -98,6 +98,7 @@
 mod planted;
 
 mod acceptor;
+mod buffers;
 mod conf_change;
 mod config;
 mod election;

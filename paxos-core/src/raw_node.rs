@@ -1,6 +1,7 @@
 //! The public driver: feed ticks, messages and proposals in; take `Ready`s
 //! out; persist, send, apply, `advance`.
 
+use crate::buffers::Buffers;
 use crate::config::Config;
 use crate::errors::Result;
 use crate::leader::Proposed;
@@ -96,6 +97,13 @@ impl Ready {
         std::mem::take(&mut self.immediate)
     }
 
+    /// Moves the immediate messages out one by one, leaving their buffer
+    /// here for [`RawNode::advance`] to reuse: the allocation-free
+    /// alternative to [`Ready::take_immediate_messages`].
+    pub fn drain_immediate_messages(&mut self) -> std::vec::Drain<'_, Message> {
+        self.immediate.drain(..)
+    }
+
     /// Messages to send once this `Ready`'s state is durable.
     pub fn messages(&self) -> &[Message] {
         &self.messages
@@ -104,6 +112,14 @@ impl Ready {
     /// Takes the messages, leaving none.
     pub fn take_messages(&mut self) -> Vec<Message> {
         std::mem::take(&mut self.messages)
+    }
+
+    /// Moves the messages out one by one, leaving their buffer here for
+    /// [`RawNode::advance`] to reuse: the allocation-free alternative to
+    /// [`Ready::take_messages`]. The same goes for reading
+    /// [`Ready::committed_entries`] in place rather than taking them.
+    pub fn drain_messages(&mut self) -> std::vec::Drain<'_, Message> {
+        self.messages.drain(..)
     }
 
     /// Decided entries to apply, in slot order, contiguous, each exactly once.
@@ -158,6 +174,8 @@ pub struct RawNode<S: Storage> {
     /// error): `has_ready` stops reporting them until the node is driven
     /// again, so a host's `while has_ready()` loop cannot spin.
     apply_stalled: bool,
+    /// Vectors handed back by `advance`, for the next `Ready`s.
+    buffers: Buffers,
     /// The promise restored at start (only a planted bug reads it).
     restored_promised: paxos_proto::Ballot,
 }
@@ -171,6 +189,7 @@ impl<S: Storage> RawNode<S> {
         let node = Node::new(config, storage, logger)?;
         Ok(RawNode {
             apply_stalled: false,
+            buffers: Buffers::default(),
             restored_promised: node.promised,
             node,
             next_ready: 1,
@@ -265,12 +284,21 @@ impl<S: Storage> RawNode<S> {
             None
         };
         let (entries, min_written) = n.log.take_unstable();
-        // Leave room for as many as last time: no regrowth per Ready.
-        let room = n.msgs.len();
-        let messages = std::mem::replace(&mut n.msgs, Vec::with_capacity(room));
-        let room = n.immediate.len();
-        let immediate = std::mem::replace(&mut n.immediate, Vec::with_capacity(room));
-        let to_self = std::mem::take(&mut n.self_msgs);
+        let buffers = &mut self.buffers;
+        let mut out = |queue: &mut Vec<Message>| {
+            if queue.is_empty() {
+                // Nothing to hand out: the queue keeps its capacity.
+                Vec::new()
+            } else {
+                // A buffer handed back earlier (or room for as many as
+                // this time) takes its place: no regrowth per Ready.
+                let room = queue.len();
+                std::mem::replace(queue, buffers.messages(room))
+            }
+        };
+        let messages = out(&mut n.msgs);
+        let immediate = out(&mut n.immediate);
+        let to_self = out(&mut n.self_msgs);
         let read_states = std::mem::take(&mut n.read_states);
         let conf_state =
             std::mem::take(&mut n.conf_dirty).then(|| Box::new(n.members.to_conf_state()));
@@ -319,7 +347,7 @@ impl<S: Storage> RawNode<S> {
             self.node.cfg.max_ready_bytes,
         );
         // Durable decided entries move out of memory: no copy on the hot path.
-        let mut moved = Vec::new();
+        let mut moved = self.buffers.entries();
         let mut bytes = 0u64;
         while moved.len() < max_entries && (moved.is_empty() || bytes < max_bytes) {
             if self.handed + 1 > self.node.log.committed {
@@ -394,7 +422,8 @@ impl<S: Storage> RawNode<S> {
         debug_assert_eq!(done.number, rd.number, "Readys must be advanced in order");
         self.applied = done.handed;
         self.node.log.release(self.applied);
-        for m in done.to_self {
+        let mut to_self = done.to_self;
+        for m in to_self.drain(..) {
             if let Some(body) = m.body {
                 // Our own replies are well formed by construction.
                 if let Err(e) = self.node.dispatch(m.from, body) {
@@ -402,6 +431,18 @@ impl<S: Storage> RawNode<S> {
                 }
             }
         }
+        self.buffers.give_messages(to_self);
+        let Ready {
+            entries,
+            immediate,
+            messages,
+            committed_entries,
+            ..
+        } = rd;
+        self.buffers.give_messages(messages);
+        self.buffers.give_messages(immediate);
+        self.buffers.give_entries(committed_entries);
+        self.buffers.give_entries(entries);
     }
 
     /// A snapshot of the node's state, for monitoring and tests.

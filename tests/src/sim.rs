@@ -938,7 +938,11 @@ impl Sim {
             let mut rd = raw.ready();
             // A leader's own traffic leaves before its disk write (and a
             // crash may come right after).
-            for m in rd.take_immediate_messages() {
+            // Drained, and decided entries read in place: the Ready's
+            // vectors go back to the node for reuse, so every fault also
+            // exercises buffer reuse (a stale message in a reused buffer
+            // would be sent twice).
+            for m in rd.drain_immediate_messages() {
                 self.send(id, m, was_leader, exempt);
             }
             if self.ready_crash(id, "before persisting") {
@@ -963,7 +967,7 @@ impl Sim {
             if self.ready_crash(id, "after persisting, before sending") {
                 return;
             }
-            for m in rd.take_messages() {
+            for m in rd.drain_messages() {
                 self.send(id, m, was_leader, exempt);
             }
             if self.ready_crash(id, "after sending, before applying") {
@@ -972,8 +976,8 @@ impl Sim {
             if let Some(s) = snapshot {
                 self.install(id, &s);
             }
-            for e in rd.take_committed_entries() {
-                self.apply(id, &e);
+            for e in rd.committed_entries() {
+                self.apply(id, e);
             }
             self.maybe_compact(id);
             let confirmed = rd.take_read_states();
