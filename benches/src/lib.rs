@@ -167,7 +167,7 @@ impl Cluster {
                     if let Some(hs) = rd.hard_state() {
                         disk.set_hard_state(*hs);
                     }
-                    disk.store_owned_entries(rd.take_entries());
+                    disk.store_owned_entries(rd.drain_entries());
                 }
                 // Drained and read in place, the Ready's vectors go back
                 // to the node in `advance` for reuse.

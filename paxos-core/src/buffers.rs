@@ -22,9 +22,11 @@ impl Buffers {
             .unwrap_or_else(|| Vec::with_capacity(room))
     }
 
-    /// An empty entry vector.
-    pub(crate) fn entries(&mut self) -> Vec<Entry> {
-        self.entries.pop().unwrap_or_default()
+    /// An empty entry vector, with room for `room` when none is kept.
+    pub(crate) fn entries(&mut self, room: usize) -> Vec<Entry> {
+        self.entries
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(room))
     }
 
     pub(crate) fn give_messages(&mut self, mut v: Vec<Message>) {
@@ -57,10 +59,10 @@ mod tests {
         let again = b.messages(0);
         assert!(again.is_empty(), "a stale message would be sent twice");
         assert_eq!(again.capacity(), cap, "the buffer itself is reused");
-        let mut e = b.entries();
+        let mut e = b.entries(0);
         e.push(Entry::default());
         b.give_entries(e);
-        assert!(b.entries().is_empty());
+        assert!(b.entries(0).is_empty());
         for _ in 0..2 * KEEP {
             b.give_messages(Vec::with_capacity(1));
         }

@@ -123,14 +123,18 @@ impl Log {
         !self.unstable.is_empty()
     }
 
-    /// Takes the entries to persist, and the lowest slot among them.
-    pub(crate) fn take_unstable(&mut self) -> (Vec<Entry>, u64) {
-        let cap = self.unstable.len();
+    /// Takes the entries to persist, and the lowest slot among them;
+    /// `spare(len)` gives the (empty) vector that takes their place.
+    pub(crate) fn take_unstable(
+        &mut self,
+        spare: impl FnOnce(usize) -> Vec<Entry>,
+    ) -> (Vec<Entry>, u64) {
         let min = std::mem::replace(&mut self.unstable_min, u64::MAX);
-        (
-            std::mem::replace(&mut self.unstable, Vec::with_capacity(cap)),
-            min,
-        )
+        if self.unstable.is_empty() {
+            return (Vec::new(), min);
+        }
+        let room = self.unstable.len();
+        (std::mem::replace(&mut self.unstable, spare(room)), min)
     }
 
     /// Moves the next decided entry out of memory (no clone) when it is the
@@ -270,7 +274,7 @@ mod tests {
         log.write(e(1));
         log.write(e(3));
         assert_eq!(log.last(), 3);
-        let (taken, min) = log.take_unstable();
+        let (taken, min) = log.take_unstable(Vec::with_capacity);
         assert_eq!((taken.len(), min), (2, 1));
         assert!(!log.has_unstable());
         log.committed = 1;

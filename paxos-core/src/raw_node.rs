@@ -84,6 +84,12 @@ impl Ready {
         std::mem::take(&mut self.entries)
     }
 
+    /// Moves the entries to persist out one by one, leaving their buffer
+    /// here for [`RawNode::advance`] to reuse (see [`Ready::drain_messages`]).
+    pub fn drain_entries(&mut self) -> std::vec::Drain<'_, Entry> {
+        self.entries.drain(..)
+    }
+
     /// Messages that may be sent before this `Ready`'s state is durable: a
     /// leader's Accepts, heartbeats and announcements, pre-votes and
     /// forwarded proposals, which depend on nothing it has yet to persist.
@@ -283,7 +289,7 @@ impl<S: Storage> RawNode<S> {
         } else {
             None
         };
-        let (entries, min_written) = n.log.take_unstable();
+        let (entries, min_written) = n.log.take_unstable(|room| self.buffers.entries(room));
         let buffers = &mut self.buffers;
         let mut out = |queue: &mut Vec<Message>| {
             if queue.is_empty() {
@@ -347,7 +353,7 @@ impl<S: Storage> RawNode<S> {
             self.node.cfg.max_ready_bytes,
         );
         // Durable decided entries move out of memory: no copy on the hot path.
-        let mut moved = self.buffers.entries();
+        let mut moved = self.buffers.entries(0);
         let mut bytes = 0u64;
         while moved.len() < max_entries && (moved.is_empty() || bytes < max_bytes) {
             if self.handed + 1 > self.node.log.committed {

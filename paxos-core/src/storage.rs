@@ -86,8 +86,8 @@ impl MemStorageCore {
     }
 
     /// Like [`MemStorageCore::store_entries`], taking ownership (no clone):
-    /// pass `Ready::take_entries()`.
-    pub fn store_owned_entries(&mut self, entries: Vec<Entry>) {
+    /// pass `Ready::drain_entries()` (or `Ready::take_entries()`).
+    pub fn store_owned_entries(&mut self, entries: impl IntoIterator<Item = Entry>) {
         for e in entries {
             self.entries.insert(e);
         }
