@@ -106,6 +106,7 @@ mod errors;
 mod leader;
 mod lease;
 mod log;
+mod mem_log;
 mod membership;
 mod node;
 mod phase1;

@@ -6,7 +6,7 @@
 //! slots for a lagging peer or a new leader's phase 1).
 
 use crate::errors::StorageError;
-use crate::window::SlotWindow;
+use crate::mem_log::MemLog;
 use paxos_proto::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -57,7 +57,7 @@ pub trait Storage {
 pub struct MemStorageCore {
     hard_state: HardState,
     conf_state: ConfState,
-    entries: SlotWindow,
+    entries: MemLog,
     snapshot: Snapshot,
 }
 
@@ -218,11 +218,11 @@ impl Storage for MemStorage {
     }
 }
 
-/// Clones entries from `iter` until `max_entries`, or until the payload bytes
+/// Takes entries from `iter` until `max_entries`, or until the payload bytes
 /// reach `max_bytes` (the first entry always goes, so progress never stalls
 /// on one large entry). Also returns the slot of the first entry left out.
-pub(crate) fn take_bounded<'a>(
-    iter: impl Iterator<Item = &'a Entry>,
+pub(crate) fn take_bounded(
+    iter: impl Iterator<Item = Entry>,
     span: u64,
     max_entries: usize,
     max_bytes: u64,
@@ -240,7 +240,7 @@ pub(crate) fn take_bounded<'a>(
             return (out, Some(e.slot));
         }
         bytes += e.size();
-        out.push(e.clone());
+        out.push(e);
     }
     (out, None)
 }
