@@ -65,9 +65,15 @@ impl MemLog {
     /// Makes `b` the ballot of `s` alone, leaving every other slot's as it
     /// was. Runs that end up equal to their neighbour merge.
     fn set_ballot(&mut self, s: u64, b: Option<Ballot>) {
+        // The common case first: a leader appending in its ballot.
+        if let Some((&start, &last)) = self.runs.last_key_value() {
+            if s >= start && last == b {
+                return;
+            }
+        }
         let current = self.run_at(s);
         if current == Some(b) {
-            return; // the common case: a leader appending in its ballot
+            return;
         }
         // The slots after `s` keep the run they were in.
         if let Some(c) = current {
