@@ -1,12 +1,13 @@
 //! `MemStorage`'s log: per slot only what differs from slot to slot (the
-//! payload handle and the kind); the slot is the position, and ballots are
-//! kept as runs, since every slot a leader writes shares its ballot. An
-//! entry costs 40 bytes here instead of a whole `Entry`'s 72, which is most
-//! of an in-memory cluster's footprint.
+//! payload handle and the kind); the slot is the position in a
+//! [`SlotWindow`], and ballots are kept as runs, since every slot a leader
+//! writes shares its ballot. An entry costs 40 bytes here instead of a
+//! whole `Entry`'s 72, which is most of an in-memory cluster's footprint.
 
+use crate::window::SlotWindow;
 use bytes::Bytes;
 use paxos_proto::{Ballot, Entry};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
 struct Slot {
@@ -16,10 +17,7 @@ struct Slot {
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MemLog {
-    /// Slots <= base are not held.
-    base: u64,
-    /// `slots[i]` is slot `base + 1 + i`. Never ends in `None`.
-    slots: VecDeque<Option<Slot>>,
+    slots: SlotWindow<Slot>,
     /// Run start -> the ballot of every held slot from there up to the next
     /// start. Every held slot has a start at or below it.
     runs: BTreeMap<u64, Option<Ballot>>,
@@ -27,12 +25,12 @@ pub(crate) struct MemLog {
 
 impl MemLog {
     pub(crate) fn base(&self) -> u64 {
-        self.base
+        self.slots.base()
     }
 
     /// The highest slot held, or `base` when empty.
     pub(crate) fn last_slot(&self) -> u64 {
-        self.base + self.slots.len() as u64
+        self.slots.last_slot()
     }
 
     /// The ballot of the run `slot` falls in (None: no run reaches it).
@@ -43,23 +41,15 @@ impl MemLog {
     /// Stores `entry` at its slot, replacing what was there; a slot at or
     /// below `base` is ignored.
     pub(crate) fn insert(&mut self, entry: Entry) {
-        let Some(i) = entry.slot.checked_sub(self.base + 1) else {
+        if entry.slot <= self.base() {
             return;
-        };
-        let Ok(i) = usize::try_from(i) else {
-            return;
-        };
+        }
         self.set_ballot(entry.slot, entry.ballot);
-        let slot = Some(Slot {
+        let slot = Slot {
             data: entry.data,
             kind: entry.kind,
-        });
-        if i >= self.slots.len() {
-            self.slots.resize(i, None);
-            self.slots.push_back(slot);
-        } else {
-            self.slots[i] = slot;
-        }
+        };
+        self.slots.put(entry.slot, slot);
     }
 
     /// Makes `b` the ballot of `s` alone, leaving every other slot's as it
@@ -92,12 +82,10 @@ impl MemLog {
 
     /// Forgets every slot <= `slot`.
     pub(crate) fn truncate_prefix(&mut self, slot: u64) {
-        if slot <= self.base {
+        if slot <= self.base() {
             return;
         }
-        let n = (slot - self.base).min(self.slots.len() as u64) as usize;
-        self.slots.drain(..n);
-        self.base = slot;
+        self.slots.truncate_prefix(slot);
         let first = self.run_at(slot + 1);
         self.runs = self.runs.split_off(&(slot + 1));
         if let Some(b) = first {
@@ -107,34 +95,18 @@ impl MemLog {
 
     /// Present entries with `lo <= slot <= hi`, in slot order.
     pub(crate) fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = Entry> + '_ {
-        let lo = lo.max(self.base + 1);
-        let hi = hi.min(self.last_slot());
-        let (start, end) = if lo > hi {
-            (0, 0)
-        } else {
-            ((lo - self.base - 1) as usize, (hi - self.base) as usize)
-        };
-        let base = self.base;
-        self.slots
-            .range(start..end)
-            .zip(start..)
-            .filter_map(move |(s, i)| {
-                let s = s.as_ref()?;
-                let slot = base + 1 + i as u64;
-                Some(Entry {
-                    slot,
-                    ballot: self.run_at(slot).flatten(),
-                    kind: s.kind,
-                    data: s.data.clone(),
-                })
-            })
+        self.slots.slots(lo, hi).map(move |(slot, s)| Entry {
+            slot,
+            ballot: self.run_at(slot).flatten(),
+            kind: s.kind,
+            data: s.data.clone(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::SlotWindow;
 
     /// Against the plain window the node's own log uses: random writes in
     /// random ballots (holes, rewrites, out of order) and truncations, and

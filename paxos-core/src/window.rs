@@ -7,15 +7,23 @@
 use paxos_proto::Entry;
 use std::collections::VecDeque;
 
-#[derive(Clone, Debug, Default)]
-pub(crate) struct SlotWindow {
+/// Slot `base + 1 + i` holds `slots[i]`; the log keeps whole entries, and
+/// `MemStorage` a smaller per-slot record.
+#[derive(Clone, Debug)]
+pub(crate) struct SlotWindow<T = Entry> {
     /// Slots <= base are not held.
     base: u64,
     /// `slots[i]` is slot `base + 1 + i`. Never ends in `None`.
-    slots: VecDeque<Option<Entry>>,
+    slots: VecDeque<Option<T>>,
 }
 
-impl SlotWindow {
+impl<T> Default for SlotWindow<T> {
+    fn default() -> Self {
+        SlotWindow::new(0)
+    }
+}
+
+impl<T> SlotWindow<T> {
     pub(crate) fn new(base: u64) -> Self {
         SlotWindow {
             base,
@@ -32,30 +40,32 @@ impl SlotWindow {
         self.base + self.slots.len() as u64
     }
 
-    pub(crate) fn get(&self, slot: u64) -> Option<&Entry> {
+    pub(crate) fn get(&self, slot: u64) -> Option<&T> {
         let i = slot.checked_sub(self.base + 1)?;
         self.slots.get(usize::try_from(i).ok()?)?.as_ref()
     }
 
-    /// Stores `entry` at its slot, replacing what was there. Returns false
+    /// Stores `value` at `slot`, replacing what was there. Returns false
     /// (and stores nothing) for a slot at or below `base`.
-    pub(crate) fn insert(&mut self, entry: Entry) -> bool {
-        let Some(i) = entry.slot.checked_sub(self.base + 1) else {
+    pub(crate) fn put(&mut self, slot: u64, value: T) -> bool {
+        let Some(i) = slot.checked_sub(self.base + 1) else {
             return false;
         };
-        let i = i as usize;
+        let Ok(i) = usize::try_from(i) else {
+            return false;
+        };
         if i >= self.slots.len() {
-            self.slots.resize(i, None);
-            self.slots.push_back(Some(entry));
+            self.slots.resize_with(i, || None);
+            self.slots.push_back(Some(value));
         } else {
-            self.slots[i] = Some(entry);
+            self.slots[i] = Some(value);
         }
         true
     }
 
-    /// Moves the first held slot's entry out, advancing `base` past it.
+    /// Moves the first held slot's value out, advancing `base` past it.
     /// None (and nothing changes) when the window is empty or starts with a hole.
-    pub(crate) fn pop_front(&mut self) -> Option<Entry> {
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
         if !matches!(self.slots.front(), Some(Some(_))) {
             return None;
         }
@@ -73,8 +83,8 @@ impl SlotWindow {
         self.base = slot;
     }
 
-    /// Present entries with `lo <= slot <= hi`, in slot order.
-    pub(crate) fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = &Entry> {
+    /// Present values with `lo <= slot <= hi` and their slots, in slot order.
+    pub(crate) fn slots(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, &T)> {
         let lo = lo.max(self.base + 1);
         let hi = hi.min(self.last_slot());
         let (start, end) = if lo > hi {
@@ -82,7 +92,23 @@ impl SlotWindow {
         } else {
             ((lo - self.base - 1) as usize, (hi - self.base) as usize)
         };
-        self.slots.range(start..end).flatten()
+        let first = self.base + 1;
+        self.slots
+            .range(start..end)
+            .zip(start as u64..)
+            .filter_map(move |(v, i)| Some((first + i, v.as_ref()?)))
+    }
+}
+
+impl SlotWindow<Entry> {
+    /// Stores `entry` at its slot (see [`SlotWindow::put`]).
+    pub(crate) fn insert(&mut self, entry: Entry) -> bool {
+        self.put(entry.slot, entry)
+    }
+
+    /// Present entries with `lo <= slot <= hi`, in slot order.
+    pub(crate) fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = &Entry> {
+        self.slots(lo, hi).map(|(_, e)| e)
     }
 }
 
