@@ -597,8 +597,9 @@ impl Driver {
             }
             let mut rd = self.node.ready();
             // A leader's Accepts and heartbeats go out before its own sync:
-            // the followers' syncs overlap it.
-            self.outbox.send(rd.take_immediate_messages());
+            // the followers' syncs overlap it. (Drained, and decided entries
+            // read in place: the Ready's vectors go back for reuse.)
+            self.outbox.send(rd.drain_immediate_messages());
             let installed = match rd.take_snapshot() {
                 Some(snapshot) => self.install(snapshot)?,
                 None => None,
@@ -606,14 +607,14 @@ impl Driver {
             // Decided entries are chosen already, so applying them before
             // the sync is safe; what they change is written in the same
             // transaction, and nobody hears of it before the sync returns.
-            let committed = rd.take_committed_entries();
+            let committed = rd.committed_entries();
             let conf_slots: Vec<u64> = committed
                 .iter()
                 .filter(|e| e.kind == EntryKind::ConfChange as i32)
                 .map(|e| e.slot)
                 .collect();
             let mut outcomes = Vec::new();
-            for e in &committed {
+            for e in committed {
                 outcomes.extend(self.sm.apply(e));
             }
             self.metrics
@@ -652,7 +653,7 @@ impl Driver {
                 self.sync_members();
             }
             // Durable: now the replies that depend on it may leave.
-            self.outbox.send(rd.take_messages());
+            self.outbox.send(rd.drain_messages());
             self.answer_member_changes(&conf_slots);
             for (client, seq, outcome) in outcomes {
                 if let Some(waiters) = self.writes.remove(&(client, seq)) {

@@ -52,7 +52,7 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Queues `msgs` for their peers without blocking; a full queue drops.
-    pub(crate) fn send(&self, msgs: Vec<Message>) {
+    pub(crate) fn send(&self, msgs: impl IntoIterator<Item = Message>) {
         for m in msgs {
             if let Some(log) = &self.trace {
                 slog::info!(log, "send {m}");
