@@ -10,17 +10,18 @@
 
 use paxos_bench::{run_workload, Cluster, Replicated};
 
-/// The reference peers harness keeps freed heap mapped (glibc `mallopt`:
-/// no mmap, no trimming) so first-touch page faults do not depend on run
-/// order. The same settings, as glibc tunables, without unsafe code: the
-/// binary re-runs itself once with them set.
 /// The argument that makes the binary a child measuring one library's
 /// peak memory on one workload: `compare __peak LIB WORKLOAD`.
 const PEAK_CHILD: &str = "__peak";
 
+/// (name, commands proposed per round, commands in all).
 const WORKLOADS: [(&str, u64, u64); 2] =
     [("W1-batched", 64, 200_000), ("W2-one-at-a-time", 1, 20_000)];
 
+/// The reference peers harness keeps freed heap mapped (glibc `mallopt`:
+/// no mmap, no trimming) so first-touch page faults do not depend on run
+/// order. The same settings, as glibc tunables, without unsafe code: the
+/// binary re-runs itself once with them set.
 const TUNABLES: &str = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647";
 
 fn keep_heap_warm() {
@@ -135,7 +136,7 @@ fn main() {
     let runs = 5;
     let libs = libraries();
     // `compare W2` runs only the workloads whose name contains "W2".
-    let only = std::env::args().nth(1).unwrap_or_default();
+    let only = args.first().cloned().unwrap_or_default();
     for (workload, batch, n) in WORKLOADS {
         if !workload.contains(&only) {
             continue;

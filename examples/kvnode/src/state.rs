@@ -170,6 +170,23 @@ impl Block {
         };
         Bytes::copy_from_slice(&Sha256::digest(unsealed.encode_to_vec()))
     }
+
+    /// The decided entry this block records: its commands re-batched apply
+    /// exactly as the entry's did. (A membership change's block keeps no
+    /// data: its effect is stored apart from the chain.)
+    fn to_entry(&self) -> Entry {
+        let data = if self.kind == EntryKind::Normal as i32 {
+            Batch::encode_commands(self.commands.clone())
+        } else {
+            Bytes::new()
+        };
+        Entry {
+            slot: self.slot,
+            ballot: None,
+            kind: self.kind,
+            data,
+        }
+    }
 }
 
 /// Where a member listens: carried in the `context` of the membership
@@ -594,9 +611,11 @@ impl StateMachine {
     }
 
     /// Redoes a stored block on the state as of the block before it (a
-    /// restart catching the state tables up with the chain): its commands
-    /// run again, its hash and link are checked. Its changes are pending
-    /// until the next checkpoint; the block itself is stored already.
+    /// restart catching the state tables up with the chain): its entry is
+    /// applied again, and the block it yields must be the stored one, hash
+    /// and link included. Its changes are pending until the next
+    /// checkpoint; the block itself is stored already. After an error the
+    /// state is unusable.
     pub fn redo(&mut self, block: &Block) -> Result<(), ChainError> {
         let height = self.head.height + 1;
         if block.height != height || block.slot != self.applied + 1 {
@@ -609,18 +628,11 @@ impl StateMachine {
         if block.prev_hash != self.head.hash {
             return Err(ChainError::BrokenLink { height });
         }
-        if block.compute_hash() != block.hash {
-            return Err(ChainError::BadHash { height });
+        self.apply(&block.to_entry());
+        match self.unsaved.pop() {
+            Some(redone) if redone.hash == block.hash => Ok(()),
+            _ => Err(ChainError::BadHash { height }),
         }
-        for data in &block.commands {
-            self.execute(data);
-        }
-        self.head = ChainHead {
-            height,
-            hash: block.hash.clone(),
-        };
-        self.applied = block.slot;
-        Ok(())
     }
 
     /// The last decided slot applied.
@@ -825,19 +837,7 @@ pub fn replay_chain(chain: &[Block]) -> Result<StateMachine, ChainError> {
     let mut replay = StateMachine::default();
     check_links(chain, &replay.base)?;
     for block in chain {
-        // The block holds the commands its entry carried; re-batched, they
-        // apply exactly as the entry did.
-        let data = if block.kind == EntryKind::Normal as i32 {
-            Batch::encode_commands(block.commands.clone())
-        } else {
-            Bytes::new()
-        };
-        replay.apply(&Entry {
-            slot: block.slot,
-            ballot: None,
-            kind: block.kind,
-            data,
-        });
+        replay.apply(&block.to_entry());
         // Only the head matters here: drop the block, or a replay of a
         // long chain would hold all of it twice.
         replay.unsaved.clear();

@@ -142,6 +142,17 @@ fn corrupt(what: &str, e: &dyn std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {e}"))
 }
 
+/// The block stored under `height`, which must be its own.
+fn stored_block(height: u64, bytes: &[u8]) -> Result<Block, StorageError> {
+    let block = Block::decode(bytes).map_err(|e| corrupt("block", &e))?;
+    if block.height != height {
+        return Err(StorageError::Corrupt(format!(
+            "block at height {height} out of place"
+        )));
+    }
+    Ok(block)
+}
+
 fn slot_of(snapshot: &Snapshot) -> u64 {
     snapshot.metadata.as_ref().map_or(0, |m| m.slot)
 }
@@ -449,17 +460,16 @@ impl RedbStorage {
                 "state tables at slot {state_applied}, outside {base_height}..={applied}"
             )));
         }
-        let block_at = |height: u64| -> Result<Block, StorageError> {
-            let v = chain
-                .get(height)
-                .map_err(unavailable)?
-                .ok_or_else(|| StorageError::Corrupt(format!("no block at height {height}")))?;
-            Block::decode(v.value()).map_err(|e| corrupt("block", &e))
-        };
         let head = if state_applied == base_height {
             None
         } else {
-            let b = block_at(state_applied)?;
+            let v = chain
+                .get(state_applied)
+                .map_err(unavailable)?
+                .ok_or_else(|| {
+                    StorageError::Corrupt(format!("no block at height {state_applied}"))
+                })?;
+            let b = stored_block(state_applied, v.value())?;
             Some(ChainHead {
                 height: b.height,
                 hash: b.hash,
@@ -467,8 +477,8 @@ impl RedbStorage {
         };
         let mut sm = StateMachine::from_parts(state_applied, kv, sessions, head, base);
         for item in chain.range(state_applied + 1..).map_err(unavailable)? {
-            let (_, v) = item.map_err(unavailable)?;
-            let block = Block::decode(v.value()).map_err(|e| corrupt("block", &e))?;
+            let (height, v) = item.map_err(unavailable)?;
+            let block = stored_block(height.value(), v.value())?;
             sm.redo(&block)
                 .map_err(|e| StorageError::Corrupt(format!("redoing the chain: {e}")))?;
         }
@@ -484,14 +494,7 @@ impl RedbStorage {
         let mut blocks = Vec::new();
         for item in chain.range(from..).map_err(unavailable)?.take(limit) {
             let (height, v) = item.map_err(unavailable)?;
-            let block = Block::decode(v.value()).map_err(|e| corrupt("block", &e))?;
-            if block.height != height.value() {
-                return Err(StorageError::Corrupt(format!(
-                    "block at height {} out of place",
-                    height.value()
-                )));
-            }
-            blocks.push(block);
+            blocks.push(stored_block(height.value(), v.value())?);
         }
         Ok(blocks)
     }

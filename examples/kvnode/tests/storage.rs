@@ -130,15 +130,7 @@ fn the_state_machine_persists_with_the_ready_and_reloads_exactly() {
             StateMachine::default()
         );
         for batch in [1..=5u64, 6..=9] {
-            let entries: Vec<Entry> = batch
-                .map(|slot| Entry {
-                    data: put(1, slot, "k", &slot.to_string()),
-                    ..entry(slot, "")
-                })
-                .collect();
-            for e in &entries {
-                sm.apply(e);
-            }
+            let entries = apply_slots(&mut sm, batch, |slot| put(1, slot, "k", &slot.to_string()));
             let changes = sm.take_changes();
             assert_eq!(changes.blocks.len(), entries.len());
             s.persist_ready(ReadyWrite {
@@ -173,20 +165,14 @@ fn state_between_checkpoints_is_redone_from_the_chain() {
             .into_iter()
             .enumerate()
         {
-            let entries: Vec<Entry> = slots
-                .map(|slot| Entry {
-                    data: put(
-                        1 + slot % 3,
-                        slot,
-                        &format!("k{}", slot % 4),
-                        &slot.to_string(),
-                    ),
-                    ..entry(slot, "")
-                })
-                .collect();
-            for e in &entries {
-                sm.apply(e);
-            }
+            let entries = apply_slots(&mut sm, slots, |slot| {
+                put(
+                    1 + slot % 3,
+                    slot,
+                    &format!("k{}", slot % 4),
+                    &slot.to_string(),
+                )
+            });
             let changes = if i == 3 {
                 sm.take_changes()
             } else {
@@ -248,9 +234,18 @@ fn state_between_checkpoints_is_redone_from_the_chain() {
 
 /// `n` slots each putting key `k{slot}`, applied to `sm`.
 fn apply_puts(sm: &mut StateMachine, slots: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+    apply_slots(sm, slots, |slot| put(1, slot, &format!("k{slot}"), "v"))
+}
+
+/// One entry per slot carrying `data(slot)`, applied to `sm`.
+fn apply_slots(
+    sm: &mut StateMachine,
+    slots: std::ops::RangeInclusive<u64>,
+    data: impl Fn(u64) -> Bytes,
+) -> Vec<Entry> {
     let entries: Vec<Entry> = slots
         .map(|slot| Entry {
-            data: put(1, slot, &format!("k{slot}"), "v"),
+            data: data(slot),
             ..entry(slot, "")
         })
         .collect();
