@@ -93,13 +93,21 @@ impl MemLog {
         }
     }
 
-    /// Present entries with `lo <= slot <= hi`, in slot order.
+    /// Present entries with `lo <= slot <= hi`, in slot order. The runs are
+    /// walked alongside the slots: one map lookup per run, not per entry.
     pub(crate) fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = Entry> + '_ {
-        self.slots.slots(lo, hi).map(move |(slot, s)| Entry {
-            slot,
-            ballot: self.run_at(slot).flatten(),
-            kind: s.kind,
-            data: s.data.clone(),
+        let mut ballot = self.run_at(lo).flatten();
+        let mut next_runs = self.runs.range(lo.saturating_add(1)..).peekable();
+        self.slots.slots(lo, hi).map(move |(slot, s)| {
+            while let Some((_, b)) = next_runs.next_if(|(start, _)| **start <= slot) {
+                ballot = *b;
+            }
+            Entry {
+                slot,
+                ballot,
+                kind: s.kind,
+                data: s.data.clone(),
+            }
         })
     }
 }
