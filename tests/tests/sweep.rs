@@ -281,9 +281,9 @@ fn regression_byte_limited_promise_chunk_hides_chosen_values() {
 /// node in turn is cut off mid-run, with reads and writes on two keys.
 #[test]
 fn planted_lease_outliving_an_election_is_caught() {
-    // The longest lease the (unskewed) clocks allow, and clients that give
-    // up on a silent node quickly, so some reach the new leader while others
-    // still read at the old one.
+    // The longest lease the (unskewed) clocks allow; clients that give up
+    // on a silent node quickly, so writes reach the new leader soon; and
+    // half the reads sent to any member, so some land at the old leader.
     let mix = FaultMix {
         read_lease_ticks: 8,
         read_anywhere: 0.5,
