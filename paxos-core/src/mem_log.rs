@@ -1,23 +1,24 @@
-//! `MemStorage`'s log: per slot only what differs from slot to slot (the
-//! payload handle and the kind); the slot is the position in a
-//! [`SlotWindow`], and ballots are kept as runs, since every slot a leader
-//! writes shares its ballot. An entry costs 40 bytes here instead of a
-//! whole `Entry`'s 72, which is most of an in-memory cluster's footprint.
+//! `MemStorage`'s log: per slot only the payload handle; the slot is the
+//! position in a [`SlotWindow`], ballots are kept as runs (every slot a
+//! leader writes shares its ballot), and kinds other than `Normal` (no-ops,
+//! membership changes: rare) as exceptions. An entry costs 32 bytes here
+//! instead of a whole `Entry`'s 72, which is most of an in-memory cluster's
+//! footprint.
 
 use crate::window::SlotWindow;
 use bytes::Bytes;
-use paxos_proto::{Ballot, Entry};
+use paxos_proto::{Ballot, Entry, EntryKind};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Debug)]
-struct Slot {
-    data: Bytes,
-    kind: i32,
-}
+/// The kind every slot has unless `MemLog::kinds` says otherwise.
+const NORMAL: i32 = EntryKind::Normal as i32;
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MemLog {
-    slots: SlotWindow<Slot>,
+    /// Each held slot's payload.
+    slots: SlotWindow<Bytes>,
+    /// Held slots whose kind is not `Normal`, and that kind.
+    kinds: BTreeMap<u64, i32>,
     /// Run start -> the ballot of every held slot from there up to the next
     /// start. Every held slot has a start at or below it.
     runs: BTreeMap<u64, Option<Ballot>>,
@@ -45,11 +46,12 @@ impl MemLog {
             return;
         }
         self.set_ballot(entry.slot, entry.ballot);
-        let slot = Slot {
-            data: entry.data,
-            kind: entry.kind,
-        };
-        self.slots.put(entry.slot, slot);
+        if entry.kind != NORMAL {
+            self.kinds.insert(entry.slot, entry.kind);
+        } else if !self.kinds.is_empty() {
+            self.kinds.remove(&entry.slot);
+        }
+        self.slots.put(entry.slot, entry.data);
     }
 
     /// Makes `b` the ballot of `s` alone, leaving every other slot's as it
@@ -86,6 +88,9 @@ impl MemLog {
             return;
         }
         self.slots.truncate_prefix(slot);
+        if !self.kinds.is_empty() {
+            self.kinds = self.kinds.split_off(&(slot + 1));
+        }
         let first = self.run_at(slot + 1);
         self.runs = self.runs.split_off(&(slot + 1));
         if let Some(b) = first {
@@ -93,20 +98,26 @@ impl MemLog {
         }
     }
 
-    /// Present entries with `lo <= slot <= hi`, in slot order. The runs are
-    /// walked alongside the slots: one map lookup per run, not per entry.
+    /// Present entries with `lo <= slot <= hi`, in slot order. The runs and
+    /// the kinds are walked alongside the slots: one map step per run or
+    /// exception, not a lookup per entry.
     pub(crate) fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = Entry> + '_ {
         let mut ballot = self.run_at(lo).flatten();
         let mut next_runs = self.runs.range(lo.saturating_add(1)..).peekable();
-        self.slots.slots(lo, hi).map(move |(slot, s)| {
+        let mut kinds = self.kinds.range(lo..).peekable();
+        self.slots.slots(lo, hi).map(move |(slot, data)| {
             while let Some((_, b)) = next_runs.next_if(|(start, _)| **start <= slot) {
                 ballot = *b;
             }
+            while kinds.next_if(|(s, _)| **s < slot).is_some() {}
+            let kind = kinds
+                .next_if(|(s, _)| **s == slot)
+                .map_or(NORMAL, |(_, k)| *k);
             Entry {
                 slot,
                 ballot,
-                kind: s.kind,
-                data: s.data.clone(),
+                kind,
+                data: data.clone(),
             }
         })
     }
@@ -154,6 +165,12 @@ mod tests {
             let got: Vec<Entry> = log.range(lo, hi).collect();
             let want: Vec<Entry> = plain.range(lo, hi).cloned().collect();
             assert_eq!(got, want, "step {step}: range {lo}..={hi}");
+            assert!(
+                log.kinds
+                    .iter()
+                    .all(|(&s, &k)| k != NORMAL && s > log.base() && s <= log.last_slot()),
+                "step {step}: kinds hold only held, non-normal slots"
+            );
         }
         assert!(log.runs.len() < 64, "runs merge: {}", log.runs.len());
     }
@@ -169,6 +186,7 @@ mod tests {
             });
         }
         assert_eq!(log.runs.len(), 1);
+        assert!(log.kinds.is_empty(), "normal entries need no exception");
         log.truncate_prefix(500);
         assert_eq!(log.runs.len(), 1);
         assert_eq!(
