@@ -119,6 +119,7 @@ impl<S: Storage> Node<S> {
         ls.uncommitted_bytes += size;
         ls.pending_flush = true;
         let ballot = Some(ls.ballot);
+        let data = self.arena.intern(data);
         self.log.write(Entry {
             slot,
             ballot,

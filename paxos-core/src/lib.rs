@@ -98,6 +98,7 @@
 mod planted;
 
 mod acceptor;
+mod arena;
 mod buffers;
 mod conf_change;
 mod config;

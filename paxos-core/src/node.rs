@@ -76,6 +76,8 @@ pub(crate) struct Node<S: Storage> {
     pub(crate) snap_recv: Option<crate::snapshot::SnapshotRecv>,
     /// A snapshot installed since the last `Ready`, for the host.
     pub(crate) pending_snapshot: Option<paxos_proto::Snapshot>,
+    /// Where a leader copies small proposals (see `arena`).
+    pub(crate) arena: crate::arena::Arena,
 }
 
 impl<S: Storage> Node<S> {
@@ -128,6 +130,7 @@ impl<S: Storage> Node<S> {
             // A node that never promised anything acknowledged no lease.
             restart_quiet: cfg.read_lease_ticks > 0 && !promised.is_zero(),
             snap_recv: None,
+            arena: crate::arena::Arena::default(),
             pending_snapshot: None,
         };
         node.extend_accept_prefix();

@@ -221,6 +221,12 @@ impl<S: Storage> RawNode<S> {
     /// Proposes a command. At the leader it takes the next slot; elsewhere it
     /// fails with [`crate::Error::NotLeader`] naming the known leader (or is
     /// forwarded, with `Config::forward_proposals`).
+    ///
+    /// A payload of up to 256 bytes is copied into a chunk shared with the
+    /// leader's other small proposals, so the caller's buffer (perhaps a
+    /// slice pinning a whole network read) is released at once and no
+    /// per-command reference count is allocated; a larger one is kept as
+    /// given, without a copy.
     pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<Proposed> {
         self.node.propose_entry(EntryKind::Normal, data.into())
     }
