@@ -88,9 +88,7 @@ impl MemStorageCore {
     /// Like [`MemStorageCore::store_entries`], taking ownership (no clone):
     /// pass `Ready::drain_entries()` (or `Ready::take_entries()`).
     pub fn store_owned_entries(&mut self, entries: impl IntoIterator<Item = Entry>) {
-        for e in entries {
-            self.entries.insert(e);
-        }
+        self.entries.extend(entries);
     }
 
     /// Discards every slot <= `slot`. Compact only up to the latest
