@@ -246,6 +246,61 @@ impl Replicated for Cluster {
     }
 }
 
+/// The harness with no replication at all: each proposed command goes
+/// straight to three state machines and into one log. Its rate is the
+/// ceiling for any library in this harness (payload allocation, three
+/// applies and the pump loop cost it too), which puts a ratio target in
+/// perspective.
+#[derive(Debug)]
+pub struct HarnessOnly {
+    applied: Vec<Applied>,
+    pending: Vec<Bytes>,
+    /// Every command, kept (as the libraries' storages keep theirs) until
+    /// the run ends, so its drop is not timed for anyone.
+    log: Vec<Bytes>,
+}
+
+impl HarnessOnly {
+    /// Three state machines, nothing applied.
+    pub fn new() -> Self {
+        HarnessOnly {
+            applied: vec![Applied::default(); 3],
+            pending: Vec::with_capacity(64),
+            log: Vec::new(),
+        }
+    }
+}
+
+impl Default for HarnessOnly {
+    fn default() -> Self {
+        HarnessOnly::new()
+    }
+}
+
+impl Replicated for HarnessOnly {
+    fn propose(&mut self, data: Bytes) {
+        self.pending.push(data);
+    }
+    fn pump(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        for data in self.pending.drain(..) {
+            for (i, a) in self.applied.iter_mut().enumerate() {
+                a.apply(i as u64 + 1, &data);
+            }
+            self.log.push(data);
+        }
+        true
+    }
+    fn states(&self) -> &[Applied] {
+        &self.applied
+    }
+    fn delivered(&self) -> u64 {
+        0
+    }
+}
+
 /// One timed run's result.
 #[derive(Clone, Copy, Debug)]
 pub struct RunResult {
@@ -301,6 +356,14 @@ mod tests {
             let mut c = Cluster::elected(nodes);
             let r = run_workload(&mut c, batch, 1000);
             assert!(r.ops_per_sec > 0.0 && r.msgs_per_cmd > 0.0);
+        }
+    }
+
+    #[test]
+    fn the_harness_alone_applies_everything_too() {
+        for batch in [64, 1] {
+            let r = run_workload(&mut HarnessOnly::new(), batch, 1000);
+            assert!(r.ops_per_sec > 0.0);
         }
     }
 

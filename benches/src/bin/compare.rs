@@ -1,14 +1,16 @@
 //! W1 and W2 on paxos-core and, with `--features peers`, on raft-rs 0.7 and
 //! OmniPaxos 0.2 in the same process: median of 5 interleaved runs per
-//! library and workload, then the ratios us/peer, then each library's peak
-//! RSS per workload, measured in a child process that runs only that.
+//! library and workload, then the ratios us/peer and the rate of the
+//! harness alone (no replication: the ceiling for any library), then each
+//! library's peak RSS per workload, measured in a child process that runs
+//! only that.
 //!
 //! ```text
 //! cargo run --release -p paxos-bench --bin compare
 //! cargo run --release -p paxos-bench --features peers --bin compare
 //! ```
 
-use paxos_bench::{run_workload, Cluster, Replicated};
+use paxos_bench::{run_workload, Cluster, HarnessOnly, Replicated};
 
 /// The argument that makes the binary a child measuring one library's
 /// peak memory on one workload: `compare __peak LIB WORKLOAD`.
@@ -167,6 +169,14 @@ fn main() {
                 medians[0] / medians[i]
             );
         }
+        // The ceiling: the same workload with no library in the way.
+        let floor: Vec<f64> = (0..runs)
+            .map(|_| run_workload(&mut HarnessOnly::new(), batch, n).ops_per_sec)
+            .collect();
+        println!(
+            "harness-only {workload} ops_per_sec_median={:.0} (no replication: no library can go faster here)",
+            median(floor).0
+        );
     }
     peak_memory(&libs, &only);
     if !"W1-batched-5-nodes".contains(&only) {
