@@ -16,6 +16,7 @@ pub(crate) struct Buffers {
 
 impl Buffers {
     /// An empty message vector, with room for `room` when none is kept.
+    #[inline]
     pub(crate) fn messages(&mut self, room: usize) -> Vec<Message> {
         self.messages
             .pop()
@@ -23,12 +24,14 @@ impl Buffers {
     }
 
     /// An empty entry vector, with room for `room` when none is kept.
+    #[inline]
     pub(crate) fn entries(&mut self, room: usize) -> Vec<Entry> {
         self.entries
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(room))
     }
 
+    #[inline]
     pub(crate) fn give_messages(&mut self, mut v: Vec<Message>) {
         if v.capacity() > 0 && self.messages.len() < KEEP {
             v.clear();
@@ -36,6 +39,7 @@ impl Buffers {
         }
     }
 
+    #[inline]
     pub(crate) fn give_entries(&mut self, mut v: Vec<Entry>) {
         if v.capacity() > 0 && self.entries.len() < KEEP {
             v.clear();

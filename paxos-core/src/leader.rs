@@ -2,7 +2,6 @@
 //! batched within the configured window; a slot is chosen once a quorum
 //! accepted it in this ballot.
 
-use crate::config::MAX_VOTERS;
 use crate::errors::{DropReason, Error, Result, StorageError};
 use crate::node::{malformed, Node, Role};
 use crate::progress::{Progress, ProgressState};
@@ -49,6 +48,10 @@ pub(crate) struct LeaderState {
     pub(crate) pending_flush: bool,
     /// Lease reads (`Config::read_lease_ticks`).
     pub(crate) lease: crate::lease::Lease,
+    /// Scratch for the voters' prefixes in `commit_step`, kept so the
+    /// check after every `Accepted` neither allocates nor clears a
+    /// `MAX_VOTERS` array.
+    prefixes: Vec<u64>,
 }
 
 impl LeaderState {
@@ -72,6 +75,7 @@ impl LeaderState {
             announced: committed,
             pending_flush: true,
             lease: crate::lease::Lease::default(),
+            prefixes: Vec::new(),
         }
     }
 }
@@ -340,20 +344,18 @@ impl<S: Storage> Node<S> {
         let Role::Leader(ls) = &mut self.role else {
             return false;
         };
-        let mut prefixes = [0u64; MAX_VOTERS];
-        let mut n = 0;
-        for &v in &self.members.voters {
-            prefixes[n] = if v == self.id {
+        let prefixes = &mut ls.prefixes;
+        prefixes.clear();
+        prefixes.extend(self.members.voters.iter().map(|&v| {
+            if v == self.id {
                 ls.self_matched
             } else {
                 ls.progress
                     .iter()
                     .find(|p| p.id == v)
                     .map_or(0, |p| p.matched)
-            };
-            n += 1;
-        }
-        let prefixes = &mut prefixes[..n];
+            }
+        }));
         prefixes.sort_unstable_by(|a, b| b.cmp(a));
         let rank = if planted!(self.cfg, CommitWithoutQuorum) {
             0
