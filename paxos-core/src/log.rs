@@ -204,7 +204,7 @@ impl Log {
         }
         let span = hi - lo + 1;
         Ok(take_bounded(
-            self.mem.range(lo, hi).cloned(),
+            self.mem.values(lo, hi).cloned(),
             span,
             max_entries,
             max_bytes,

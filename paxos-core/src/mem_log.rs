@@ -180,11 +180,11 @@ mod tests {
             assert_eq!(log.base(), plain.base());
             assert_eq!(log.last_slot(), plain.last_slot(), "step {step}");
             let got: Vec<Entry> = log.range(0, u64::MAX).collect();
-            let want: Vec<Entry> = plain.range(0, u64::MAX).cloned().collect();
+            let want: Vec<Entry> = plain.values(0, u64::MAX).cloned().collect();
             assert_eq!(got, want, "step {step}");
             let (lo, hi) = (log.base() + below(4), log.base() + below(8));
             let got: Vec<Entry> = log.range(lo, hi).collect();
-            let want: Vec<Entry> = plain.range(lo, hi).cloned().collect();
+            let want: Vec<Entry> = plain.values(lo, hi).cloned().collect();
             assert_eq!(got, want, "step {step}: range {lo}..={hi}");
             assert!(
                 log.kinds

@@ -83,20 +83,30 @@ impl<T> SlotWindow<T> {
         self.base = slot;
     }
 
-    /// Present values with `lo <= slot <= hi` and their slots, in slot order.
-    pub(crate) fn slots(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, &T)> {
+    /// The positions in `slots` of `lo..=hi`, clamped to what is held.
+    fn positions(&self, lo: u64, hi: u64) -> std::ops::Range<usize> {
         let lo = lo.max(self.base + 1);
         let hi = hi.min(self.last_slot());
-        let (start, end) = if lo > hi {
-            (0, 0)
+        if lo > hi {
+            0..0
         } else {
-            ((lo - self.base - 1) as usize, (hi - self.base) as usize)
-        };
-        let first = self.base + 1;
+            (lo - self.base - 1) as usize..(hi - self.base) as usize
+        }
+    }
+
+    /// Present values with `lo <= slot <= hi` and their slots, in slot order.
+    pub(crate) fn slots(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, &T)> {
+        let at = self.positions(lo, hi);
+        let first = self.base + 1 + at.start as u64;
         self.slots
-            .range(start..end)
-            .zip(start as u64..)
-            .filter_map(move |(v, i)| Some((first + i, v.as_ref()?)))
+            .range(at)
+            .zip(first..)
+            .filter_map(|(v, slot)| Some((slot, v.as_ref()?)))
+    }
+
+    /// Present values with `lo <= slot <= hi`, in slot order.
+    pub(crate) fn values(&self, lo: u64, hi: u64) -> impl Iterator<Item = &T> {
+        self.slots.range(self.positions(lo, hi)).flatten()
     }
 }
 
@@ -104,11 +114,6 @@ impl SlotWindow<Entry> {
     /// Stores `entry` at its slot (see [`SlotWindow::put`]).
     pub(crate) fn insert(&mut self, entry: Entry) -> bool {
         self.put(entry.slot, entry)
-    }
-
-    /// Present entries with `lo <= slot <= hi`, in slot order.
-    pub(crate) fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = &Entry> {
-        self.slots(lo, hi).map(|(_, e)| e)
     }
 }
 
@@ -131,14 +136,14 @@ mod tests {
         assert_eq!(w.last_slot(), 13);
         assert!(w.get(11).is_none() && w.get(13).is_some() && w.get(99).is_none());
         assert!(w.insert(e(11)));
-        let slots: Vec<u64> = w.range(0, 100).map(|x| x.slot).collect();
+        let slots: Vec<u64> = w.values(0, 100).map(|x| x.slot).collect();
         assert_eq!(slots, vec![11, 13]);
         w.truncate_prefix(11);
         assert_eq!(w.base(), 11);
         assert!(w.get(11).is_none());
-        assert_eq!(w.range(12, 13).count(), 1);
+        assert_eq!(w.values(12, 13).count(), 1);
         w.truncate_prefix(20);
         assert_eq!((w.base(), w.last_slot()), (20, 20));
-        assert_eq!(w.range(0, u64::MAX).count(), 0);
+        assert_eq!(w.values(0, u64::MAX).count(), 0);
     }
 }
