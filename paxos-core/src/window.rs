@@ -47,6 +47,7 @@ impl<T> SlotWindow<T> {
 
     /// Stores `value` at `slot`, replacing what was there. Returns false
     /// (and stores nothing) for a slot at or below `base`.
+    #[inline]
     pub(crate) fn put(&mut self, slot: u64, value: T) -> bool {
         let Some(i) = slot.checked_sub(self.base + 1) else {
             return false;
@@ -65,6 +66,7 @@ impl<T> SlotWindow<T> {
 
     /// Moves the first held slot's value out, advancing `base` past it.
     /// None (and nothing changes) when the window is empty or starts with a hole.
+    #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<T> {
         if !matches!(self.slots.front(), Some(Some(_))) {
             return None;
@@ -112,6 +114,7 @@ impl<T> SlotWindow<T> {
 
 impl SlotWindow<Entry> {
     /// Stores `entry` at its slot (see [`SlotWindow::put`]).
+    #[inline]
     pub(crate) fn insert(&mut self, entry: Entry) -> bool {
         self.put(entry.slot, entry)
     }
