@@ -644,3 +644,24 @@ fn restarting_with_applied_beyond_committed_is_a_typed_error() {
         })
     );
 }
+
+/// Copybreak: the leader copies a small proposal and lets the caller's
+/// buffer go at once; a large one is kept as given, without a copy. Both
+/// are applied byte for byte everywhere.
+#[test]
+fn small_proposals_release_the_callers_buffer_large_ones_are_shared() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let small = bytes::Bytes::from(vec![7u8; 100]);
+    let large = bytes::Bytes::from(vec![9u8; 4096]);
+    c.propose(1, small.clone()).expect("leader takes proposals");
+    assert!(
+        small.is_unique(),
+        "the node keeps no handle on a small payload"
+    );
+    c.propose(1, large.clone()).expect("leader takes proposals");
+    assert!(!large.is_unique(), "a large payload is shared, not copied");
+    c.stabilize();
+    c.tick(3);
+    all_applied_equal(&c, &[1, 2, 3], &[small, large]);
+}
