@@ -133,12 +133,7 @@ fn the_state_machine_persists_with_the_ready_and_reloads_exactly() {
             let entries = apply_slots(&mut sm, batch, |slot| put(1, slot, "k", &slot.to_string()));
             let changes = sm.take_changes();
             assert_eq!(changes.blocks.len(), entries.len());
-            s.persist_ready(ReadyWrite {
-                entries: &entries,
-                changes: Some(&changes),
-                ..ReadyWrite::default()
-            })
-            .expect("persist");
+            persist_applied(&s, &entries, &changes);
         }
     }
     let s = RedbStorage::open(&path).expect("reopen");
@@ -186,12 +181,7 @@ fn state_between_checkpoints_is_redone_from_the_chain() {
             };
             assert_eq!(changes.checkpoint, i == 3);
             assert_eq!(changes.kv.is_empty(), i != 3, "state tables wait");
-            s.persist_ready(ReadyWrite {
-                entries: &entries,
-                changes: Some(&changes),
-                ..ReadyWrite::default()
-            })
-            .expect("persist");
+            persist_applied(&s, &entries, &changes);
             // After every Ready, what a restart loads is exactly the state.
             let loaded = s.load_state_machine().expect("load");
             assert_eq!(loaded, sm, "after Ready {i}");
@@ -241,6 +231,16 @@ fn state_between_checkpoints_is_redone_from_the_chain() {
 /// `n` slots each putting key `k{slot}`, applied to `sm`.
 fn apply_puts(sm: &mut StateMachine, slots: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
     apply_slots(sm, slots, |slot| put(1, slot, &format!("k{slot}"), "v"))
+}
+
+/// Persists a Ready's entries with what applying them changed.
+fn persist_applied(s: &RedbStorage, entries: &[Entry], changes: &kvnode::state::Changes) {
+    s.persist_ready(ReadyWrite {
+        entries,
+        changes: Some(changes),
+        ..ReadyWrite::default()
+    })
+    .expect("persist");
 }
 
 /// One entry per slot carrying `data(slot)`, applied to `sm`.
