@@ -362,8 +362,15 @@ mod tests {
     #[test]
     fn the_harness_alone_applies_everything_too() {
         for batch in [64, 1] {
-            let r = run_workload(&mut HarnessOnly::new(), batch, 1000);
+            let mut h = HarnessOnly::new();
+            let r = run_workload(&mut h, batch, 1000);
             assert!(r.ops_per_sec > 0.0);
+            assert_eq!(
+                h.log.len(),
+                1000,
+                "every command kept, as storages keep theirs"
+            );
+            assert!(h.pending.is_empty());
         }
     }
 

@@ -80,9 +80,7 @@ impl MemStorageCore {
     /// Persists entries, each replacing whatever its slot held. Entries in the
     /// compacted prefix are ignored (they are decided and covered by it).
     pub fn store_entries(&mut self, entries: &[Entry]) {
-        for e in entries {
-            self.entries.insert(e.clone());
-        }
+        self.entries.extend(entries.iter().cloned());
     }
 
     /// Like [`MemStorageCore::store_entries`], taking ownership (no clone):
