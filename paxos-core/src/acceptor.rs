@@ -25,6 +25,30 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// Whether a transfer campaign by `candidate`, asked for by the leader
+    /// of ballot `transfer`, is exempt from stickiness here. Only the leader
+    /// that sent `TimeoutNow` voided its lease, so only a voter that follows
+    /// exactly that leadership may skip its stickiness for it; a delayed
+    /// transfer from an abandoned campaign must not capture a voter that
+    /// since acknowledged a newer leader's lease. At that leader itself,
+    /// only the target of its own transfer in progress is exempt.
+    fn transfer_exempt(&self, candidate: u64, transfer: Option<Ballot>) -> bool {
+        let Some(t) = transfer else {
+            return false;
+        };
+        if planted!(self.cfg, StaleTransferExempt) {
+            return true;
+        }
+        if t != self.promised || self.leader != Some(t.node) {
+            return false;
+        }
+        match &self.role {
+            Role::Follower => true,
+            Role::Leader(ls) => ls.transfer.is_some_and(|tr| tr.sent && tr.to == candidate),
+            _ => false,
+        }
+    }
+
     /// Pre-vote: answers whether a Prepare(b) would be promised. No state
     /// changes. Besides stickiness, a voter prefers candidates that know at
     /// least as much decided log as it does: any Paxos node may lead safely,
@@ -38,11 +62,21 @@ impl<S: Storage> Node<S> {
     /// whose phase 1 starts past its compacted prefix. Candidates are not
     /// checked against this node's membership: a lagging voter may not know
     /// yet that a new voter was promoted.
-    pub(crate) fn on_pre_prepare(&mut self, from: u64, b: Ballot, transfer: bool, committed: u64) {
+    pub(crate) fn on_pre_prepare(
+        &mut self,
+        from: u64,
+        b: Ballot,
+        transfer: Option<Ballot>,
+        committed: u64,
+    ) {
         let up_to_date = committed >= self.log.committed
             || (!self.members.is_voter(self.id)
-                && self.storage.first_slot().is_ok_and(|f| committed + 1 >= f));
-        let granted = b > self.promised && (transfer || (up_to_date && !self.lease_blocks(from)));
+                && self
+                    .storage
+                    .first_slot()
+                    .is_ok_and(|f| committed.saturating_add(1) >= f));
+        let granted = b > self.promised
+            && (self.transfer_exempt(from, transfer) || (up_to_date && !self.lease_blocks(from)));
         let promised = Some(self.promised);
         self.send(
             from,
@@ -60,13 +94,15 @@ impl<S: Storage> Node<S> {
         from: u64,
         b: Ballot,
         from_slot: u64,
-        transfer: bool,
+        transfer: Option<Ballot>,
     ) -> crate::Result<()> {
         if b < self.promised {
             self.reject(from, b);
             return Ok(());
         }
-        if from != self.id && !transfer && self.lease_blocks(from) {
+        let exempt = from != self.id && self.transfer_exempt(from, transfer);
+        let blocked = from != self.id && self.lease_blocks(from);
+        if blocked && !exempt {
             slog::debug!(self.logger, "prepare refused: leader lease held";
                 "from" => from, "ballot" => %b, "leader" => ?self.leader);
             return Ok(());
@@ -86,12 +122,31 @@ impl<S: Storage> Node<S> {
             Err(crate::Error::Storage(crate::StorageError::Compacted(c))) => {
                 slog::info!(self.logger, "prepare refused: candidate is behind the compacted prefix";
                     "from" => from, "from_slot" => from_slot, "compacted" => c);
+                // Tell the candidate, so that it stands down rather than
+                // keep out-bidding the nodes that could lead, and bid above
+                // its round when this node campaigns (liveness; no state
+                // that safety depends on changes).
+                self.observe_round(b.round);
+                let promised = Some(self.promised);
+                self.send(
+                    from,
+                    Body::Reject(Reject {
+                        ballot: Some(b),
+                        promised,
+                        compacted: c,
+                    }),
+                );
                 return Ok(());
             }
             r => r?,
         };
         if from != self.id {
-            if b > self.promised {
+            if blocked {
+                // A transfer this node would otherwise have refused: it
+                // stays sticky, now to the transfer's target, so that no
+                // third candidate is promised within the window either.
+                self.become_follower(Some(from));
+            } else if b > self.promised {
                 self.become_follower(None);
             } else {
                 self.reset_election_timer();
@@ -187,6 +242,7 @@ impl<S: Storage> Node<S> {
             Body::Reject(Reject {
                 ballot: Some(b),
                 promised,
+                compacted: 0,
             }),
         );
     }
@@ -238,7 +294,7 @@ mod tests {
         Body::Prepare(Prepare {
             ballot: Some(b),
             from_slot,
-            transfer: false,
+            transfer: None,
         })
     }
 
@@ -354,7 +410,7 @@ mod tests {
         let pre = |b| {
             Body::PrePrepare(PrePrepare {
                 ballot: Some(b),
-                transfer: false,
+                transfer: None,
                 committed: 0,
             })
         };
@@ -369,12 +425,12 @@ mod tests {
             "promised while the leader is alive"
         );
         assert_eq!(n.promised, lb);
-        // A leadership transfer is exempt.
+        // A transfer asked for by the leader it follows is exempt.
         n.dispatch(
             3,
             Body::PrePrepare(PrePrepare {
                 ballot: Some(Ballot::new(2, 3)),
-                transfer: true,
+                transfer: Some(lb),
                 committed: 0,
             }),
         )
@@ -431,7 +487,7 @@ mod tests {
         let pre = |committed| {
             Body::PrePrepare(PrePrepare {
                 ballot: Some(Ballot::new(2, 3)),
-                transfer: false,
+                transfer: None,
                 committed,
             })
         };
@@ -462,9 +518,14 @@ mod tests {
         cfg.applied = 10;
         let mut n = node_with(cfg, s);
         // Slots 1..=6 are gone: a candidate that has decided only up to 4
-        // would learn nothing of 5 and 6 from us. No promise, no state change.
+        // would learn nothing of 5 and 6 from us. No promise, no state
+        // change; the candidate is told why, so that it stands down.
         n.dispatch(3, prepare(Ballot::new(2, 3), 5)).expect("ok");
-        assert!(drain(&mut n).is_empty());
+        let out = drain(&mut n);
+        let Some(Body::Reject(r)) = &out[0].body else {
+            panic!("{out:?}")
+        };
+        assert_eq!((out.len(), r.compacted, r.promised), (1, 6, Some(b1)));
         assert_eq!(n.promised, b1);
         assert!(!n.hs_dirty);
         // A candidate that decided the compacted prefix gets the rest.

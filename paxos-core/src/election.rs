@@ -22,7 +22,8 @@ pub(crate) struct Timer {
 pub(crate) struct PreVote {
     pub(crate) ballot: Ballot,
     pub(crate) granted: Vec<u64>,
-    pub(crate) transfer: bool,
+    /// The ballot of the leader whose `TimeoutNow` asked for this campaign.
+    pub(crate) transfer: Option<Ballot>,
 }
 
 impl<S: Storage> Node<S> {
@@ -52,15 +53,40 @@ impl<S: Storage> Node<S> {
         if self.restart_quiet && self.timer.elapsed >= self.cfg.election_ticks {
             self.restart_quiet = false;
         }
+        if let Some((slot, ticks)) = self.behind {
+            self.behind = (self.log.committed < slot && ticks > 1).then(|| (slot, ticks - 1));
+        }
         if self.timer.elapsed >= self.timer.timeout && self.members.is_voter(self.id) {
-            self.start_pre_prepare(false);
+            if self.behind.is_some() {
+                // Others can lead and catch us up: leave it to them.
+                self.reset_election_timer();
+                return;
+            }
+            self.start_pre_prepare(None);
         }
     }
 
-    /// Starts an election now (pre-vote first, then phase 1).
-    pub(crate) fn campaign(&mut self, transfer: bool) -> Result<()> {
+    /// Starts an election now (pre-vote first, then phase 1). `transfer`
+    /// is the ballot of the leader that asked for it (`TimeoutNow`).
+    ///
+    /// With lease reads on, a host's campaign is refused while this node
+    /// may count toward a leader's lease (it heard from that leader within
+    /// `election_ticks`, or it restarted within them): campaigning clears
+    /// the stickiness the lease relies on, so another leader could be
+    /// elected while the first still serves reads from its lease.
+    pub(crate) fn campaign(&mut self, transfer: Option<Ballot>) -> Result<()> {
         if !self.members.is_voter(self.id) {
             return Err(Error::NotVoter(self.id));
+        }
+        if transfer.is_none()
+            && self.cfg.read_lease_ticks > 0
+            && !matches!(self.role, Role::Leader(_))
+            && self.lease_blocks(self.id)
+            && !planted!(self.cfg, CampaignInsideLease)
+        {
+            return Err(Error::LeaseHeld {
+                leader: self.leader,
+            });
         }
         if !matches!(self.role, Role::Leader(_)) {
             self.start_pre_prepare(transfer);
@@ -75,12 +101,12 @@ impl<S: Storage> Node<S> {
     /// Pre-vote: ask whether voters would promise, without raising anyone's
     /// promise. A node cut off from the quorum thus never inflates its round,
     /// and cannot disrupt the leader when it returns (Raft's pre-vote).
-    fn start_pre_prepare(&mut self, transfer: bool) {
+    fn start_pre_prepare(&mut self, transfer: Option<Ballot>) {
         self.reset_election_timer();
         self.leader = None;
         let ballot = self.next_ballot();
         let committed = self.log.committed;
-        slog::info!(self.logger, "starting pre-vote"; "ballot" => %ballot, "transfer" => transfer);
+        slog::info!(self.logger, "starting pre-vote"; "ballot" => %ballot, "transfer" => ?transfer);
         self.role = Role::PreCandidate(PreVote {
             ballot,
             granted: vec![self.id],
@@ -122,13 +148,16 @@ impl<S: Storage> Node<S> {
     /// Phase 1a: promise our own ballot and ask every voter for theirs, over
     /// every slot above our committed watermark at once.
     fn start_prepare(&mut self) {
-        let transfer = matches!(&self.role, Role::PreCandidate(pv) if pv.transfer);
+        let transfer = match &self.role {
+            Role::PreCandidate(pv) => pv.transfer,
+            _ => None,
+        };
         let ballot = self.next_ballot();
         self.promise(ballot);
         self.reset_election_timer();
         let from_slot = self.log.committed + 1;
         slog::info!(self.logger, "starting phase 1"; "ballot" => %ballot, "from_slot" => from_slot);
-        let phase1 = Phase1::new(ballot, from_slot, transfer, &self.members);
+        let phase1 = Phase1::new(self.id, ballot, from_slot, transfer, &self.members);
         self.role = Role::Candidate(phase1);
         self.send_to_other_voters(Body::Prepare(Prepare {
             ballot: Some(ballot),
@@ -144,9 +173,22 @@ impl<S: Storage> Node<S> {
     }
 
     /// A higher promise somewhere: a leader or candidate steps down and
-    /// retries only after a fresh randomized timeout.
-    pub(crate) fn on_reject(&mut self, b: Ballot, promised: Ballot) {
+    /// retries only after a fresh randomized timeout. A voter that compacted
+    /// slots a candidate has not decided (`compacted`) makes the candidate
+    /// stand down too, and hold its campaigns for two election timeouts:
+    /// a node that knows more can lead and send it the snapshot.
+    pub(crate) fn on_reject(&mut self, b: Ballot, promised: Ballot, compacted: u64) {
         self.observe_round(promised.round);
+        if let Role::Candidate(ph) = &self.role {
+            if ph.ballot == b && compacted >= ph.from_slot {
+                slog::info!(self.logger, "behind a voter's compacted prefix: standing down";
+                    "ballot" => %b, "compacted" => compacted);
+                let hold = self.cfg.election_ticks.saturating_mul(2);
+                self.behind = Some((compacted, hold));
+                self.become_follower(None);
+                return;
+            }
+        }
         let mine = match &self.role {
             Role::Leader(ls) => ls.ballot,
             Role::Candidate(ph) => ph.ballot,

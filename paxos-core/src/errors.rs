@@ -151,6 +151,16 @@ pub enum Error {
         /// What was wrong.
         reason: &'static str,
     },
+    /// `campaign()` with lease reads on, at a node that may count toward a
+    /// leader's lease: it heard from `leader` (or restarted) within
+    /// `election_ticks`. Campaigning would clear the stickiness that keeps
+    /// a second leader from being elected while the first reads from its
+    /// lease.
+    #[error("a leader's read lease may still count on this node (leader: {leader:?}); retry after election_ticks")]
+    LeaseHeld {
+        /// The leader this node follows, if known.
+        leader: Option<u64>,
+    },
     /// A learner was asked to do something only voters do.
     #[error("node {0} is not a voter")]
     NotVoter(u64),

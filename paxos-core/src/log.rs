@@ -23,6 +23,11 @@ pub(crate) struct Log {
     /// Undecided slots holding a membership change: each takes effect once
     /// decided, so deciding must stop at them.
     conf_slots: BTreeSet<u64>,
+    /// Slots <= this are covered by a snapshot (storage's compacted prefix
+    /// at restore, or a snapshot installed since): they are never read from
+    /// storage, which may still hold older values for them until the
+    /// installed snapshot is persisted.
+    snapshot_floor: u64,
 }
 
 impl Log {
@@ -55,7 +60,17 @@ impl Log {
             unstable: Vec::new(),
             unstable_min: u64::MAX,
             conf_slots,
+            snapshot_floor: first - 1,
         })
+    }
+
+    /// The highest ballot among the entries held in memory (restore only).
+    pub(crate) fn highest_ballot(&self) -> paxos_proto::Ballot {
+        self.mem
+            .values(self.mem.base().saturating_add(1), self.last)
+            .map(Entry::ballot)
+            .max()
+            .unwrap_or(paxos_proto::Ballot::ZERO)
     }
 
     /// The lowest undecided slot holding a membership change.
@@ -153,6 +168,7 @@ impl Log {
     /// longer held as entries (pending writes to them are dropped too, so the
     /// host never stores an entry inside the snapshot).
     pub(crate) fn install(&mut self, slot: u64) {
+        self.snapshot_floor = self.snapshot_floor.max(slot);
         self.mem.truncate_prefix(slot);
         self.last = self.last.max(slot);
         self.committed = self.committed.max(slot);
@@ -164,6 +180,13 @@ impl Log {
             .map(|e| e.slot)
             .min()
             .unwrap_or(u64::MAX);
+    }
+
+    /// Planted bug `ReportUnpersistedSnapshot`: forget that an installed
+    /// snapshot covers slots storage may still hold older values for.
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) fn forget_snapshot_floor(&mut self, floor: u64) {
+        self.snapshot_floor = floor;
     }
 
     /// Drops slots <= `slot` from memory: the host has persisted and applied
@@ -184,6 +207,13 @@ impl Log {
     ) -> Result<(Vec<Entry>, Option<u64>)> {
         if lo > hi {
             return Ok((Vec::new(), None));
+        }
+        // A snapshot installed but not yet persisted covers these slots,
+        // while storage may still hold older, unchosen values there: an
+        // acceptor reporting them beside a committed watermark past them
+        // would hand a candidate a stale value as chosen.
+        if lo <= self.snapshot_floor {
+            return Err(StorageError::Compacted(self.snapshot_floor).into());
         }
         let base = self.mem.base();
         if lo <= base {

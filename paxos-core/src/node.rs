@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::election::{PreVote, Timer};
-use crate::errors::{ConfigError, Error, Result};
+use crate::errors::{ConfigError, Error, Result, StorageError};
 use crate::leader::LeaderState;
 use crate::log::Log;
 use crate::membership::Membership;
@@ -72,6 +72,11 @@ pub(crate) struct Node<S: Storage> {
     /// from before a crash may still hold a lease counting on it, so it
     /// promises no one until `election_ticks` pass.
     pub(crate) restart_quiet: bool,
+    /// A voter refused our phase 1 because it compacted slots we have not
+    /// decided: until we decide past `behind.0` (from a leader or its
+    /// snapshot), or `behind.1` more ticks pass, our election timeout does
+    /// not start a campaign, so the nodes that can lead are not out-bid.
+    pub(crate) behind: Option<(u64, u32)>,
     /// A snapshot being received from the leader.
     pub(crate) snap_recv: Option<crate::snapshot::SnapshotRecv>,
     /// A snapshot installed since the last `Ready`, for the host.
@@ -89,7 +94,14 @@ impl<S: Storage> Node<S> {
         } else {
             Membership::new(&init.conf_state.voters, &init.conf_state.learners)?
         };
-        let committed = init.hard_state.committed;
+        // Storage may be torn between a Ready's parts in the order the
+        // `Ready` contract allows (snapshot, entries, then the hard state):
+        // a snapshot persisted without the hard state after it still
+        // covers only chosen slots, so the compacted prefix is decided.
+        let compacted = storage.first_slot()?.checked_sub(1).ok_or_else(|| {
+            StorageError::Corrupt("first_slot is 0; slots start at 1".to_string())
+        })?;
+        let committed = init.hard_state.committed.max(compacted);
         if cfg.applied > committed {
             return Err(ConfigError::AppliedBeyondCommitted {
                 applied: cfg.applied,
@@ -97,7 +109,6 @@ impl<S: Storage> Node<S> {
             }
             .into());
         }
-        let compacted = storage.first_slot()? - 1;
         if cfg.applied < compacted {
             return Err(ConfigError::AppliedBelowCompacted {
                 applied: cfg.applied,
@@ -106,7 +117,10 @@ impl<S: Storage> Node<S> {
             .into());
         }
         let log = Log::restore(&storage, committed, cfg.applied)?;
-        let promised = init.hard_state.promised();
+        // Entries persisted without the hard state after them were accepted
+        // under a promise at least as high as their ballot.
+        let promised = init.hard_state.promised().max(log.highest_ballot());
+        let torn = promised != init.hard_state.promised() || committed != init.hard_state.committed;
         let mut node = Node {
             id: cfg.id,
             cfg: cfg.clone(),
@@ -125,11 +139,12 @@ impl<S: Storage> Node<S> {
             immediate: Vec::new(),
             self_msgs: Vec::new(),
             read_states: Vec::new(),
-            hs_dirty: false,
+            hs_dirty: torn,
             conf_dirty: false,
             // A node that never promised anything acknowledged no lease.
             restart_quiet: cfg.read_lease_ticks > 0 && !promised.is_zero(),
             snap_recv: None,
+            behind: None,
             arena: crate::arena::Arena::default(),
             pending_snapshot: None,
         };
@@ -288,7 +303,7 @@ impl<S: Storage> Node<S> {
             Body::Reject(r) => {
                 let b = some_ballot(from, r.ballot)?;
                 let promised = some_ballot(from, r.promised)?;
-                self.on_reject(b, promised);
+                self.on_reject(b, promised, r.compacted);
                 Ok(())
             }
             Body::Heartbeat(h) => {

@@ -26,9 +26,12 @@ struct Report {
 
 #[derive(Debug)]
 pub(crate) struct Phase1 {
+    /// The candidate.
+    me: u64,
     pub(crate) ballot: Ballot,
     pub(crate) from_slot: u64,
-    pub(crate) transfer: bool,
+    /// The leadership that asked for this campaign (a transfer).
+    pub(crate) transfer: Option<Ballot>,
     /// Voters whose whole report arrived.
     complete: Vec<u64>,
     /// Per slot, the best value reported so far.
@@ -48,12 +51,14 @@ pub(crate) struct Phase1 {
 
 impl Phase1 {
     pub(crate) fn new(
+        me: u64,
         ballot: Ballot,
         from_slot: u64,
-        transfer: bool,
+        transfer: Option<Ballot>,
         members: &Membership,
     ) -> Self {
         Phase1 {
+            me,
             asked: members.voters.iter().map(|&v| (v, from_slot)).collect(),
             ballot,
             from_slot,
@@ -107,8 +112,16 @@ impl Phase1 {
         fresh
     }
 
-    /// A quorum of every membership in the chain promised in full.
-    fn won(&self, only_first: bool) -> bool {
+    /// A quorum of every membership in the chain promised in full, the
+    /// candidate's own durable promise among them. Without its own report a
+    /// candidate could hold entries above every reported slot that it never
+    /// rewrites in its ballot, yet its own `Accepted` would claim them (its
+    /// own Promise reaches it only once persisted, and a host may step
+    /// peers' Promises before that).
+    fn won(&self, only_first: bool, own_needed: bool) -> bool {
+        if own_needed && !self.complete.contains(&self.me) {
+            return false;
+        }
         let chain = if only_first {
             &self.configs[..1]
         } else {
@@ -250,7 +263,8 @@ impl<S: Storage> Node<S> {
             ph.complete.push(from);
         }
         let first_only = planted!(self.cfg, SkipNewMembershipQuorum);
-        if ph.won(first_only) || planted!(self.cfg, LeadWithoutQuorum) {
+        let own_needed = !planted!(self.cfg, LeadWithoutOwnPromise);
+        if ph.won(first_only, own_needed) || planted!(self.cfg, LeadWithoutQuorum) {
             self.become_leader();
         }
         Ok(())
@@ -287,6 +301,15 @@ impl<S: Storage> Node<S> {
             self.log.write(entry);
         }
         self.decide(chosen_prefix);
+        if !self.members.is_voter(self.id) {
+            // Phase 1 revealed our own removal as chosen (we had accepted it
+            // but not learned it): a node outside the membership must not
+            // lead. Giving up the ballot is always safe; what we wrote in it
+            // counts for nothing, as no acceptor has it.
+            slog::info!(self.logger, "phase 1 revealed our removal: not leading"; "ballot" => %ballot);
+            self.become_follower(None);
+            return;
+        }
         let committed = self.log.committed;
         let progress = self
             .members
@@ -316,6 +339,14 @@ impl<S: Storage> Node<S> {
             uncommitted_bytes,
         ));
         self.leader = Some(self.id);
+        // Our own complete report covered every slot we held, so each one
+        // up to `last` was just rewritten in our ballot: our own `Accepted`
+        // for them (sent at the next flush) claims nothing we did not write.
+        debug_assert!(
+            self.log.last() <= last || planted!(self.cfg, LeadWithoutOwnPromise),
+            "own entries above the recovered range: last {} > {last}",
+            self.log.last()
+        );
         self.accept_prefix = self.log.last();
         self.timer.heartbeat_elapsed = 0;
         self.timer.quorum_elapsed = 0;

@@ -35,12 +35,26 @@ pub enum PlantedBug {
     /// A read lease lasts four times `read_lease_ticks`: past the point
     /// where the followers may elect another leader.
     LeaseOutlivesElection,
+    /// A transfer-flagged request skips stickiness at every voter, not only
+    /// at those following the leadership that asked for the transfer.
+    StaleTransferExempt,
+    /// A candidate wins phase 1 on peers' promises before its own promise
+    /// (and report) is durable and counted.
+    LeadWithoutOwnPromise,
+    /// An acceptor reports slots under a snapshot it installed but has not
+    /// persisted yet, reading storage's older values for them.
+    ReportUnpersistedSnapshot,
+    /// A decided membership change adopts the result its proposer computed,
+    /// even when a change decided at a lower slot altered its base.
+    AdoptStaleConfChange,
+    /// `campaign()` is allowed inside a lease this node acknowledged.
+    CampaignInsideLease,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 11] = [
+    pub const ALL: [PlantedBug; 16] = [
         PlantedBug::CountAcrossBallots,
         PlantedBug::ReplyBeforePersist,
         PlantedBug::SkipHighestBallotAdoption,
@@ -52,6 +66,11 @@ impl PlantedBug {
         PlantedBug::SkipNewMembershipQuorum,
         PlantedBug::ProposePastConfChange,
         PlantedBug::LeaseOutlivesElection,
+        PlantedBug::StaleTransferExempt,
+        PlantedBug::LeadWithoutOwnPromise,
+        PlantedBug::ReportUnpersistedSnapshot,
+        PlantedBug::AdoptStaleConfChange,
+        PlantedBug::CampaignInsideLease,
     ];
 }
 

@@ -262,9 +262,14 @@ impl<S: Storage> RawNode<S> {
         self.node.propose_conf_change(cc)
     }
 
-    /// Starts an election now, without waiting for the timeout.
+    /// Starts an election now, without waiting for the timeout. Fails with
+    /// `NotVoter` at a learner. With `Config::read_lease_ticks` set, fails
+    /// with [`crate::Error::LeaseHeld`] while this node may count toward a
+    /// leader's lease (it heard from a leader, or restarted, within
+    /// `election_ticks`): use [`RawNode::transfer_leader`] at the leader
+    /// instead, or retry once the leader has been silent that long.
     pub fn campaign(&mut self) -> Result<()> {
-        self.node.campaign(false)
+        self.node.campaign(None)
     }
 
     /// Whether [`RawNode::ready`] has anything to hand out.

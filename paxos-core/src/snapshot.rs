@@ -177,7 +177,13 @@ impl<S: Storage> Node<S> {
     fn install_snapshot(&mut self, metadata: SnapshotMetadata, data: Bytes) {
         let slot = metadata.slot;
         slog::info!(self.logger, "installing snapshot"; "slot" => slot, "bytes" => data.len());
+        #[cfg(feature = "planted-bugs")]
+        let floor = self.storage.first_slot().unwrap_or(1).saturating_sub(1);
         self.log.install(slot);
+        #[cfg(feature = "planted-bugs")]
+        if planted!(self.cfg, ReportUnpersistedSnapshot) {
+            self.log.forget_snapshot_floor(floor);
+        }
         self.accept_prefix = self.accept_prefix.max(slot);
         self.extend_accept_prefix();
         if let Some(cs) = metadata

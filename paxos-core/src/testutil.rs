@@ -59,7 +59,7 @@ pub(crate) fn settle_self(n: &mut Node<MemStorage>) -> Vec<Message> {
 
 /// Makes `n` a candidate: pre-vote granted by `granters`, Prepares out.
 pub(crate) fn make_candidate(n: &mut Node<MemStorage>, granters: &[u64]) -> Ballot {
-    n.campaign(false).expect("voter");
+    n.campaign(None).expect("voter");
     let b = match &n.role {
         crate::node::Role::PreCandidate(pv) => pv.ballot,
         _ => panic!("not pre-candidate"),

@@ -1,6 +1,7 @@
 //! Leadership transfer: the leader brings the target up to date, then tells
 //! it to campaign at once; the target's pre-vote and phase 1 carry the
-//! transfer flag, which exempts them from stickiness. Meanwhile the leader
+//! leader's ballot, and the voters that follow exactly that leadership
+//! (the leader's lease is void once it asked) exempt them from stickiness. Meanwhile the leader
 //! holds new proposals, and resumes if the transfer does not complete
 //! within `election_ticks`.
 
@@ -88,6 +89,6 @@ impl<S: Storage> Node<S> {
             return Ok(()); // stale, or not from the leader we follow
         }
         slog::info!(self.logger, "taking over leadership"; "from" => from);
-        self.campaign(true)
+        self.campaign(Some(b))
     }
 }

@@ -105,15 +105,17 @@ fn a_restarted_node_promises_no_one_for_an_election_timeout() {
     let mut c = Cluster::with_config(3, lease);
     c.elect(1);
     c.crash(2);
-    c.restart(2);
     c.crash(1);
-    // Node 3 campaigns at once; node 2 may have acknowledged node 1's
-    // lease just before crashing, so it must not promise yet.
+    // Node 3 sits out its own stickiness window (alone it cannot win).
+    c.tick(10);
+    c.restart(2);
+    // Node 3 campaigns; node 2 may have acknowledged node 1's lease just
+    // before crashing, so it must not promise yet.
     c.nodes
         .get_mut(&3)
         .expect("live")
         .campaign()
-        .expect("voter");
+        .expect("voter, outside any lease");
     c.stabilize();
     assert!(c.leaders().is_empty(), "node 2 promised within the window");
     let l = c.await_leader(&[2, 3], 300);
@@ -133,5 +135,32 @@ fn a_lease_not_below_the_election_timeout_is_refused() {
             lease: 10,
             election: 10
         })
+    );
+}
+
+/// A host's `campaign()` at a follower that acknowledged the leader's lease
+/// would clear the stickiness the lease counts on: it is refused until the
+/// leader has been silent for an election timeout.
+#[test]
+fn campaign_inside_an_acknowledged_lease_is_refused() {
+    let mut c = Cluster::with_config(3, lease);
+    c.elect(1);
+    c.tick(2); // a heartbeat round: node 2 acknowledges the lease
+    c.crash(1);
+    let err = c.nodes.get_mut(&2).expect("live").campaign();
+    assert_eq!(err, Err(Error::LeaseHeld { leader: Some(1) }));
+    assert!(c.leaders().is_empty());
+    // Once node 1 has been silent for election_ticks, it may.
+    c.tick(10);
+    let l = c.await_leader(&[2, 3], 300);
+    assert!(l == 2 || l == 3);
+    // A restarted node does not know whose lease it acknowledged: it
+    // waits out an election timeout before campaigning too.
+    let follower = if l == 2 { 3 } else { 2 };
+    c.crash(follower);
+    c.restart(follower);
+    assert_eq!(
+        c.nodes.get_mut(&follower).expect("live").campaign(),
+        Err(Error::LeaseHeld { leader: None })
     );
 }

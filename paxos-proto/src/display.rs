@@ -17,7 +17,8 @@ impl fmt::Display for Message {
             Some(Body::PrePrepare(p)) => format!(
                 "PrePrepare b={}{}",
                 b(&p.ballot),
-                if p.transfer { " transfer" } else { "" }
+                p.transfer
+                    .map_or_else(String::new, |t| format!(" transfer={t}"))
             ),
             Some(Body::PrePrepareReply(r)) => {
                 format!(
@@ -28,7 +29,9 @@ impl fmt::Display for Message {
                 )
             }
             Some(Body::Prepare(p)) => {
-                let transfer = if p.transfer { " transfer" } else { "" };
+                let transfer = p
+                    .transfer
+                    .map_or_else(String::new, |t| format!(" transfer={t}"));
                 format!(
                     "Prepare b={} from_slot={}{transfer}",
                     b(&p.ballot),

@@ -193,6 +193,9 @@ struct SimNode {
     ticks: u64,
     /// The last leader this node accepted from, and at which tick.
     contact: Option<(u64, u64)>,
+    /// The leadership this node follows (the ballot of its last contact),
+    /// until it campaigns or promises another.
+    followed: Option<paxos_core::proto::Ballot>,
     /// Last slot the application applied since the last restart.
     applied: u64,
     /// Reads asked through `read_index`: ctx -> (client, seq, key, the
@@ -271,6 +274,8 @@ pub struct Sim {
     retired: BTreeSet<u64>,
     /// The replacement in progress.
     replacement: Option<Replacement>,
+    /// Every `TimeoutNow` sent: (the leader's ballot, its target).
+    timeouts_sent: BTreeSet<(paxos_core::proto::Ballot, u64)>,
 }
 
 /// Runs one simulation.
@@ -329,6 +334,7 @@ impl Sim {
             joined: BTreeSet::new(),
             retired: BTreeSet::new(),
             replacement: None,
+            timeouts_sent: BTreeSet::new(),
         };
         sim.total = n + sim.mix.spares;
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
@@ -346,6 +352,7 @@ impl Sim {
                 waiting: BTreeSet::new(),
                 ticks: 0,
                 contact: None,
+                followed: None,
                 applied: 0,
                 reads_asked: BTreeMap::new(),
                 reads_confirmed: Vec::new(),
@@ -466,6 +473,7 @@ impl Sim {
                 node.raw = Some(raw);
                 node.kv = kv;
                 node.contact = None;
+                node.followed = None;
                 node.applied = slot;
                 node.snapshot_slot = slot;
                 node.conf = conf;
@@ -487,6 +495,7 @@ impl Sim {
         node.kv = KvState::default();
         node.waiting.clear();
         node.contact = None;
+        node.followed = None;
         node.applied = 0;
         node.reads_asked.clear();
         node.reads_confirmed.clear();
@@ -769,10 +778,9 @@ impl Sim {
 
     fn deliver(&mut self, m: Message) {
         let id = m.to;
-        let Some(raw) = self.node(id).raw.as_mut() else {
+        let Some(before) = self.node(id).raw.as_ref().map(|r| r.status()) else {
             return;
         };
-        let before = raw.status();
         // Every message by which a node follows a leader renews its lease.
         let leader_ballot = match &m.body {
             Some(Body::Accept(a)) => a.ballot,
@@ -784,7 +792,24 @@ impl Sim {
         let transfer = match &m.body {
             Some(Body::PrePrepare(p)) => p.transfer,
             Some(Body::Prepare(p)) => p.transfer,
-            _ => false,
+            _ => None,
+        };
+        // The observer's own reading of the transfer rule: a transfer is
+        // exempt from stickiness only at a node that follows exactly the
+        // leadership that asked for it (its last contact, in that very
+        // ballot), or at that leader itself when it sent `TimeoutNow` to
+        // this candidate.
+        let followed = self.nodes[(id - 1) as usize].followed;
+        let exempt = transfer.is_some_and(|t| {
+            t == before.promised
+                && if before.role == StateRole::Leader {
+                    self.timeouts_sent.contains(&(t, from))
+                } else {
+                    followed == Some(t)
+                }
+        });
+        let Some(raw) = self.node(id).raw.as_mut() else {
+            return;
         };
         if let Err(e) = raw.step(m) {
             // Under membership churn a reply from a node the receiver does
@@ -801,11 +826,10 @@ impl Sim {
         if let Some(b) = leader_ballot.filter(|b| *b >= before.promised) {
             let node = self.node(id);
             node.contact = Some((from, node.ticks));
+            node.followed = Some(b);
             debug_assert_eq!(b.node, from);
         }
-        // A transfer's requests are exempt from stickiness (DESIGN §3).
-        let exempt = transfer.then_some(from);
-        self.drive_with(id, before.role == StateRole::Leader, exempt);
+        self.drive_with(id, before.role == StateRole::Leader, exempt.then_some(from));
     }
 
     fn arrive(&mut self, id: u64, cmd: Command) {
@@ -999,6 +1023,11 @@ impl Sim {
 
     fn send(&mut self, id: u64, m: Message, was_leader: bool, exempt: Option<u64>) {
         self.checker.on_send(&m);
+        if let Some(Body::TimeoutNow(t)) = &m.body {
+            if let Some(b) = t.ballot {
+                self.timeouts_sent.insert((b, m.to));
+            }
+        }
         self.check_stickiness(id, &m, was_leader, exempt == Some(m.to));
         let times = self.net.route(
             &mut self.net_rng,
@@ -1025,15 +1054,19 @@ impl Sim {
         }
     }
 
-    /// DESIGN §3 stickiness, observed: an acceptor that heard from a live
-    /// leader within `election_ticks` promises no one else (no transfers run
-    /// here), and a leader promises no one.
+    /// Stickiness, observed: an acceptor that heard from a live leader
+    /// within `election_ticks` promises no one else, and a leader promises
+    /// no one, but for a transfer asked for by exactly that leadership;
+    /// promising such a transfer keeps the acceptor sticky, now to the
+    /// transfer's target.
     fn check_stickiness(&mut self, id: u64, m: &Message, was_leader: bool, exempt: bool) {
         let grant = match &m.body {
             Some(Body::Promise(_)) => m.to != id,
             Some(Body::PrePrepareReply(r)) => r.granted,
             Some(Body::PrePrepare(_)) => {
-                self.node(id).contact = None;
+                let node = self.node(id);
+                node.contact = None;
+                node.followed = None;
                 return;
             }
             _ => false,
@@ -1047,7 +1080,17 @@ impl Sim {
             .contact
             .filter(|&(leader, at)| leader != m.to && node.ticks - at < election_ticks);
         if matches!(m.body, Some(Body::Promise(_))) {
-            node.contact = None; // it follows no one now
+            // It follows no one now, unless it promised a transfer inside
+            // its window: then it stays sticky to the transfer's target.
+            // A later transfer asked for by that target's leadership is
+            // then exempt here, as if this node had heard from it.
+            let sticky = exempt && (was_leader || lease.is_some());
+            node.contact = sticky.then_some((m.to, node.ticks));
+            let ballot = match &m.body {
+                Some(Body::Promise(p)) => p.ballot,
+                _ => None,
+            };
+            node.followed = ballot.filter(|_| sticky);
         }
         if exempt {
             return; // a leadership transfer may override the lease
@@ -1306,7 +1349,12 @@ impl Sim {
             if let Some(raw) = &node.raw {
                 let st = raw.status();
                 if st.role == StateRole::Leader {
-                    self.checker.on_leader(i as u64 + 1, st.promised);
+                    let id = i as u64 + 1;
+                    self.checker.on_leader(id, st.promised);
+                    if !st.voters.contains(&id) {
+                        let v = format!("node {id} leads in {} though not a voter", st.promised);
+                        self.checker.violations.push(v);
+                    }
                 }
             }
         }
@@ -1322,9 +1370,13 @@ impl Sim {
             .filter_map(|&id| self.nodes[(id - 1) as usize].raw.as_ref())
             .map(|r| (r.status().applied, r.status().committed))
             .collect();
+        // Every acknowledgement came from some node's apply: settled means
+        // each member has applied at least as far as any node did.
         let settled = !members.is_empty()
             && states.len() == members.len()
-            && states.iter().all(|&(a, c)| a == c && a == states[0].0);
+            && states
+                .iter()
+                .all(|&(a, c)| a == c && a == states[0].0 && a >= self.max_applied);
         if settled {
             self.trace(|| format!("SETTLED at slot {}", states[0].0));
             self.done = true;

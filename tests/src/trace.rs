@@ -33,7 +33,7 @@ impl TraceHash {
 pub fn message_words(m: &Message) -> [u64; 6] {
     let (kind, ballot, x, y) = match &m.body {
         None => (0, None, 0, 0),
-        Some(Body::PrePrepare(p)) => (1, p.ballot, u64::from(p.transfer), 0),
+        Some(Body::PrePrepare(p)) => (1, p.ballot, u64::from(p.transfer.is_some()), 0),
         Some(Body::PrePrepareReply(r)) => (2, r.ballot, u64::from(r.granted), 0),
         Some(Body::Prepare(p)) => (3, p.ballot, p.from_slot, 0),
         Some(Body::Promise(p)) => (4, p.ballot, p.entries.len() as u64, p.committed),
