@@ -47,6 +47,7 @@ impl<S: Storage> Node<S> {
             }
         }
         cc.result = Some(next.to_conf_state());
+        cc.base = Some(self.members.since);
         match self.propose_entry(EntryKind::ConfChange, cc.encode_to_vec().into())? {
             Proposed::At(slot) => {
                 slog::info!(self.logger, "proposed membership change"; "slot" => slot,
@@ -75,19 +76,29 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// A decided change takes effect only on the membership it was
+    /// computed on. Two leaders may each propose a change on the same
+    /// membership at different slots (the first one's unchosen change
+    /// survives on a few acceptors, and a later phase 1 re-proposes it after
+    /// the second one's was decided): the later one is then void, for its
+    /// `result` would silently undo the earlier change.
     fn adopt_conf_entry(&mut self, e: &Entry) {
-        let m = match e.conf_change() {
-            Some(Ok(ConfChange {
-                result: Some(cs), ..
-            })) => Membership::from_conf_state(&cs).ok(),
-            _ => None,
+        let Some(Ok(cc)) = e.conf_change() else {
+            // Only a leader's `propose_conf_change` writes these.
+            slog::error!(self.logger, "decided an undecodable membership change"; "slot" => e.slot);
+            return;
+        };
+        let m = if planted!(self.cfg, AdoptStaleConfChange) {
+            let stale = ConfChange { base: None, ..cc };
+            self.members.after(e.slot, &stale)
+        } else {
+            self.members.after(e.slot, &cc)
         };
         match m {
             Some(m) => self.set_members(m),
-            // Only a leader's `propose_conf_change` writes these, with a
-            // valid result; a decided garbage one changes nothing.
             None => {
-                slog::error!(self.logger, "decided an invalid membership change"; "slot" => e.slot)
+                slog::warn!(self.logger, "decided membership change is void: its base was replaced";
+                "slot" => e.slot, "base" => ?cc.base, "since" => self.members.since)
             }
         }
     }

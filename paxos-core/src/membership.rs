@@ -11,6 +11,9 @@ pub(crate) struct Membership {
     pub(crate) voters: Vec<u64>,
     /// Sorted.
     pub(crate) learners: Vec<u64>,
+    /// The slot of the change that made this membership (0: the initial
+    /// one); a change proposed on it names it as its base.
+    pub(crate) since: u64,
 }
 
 impl Membership {
@@ -20,18 +23,32 @@ impl Membership {
         let mut learners = learners.to_vec();
         voters.sort_unstable();
         learners.sort_unstable();
-        Ok(Membership { voters, learners })
+        Ok(Membership {
+            voters,
+            learners,
+            since: 0,
+        })
     }
 
     pub(crate) fn from_conf_state(cs: &ConfState) -> Result<Self, ConfigError> {
-        Membership::new(&cs.voters, &cs.learners)
+        let mut m = Membership::new(&cs.voters, &cs.learners)?;
+        m.since = cs.since;
+        Ok(m)
     }
 
     pub(crate) fn to_conf_state(&self) -> ConfState {
         ConfState {
             voters: self.voters.clone(),
             learners: self.learners.clone(),
+            since: self.since,
         }
+    }
+
+    /// The membership after the change decided at `slot`, or `None` when
+    /// the change is void (see [`ConfChange::outcome`]) or its result is
+    /// not a valid membership.
+    pub(crate) fn after(&self, slot: u64, cc: &ConfChange) -> Option<Membership> {
+        Membership::from_conf_state(&cc.outcome(&self.to_conf_state(), slot)?).ok()
     }
 
     /// Votes needed for a majority of the voters.

@@ -92,7 +92,7 @@ impl<S: Storage> Node<S> {
         let members = if init.conf_state.voters.is_empty() {
             Membership::new(&cfg.voters, &cfg.learners)?
         } else {
-            Membership::new(&init.conf_state.voters, &init.conf_state.learners)?
+            Membership::from_conf_state(&init.conf_state)?
         };
         // Storage may be torn between a Ready's parts in the order the
         // `Ready` contract allows (snapshot, entries, then the hard state):

@@ -85,13 +85,16 @@ impl Phase1 {
     fn refresh_chain(&mut self) -> Vec<u64> {
         self.configs.truncate(1);
         for slot in &self.conf_reports {
+            // Each change applies to the one before it, as deciding will
+            // apply them: a void one brings in no membership.
+            let Some(prev) = self.configs.last() else {
+                break;
+            };
             let m = self
                 .reports
                 .get(slot)
                 .and_then(|r| match r.entry.conf_change() {
-                    Some(Ok(cc)) => cc
-                        .result
-                        .and_then(|cs| Membership::from_conf_state(&cs).ok()),
+                    Some(Ok(cc)) => prev.after(*slot, &cc),
                     _ => None,
                 });
             if let Some(m) = m {
@@ -599,7 +602,9 @@ mod tests {
             result: Some(ConfState {
                 voters: vec![1, 2, 3, 4],
                 learners: vec![],
+                since: 0,
             }),
+            base: Some(0),
         };
         let mut e = entry(1, Ballot::new(1, 2), "");
         e.kind = EntryKind::ConfChange as i32;

@@ -98,8 +98,9 @@ impl MemStorageCore {
 
     /// Records the application's snapshot at `slot`: its state after
     /// applying every slot <= `slot`, and the membership in effect there
-    /// (the `result` of the last membership change it applied, see
-    /// [`paxos_proto::Entry::conf_change`]; the initial one if none). Then
+    /// (each decided change applied through
+    /// [`paxos_proto::ConfChange::outcome`], which also skips void ones, so
+    /// its `since` is right; the initial one if none). Then
     /// [`MemStorageCore::compact`] may discard up to `slot`.
     pub fn create_snapshot(
         &mut self,
@@ -162,6 +163,7 @@ impl MemStorage {
         s.wl().set_conf_state(ConfState {
             voters: voters.to_vec(),
             learners: learners.to_vec(),
+            since: 0,
         });
         s
     }

@@ -61,6 +61,25 @@ impl Entry {
     }
 }
 
+impl ConfChange {
+    /// The membership in effect after this change is decided at `slot`, when
+    /// `current` is the one in effect before it: its `result` (made at
+    /// `slot`) if the change was computed on `current`, or `None` when it is
+    /// void (another change replaced its base first) or carries no result.
+    /// Every replica, and every application that tracks membership, applies
+    /// decided changes through this one rule, so all agree.
+    pub fn outcome(&self, current: &ConfState, slot: u64) -> Option<ConfState> {
+        if self.base.is_some_and(|b| b != current.since) {
+            return None;
+        }
+        let result = self.result.as_ref()?;
+        Some(ConfState {
+            since: slot,
+            ..result.clone()
+        })
+    }
+}
+
 impl HardState {
     /// The promised ballot (zero when unset).
     pub fn promised(&self) -> Ballot {

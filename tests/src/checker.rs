@@ -14,9 +14,14 @@ type Value = (i32, bytes::Bytes);
 #[derive(Debug, Default)]
 pub struct Checker {
     /// The voters governing each slot from the key on: only their
-    /// acceptances choose a value. A chosen membership change starts a new
-    /// entry at the slot after it.
+    /// acceptances choose a value. A chosen membership change that takes
+    /// effect starts a new entry at the slot after it.
     configs: BTreeMap<u64, BTreeSet<u64>>,
+    /// The voters the cluster started with.
+    initial: BTreeSet<u64>,
+    /// Every chosen membership change: (slot, the slot of the change its
+    /// proposer built on, if it says, and the voters it results in).
+    changes: BTreeMap<u64, (Option<u64>, BTreeSet<u64>)>,
     /// Slots where a membership change was accepted and nothing is chosen
     /// yet: the voters of any later slot are unknown until it is.
     conf_pending: BTreeSet<u64>,
@@ -48,8 +53,10 @@ pub struct Checker {
 impl Checker {
     /// A checker for a cluster with these voters.
     pub fn new(voters: Vec<u64>) -> Self {
+        let initial: BTreeSet<u64> = voters.into_iter().collect();
         Checker {
-            configs: BTreeMap::from([(1, voters.into_iter().collect())]),
+            configs: BTreeMap::from([(1, initial.clone())]),
+            initial,
             ..Checker::default()
         }
     }
@@ -166,13 +173,12 @@ impl Checker {
             ));
         }
         if value.0 == EntryKind::ConfChange as i32 {
-            let result = <ConfChange as ProstMessage>::decode(value.1.clone())
-                .ok()
-                .and_then(|cc| cc.result);
-            match result {
-                Some(cs) => {
-                    self.configs
-                        .insert(slot + 1, cs.voters.into_iter().collect());
+            let cc = <ConfChange as ProstMessage>::decode(value.1.clone()).ok();
+            match cc.and_then(|cc| Some((cc.base, cc.result?))) {
+                Some((base, cs)) => {
+                    self.changes
+                        .insert(slot, (base, cs.voters.into_iter().collect()));
+                    self.rebuild_configs();
                 }
                 None => self.violation(format!(
                     "slot {slot}: chosen membership change without a result"
@@ -187,6 +193,22 @@ impl Checker {
                 }
             }
         }
+    }
+
+    /// The memberships from the chosen changes, in slot order: a change
+    /// takes effect only if it was built on the membership in effect before
+    /// its slot (the last change that took effect, or the initial one);
+    /// otherwise another change replaced its base first and it is void.
+    fn rebuild_configs(&mut self) {
+        let mut configs = BTreeMap::from([(1, self.initial.clone())]);
+        let mut since = 0;
+        for (&slot, (base, voters)) in &self.changes {
+            if base.is_none_or(|b| b == since) {
+                configs.insert(slot + 1, voters.clone());
+                since = slot;
+            }
+        }
+        self.configs = configs;
     }
 
     /// A client command was handed to a node for proposal.

@@ -6,6 +6,7 @@
 
 use crate::checker::Checker;
 use crate::faults::{Fault, FaultMix, Schedule};
+use crate::host::HostMix;
 use crate::kv::{Command, KvState};
 use crate::linearizability::{check, History, Op, Ret, Verdict};
 use crate::net::Net;
@@ -14,18 +15,18 @@ use crate::rng::Rng;
 use crate::trace::{describe, message_words, TraceHash};
 use bytes::Bytes;
 use paxos_core::proto::{Body, ConfChange, ConfState, EntryKind, Message};
-use paxos_core::{Config, Error, MemStorage, PlantedBug, Proposed, RawNode, StateRole, Storage};
+use paxos_core::{
+    Config, Error, MemStorage, PlantedBug, Proposed, RawNode, Ready, StateRole, Storage,
+};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+
+mod cycle;
 
 /// Time units per tick.
 pub const TICK: u64 = 100;
-/// Chance of a crash at each of the four points inside a Ready cycle.
-const READY_CRASH_CHANCE: f64 = 0.0015;
 /// Events one run may take: more means a message storm, itself a bug.
 const MAX_EVENTS: u64 = 2_000_000;
-/// Readies one input may cause before the host loop counts as spinning.
-const MAX_READIES_PER_DRIVE: usize = 10_000;
 /// Search budget per key for the linearizability check.
 const LIN_BUDGET: u64 = 2_000_000;
 
@@ -47,6 +48,8 @@ pub struct SimOptions {
     pub mix: Option<FaultMix>,
     /// Scripted faults instead of random ones.
     pub schedule: Option<Schedule>,
+    /// How the host drives the Ready cycle; drawn from the seed when unset.
+    pub host: Option<HostMix>,
     /// A protocol bug to plant in every node.
     pub bug: Option<PlantedBug>,
     /// Print every event.
@@ -63,6 +66,7 @@ impl Default for SimOptions {
             liveness_ticks: 1500,
             mix: None,
             schedule: None,
+            host: None,
             bug: None,
             trace: false,
         }
@@ -101,6 +105,8 @@ pub struct Outcome {
     pub undecided_keys: Vec<u64>,
     /// The fault mix used.
     pub mix: FaultMix,
+    /// The host behaviours used.
+    pub host: HostMix,
 }
 
 impl Outcome {
@@ -128,6 +134,9 @@ impl Outcome {
         if let Some(b) = opts.bug {
             cmd.push_str(&format!(" --bug {b:?}"));
         }
+        if opts.host == Some(HostMix::kind()) {
+            cmd.push_str(" --kind-host");
+        }
         cmd + " --trace"
     }
 }
@@ -147,13 +156,23 @@ enum Reply {
 enum Ev {
     Tick(u64),
     Deliver(Message),
-    Arrive { node: u64, cmd: Command, read: bool },
-    Reply { client: u64, reply: Reply },
+    Arrive {
+        node: u64,
+        cmd: Command,
+        read: bool,
+    },
+    Reply {
+        client: u64,
+        reply: Reply,
+    },
     Wake(u64),
     Restart(u64),
     Fault(Fault),
     Chaos,
     Reconfig,
+    /// The host persists the Readys it took from this node.
+    Flush(u64),
+    HostCampaign,
 }
 
 #[derive(Debug)]
@@ -211,6 +230,10 @@ struct SimNode {
     conf: ConfState,
     /// A node that joined later: the membership it boots believing in.
     boot_conf: Option<ConfState>,
+    /// Readys taken and not yet persisted (a pipelining host).
+    inflight: VecDeque<Ready>,
+    /// A flush of `inflight` is scheduled.
+    flush_scheduled: bool,
 }
 
 #[derive(Debug)]
@@ -276,6 +299,11 @@ pub struct Sim {
     replacement: Option<Replacement>,
     /// Every `TimeoutNow` sent: (the leader's ballot, its target).
     timeouts_sent: BTreeSet<(paxos_core::proto::Ballot, u64)>,
+    /// How this run's host drives the Ready cycle.
+    host: HostMix,
+    /// The host's own choices (its stream, so the kind host replays as
+    /// before).
+    host_rng: Rng,
 }
 
 /// Runs one simulation.
@@ -303,6 +331,11 @@ impl Sim {
         let n = voters + learners;
         let net_rng = rng.fork();
         let read_rng = Rng::new(opts.seed ^ 0x7ead_a115_eed0);
+        let host = opts
+            .host
+            .clone()
+            .unwrap_or_else(|| HostMix::draw(opts.seed));
+        let host_rng = HostMix::stream(opts.seed);
         let mut sim = Sim {
             fault_end: opts.ticks * TICK,
             deadline: (opts.ticks + opts.liveness_ticks) * TICK,
@@ -335,6 +368,8 @@ impl Sim {
             retired: BTreeSet::new(),
             replacement: None,
             timeouts_sent: BTreeSet::new(),
+            host,
+            host_rng,
         };
         sim.total = n + sim.mix.spares;
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
@@ -360,6 +395,8 @@ impl Sim {
                 snapshot_slot: 0,
                 conf: ConfState::default(),
                 boot_conf: None,
+                inflight: VecDeque::new(),
+                flush_scheduled: false,
             });
             sim.start(id);
             let first = sim.rng.range(1, tick_period);
@@ -376,6 +413,10 @@ impl Sim {
         }
         if sim.mix.reconfig_every > 0 {
             sim.schedule(sim.mix.reconfig_every * TICK, Ev::Reconfig);
+        }
+        if sim.host.campaign_every > 0 {
+            let at = sim.host_rng.range(1, 2 * sim.host.campaign_every) * TICK;
+            sim.schedule(at, Ev::HostCampaign);
         }
         match sim.opts.schedule.clone() {
             Some(Schedule(items)) => {
@@ -464,6 +505,7 @@ impl Sim {
             _ => ConfState {
                 voters: cfg.voters.clone(),
                 learners: cfg.learners.clone(),
+                since: 0,
             },
         };
         match RawNode::new(&cfg, storage, &self.logger) {
@@ -499,6 +541,9 @@ impl Sim {
         node.applied = 0;
         node.reads_asked.clear();
         node.reads_confirmed.clear();
+        // What the host took and had not persisted is lost.
+        node.inflight.clear();
+        node.flush_scheduled = false;
         self.trace(|| format!("CRASH node {id}"));
         self.hash.mix(&[self.now, 2, id]);
     }
@@ -568,6 +613,12 @@ impl Sim {
                 }
             }
             Ev::Reconfig => self.reconfig(),
+            Ev::Flush(id) => {
+                if self.node(id).raw.is_some() {
+                    self.flush(id);
+                }
+            }
+            Ev::HostCampaign => self.host_campaign(),
             Ev::Chaos => {
                 if !self.faults_on {
                     return;
@@ -674,6 +725,7 @@ impl Sim {
                 self.node(id).boot_conf = Some(ConfState {
                     voters: st.voters.clone(),
                     learners: st.learners.iter().copied().chain([id]).collect(),
+                    since: 0,
                 });
                 self.start(id);
                 self.drive(id);
@@ -934,101 +986,13 @@ impl Sim {
         self.schedule(at, Ev::Reply { client, reply });
     }
 
-    fn ready_crash(&mut self, id: u64, point: &str) -> bool {
-        if self.faults_on && self.mix.ready_crashes && self.rng.chance(READY_CRASH_CHANCE) {
-            self.trace(|| format!("crash inside the Ready cycle {point}"));
-            self.crash(id);
-            let down = self.rng.range(1, 40);
-            self.schedule(self.now + down * TICK, Ev::Restart(id));
-            return true;
-        }
-        false
-    }
-
-    fn drive(&mut self, id: u64) {
-        self.drive_with(id, false, None);
-    }
-
-    /// Runs the node's Ready cycle until it has nothing to do, with a chance
-    /// of crashing between each pair of steps.
-    fn drive_with(&mut self, id: u64, was_leader: bool, exempt: Option<u64>) {
-        for _ in 0..MAX_READIES_PER_DRIVE {
-            let Some(raw) = self.node(id).raw.as_mut() else {
-                return;
-            };
-            if !raw.has_ready() {
-                return;
-            }
-            let mut rd = raw.ready();
-            // A leader's own traffic leaves before its disk write (and a
-            // crash may come right after).
-            // Drained, and decided entries read in place: the Ready's
-            // vectors go back to the node for reuse, so every fault also
-            // exercises buffer reuse (a stale message in a reused buffer
-            // would be sent twice).
-            for m in rd.drain_immediate_messages() {
-                self.send(id, m, was_leader, exempt);
-            }
-            if self.ready_crash(id, "before persisting") {
-                return;
-            }
-            let storage = self.node(id).storage.clone();
-            let snapshot = rd.take_snapshot();
-            {
-                let mut disk = storage.wl();
-                if let Some(s) = &snapshot {
-                    disk.apply_snapshot(s.clone());
-                }
-                if let Some(cs) = rd.conf_state() {
-                    disk.set_conf_state(cs.clone());
-                }
-                if let Some(hs) = rd.hard_state() {
-                    disk.set_hard_state(*hs);
-                }
-                disk.store_entries(rd.entries());
-            }
-            self.checker.on_persist(id, rd.hard_state(), rd.entries());
-            if self.ready_crash(id, "after persisting, before sending") {
-                return;
-            }
-            for m in rd.drain_messages() {
-                self.send(id, m, was_leader, exempt);
-            }
-            if self.ready_crash(id, "after sending, before applying") {
-                return;
-            }
-            if let Some(s) = snapshot {
-                self.install(id, &s);
-            }
-            for e in rd.committed_entries() {
-                self.apply(id, e);
-            }
-            self.maybe_compact(id);
-            let confirmed = rd.take_read_states();
-            self.node(id)
-                .reads_confirmed
-                .extend(confirmed.into_iter().map(|r| (r.index, r.ctx)));
-            self.serve_reads(id);
-            if self.ready_crash(id, "after applying, before advancing") {
-                return;
-            }
-            if let Some(raw) = self.node(id).raw.as_mut() {
-                raw.advance(rd);
-            }
-        }
-        let v = format!("node {id} still has a Ready after {MAX_READIES_PER_DRIVE} in a row");
-        self.checker.violations.push(v);
-        self.done = true;
-    }
-
-    fn send(&mut self, id: u64, m: Message, was_leader: bool, exempt: Option<u64>) {
+    fn send(&mut self, id: u64, m: Message) {
         self.checker.on_send(&m);
         if let Some(Body::TimeoutNow(t)) = &m.body {
             if let Some(b) = t.ballot {
                 self.timeouts_sent.insert((b, m.to));
             }
         }
-        self.check_stickiness(id, &m, was_leader, exempt == Some(m.to));
         let times = self.net.route(
             &mut self.net_rng,
             &self.mix,
@@ -1110,6 +1074,31 @@ impl Sim {
         }
     }
 
+    /// Once everything decided is applied, the protocol's membership must
+    /// be the one the decided log yields (each change through the one rule
+    /// of `ConfChange::outcome`). Checked after each `advance`.
+    fn check_membership(&mut self, id: u64) {
+        let node = &self.nodes[(id - 1) as usize];
+        let Some(st) = node.raw.as_ref().map(|r| r.status()) else {
+            return;
+        };
+        if node.applied != st.committed || st.applied != st.committed || node.conf.voters.is_empty()
+        {
+            return;
+        }
+        let mut voters = node.conf.voters.clone();
+        let mut learners = node.conf.learners.clone();
+        voters.sort_unstable();
+        learners.sort_unstable();
+        if st.voters != voters || st.learners != learners {
+            let v = format!(
+                "node {id} at slot {} has membership {:?}/{:?}, but its decided log yields {voters:?}/{learners:?}",
+                st.committed, st.voters, st.learners
+            );
+            self.checker.violations.push(v);
+        }
+    }
+
     /// The application replaces its state with a snapshot from the leader.
     fn install(&mut self, id: u64, s: &paxos_core::proto::Snapshot) {
         let slot = s.metadata.as_ref().map_or(0, |m| m.slot);
@@ -1159,11 +1148,21 @@ impl Sim {
         self.max_applied = self.max_applied.max(e.slot);
         self.hash.mix(&[self.now, 4, id, e.slot]);
         if let Some(cc) = e.conf_change() {
-            match cc.ok().and_then(|cc| cc.result) {
-                Some(cs) => {
-                    self.trace(|| format!("node {id} applies slot {} membership {cs:?}", e.slot));
-                    self.node(id).conf = cs;
-                }
+            match cc.ok().filter(|cc| cc.result.is_some()) {
+                Some(cc) => match cc.outcome(&self.node(id).conf, e.slot) {
+                    Some(cs) => {
+                        self.trace(|| {
+                            format!("node {id} applies slot {} membership {cs:?}", e.slot)
+                        });
+                        self.node(id).conf = cs;
+                    }
+                    None => self.trace(|| {
+                        format!(
+                            "node {id} applies slot {}: a void membership change",
+                            e.slot
+                        )
+                    }),
+                },
                 None => {
                     let v = format!(
                         "node {id} applied a garbled membership change at slot {}",
@@ -1438,6 +1437,7 @@ impl Sim {
             trace_hash: self.hash.value(),
             undecided_keys,
             mix: self.mix,
+            host: self.host,
         }
     }
 }

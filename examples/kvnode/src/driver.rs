@@ -508,7 +508,7 @@ impl Driver {
             context: address
                 .map(|a| a.encode_to_vec().into())
                 .unwrap_or_default(),
-            result: None,
+            ..ConfChange::default()
         };
         let e = match self.node.propose_conf_change(cc) {
             Ok(slot) => {
@@ -608,14 +608,15 @@ impl Driver {
             // the sync is safe; what they change is written in the same
             // transaction, and nobody hears of it before the sync returns.
             let committed = rd.committed_entries();
-            let conf_slots: Vec<u64> = committed
-                .iter()
-                .filter(|e| e.kind == EntryKind::ConfChange as i32)
-                .map(|e| e.slot)
-                .collect();
+            // The membership changes that took effect (a void one, computed
+            // on a membership another change replaced, does not).
+            let mut conf_slots = Vec::new();
             let mut outcomes = Vec::new();
             for e in committed {
                 outcomes.extend(self.sm.apply(e));
+                if e.kind == EntryKind::ConfChange as i32 && self.sm.conf_state().since == e.slot {
+                    conf_slots.push(e.slot);
+                }
             }
             self.metrics
                 .entries_applied
@@ -747,7 +748,8 @@ impl Driver {
                 }
             } else {
                 Reply::Busy(
-                    "the membership change was not chosen (leadership changed); retry".into(),
+                    "the membership change was not chosen, or another change took effect first; retry"
+                        .into(),
                 )
             };
             let _ = w.tx.send(reply);

@@ -700,7 +700,7 @@ impl StateMachine {
             Vec::new()
         };
         if let Some(Ok(cc)) = entry.conf_change() {
-            self.apply_conf_change(cc);
+            self.apply_conf_change(entry.slot, cc);
         }
         let mut outcomes = Vec::new();
         for data in &commands {
@@ -728,11 +728,14 @@ impl StateMachine {
     }
 
     /// Tracks the membership (a snapshot carries the one at its slot) and
-    /// the addresses of added nodes.
-    fn apply_conf_change(&mut self, cc: paxos_core::proto::ConfChange) {
-        if let Some(cs) = cc.result {
-            self.conf_state = cs;
-        }
+    /// the addresses of added nodes. A void change (computed on a
+    /// membership another change replaced first) changes nothing, as in the
+    /// protocol.
+    fn apply_conf_change(&mut self, slot: u64, cc: paxos_core::proto::ConfChange) {
+        let Some(cs) = cc.outcome(&self.conf_state, slot) else {
+            return;
+        };
+        self.conf_state = cs;
         if cc.change_type == ConfChangeType::RemoveNode as i32 {
             self.addresses.remove(&cc.node_id);
         } else if let Ok(mut a) = MemberAddress::decode(cc.context) {
@@ -1088,6 +1091,7 @@ mod tests {
             ConfState {
                 voters: vec![1, 2, 3],
                 learners: vec![],
+                since: 0,
             },
             Vec::new(),
         );
@@ -1102,19 +1106,22 @@ mod tests {
         let after = ConfState {
             voters: vec![1, 2, 3],
             learners: vec![4],
+            since: 8,
         };
         let cc = ConfChange {
             change_type: ConfChangeType::AddLearner as i32,
             node_id: 4,
             context: address.encode_to_vec().into(),
             result: Some(after.clone()),
+            base: Some(0),
         };
-        sm.apply(&Entry {
-            slot: 8,
+        let conf_entry = |slot: u64, cc: &ConfChange| Entry {
+            slot,
             ballot: None,
             kind: EntryKind::ConfChange as i32,
             data: cc.encode_to_vec().into(),
-        });
+        };
+        sm.apply(&conf_entry(8, &cc));
         assert_eq!(sm.conf_state(), &after);
         let changes = sm.take_changes();
         let (cs, addresses) = changes.membership.expect("membership changed");

@@ -33,6 +33,7 @@ fn persisted_state_survives_reopening() {
         s.set_conf_state(&ConfState {
             voters: vec![1, 2, 3],
             learners: vec![],
+            since: 0,
         })
         .expect("conf");
     }
@@ -271,6 +272,7 @@ fn a_snapshot_compacts_the_log_behind_it_and_survives_reopening() {
     let cs = ConfState {
         voters: vec![1, 2, 3],
         learners: vec![],
+        since: 0,
     };
     {
         let s = RedbStorage::open(&path).expect("open");
@@ -337,6 +339,7 @@ fn an_installed_snapshot_replaces_the_state_and_the_log() {
     let cs = ConfState {
         voters: vec![1, 2],
         learners: vec![3],
+        since: 0,
     };
     let snapshot = Snapshot {
         metadata: Some(SnapshotMetadata {

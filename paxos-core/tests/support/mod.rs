@@ -113,6 +113,7 @@ impl Cluster {
             _ => ConfState {
                 voters: cfg.voters.clone(),
                 learners: cfg.learners.clone(),
+                since: 0,
             },
         };
         self.conf.insert(id, conf);
@@ -143,6 +144,7 @@ impl Cluster {
             ConfState {
                 voters: voters.to_vec(),
                 learners: vec![id],
+                since: 0,
             },
         );
         self.storages.insert(id, MemStorage::new());
@@ -270,8 +272,11 @@ impl Cluster {
                     self.applied_slot.insert(id, e.slot);
                     if let Some(cc) = e.conf_change() {
                         let cc = cc.expect("membership changes decode");
-                        self.conf
-                            .insert(id, cc.result.expect("changes carry their result"));
+                        assert!(cc.result.is_some(), "changes carry their result");
+                        // A void change (its base replaced first) changes nothing.
+                        if let Some(cs) = cc.outcome(&self.conf[&id], e.slot) {
+                            self.conf.insert(id, cs);
+                        }
                     }
                     let digest = self.digest.get_mut(&id).expect("live");
                     digest.apply(&e.data);

@@ -8,6 +8,7 @@
 
 use clap::Parser;
 use paxos_core::PlantedBug;
+use paxos_sim::host::HostMix;
 use paxos_sim::{run, Schedule, SimOptions};
 use std::io::Write;
 use std::process::ExitCode;
@@ -40,11 +41,14 @@ struct Args {
     /// Scripted faults instead of random ones, e.g. "50:crash2/10,80:heal".
     #[arg(long, value_parser = Schedule::parse)]
     schedule: Option<Schedule>,
-    /// Plant a protocol bug (CountAcrossBallots, ReplyBeforePersist,
-    /// SkipHighestBallotAdoption, ApplyPastGap, LeadWithoutQuorum,
-    /// CommitWithoutQuorum, IgnoreStickiness, ReadWithoutQuorum).
+    /// Plant a protocol bug (one of `PlantedBug::ALL`, e.g.
+    /// SkipHighestBallotAdoption, LeadWithoutOwnPromise).
     #[arg(long, value_parser = parse_bug)]
     bug: Option<PlantedBug>,
+    /// Drive every Ready the kind way (one at a time, persisted whole)
+    /// instead of the host behaviours the seed draws.
+    #[arg(long)]
+    kind_host: bool,
 }
 
 /// Prints a line; a closed pipe (`sim ... | head`) is not an error.
@@ -81,6 +85,7 @@ fn options(args: &Args, seed: u64) -> SimOptions {
         schedule: args.schedule.clone(),
         bug: args.bug,
         trace: args.trace,
+        host: args.kind_host.then(HostMix::kind),
         ..SimOptions::default()
     }
 }
@@ -93,14 +98,15 @@ fn main() -> ExitCode {
     let opts = options(&args, args.seed.unwrap_or(0));
     let out = run(opts.clone());
     say!(
-        "nodes={} learners={} ops={}/{} elections={} events={} mix={:?}",
+        "nodes={} learners={} ops={}/{} elections={} events={} mix={:?} host={:?}",
         out.nodes,
         out.learners,
         out.ops.1,
         out.ops.0,
         out.elections,
         out.events,
-        out.mix
+        out.mix,
+        out.host
     );
     for v in &out.violations {
         say!("VIOLATION {v}");

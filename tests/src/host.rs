@@ -1,0 +1,75 @@
+//! How the simulated host drives each node's `Ready` cycle: as unkindly as
+//! the `Ready` contract allows. Drawn per seed from a stream of its own, so
+//! a seed that draws the kind host (one `Ready` at a time, persisted whole
+//! before the next input) replays exactly as it did before these existed.
+
+use crate::rng::Rng;
+
+/// The host behaviours a run uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostMix {
+    /// `Ready`s a node may hand out before the host persists the oldest
+    /// (1: each is persisted, sent, applied and advanced before the next
+    /// input, the kind host). Above 1, peer messages, ticks and proposals
+    /// are stepped between `ready()` and `advance()`, so a node's replies to
+    /// itself arrive behind peer traffic.
+    pub pipeline: u64,
+    /// With `pipeline > 1`: the most time units (a tick is 100) before the
+    /// host persists the `Ready`s it took.
+    pub flush_delay: u64,
+    /// A `Ready`'s parts are persisted one at a time in the order the
+    /// contract allows (snapshot, entries, then hard state with membership),
+    /// with a chance of a crash between any two.
+    pub torn_persist: bool,
+    /// Mean ticks between host calls of `campaign()` at a random node
+    /// (0: never).
+    pub campaign_every: u64,
+}
+
+impl HostMix {
+    /// The kind host: one `Ready` at a time, persisted whole, no campaigns.
+    pub fn kind() -> Self {
+        HostMix {
+            pipeline: 1,
+            flush_delay: 0,
+            torn_persist: false,
+            campaign_every: 0,
+        }
+    }
+
+    /// Draws the host for `seed`: about half the seeds pipeline, half of
+    /// all persist torn, a quarter call `campaign()` at random.
+    pub fn draw(seed: u64) -> Self {
+        let mut rng = Rng::new(seed ^ 0x4057_9ead_1e55);
+        let mut mix = HostMix::kind();
+        if rng.chance(0.5) {
+            mix.pipeline = rng.pick(&[2, 3, 8, 64]);
+            mix.flush_delay = rng.pick(&[1, 10, 50, 150, 400]);
+        }
+        mix.torn_persist = rng.chance(0.5);
+        if rng.chance(0.25) {
+            mix.campaign_every = rng.pick(&[3, 10, 40]);
+        }
+        mix
+    }
+
+    /// The seed of the host's own stream of choices during a run.
+    pub fn stream(seed: u64) -> Rng {
+        Rng::new(seed ^ 0x4057_d1ce_5eed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_cover_every_behaviour_and_the_kind_host() {
+        let draws: Vec<HostMix> = (0..400).map(HostMix::draw).collect();
+        assert!(draws.iter().any(|m| *m == HostMix::kind()));
+        assert!(draws.iter().any(|m| m.pipeline > 1 && m.torn_persist));
+        assert!(draws.iter().any(|m| m.campaign_every > 0));
+        assert!(draws.iter().all(|m| m.pipeline == 1 || m.flush_delay > 0));
+        assert_eq!(HostMix::draw(7), HostMix::draw(7), "a seed fixes its host");
+    }
+}
