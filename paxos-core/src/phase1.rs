@@ -346,7 +346,10 @@ impl<S: Storage> Node<S> {
         // up to `last` was just rewritten in our ballot: our own `Accepted`
         // for them (sent at the next flush) claims nothing we did not write.
         debug_assert!(
-            self.log.last() <= last || planted!(self.cfg, LeadWithoutOwnPromise),
+            self.log.last() <= last
+                || planted!(self.cfg, LeadWithoutOwnPromise)
+                || planted!(self.cfg, LeadWithoutQuorum)
+                || planted!(self.cfg, SkipHighestBallotAdoption),
             "own entries above the recovered range: last {} > {last}",
             self.log.last()
         );

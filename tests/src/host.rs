@@ -15,7 +15,8 @@ pub struct HostMix {
     /// itself arrive behind peer traffic.
     pub pipeline: u64,
     /// With `pipeline > 1`: the most time units (a tick is 100) before the
-    /// host persists the `Ready`s it took.
+    /// host persists the `Ready`s it took (never above a third of the
+    /// election timeout).
     pub flush_delay: u64,
     /// A `Ready`'s parts are persisted one at a time in the order the
     /// contract allows (snapshot, entries, then hard state with membership),

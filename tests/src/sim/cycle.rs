@@ -96,7 +96,11 @@ impl Sim {
             return;
         }
         node.flush_scheduled = true;
-        let at = self.now + self.host_rng.range(1, self.host.flush_delay);
+        // A disk slower than a third of the election timeout keeps any
+        // election from completing: no deployment may run so, and liveness
+        // could not be asked of it.
+        let most = self.host.flush_delay.min(self.election_ticks * TICK / 3);
+        let at = self.now + self.host_rng.range(1, most);
         self.schedule(at, Ev::Flush(id));
     }
 
