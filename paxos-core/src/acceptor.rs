@@ -9,8 +9,9 @@ use paxos_proto::{
 
 impl<S: Storage> Node<S> {
     /// Leader stickiness: while this node hears from a live leader (or is
-    /// one), it refuses to promise anyone else, so a partitioned or rejoining
-    /// node cannot depose a healthy leader.
+    /// one, or from the candidate it promised), it refuses to promise anyone
+    /// else, so a partitioned or rejoining node cannot depose a healthy
+    /// leader, nor cut short a phase 1 in progress.
     pub(crate) fn lease_blocks(&self, candidate: u64) -> bool {
         if planted!(self.cfg, IgnoreStickiness) {
             return false;
@@ -19,7 +20,7 @@ impl<S: Storage> Node<S> {
             Role::Leader(_) => true,
             _ if self.restart_quiet => true,
             _ => {
-                matches!(self.leader, Some(l) if l != candidate)
+                matches!(self.leader.or(self.promised_to), Some(l) if l != candidate)
                     && self.timer.elapsed < self.cfg.election_ticks
             }
         }
@@ -148,6 +149,7 @@ impl<S: Storage> Node<S> {
                 self.become_follower(Some(from));
             } else if b > self.promised {
                 self.become_follower(None);
+                self.promised_to = Some(from);
             } else {
                 self.reset_election_timer();
             }
@@ -447,6 +449,39 @@ mod tests {
         assert!(matches!(drain(&mut n)[0].body, Some(Body::Promise(_))));
         assert!(matches!(n.role, Role::Follower));
         assert_eq!(n.leader, None);
+    }
+
+    /// A phase 1 of many chunks can outlast an election timeout: the voters
+    /// it keeps asking hold out for it against other candidates, as they
+    /// would for a leader.
+    #[test]
+    fn a_promised_candidate_still_asking_is_live_for_stickiness() {
+        let mut n = node(1, &[1, 2, 3]);
+        n.dispatch(3, prepare(Ballot::new(2, 3), 1)).expect("ok");
+        assert!(matches!(drain(&mut n)[0].body, Some(Body::Promise(_))));
+        let pre = |n: &mut crate::node::Node<MemStorage>| {
+            n.dispatch(
+                2,
+                Body::PrePrepare(PrePrepare {
+                    ballot: Some(Ballot::new(3, 2)),
+                    transfer: None,
+                    committed: 0,
+                }),
+            )
+            .expect("ok");
+            match &drain(n)[0].body {
+                Some(Body::PrePrepareReply(r)) => r.granted,
+                other => panic!("{other:?}"),
+            }
+        };
+        n.timer.elapsed = n.cfg.election_ticks - 1;
+        // Node 3 asks for the next chunk of the report: still live.
+        n.dispatch(3, prepare(Ballot::new(2, 3), 1)).expect("ok");
+        drain(&mut n);
+        assert!(!pre(&mut n), "granted a rival of a phase 1 in progress");
+        // Silent for an election timeout: no longer.
+        n.timer.elapsed = n.cfg.election_ticks;
+        assert!(pre(&mut n));
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl<S: Storage> Node<S> {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.promised_to = None;
         self.reset_election_timer();
     }
 
@@ -104,6 +105,7 @@ impl<S: Storage> Node<S> {
     fn start_pre_prepare(&mut self, transfer: Option<Ballot>) {
         self.reset_election_timer();
         self.leader = None;
+        self.promised_to = None;
         let ballot = self.next_ballot();
         let committed = self.log.committed;
         slog::info!(self.logger, "starting pre-vote"; "ballot" => %ballot, "transfer" => ?transfer);

@@ -49,6 +49,11 @@ pub(crate) struct Node<S: Storage> {
     pub(crate) role: Role,
     /// The leader this node last heard from in its promised ballot.
     pub(crate) leader: Option<u64>,
+    /// The candidate this node last promised, until it hears from a leader:
+    /// while that candidate's phase 1 keeps asking (each of its Prepares
+    /// restarts the election timer) it counts as live for stickiness, so a
+    /// phase 1 of many chunks is not cut short by another campaign.
+    pub(crate) promised_to: Option<u64>,
     /// The highest round seen anywhere: the next campaign goes above it.
     pub(crate) max_round: u64,
     pub(crate) timer: Timer,
@@ -132,6 +137,7 @@ impl<S: Storage> Node<S> {
             accept_prefix: committed,
             role: Role::Follower,
             leader: None,
+            promised_to: None,
             max_round: promised.round,
             timer: Timer::default(),
             rng: Prng::new(cfg.seed, cfg.id),

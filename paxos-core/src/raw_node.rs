@@ -15,11 +15,17 @@ use slog::Logger;
 use std::collections::VecDeque;
 
 /// What the host must do next, in this order:
-/// 1. persist [`Ready::snapshot`] (if any: from then on storage holds no
-///    slot it covers and returns it from [`Storage::snapshot`]), then
-///    [`Ready::hard_state`], [`Ready::conf_state`] and [`Ready::entries`]
-///    durably, the first two atomically (entries replace whatever their
-///    slots held);
+/// 1. persist, durably: [`Ready::snapshot`] (if any: from then on storage
+///    holds no slot it covers and returns it from [`Storage::snapshot`]),
+///    then [`Ready::entries`] (each replaces whatever its slot held), then
+///    [`Ready::hard_state`] together with [`Ready::conf_state`] (these two
+///    in one atomic write). One atomic write of everything is fine too. A
+///    host whose writes are not atomic must keep this order: a crash then
+///    leaves some prefix of it on disk, and the node restarts safely from
+///    each one (a snapshot without the hard state after it, entries without
+///    the promise that covers their ballot), but not from another order (a
+///    hard state durable before its entries would name as decided a slot
+///    whose older value is still on disk);
 /// 2. then send [`Ready::messages`] — a reply may promise that state is
 ///    durable, so sending first would break the protocol's safety.
 ///    [`Ready::immediate_messages`] (a leader's own traffic) may instead
@@ -29,7 +35,15 @@ use std::collections::VecDeque;
 ///    apply [`Ready::committed_entries`] in order;
 /// 4. call [`RawNode::advance`] with this `Ready`.
 ///
-/// `Ready`s must be advanced in the order they were handed out.
+/// A host may pipeline: take further `Ready`s, and step messages, ticks and
+/// proposals, before advancing earlier ones. It must then persist the
+/// `Ready`s in the order they were handed out (a later one's entries
+/// overwrite an earlier one's), send a `Ready`'s messages only once it and
+/// every earlier one are durable, apply decided entries in order across
+/// them, and advance them in the order they were handed out. The node's
+/// replies to itself (its own promise and acceptance) count only when the
+/// `Ready` carrying them is advanced, so nothing it decides ever rests on
+/// state that is not yet durable.
 #[derive(Debug, Default)]
 pub struct Ready {
     number: u64,

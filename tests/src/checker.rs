@@ -219,6 +219,22 @@ impl Checker {
     /// A node sent a message: every ballot a message vouches for is a
     /// promise its sender made (pre-votes excepted).
     pub fn on_send(&mut self, m: &Message) {
+        if let Some(Body::Promise(p)) = &m.body {
+            // A promise reports as chosen (at or below its watermark) only
+            // the value that was chosen there.
+            for e in p.entries.iter().filter(|e| e.slot <= p.committed) {
+                let value = (e.kind, e.data.clone());
+                if let Some((v, _)) = self.chosen.get(&e.slot) {
+                    if *v != value {
+                        let what = format!(
+                            "node {} reported {:?} as chosen at slot {} where {:?} was chosen",
+                            m.from, value.1, e.slot, v.1
+                        );
+                        self.violation(what);
+                    }
+                }
+            }
+        }
         let vouched = match &m.body {
             Some(Body::Prepare(p)) => p.ballot,
             Some(Body::Promise(p)) => p.ballot,
