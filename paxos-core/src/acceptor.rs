@@ -269,6 +269,7 @@ impl<S: Storage> Node<S> {
             p += 1;
         }
         self.accept_prefix = p;
+        debug_assert!(self.accept_prefix >= self.log.committed);
     }
 
     /// The follower learning rule (DESIGN §3): told by the leader of the

@@ -27,7 +27,12 @@ pub struct Config {
     pub election_ticks: u32,
     /// Most slots a leader holds proposed but not yet chosen, and most slots
     /// sent to one peer beyond what it acknowledged. A proposal beyond it is
-    /// refused with [`crate::Error::ProposalDropped`].
+    /// refused with [`crate::Error::ProposalDropped`]. Use the same value on
+    /// every member: a candidate refuses, as garbage, a promise reporting a
+    /// slot more than 64 of its own windows above the promiser's watermark,
+    /// so a leader running a window over 64 times a candidate's could leave
+    /// reports that candidate cannot take (it then does not win, and a node
+    /// that can does).
     pub max_inflight_slots: u64,
     /// Most payload bytes a leader holds proposed but not yet chosen.
     pub max_inflight_bytes: u64,

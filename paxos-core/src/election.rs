@@ -5,7 +5,7 @@ use crate::errors::{Error, Result};
 use crate::node::{Node, Role};
 use crate::phase1::Phase1;
 use crate::storage::Storage;
-use paxos_proto::{Ballot, Body, PrePrepare, Prepare};
+use paxos_proto::{Ballot, Body, Heartbeat, PrePrepare, Prepare};
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Timer {
@@ -50,6 +50,7 @@ impl<S: Storage> Node<S> {
             self.tick_leader();
             return;
         }
+        self.tick_candidate();
         self.timer.elapsed = self.timer.elapsed.saturating_add(1);
         if self.restart_quiet && self.timer.elapsed >= self.cfg.election_ticks {
             self.restart_quiet = false;
@@ -64,6 +65,35 @@ impl<S: Storage> Node<S> {
                 return;
             }
             self.start_pre_prepare(None);
+        }
+    }
+
+    /// A phase 1 of many report chunks can outlast the election timeout of
+    /// voters whose own report was complete early: the candidate heartbeats
+    /// them in its ballot, so they follow it (and refuse rival candidates)
+    /// rather than time out and start a campaign that cuts its phase 1 short.
+    /// A heartbeat from a candidate teaches nothing decided: nothing is
+    /// accepted in its ballot yet.
+    fn tick_candidate(&mut self) {
+        let Role::Candidate(ph) = &self.role else {
+            return;
+        };
+        self.timer.heartbeat_elapsed = self.timer.heartbeat_elapsed.saturating_add(1);
+        if self.timer.heartbeat_elapsed < self.cfg.heartbeat_ticks {
+            return;
+        }
+        self.timer.heartbeat_elapsed = 0;
+        let (ballot, promisers) = (ph.ballot, ph.promisers());
+        let committed = self.log.committed;
+        for id in promisers {
+            self.send(
+                id,
+                Body::Heartbeat(Heartbeat {
+                    ballot: Some(ballot),
+                    committed,
+                    seq: 0,
+                }),
+            );
         }
     }
 

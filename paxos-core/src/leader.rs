@@ -292,6 +292,8 @@ impl<S: Storage> Node<S> {
             return; // never count acceptances across ballots
         }
         if from == self.id {
+            // Our own acceptance is queued for exactly what we wrote.
+            debug_assert!(matched <= self.log.last(), "own acceptance beyond the log");
             ls.self_matched = ls.self_matched.max(matched);
             self.maybe_commit();
             return;

@@ -78,6 +78,12 @@ impl Log {
         if self.conf_slots.is_empty() {
             return None; // the hot path: no change in flight
         }
+        // Deciding removes every change it passes (`decide_up_to`), and a
+        // snapshot every change it covers (`install`).
+        debug_assert!(
+            self.conf_slots.first().is_some_and(|&s| s > self.committed),
+            "a decided membership change still counted as pending"
+        );
         self.conf_slots.range(self.committed + 1..).next().copied()
     }
 
@@ -93,6 +99,10 @@ impl Log {
             return Vec::new();
         }
         self.committed = slot;
+        debug_assert!(
+            slot <= self.last,
+            "deciding slot {slot} beyond the last held"
+        );
         let mut changes = Vec::new();
         while let Some(s) = self.conf_slots.first().copied().filter(|&s| s <= slot) {
             self.conf_slots.remove(&s);

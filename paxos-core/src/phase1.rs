@@ -76,6 +76,20 @@ impl Phase1 {
         self.asked.iter().any(|(v, _)| *v == id)
     }
 
+    /// The peers that promised, once the candidate's own promise is durable
+    /// (before that, nothing may vouch for the ballot): they are told the
+    /// candidate is alive while phase 1 goes on (see `Node::tick`).
+    pub(crate) fn promisers(&self) -> Vec<u64> {
+        if !self.complete.contains(&self.me) {
+            return Vec::new();
+        }
+        self.peer_committed
+            .iter()
+            .map(|&(id, _)| id)
+            .filter(|&id| id != self.me)
+            .collect()
+    }
+
     /// Rebuilds the chain of memberships from the changes reported so far,
     /// and returns the voters of any new one not yet asked to promise.
     /// A value chosen past a change was chosen by a quorum of the new
@@ -303,6 +317,10 @@ impl<S: Storage> Node<S> {
             entry.ballot = Some(ballot);
             self.log.write(entry);
         }
+        // A candidate learns nothing decided during phase 1 (any leader
+        // that could tell it makes it a follower), so the reports start
+        // right after its decided prefix.
+        debug_assert_eq!(ph.from_slot, self.log.committed + 1);
         self.decide(chosen_prefix);
         if !self.members.is_voter(self.id) {
             // Phase 1 revealed our own removal as chosen (we had accepted it
@@ -431,6 +449,33 @@ mod tests {
         assert_eq!(data(5).map(|d| d.1), Some("five".into()));
         assert_eq!(n.log.committed, 1, "reported-chosen slot adopted as chosen");
         assert_eq!(n.log.last(), 5);
+    }
+
+    /// While phase 1 goes on, the voters that promised hear from the
+    /// candidate at the heartbeat cadence (and only once its own promise is
+    /// durable), so they do not time out and campaign against it.
+    #[test]
+    fn a_long_phase_1_keeps_its_promisers_following() {
+        let mut n = node(1, &[1, 2, 3, 4, 5]);
+        let b = make_candidate(&mut n, &[2, 3]);
+        n.dispatch(2, promise(b, vec![], 0, 0)).expect("ok");
+        let beats = |n: &mut crate::node::Node<crate::MemStorage>| {
+            for _ in 0..n.cfg.heartbeat_ticks {
+                n.tick();
+            }
+            drain(n)
+                .into_iter()
+                .filter(|m| matches!(m.body, Some(Body::Heartbeat(_))))
+                .map(|m| m.to)
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            beats(&mut n).is_empty(),
+            "vouched for a ballot not yet durable"
+        );
+        settle_self(&mut n); // our own promise is durable now
+        assert!(matches!(n.role, Role::Candidate(_)), "2 of 5 are no quorum");
+        assert_eq!(beats(&mut n), vec![2]);
     }
 
     #[test]

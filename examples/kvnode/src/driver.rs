@@ -336,6 +336,10 @@ impl Driver {
                 // After a stall (a slow sync) longer than a tick, start the
                 // cadence afresh rather than catch up with a burst of ticks
                 // that would look to the protocol like a silent leader.
+                // This is why kvnode leaves `read_lease_ticks` off: a leader
+                // that drops ticks counts its lease in a clock running behind
+                // real time, past the followers' stickiness; lease reads
+                // would need the leader to void its lease after a stall.
                 if next_tick <= now {
                     next_tick = now + self.tick;
                 }
