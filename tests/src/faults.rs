@@ -230,6 +230,9 @@ pub enum Fault {
     /// Cut a node off and run its clock 4x slower until the next heal: a
     /// leader so treated keeps believing it leads while the rest moves on.
     Stall(u64),
+    /// The host calls `campaign()` at this node (scripted schedules only;
+    /// random hosts draw their own, see `HostMix::campaign_every`).
+    Campaign(u64),
     /// Restore every link.
     Heal,
 }
@@ -245,6 +248,7 @@ impl fmt::Display for Fault {
             Fault::Clog { from, to, ticks } => write!(f, "clog{from}>{to}/{ticks}"),
             Fault::Transfer(n) => write!(f, "transfer{n}"),
             Fault::Stall(n) => write!(f, "stall{n}"),
+            Fault::Campaign(n) => write!(f, "campaign{n}"),
             Fault::Heal => write!(f, "heal"),
         }
     }
@@ -272,6 +276,7 @@ impl Fault {
             },
             Fault::Transfer(n) => Fault::Transfer(f(n)),
             Fault::Stall(n) => Fault::Stall(f(n)),
+            Fault::Campaign(n) => Fault::Campaign(f(n)),
             Fault::Split(mask) => Fault::Split(mask),
             Fault::Heal => Fault::Heal,
         }
@@ -354,6 +359,8 @@ impl Fault {
             Ok(Fault::Stall(num(t)?))
         } else if let Some(t) = s.strip_prefix("transfer") {
             Ok(Fault::Transfer(num(t)?))
+        } else if let Some(t) = s.strip_prefix("campaign") {
+            Ok(Fault::Campaign(num(t)?))
         } else if let Some(t) = s.strip_prefix("isolate") {
             Ok(Fault::Isolate(num(t)?))
         } else if let Some(t) = s.strip_prefix("split") {
@@ -418,6 +425,7 @@ mod tests {
     fn schedules_round_trip() {
         let s = Schedule(vec![
             (1, Fault::Crash { node: 2, down: 9 }),
+            (2, Fault::Campaign(3)),
             (3, Fault::Isolate(1)),
             (4, Fault::Split(0b101)),
             (5, Fault::OneWay { from: 1, to: 3 }),
@@ -465,6 +473,7 @@ mod tests {
                 }
                 Fault::Split(mask) => assert!(mask > 0 && mask < 0b111),
                 Fault::Heal => {}
+                Fault::Campaign(n) => panic!("campaign{n} is scripted only"),
             }
         }
     }

@@ -814,6 +814,13 @@ impl Sim {
                     node.tick_period *= 4;
                 }
             }
+            Fault::Campaign(id) if valid(id) => {
+                if let Some(raw) = self.node(id).raw.as_mut() {
+                    let result = raw.campaign();
+                    self.trace(|| format!("HOST campaign() at node {id}: {result:?}"));
+                }
+                self.drive(id);
+            }
             Fault::Transfer(to) if valid(to) => {
                 if let Some(l) = self.current_leader() {
                     if let Some(raw) = self.node(l).raw.as_mut() {
@@ -1453,5 +1460,6 @@ fn fault_word(f: &Fault) -> u64 {
         Fault::Heal => 7 << 56,
         Fault::Transfer(n) => 8 << 56 | n,
         Fault::Stall(n) => 9 << 56 | n,
+        Fault::Campaign(n) => 10 << 56 | n,
     }
 }
