@@ -124,9 +124,11 @@ impl<S: Storage> Node<S> {
         }
         for id in members.others(self.id) {
             if !ls.progress.iter().any(|p| p.id == id) {
-                let mut p = Progress::new(id, members.is_voter(id), 0);
-                p.next = committed + 1;
-                ls.progress.push(p);
+                ls.progress.push(Progress::starting_after(
+                    id,
+                    members.is_voter(id),
+                    committed,
+                ));
             }
         }
         ls.pending_flush = true;

@@ -44,6 +44,9 @@ pub struct Config {
     pub max_ready_entries: usize,
     /// Most committed payload bytes handed out in one `Ready` (at least one entry goes).
     pub max_ready_bytes: u64,
+    /// Most bytes of a snapshot received from the leader: its chunks are
+    /// assembled in memory, and a stream past this is refused.
+    pub max_snapshot_bytes: u64,
     /// Seed of the PRNG behind randomized timeouts. The node mixes in its id,
     /// so one seed can serve a whole cluster.
     pub seed: u64,
@@ -94,6 +97,7 @@ impl Default for Config {
             max_msg_bytes: 1 << 20,
             max_ready_entries: 4096,
             max_ready_bytes: 8 << 20,
+            max_snapshot_bytes: 1 << 30,
             seed: 0,
             applied: 0,
             forward_proposals: false,
@@ -142,6 +146,7 @@ impl Config {
             ("max_msg_bytes", self.max_msg_bytes),
             ("max_ready_entries", self.max_ready_entries as u64),
             ("max_ready_bytes", self.max_ready_bytes),
+            ("max_snapshot_bytes", self.max_snapshot_bytes),
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroLimit(name));

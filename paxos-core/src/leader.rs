@@ -258,7 +258,10 @@ impl<S: Storage> Node<S> {
                     return;
                 }
             };
-            p.next = entries.last().map_or(p.next, |e| e.slot + 1);
+            if let Some(e) = entries.last() {
+                p.next = e.slot + 1; // <= log.last() + 1, within MAX_SLOT + 1
+                p.sent = p.sent.max(e.slot);
+            }
             msgs.push(paxos_proto::Message::new(
                 *id,
                 p.id,

@@ -121,6 +121,7 @@ mod storage;
 #[cfg(test)]
 mod testutil;
 mod transfer;
+mod validate;
 mod window;
 
 pub use config::{Config, MAX_VOTERS};
@@ -135,3 +136,4 @@ pub use raw_node::{RawNode, Ready};
 pub use read_index::ReadState;
 pub use status::{PeerProgress, Status};
 pub use storage::{InitialState, MemStorage, MemStorageCore, Storage};
+pub use validate::{MAX_ROUND, MAX_ROUND_JUMP, MAX_SLOT};

@@ -34,13 +34,29 @@ impl Log {
     /// Restores the log from storage: slots above `applied` are loaded into
     /// memory (they are the ones still to be applied or decided).
     pub(crate) fn restore<S: Storage>(storage: &S, committed: u64, applied: u64) -> Result<Log> {
+        // Storage is outside the process: its answers are checked too.
         let first = storage.first_slot()?;
-        let last = storage.last_slot()?.max(first - 1);
-        let base = applied.max(first - 1);
+        let compacted = first
+            .checked_sub(1)
+            .filter(|&c| c <= crate::validate::MAX_SLOT)
+            .ok_or_else(|| StorageError::Corrupt(format!("first slot {first} out of range")))?;
+        let last = storage.last_slot()?.max(compacted);
+        if last > crate::validate::MAX_SLOT {
+            return Err(StorageError::Corrupt(format!("last slot {last} beyond MAX_SLOT")).into());
+        }
+        let base = applied.max(compacted);
         let mut mem = SlotWindow::new(base);
         let mut conf_slots = BTreeSet::new();
         if base < last {
             for e in storage.entries(base + 1, last, usize::MAX, u64::MAX)? {
+                if e.slot <= base || e.slot > last {
+                    return Err(StorageError::Corrupt(format!(
+                        "storage returned slot {} outside {}..={last}",
+                        e.slot,
+                        base + 1
+                    ))
+                    .into());
+                }
                 if e.slot > committed && e.kind == EntryKind::ConfChange as i32 {
                     conf_slots.insert(e.slot);
                 }
@@ -60,7 +76,7 @@ impl Log {
             unstable: Vec::new(),
             unstable_min: u64::MAX,
             conf_slots,
-            snapshot_floor: first - 1,
+            snapshot_floor: compacted,
         })
     }
 

@@ -242,6 +242,8 @@ impl<S: Storage> Node<S> {
         if !self.knows(m.from, &body) {
             return Err(Error::UnknownPeer(m.from));
         }
+        let seen_round = self.max_round.max(self.promised.round);
+        crate::validate::check(m.from, &body, seen_round)?;
         self.dispatch(m.from, body)
     }
 
@@ -289,15 +291,8 @@ impl<S: Storage> Node<S> {
             }
             Body::Promise(p) => self.on_promise(from, p),
             Body::Accept(a) => {
+                // Checked at the edge (`validate`): a contiguous run of slots.
                 let b = owned_ballot(from, a.ballot)?;
-                if a.entries.windows(2).any(|w| w[1].slot != w[0].slot + 1)
-                    || a.entries.first().is_some_and(|e| e.slot == 0)
-                {
-                    return Err(malformed(
-                        from,
-                        "accept entries are not a contiguous run of slots",
-                    ));
-                }
                 self.on_accept(from, b, a.entries, a.committed);
                 Ok(())
             }

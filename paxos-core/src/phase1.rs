@@ -205,11 +205,25 @@ impl<S: Storage> Node<S> {
         if p.from_slot != ph.asked[asked].1 {
             return Ok(()); // a duplicate or an answer to an older request
         }
-        // Validate the whole report before using any of it.
-        let limit = p
-            .committed
-            .max(p.from_slot)
-            .saturating_add(window.saturating_mul(MAX_REPORT_SPAN_WINDOWS));
+        // Validate the whole report before using any of it. Everything is
+        // bounded from where our phase 1 starts, never from the promiser's
+        // own claims: a watermark or a slot far beyond it would make us fill
+        // a gap of no-ops without bound.
+        let span = window.saturating_mul(MAX_REPORT_SPAN_WINDOWS);
+        let reach = ph.from_slot.saturating_add(span);
+        if p.committed > reach {
+            // This promiser decided far more than we did: a node that knows
+            // as much should lead (pre-vote prefers it), so stand down as if
+            // refused for compaction.
+            slog::info!(self.logger, "a promiser is far ahead: standing down";
+                "from" => from, "committed" => p.committed, "from_slot" => ph.from_slot);
+            let hold = self.cfg.election_ticks.saturating_mul(2);
+            self.behind = Some((p.committed, hold));
+            self.become_follower(None);
+            return Ok(());
+        }
+        // A promiser's log runs at most one window past its watermark.
+        let limit = reach.saturating_add(window);
         if p.entries.windows(2).any(|w| w[1].slot <= w[0].slot)
             || p.entries
                 .iter()
@@ -344,9 +358,7 @@ impl<S: Storage> Node<S> {
                 // A promiser's decided prefix is held; others are probed from
                 // our own decided watermark.
                 let matched = known.unwrap_or(ph.from_slot - 1);
-                let mut p = Progress::new(id, self.members.is_voter(id), 0);
-                p.next = matched + 1;
-                p
+                Progress::starting_after(id, self.members.is_voter(id), matched)
             })
             .collect();
         slog::info!(self.logger, "became leader";

@@ -46,6 +46,10 @@ pub(crate) struct Progress {
     pub(crate) matched: u64,
     /// The next slot to send.
     pub(crate) next: u64,
+    /// The highest slot this leadership sent the peer, or knew it held when
+    /// it began: no reply may claim more (a forged or garbled `matched`
+    /// would otherwise count as acceptances that never happened).
+    pub(crate) sent: u64,
     pub(crate) state: ProgressState,
     /// In `Probe`: the probe is out and unanswered.
     pub(crate) probe_sent: bool,
@@ -66,7 +70,8 @@ impl Progress {
             id,
             voter,
             matched,
-            next: matched + 1,
+            next: matched.saturating_add(1),
+            sent: matched,
             state: ProgressState::Probe,
             probe_sent: false,
             recent_active: false,
@@ -74,6 +79,15 @@ impl Progress {
             acked_seq: 0,
             snapshot: None,
         }
+    }
+
+    /// A peer known to hold (decided) every slot <= `held`: sending starts
+    /// after it.
+    pub(crate) fn starting_after(id: u64, voter: bool, held: u64) -> Self {
+        let mut p = Progress::new(id, voter, 0);
+        p.next = held.saturating_add(1);
+        p.sent = held;
+        p
     }
 
     /// Start over from what the peer is known to hold.
@@ -98,14 +112,27 @@ impl Progress {
 
     /// Records an `Accepted(matched, last_slot)` reply.
     pub(crate) fn on_accepted(&mut self, matched: u64, last_slot: u64) {
+        let (matched, last_slot) = (matched.min(self.sent), last_slot.min(self.sent));
         self.recent_active = true;
+        let answers_probe = self.state == ProgressState::Probe
+            && (last_slot.saturating_add(1) >= self.next || matched.saturating_add(1) >= self.next);
+        if answers_probe && matched < self.matched {
+            // An honest peer's prefix never shrinks within a ballot, so an
+            // answer to our probe below what we credited means the credit
+            // was wrong (a forged or garbled reply): trust the answer, or
+            // the probe would repeat at the same slot for ever.
+            self.matched = matched;
+        }
         self.matched = self.matched.max(matched);
         match self.state {
             // A gap behind the acknowledged run: something sent was lost.
             ProgressState::Replicate if matched < last_slot => self.become_probe(),
             ProgressState::Replicate => {}
             // The reply to the outstanding probe (or a later one).
-            ProgressState::Probe if last_slot + 1 >= self.next || self.matched + 1 >= self.next => {
+            ProgressState::Probe
+                if last_slot.saturating_add(1) >= self.next
+                    || self.matched.saturating_add(1) >= self.next =>
+            {
                 self.probe_sent = false;
                 self.next = self.matched + 1;
                 if matched >= last_slot {
@@ -120,6 +147,7 @@ impl Progress {
 
     /// Records a heartbeat reply; returns whether to resend from `matched`.
     pub(crate) fn on_heartbeat_reply(&mut self, matched: u64, leader_last: u64) -> bool {
+        let matched = matched.min(self.sent);
         self.recent_active = true;
         self.matched = self.matched.max(matched);
         if let Some(snap) = &mut self.snapshot {
@@ -153,13 +181,13 @@ mod tests {
         let mut p = Progress::new(2, true, 0);
         assert_eq!((p.state, p.next), (ProgressState::Probe, 1));
         p.probe_sent = true;
-        p.next = 11; // probe carried 1..=10
+        (p.next, p.sent) = (11, 10); // probe carried 1..=10
         p.on_accepted(10, 10);
         assert_eq!(
             (p.state, p.next, p.matched),
             (ProgressState::Replicate, 11, 10)
         );
-        p.next = 31; // streamed 11..=30
+        (p.next, p.sent) = (31, 30); // streamed 11..=30
         p.on_accepted(10, 30); // 11..=20 lost
         assert_eq!(
             (p.state, p.next, p.probe_sent),
@@ -171,17 +199,29 @@ mod tests {
     fn stale_reply_does_not_answer_the_probe() {
         let mut p = Progress::new(2, true, 5);
         p.probe_sent = true;
-        p.next = 21; // probe carried 6..=20
+        (p.next, p.sent) = (21, 20); // probe carried 6..=20
         p.on_accepted(5, 8); // an older message's reply
         assert!(p.probe_sent);
         assert_eq!(p.state, ProgressState::Probe);
+    }
+
+    /// A reply claims at most what was sent: a forged `matched = u64::MAX`
+    /// must not count as the peer's acceptance of slots it never received.
+    #[test]
+    fn no_reply_claims_more_than_was_sent() {
+        let mut p = Progress::starting_after(2, true, 4);
+        (p.next, p.sent) = (11, 10);
+        p.on_accepted(u64::MAX, u64::MAX);
+        assert_eq!(p.matched, 10);
+        p.on_heartbeat_reply(u64::MAX, 100);
+        assert_eq!(p.matched, 10);
     }
 
     #[test]
     fn heartbeat_without_progress_triggers_resend() {
         let mut p = Progress::new(2, true, 0);
         p.state = ProgressState::Replicate;
-        p.next = 50;
+        (p.next, p.sent) = (50, 49);
         assert!(!p.on_heartbeat_reply(10, 49), "moved since last time");
         assert!(p.on_heartbeat_reply(10, 49), "stalled at 10");
         assert_eq!((p.state, p.next), (ProgressState::Probe, 11));

@@ -85,7 +85,9 @@ impl<S: Storage> Node<S> {
         };
         if r.matched >= r.slot {
             // Installed (or the peer already had it): continue with the log.
-            p.matched = p.matched.max(r.matched);
+            // The snapshot is what this leadership sent; more is not claimed.
+            p.sent = p.sent.max(r.slot);
+            p.matched = p.matched.max(r.matched.min(p.sent));
             p.become_probe();
         } else if r.received > s.acked {
             s.acked = r.received;
@@ -121,7 +123,20 @@ impl<S: Storage> Node<S> {
             self.reject(from, b);
             return Ok(());
         }
-        self.promise(b);
+        // A snapshot tells this node that every slot it covers is chosen,
+        // and replaces its membership: it is taken only from the leader it
+        // already follows in its promised ballot (that leader's Accepts and
+        // heartbeats come first, and a stalled transfer is resent), never
+        // from a stale ballot or a sender it does not follow. The leader
+        // may be a member this node has not learned of yet (a lagging node
+        // learns of later members from the leader's own messages), so its
+        // membership is not checked: telling members from strangers is the
+        // transport's authentication.
+        if b != self.promised || self.leader != Some(from) {
+            slog::debug!(self.logger, "snapshot chunk ignored: not from the leader followed";
+                "from" => from, "ballot" => %b, "leader" => ?self.leader);
+            return Ok(());
+        }
         self.follow(b.node);
         let slot = metadata.slot;
         if slot <= self.log.committed {
@@ -141,6 +156,11 @@ impl<S: Storage> Node<S> {
         let received = match &mut self.snap_recv {
             Some(r) if same(r) => {
                 if r.buf.len() as u64 == m.offset {
+                    let total = (r.buf.len() as u64).saturating_add(m.data.len() as u64);
+                    if total > self.cfg.max_snapshot_bytes {
+                        self.snap_recv = None;
+                        return Err(malformed(from, "snapshot larger than max_snapshot_bytes"));
+                    }
                     r.buf.extend_from_slice(&m.data);
                     if m.done {
                         let r = self.snap_recv.take().map(|r| (r.metadata, r.buf.freeze()));

@@ -99,6 +99,8 @@ fn no_report_from_storage_under_an_unpersisted_snapshot() {
     }
     let mut n = node(1, &[1, 2, 3], disk.clone());
     let lb = Ballot::new(2, 2);
+    // Node 2 leads in ballot 2.2; node 1 follows it.
+    n.step(heartbeat(2, 1, lb)).expect("heartbeat");
     let snap = Message::new(
         2,
         1,

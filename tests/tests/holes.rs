@@ -141,8 +141,8 @@ fn planted_campaign_inside_a_lease_is_caught() {
 #[test]
 fn planted_report_under_an_unpersisted_snapshot_is_caught() {
     use paxos_core::proto::{
-        Ballot, Body, ConfState, Entry, EntryKind, HardState, InstallSnapshot, Message, Prepare,
-        SnapshotMetadata,
+        Ballot, Body, ConfState, Entry, EntryKind, HardState, Heartbeat, InstallSnapshot, Message,
+        Prepare, SnapshotMetadata,
     };
     use paxos_core::{Config, MemStorage, RawNode};
     let reported_stale = |bug: Option<PlantedBug>| {
@@ -165,6 +165,13 @@ fn planted_report_under_an_unpersisted_snapshot_is_caught() {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let mut n = RawNode::new(&cfg, disk, &logger).expect("starts");
         let lb = Ballot::new(2, 2);
+        let beat = Heartbeat {
+            ballot: Some(lb),
+            committed: 0,
+            seq: 1,
+        };
+        n.step(Message::new(2, 1, Body::Heartbeat(beat)))
+            .expect("heartbeat");
         let metadata = SnapshotMetadata {
             slot: 2,
             conf_state: Some(ConfState {

@@ -153,14 +153,22 @@ fn sweep_with_every_fault_at_once_finds_no_violation() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Each planted bug must be caught within 2,000 seeds (one is pinned below).
+/// Each planted bug must be caught within 2,000 seeds (three are pinned
+/// elsewhere).
 #[test]
 fn every_planted_bug_is_caught() {
-    // Pinned below: it needs a candidate two membership changes behind.
-    let pinned = [PlantedBug::SkipNewMembershipQuorum];
+    let pinned = [
+        // Below: it needs a candidate two membership changes behind.
+        PlantedBug::SkipNewMembershipQuorum,
+        // tests/holes.rs: scripted, as random runs reach them too rarely.
+        PlantedBug::ReportUnpersistedSnapshot,
+        PlantedBug::CampaignInsideLease,
+    ];
     for bug in PlantedBug::ALL.into_iter().filter(|b| !pinned.contains(b)) {
-        // The rarest (ReadWithoutQuorum: a stale leader that still believes
-        // it leads, serving a read) first shows at seed 1220.
+        // The rarest first show at seed 888 (AdoptStaleConfChange: two
+        // leaders' changes on one membership), 689 (LeaseOutlivesElection)
+        // and 390 (ReadWithoutQuorum); the unkind host's own holes at 244
+        // (StaleTransferExempt) and 168 (LeadWithoutOwnPromise).
         let caught = (0..2000).find_map(|seed| {
             let opts = SimOptions {
                 seed,
