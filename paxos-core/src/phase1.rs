@@ -527,9 +527,13 @@ mod tests {
         let mut n = node(1, &[1, 2, 3]);
         let b = make_candidate(&mut n, &[2]);
         settle_self(&mut n);
-        let old = Ballot::new(b.round - 1, 1);
-        n.dispatch(2, promise(old, vec![], 0, 0))
-            .expect("stale is ignored");
+        let other = Ballot::new(b.round, 2);
+        n.dispatch(2, promise(other, vec![], 0, 0))
+            .expect("an answer to another ballot is ignored");
+        assert!(
+            n.dispatch(2, promise(Ballot::ZERO, vec![], 0, 0)).is_err(),
+            "a promise without a ballot is malformed"
+        );
         assert!(matches!(n.role, Role::Candidate(_)));
         let lo = Ballot::new(1, 2);
         let bad = promise(b, vec![entry(3, lo, "x"), entry(2, lo, "y")], 0, 0);

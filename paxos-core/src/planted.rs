@@ -49,12 +49,15 @@ pub enum PlantedBug {
     AdoptStaleConfChange,
     /// `campaign()` is allowed inside a lease this node acknowledged.
     CampaignInsideLease,
+    /// The edge does not bound ballot rounds: a forged round near
+    /// `u64::MAX` is promised.
+    UncheckedRound,
 }
 
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 16] = [
+    pub const ALL: [PlantedBug; 17] = [
         PlantedBug::CountAcrossBallots,
         PlantedBug::ReplyBeforePersist,
         PlantedBug::SkipHighestBallotAdoption,
@@ -71,6 +74,7 @@ impl PlantedBug {
         PlantedBug::ReportUnpersistedSnapshot,
         PlantedBug::AdoptStaleConfChange,
         PlantedBug::CampaignInsideLease,
+        PlantedBug::UncheckedRound,
     ];
 }
 

@@ -30,10 +30,15 @@ fn malformed(from: u64, reason: &'static str) -> Error {
     Error::Malformed { from, reason }
 }
 
-/// Checks every field of `body` from `from`, given the highest round this
-/// node has seen.
-pub(crate) fn check(from: u64, body: &Body, seen_round: u64) -> Result<()> {
-    let round_limit = MAX_ROUND.min(seen_round.saturating_add(MAX_ROUND_JUMP));
+/// The highest round a message may carry at a node that has seen rounds up
+/// to `seen_round`.
+pub(crate) fn round_limit(seen_round: u64) -> u64 {
+    MAX_ROUND.min(seen_round.saturating_add(MAX_ROUND_JUMP))
+}
+
+/// Checks every field of `body` from `from`, with ballot rounds up to
+/// `round_limit`.
+pub(crate) fn check(from: u64, body: &Body, round_limit: u64) -> Result<()> {
     let ballot = |b: &Option<Ballot>| -> Result<()> {
         match b {
             Some(b) if b.round > round_limit => Err(malformed(
@@ -158,10 +163,11 @@ mod tests {
 
     #[test]
     fn rounds_are_bounded_by_what_was_seen_and_by_the_cap() {
-        assert!(check(2, &prepare(5 + MAX_ROUND_JUMP), 5).is_ok());
-        assert!(check(2, &prepare(6 + MAX_ROUND_JUMP), 5).is_err());
-        assert!(check(2, &prepare(u64::MAX), u64::MAX).is_err());
-        assert!(check(2, &prepare(MAX_ROUND), MAX_ROUND).is_ok());
+        let limit = round_limit(5);
+        assert!(check(2, &prepare(5 + MAX_ROUND_JUMP), limit).is_ok());
+        assert!(check(2, &prepare(6 + MAX_ROUND_JUMP), limit).is_err());
+        assert!(check(2, &prepare(u64::MAX), round_limit(u64::MAX)).is_err());
+        assert!(check(2, &prepare(MAX_ROUND), round_limit(MAX_ROUND)).is_ok());
     }
 
     #[test]
@@ -177,9 +183,9 @@ mod tests {
                 committed: 0,
             })
         };
-        assert!(check(2, &accept(vec![e(u64::MAX), e(0)]), 1).is_err());
-        assert!(check(2, &accept(vec![e(MAX_SLOT + 1)]), 1).is_err());
-        assert!(check(2, &accept(vec![e(3), e(5)]), 1).is_err());
-        assert!(check(2, &accept(vec![e(3), e(4)]), 1).is_ok());
+        assert!(check(2, &accept(vec![e(u64::MAX), e(0)]), round_limit(1)).is_err());
+        assert!(check(2, &accept(vec![e(MAX_SLOT + 1)]), round_limit(1)).is_err());
+        assert!(check(2, &accept(vec![e(3), e(5)]), round_limit(1)).is_err());
+        assert!(check(2, &accept(vec![e(3), e(4)]), round_limit(1)).is_ok());
     }
 }

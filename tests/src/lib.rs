@@ -13,6 +13,7 @@
 
 pub mod checker;
 pub mod faults;
+pub mod garbage;
 pub mod host;
 pub mod kv;
 pub mod linearizability;

@@ -50,6 +50,8 @@ pub struct SimOptions {
     pub schedule: Option<Schedule>,
     /// How the host drives the Ready cycle; drawn from the seed when unset.
     pub host: Option<HostMix>,
+    /// Mean ticks between garbage messages (0: none); drawn when unset.
+    pub garbage_every: Option<u64>,
     /// A protocol bug to plant in every node.
     pub bug: Option<PlantedBug>,
     /// Print every event.
@@ -67,6 +69,7 @@ impl Default for SimOptions {
             mix: None,
             schedule: None,
             host: None,
+            garbage_every: None,
             bug: None,
             trace: false,
         }
@@ -173,6 +176,8 @@ enum Ev {
     /// The host persists the Readys it took from this node.
     Flush(u64),
     HostCampaign,
+    /// A garbage peer sends one message.
+    Garbage,
 }
 
 #[derive(Debug)]
@@ -304,6 +309,9 @@ pub struct Sim {
     /// The host's own choices (its stream, so the kind host replays as
     /// before).
     host_rng: Rng,
+    /// Mean ticks between garbage messages (0: none), and their stream.
+    garbage_every: u64,
+    garbage_rng: Rng,
 }
 
 /// Runs one simulation.
@@ -336,6 +344,10 @@ impl Sim {
             .clone()
             .unwrap_or_else(|| HostMix::draw(opts.seed));
         let host_rng = HostMix::stream(opts.seed);
+        let garbage_every = opts
+            .garbage_every
+            .unwrap_or_else(|| crate::garbage::draw_every(opts.seed));
+        let garbage_rng = crate::garbage::stream(opts.seed);
         let mut sim = Sim {
             fault_end: opts.ticks * TICK,
             deadline: (opts.ticks + opts.liveness_ticks) * TICK,
@@ -370,6 +382,8 @@ impl Sim {
             timeouts_sent: BTreeSet::new(),
             host,
             host_rng,
+            garbage_every,
+            garbage_rng,
         };
         sim.total = n + sim.mix.spares;
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
@@ -413,6 +427,10 @@ impl Sim {
         }
         if sim.mix.reconfig_every > 0 {
             sim.schedule(sim.mix.reconfig_every * TICK, Ev::Reconfig);
+        }
+        if sim.garbage_every > 0 {
+            let at = sim.garbage_rng.range(1, 2 * sim.garbage_every) * TICK;
+            sim.schedule(at, Ev::Garbage);
         }
         if sim.host.campaign_every > 0 {
             let at = sim.host_rng.range(1, 2 * sim.host.campaign_every) * TICK;
@@ -619,6 +637,7 @@ impl Sim {
                 }
             }
             Ev::HostCampaign => self.host_campaign(),
+            Ev::Garbage => self.garbage(),
             Ev::Chaos => {
                 if !self.faults_on {
                     return;
@@ -837,6 +856,9 @@ impl Sim {
 
     fn deliver(&mut self, m: Message) {
         let id = m.to;
+        if id == 0 || id > self.total {
+            return; // a reply to a garbage peer's claimed sender: no such node
+        }
         let Some(before) = self.node(id).raw.as_ref().map(|r| r.status()) else {
             return;
         };
@@ -1081,6 +1103,36 @@ impl Sim {
         }
     }
 
+    /// A garbage peer sends one broken message to a random node under a
+    /// random claimed sender: the node must refuse it with a typed error.
+    fn garbage(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let next = self.now + self.garbage_rng.range(1, 2 * self.garbage_every) * TICK;
+        self.schedule(next, Ev::Garbage);
+        let present = self.present_ids();
+        let to = present[self.garbage_rng.range(0, present.len() as u64 - 1) as usize];
+        let mut from = self.garbage_rng.range(1, self.total + 2);
+        if from == to {
+            from = self.total + 3;
+        }
+        let m = crate::garbage::message(&mut self.garbage_rng, from, to);
+        self.hash.mix(&[self.now, 10, from, to]);
+        let Some(raw) = self.node(to).raw.as_mut() else {
+            return;
+        };
+        let shown = m.to_string();
+        match raw.step(m) {
+            Ok(()) => {
+                let v = format!("node {to} accepted garbage: {shown}");
+                self.checker.violations.push(v);
+            }
+            Err(e) => self.trace(|| format!("GARBAGE {shown} refused: {e}")),
+        }
+        self.drive(to);
+    }
+
     /// Once everything decided is applied, the protocol's membership must
     /// be the one the decided log yields (each change through the one rule
     /// of `ConfChange::outcome`). Checked after each `advance`.
@@ -1276,6 +1328,9 @@ impl Sim {
     fn client_reply(&mut self, c: u64, reply: Reply) {
         let now = self.now;
         let next = self.next_present(self.clients[c as usize].hint);
+        // A hint names a node that exists (a planted bug may have a node
+        // follow a garbage peer's claimed sender).
+        let total = self.total;
         let cl = &mut self.clients[c as usize];
         let Some(p) = cl.pending.as_mut() else {
             return;
@@ -1294,7 +1349,7 @@ impl Sim {
             }
             Reply::Done { .. } => {}
             Reply::NotLeader(hint) => {
-                cl.hint = hint.unwrap_or(next);
+                cl.hint = hint.filter(|h| (1..=total).contains(h)).unwrap_or(next);
                 p.deadline = now + TICK;
                 p.rotate = false;
                 self.schedule(now + TICK, Ev::Wake(c));
