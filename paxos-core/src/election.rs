@@ -204,20 +204,32 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// Stands down from a phase 1 it cannot win: voters that decided more,
+    /// up to `slot`, can lead; our election timeout starts no campaign for
+    /// two election timeouts or until we decide past `slot`.
+    pub(crate) fn stand_down_behind(&mut self, slot: u64) {
+        slog::info!(self.logger, "behind the voters' compacted prefix: standing down"; "slot" => slot);
+        let hold = self.cfg.election_ticks.saturating_mul(2);
+        self.behind = Some((slot, hold));
+        self.become_follower(None);
+    }
+
     /// A higher promise somewhere: a leader or candidate steps down and
-    /// retries only after a fresh randomized timeout. A voter that compacted
-    /// slots a candidate has not decided (`compacted`) makes the candidate
-    /// stand down too, and hold its campaigns for two election timeouts:
-    /// a node that knows more can lead and send it the snapshot.
-    pub(crate) fn on_reject(&mut self, b: Ballot, promised: Ballot, compacted: u64) {
+    /// retries only after a fresh randomized timeout. Voters that compacted
+    /// slots a candidate has not decided (`compacted`) will not promise it:
+    /// once they leave too few voters of some membership its phase 1 needs,
+    /// the candidate stands down and holds its campaigns for two election
+    /// timeouts, so that a node that knows more leads and sends it the
+    /// snapshot rather than being out-bid by it.
+    pub(crate) fn on_reject(&mut self, from: u64, b: Ballot, promised: Ballot, compacted: u64) {
         self.observe_round(promised.round);
-        if let Role::Candidate(ph) = &self.role {
+        if let Role::Candidate(ph) = &mut self.role {
             if ph.ballot == b && compacted >= ph.from_slot {
-                slog::info!(self.logger, "behind a voter's compacted prefix: standing down";
-                    "ballot" => %b, "compacted" => compacted);
-                let hold = self.cfg.election_ticks.saturating_mul(2);
-                self.behind = Some((compacted, hold));
-                self.become_follower(None);
+                ph.refused_by(from, compacted);
+                if ph.hopeless() {
+                    let behind = ph.refused_at;
+                    self.stand_down_behind(behind);
+                }
                 return;
             }
         }

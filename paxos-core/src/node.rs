@@ -310,7 +310,7 @@ impl<S: Storage> Node<S> {
             Body::Reject(r) => {
                 let b = some_ballot(from, r.ballot)?;
                 let promised = some_ballot(from, r.promised)?;
-                self.on_reject(b, promised, r.compacted);
+                self.on_reject(from, b, promised, r.compacted);
                 Ok(())
             }
             Body::Heartbeat(h) => {

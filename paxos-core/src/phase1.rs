@@ -44,6 +44,10 @@ pub(crate) struct Phase1 {
     asked: Vec<(u64, u64)>,
     /// Slots whose best report is a membership change.
     conf_reports: BTreeSet<u64>,
+    /// Voters that will not promise: they compacted slots we lack, up to
+    /// `refused_at`.
+    refused: Vec<u64>,
+    pub(crate) refused_at: u64,
     /// The membership at `from_slot`, then the one after each change
     /// reported, in slot order: phase 1 needs a quorum of each.
     configs: Vec<Membership>,
@@ -67,6 +71,8 @@ impl Phase1 {
             reports: BTreeMap::new(),
             peer_committed: Vec::new(),
             conf_reports: BTreeSet::new(),
+            refused: Vec::new(),
+            refused_at: 0,
             configs: vec![members.clone()],
         }
     }
@@ -127,6 +133,28 @@ impl Phase1 {
             self.asked.push((v, self.from_slot));
         }
         fresh
+    }
+
+    /// `id` refused to promise, having compacted slots up to `compacted`.
+    pub(crate) fn refused_by(&mut self, id: u64, compacted: u64) {
+        if self.asked(id) && !self.refused.contains(&id) {
+            self.refused.push(id);
+            self.refused_at = self.refused_at.max(compacted);
+        }
+    }
+
+    /// Whether the voters that did not refuse can no longer make a quorum
+    /// of every membership in the chain.
+    pub(crate) fn hopeless(&self) -> bool {
+        !self.refused.is_empty()
+            && self.configs.iter().any(|m| {
+                let left = m
+                    .voters
+                    .iter()
+                    .filter(|v| !self.refused.contains(v))
+                    .count();
+                left < m.quorum()
+            })
     }
 
     /// A quorum of every membership in the chain promised in full, the
@@ -215,11 +243,9 @@ impl<S: Storage> Node<S> {
             // This promiser decided far more than we did: a node that knows
             // as much should lead (pre-vote prefers it), so stand down as if
             // refused for compaction.
-            slog::info!(self.logger, "a promiser is far ahead: standing down";
+            slog::info!(self.logger, "a promiser is far ahead";
                 "from" => from, "committed" => p.committed, "from_slot" => ph.from_slot);
-            let hold = self.cfg.election_ticks.saturating_mul(2);
-            self.behind = Some((p.committed, hold));
-            self.become_follower(None);
+            self.stand_down_behind(p.committed);
             return Ok(());
         }
         // A promiser's log runs at most one window past its watermark.
@@ -266,6 +292,13 @@ impl<S: Storage> Node<S> {
         let Role::Candidate(ph) = &mut self.role else {
             return Ok(());
         };
+        if ph.hopeless() {
+            // The report revealed a membership that the voters which
+            // compacted past us leave without a quorum.
+            let behind = ph.refused_at;
+            self.stand_down_behind(behind);
+            return Ok(());
+        }
         match ph.peer_committed.iter_mut().find(|(id, _)| *id == from) {
             Some((_, c)) => *c = (*c).max(p.committed),
             None => ph.peer_committed.push((from, p.committed)),
