@@ -22,6 +22,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 mod cycle;
+mod observe;
 
 /// Time units per tick.
 pub const TICK: u64 = 100;
@@ -1044,117 +1045,6 @@ impl Sim {
         });
         for t in times {
             self.schedule(t, Ev::Deliver(m.clone()));
-        }
-    }
-
-    /// Stickiness, observed: an acceptor that heard from a live leader
-    /// within `election_ticks` promises no one else, and a leader promises
-    /// no one, but for a transfer asked for by exactly that leadership;
-    /// promising such a transfer keeps the acceptor sticky, now to the
-    /// transfer's target.
-    fn check_stickiness(&mut self, id: u64, m: &Message, was_leader: bool, exempt: bool) {
-        let grant = match &m.body {
-            Some(Body::Promise(_)) => m.to != id,
-            Some(Body::PrePrepareReply(r)) => r.granted,
-            Some(Body::PrePrepare(_)) => {
-                let node = self.node(id);
-                node.contact = None;
-                node.followed = None;
-                return;
-            }
-            _ => false,
-        };
-        if !grant {
-            return;
-        }
-        let election_ticks = self.election_ticks;
-        let node = self.node(id);
-        let lease = node
-            .contact
-            .filter(|&(leader, at)| leader != m.to && node.ticks - at < election_ticks);
-        if matches!(m.body, Some(Body::Promise(_))) {
-            // It follows no one now, unless it promised a transfer inside
-            // its window: then it stays sticky to the transfer's target.
-            // A later transfer asked for by that target's leadership is
-            // then exempt here, as if this node had heard from it.
-            let sticky = exempt && (was_leader || lease.is_some());
-            node.contact = sticky.then_some((m.to, node.ticks));
-            let ballot = match &m.body {
-                Some(Body::Promise(p)) => p.ballot,
-                _ => None,
-            };
-            node.followed = ballot.filter(|_| sticky);
-        }
-        if exempt {
-            return; // a leadership transfer may override the lease
-        }
-        if was_leader {
-            let v = format!("leader {id} promised candidate {}", m.to);
-            self.checker.violations.push(v);
-        } else if let Some((leader, at)) = lease {
-            let ticks = self.node(id).ticks;
-            let v = format!(
-                "node {id} granted candidate {} ({}) while hearing from leader {leader} {} ticks ago",
-                m.to,
-                m.kind_name(),
-                ticks - at
-            );
-            self.checker.violations.push(v);
-        }
-    }
-
-    /// A garbage peer sends one broken message to a random node under a
-    /// random claimed sender: the node must refuse it with a typed error.
-    fn garbage(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let next = self.now + self.garbage_rng.range(1, 2 * self.garbage_every) * TICK;
-        self.schedule(next, Ev::Garbage);
-        let present = self.present_ids();
-        let to = present[self.garbage_rng.range(0, present.len() as u64 - 1) as usize];
-        let mut from = self.garbage_rng.range(1, self.total + 2);
-        if from == to {
-            from = self.total + 3;
-        }
-        let m = crate::garbage::message(&mut self.garbage_rng, from, to);
-        self.hash.mix(&[self.now, 10, from, to]);
-        let Some(raw) = self.node(to).raw.as_mut() else {
-            return;
-        };
-        let shown = m.to_string();
-        match raw.step(m) {
-            Ok(()) => {
-                let v = format!("node {to} accepted garbage: {shown}");
-                self.checker.violations.push(v);
-            }
-            Err(e) => self.trace(|| format!("GARBAGE {shown} refused: {e}")),
-        }
-        self.drive(to);
-    }
-
-    /// Once everything decided is applied, the protocol's membership must
-    /// be the one the decided log yields (each change through the one rule
-    /// of `ConfChange::outcome`). Checked after each `advance`.
-    fn check_membership(&mut self, id: u64) {
-        let node = &self.nodes[(id - 1) as usize];
-        let Some(st) = node.raw.as_ref().map(|r| r.status()) else {
-            return;
-        };
-        if node.applied != st.committed || st.applied != st.committed || node.conf.voters.is_empty()
-        {
-            return;
-        }
-        let mut voters = node.conf.voters.clone();
-        let mut learners = node.conf.learners.clone();
-        voters.sort_unstable();
-        learners.sort_unstable();
-        if st.voters != voters || st.learners != learners {
-            let v = format!(
-                "node {id} at slot {} has membership {:?}/{:?}, but its decided log yields {voters:?}/{learners:?}",
-                st.committed, st.voters, st.learners
-            );
-            self.checker.violations.push(v);
         }
     }
 
