@@ -153,23 +153,26 @@ fn sweep_with_every_fault_at_once_finds_no_violation() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Each planted bug must be caught within 2,000 seeds (three are pinned
-/// elsewhere).
+/// Each planted bug must be caught within 2,000 seeds (four are caught by
+/// scripted runs elsewhere).
 #[test]
 fn every_planted_bug_is_caught() {
     let pinned = [
         // Below, scripted: random runs almost never have a candidate two
         // membership changes behind.
         PlantedBug::SkipNewMembershipQuorum,
+        // Below, scripted: random runs caught it first at seed 689 before
+        // the candidates' phase-1 heartbeats, and in none of 2,000 since.
+        PlantedBug::LeaseOutlivesElection,
         // tests/holes.rs: scripted, as random runs reach them too rarely.
         PlantedBug::ReportUnpersistedSnapshot,
         PlantedBug::CampaignInsideLease,
     ];
     for bug in PlantedBug::ALL.into_iter().filter(|b| !pinned.contains(b)) {
-        // The rarest first show at seed 888 (AdoptStaleConfChange: two
-        // leaders' changes on one membership), 689 (LeaseOutlivesElection)
-        // and 390 (ReadWithoutQuorum); the unkind host's own holes at 244
-        // (StaleTransferExempt) and 168 (LeadWithoutOwnPromise).
+        // The rarest first show at seed 950 (AdoptStaleConfChange: two
+        // leaders' changes on one membership) and 349 (ReadWithoutQuorum);
+        // the unkind host's own holes at 201 (StaleTransferExempt) and 192
+        // (LeadWithoutOwnPromise); an unchecked round at seed 1.
         let caught = (0..2000).find_map(|seed| {
             let opts = SimOptions {
                 seed,
