@@ -1,5 +1,5 @@
 //! The acceptor: every voter (and learner) answers Prepare, Accept and
-//! heartbeats under DESIGN §3's acceptor rules.
+//! heartbeats under the acceptor rules A1-A3 of PROTOCOL.md.
 
 use crate::node::{Node, Role};
 use crate::storage::Storage;
@@ -27,7 +27,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Whether a transfer campaign by `candidate`, asked for by the leader
-    /// of ballot `transfer`, is exempt from stickiness here. Only the leader
+    /// of ballot `transfer`, is exempt from stickiness here (rule E3). Only the leader
     /// that sent `TimeoutNow` voided its lease, so only a voter that follows
     /// exactly that leadership may skip its stickiness for it; a delayed
     /// transfer from an abandoned campaign must not capture a voter that
@@ -272,7 +272,7 @@ impl<S: Storage> Node<S> {
         debug_assert!(self.accept_prefix >= self.log.committed);
     }
 
-    /// The follower learning rule (DESIGN §3): told by the leader of the
+    /// The follower learning rule (PROTOCOL.md rule F1): told by the leader of the
     /// promised ballot b that slots <= c are chosen, a slot may be marked
     /// decided only if it was accepted in b here. `accept_prefix` is exactly
     /// the slots decided here or accepted in b, so the rule is a `min`.

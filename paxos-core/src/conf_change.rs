@@ -1,4 +1,4 @@
-//! Membership changes as log entries (DESIGN §3, membership).
+//! Membership changes as log entries (PROTOCOL.md rules M1-M3, L3).
 //!
 //! - A change is an entry; it takes effect for the slots after it, once it
 //!   is decided. Each carries the full resulting membership, so replicas
@@ -77,7 +77,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// A decided change takes effect only on the membership it was
-    /// computed on. Two leaders may each propose a change on the same
+    /// computed on (rule M3). Two leaders may each propose a change on the same
     /// membership at different slots (the first one's unchosen change
     /// survives on a few acceptors, and a later phase 1 re-proposes it after
     /// the second one's was decided): the later one is then void, for its

@@ -204,7 +204,7 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// Stands down from a phase 1 it cannot win: voters that decided more,
+    /// Rule E5. Stands down from a phase 1 it cannot win: voters that decided more,
     /// up to `slot`, can lead; our election timeout starts no campaign for
     /// two election timeouts or until we decide past `slot`.
     pub(crate) fn stand_down_behind(&mut self, slot: u64) {

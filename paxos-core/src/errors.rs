@@ -114,7 +114,7 @@ pub enum DropReason {
     /// A leadership transfer is in progress: retry at the new leader.
     TransferInProgress,
     /// A membership change is not chosen yet: nothing is proposed past it
-    /// until it is (DESIGN §3). Retry shortly.
+    /// until it is (PROTOCOL.md rule L3). Retry shortly.
     ConfChangePending,
 }
 

@@ -106,7 +106,7 @@ impl<S: Storage> Node<S> {
         if ls.transfer.is_some() {
             return Err(Error::ProposalDropped(DropReason::TransferInProgress));
         }
-        // DESIGN §3: nothing past an undecided membership change.
+        // Rule L3: nothing past an undecided membership change.
         if self.log.next_conf_slot().is_some() && !planted!(self.cfg, ProposePastConfChange) {
             return Err(Error::ProposalDropped(DropReason::ConfChangePending));
         }
@@ -338,7 +338,7 @@ impl<S: Storage> Node<S> {
     ///
     /// Deciding stops at an undecided membership change: the slots after it
     /// are governed by the new membership, whose quorum is counted once the
-    /// change itself is decided (DESIGN §3).
+    /// change itself is decided (PROTOCOL.md rule L3).
     fn maybe_commit(&mut self) {
         while self.commit_step() {}
     }

@@ -83,19 +83,22 @@
 //!
 //! # Safety rules
 //!
-//! The protocol follows DESIGN.md §3: ballots `(round, node)`; phase 1 once
-//! per leadership over every slot above the leader's decided watermark, with
-//! highest-ballot adoption and no-op gap filling; pipelined phase 2 in which a
-//! slot is chosen only by a quorum of acceptances in one ballot; followers
-//! decide a slot only when they accepted it in the leader's ballot; replies
-//! leave only after the state they depend on is durable (the `Ready`
-//! contract); pre-vote and leader leases keep a returning node from deposing a
-//! healthy leader.
+//! The rules live in [`protocol`] (`PROTOCOL.md`), each with a name the code
+//! cites: ballots `(round, node)`; phase 1 once per leadership over every
+//! slot above the leader's decided watermark, with highest-ballot adoption
+//! and no-op gap filling; pipelined phase 2 in which a slot is chosen only by
+//! a quorum of acceptances in one ballot; followers decide a slot only when
+//! they accepted it in the leader's ballot; replies leave only after the
+//! state they depend on is durable (the `Ready` contract); pre-vote and
+//! leader stickiness keep a returning node from deposing a healthy leader.
 #![deny(missing_docs)]
 
 // First: its macro is used by the modules below.
 #[macro_use]
 mod planted;
+
+#[doc = include_str!("../PROTOCOL.md")]
+pub mod protocol {}
 
 mod acceptor;
 mod arena;

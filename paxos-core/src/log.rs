@@ -234,7 +234,7 @@ impl Log {
         if lo > hi {
             return Ok((Vec::new(), None));
         }
-        // A snapshot installed but not yet persisted covers these slots,
+        // Rule S2. A snapshot installed but not yet persisted covers these slots,
         // while storage may still hold older, unchosen values there: an
         // acceptor reporting them beside a committed watermark past them
         // would hand a candidate a stale value as chosen.

@@ -1,5 +1,5 @@
 //! Who votes and who learns, and how a membership change transforms it
-//! (DESIGN §3, membership).
+//! (PROTOCOL.md rules M1-M3).
 
 use crate::config::validate_membership;
 use crate::errors::{ConfChangeError, ConfigError};

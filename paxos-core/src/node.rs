@@ -59,7 +59,7 @@ pub(crate) struct Node<S: Storage> {
     pub(crate) timer: Timer,
     pub(crate) rng: Prng,
     /// Outgoing messages. Every one is sent only after the state of the
-    /// `Ready` carrying it is durable (DESIGN §3: reply after persist).
+    /// `Ready` carrying it is durable (PROTOCOL.md rule A3).
     pub(crate) msgs: Vec<Message>,
     /// Outgoing messages that depend on nothing this node has yet to
     /// persist (see `Node::send`): the host may send them at once.

@@ -100,7 +100,7 @@ impl Phase1 {
     /// and returns the voters of any new one not yet asked to promise.
     /// A value chosen past a change was chosen by a quorum of the new
     /// membership, which the first one's quorum may not intersect after two
-    /// changes: so each must promise too (DESIGN §3, "a quorum of the new
+    /// changes: so each must promise too (PROTOCOL.md rule P2, "a quorum of the new
     /// configuration").
     fn refresh_chain(&mut self) -> Vec<u64> {
         self.configs.truncate(1);
@@ -157,7 +157,7 @@ impl Phase1 {
             })
     }
 
-    /// A quorum of every membership in the chain promised in full, the
+    /// Rule P2: a quorum of every membership in the chain promised in full, the
     /// candidate's own durable promise among them. Without its own report a
     /// candidate could hold entries above every reported slot that it never
     /// rewrites in its ballot, yet its own `Accepted` would claim them (its
@@ -612,7 +612,7 @@ mod tests {
         assert!(matches!(n.role, Role::Leader(_)));
     }
 
-    /// DESIGN §3, reads: a new leader confirms reads only after its own
+    /// PROTOCOL.md rule R1: a new leader confirms reads only after its own
     /// phase-2 re-proposals are chosen.
     #[test]
     fn reads_wait_for_the_new_leaders_re_proposals() {

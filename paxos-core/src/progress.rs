@@ -47,7 +47,7 @@ pub(crate) struct Progress {
     /// The next slot to send.
     pub(crate) next: u64,
     /// The highest slot this leadership sent the peer, or knew it held when
-    /// it began: no reply may claim more (a forged or garbled `matched`
+    /// it began: no reply may claim more (rule L2) (a forged or garbled `matched`
     /// would otherwise count as acceptances that never happened).
     pub(crate) sent: u64,
     pub(crate) state: ProgressState,

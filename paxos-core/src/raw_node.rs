@@ -14,7 +14,7 @@ use paxos_proto::{ConfChange, ConfState, Entry, EntryKind, HardState, Message, S
 use slog::Logger;
 use std::collections::VecDeque;
 
-/// What the host must do next, in this order:
+/// What the host must do next (PROTOCOL.md rules D1-D3), in this order:
 /// 1. persist, durably: [`Ready::snapshot`] (if any: from then on storage
 ///    holds no slot it covers and returns it from [`Storage::snapshot`]),
 ///    then [`Ready::entries`] (each replaces whatever its slot held), then

@@ -1,4 +1,4 @@
-//! Linearizable reads (DESIGN §3, "Reads").
+//! Linearizable reads (PROTOCOL.md rule R1).
 //!
 //! The leader answers `read_index(ctx)` with the decided watermark it holds
 //! at the request, but only once (1) its own phase-2 re-proposals are chosen,

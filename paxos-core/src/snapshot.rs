@@ -1,6 +1,6 @@
 //! Snapshots: a peer that needs slots the leader has compacted receives the
 //! leader's snapshot instead, in bounded chunks, and continues the log after
-//! it (DESIGN §3: "a peer behind the leader's compacted prefix gets a
+//! it (PROTOCOL.md rules S1-S3: "a peer behind the leader's compacted prefix gets a
 //! snapshot instead").
 //!
 //! A snapshot covers only decided slots (the application snapshots what it

@@ -1,4 +1,4 @@
-//! Validation at the edge: every field of a message from the network is
+//! Validation at the edge (PROTOCOL.md rule V1): every field of a message from the network is
 //! checked against the bounds below before any state changes. A message
 //! that breaks one is a typed [`Error::Malformed`] and changes nothing.
 //!

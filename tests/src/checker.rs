@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// A value as the checker compares it.
 type Value = (i32, bytes::Bytes);
 
-/// The invariants of DESIGN §5, and what they saw.
+/// The invariants the simulator checks (README, "Simulation"), and what they saw.
 #[derive(Debug, Default)]
 pub struct Checker {
     /// The voters governing each slot from the key on: only their

@@ -989,7 +989,7 @@ impl Sim {
             let Some((client, seq, key, floor)) = node.reads_asked.remove(&ctx) else {
                 continue;
             };
-            // DESIGN §3: the read index covers everything decided before the
+            // PROTOCOL.md rule R1: the read index covers everything decided before the
             // read began; a slot some node had already applied is decided.
             if index < floor {
                 let v = format!("node {id} confirmed a read at index {index}, below slot {floor} applied before it was asked");
