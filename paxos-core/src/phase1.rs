@@ -410,9 +410,12 @@ impl<S: Storage> Node<S> {
         // for them (sent at the next flush) claims nothing we did not write.
         debug_assert!(
             self.log.last() <= last
-                || planted!(self.cfg, LeadWithoutOwnPromise)
-                || planted!(self.cfg, LeadWithoutQuorum)
-                || planted!(self.cfg, SkipHighestBallotAdoption),
+                || planted_any!(
+                    self.cfg,
+                    LeadWithoutOwnPromise,
+                    LeadWithoutQuorum,
+                    SkipHighestBallotAdoption
+                ),
             "own entries above the recovered range: last {} > {last}",
             self.log.last()
         );

@@ -89,3 +89,14 @@ macro_rules! planted {
         on
     }};
 }
+
+/// `planted_any!(cfg, A, B, ...)`: whether `cfg` plants any of these bugs.
+macro_rules! planted_any {
+    ($cfg:expr, $($bug:ident),+) => {{
+        #[cfg(feature = "planted-bugs")]
+        let on = [$($crate::PlantedBug::$bug),+].iter().any(|b| $cfg.planted_bug == Some(*b));
+        #[cfg(not(feature = "planted-bugs"))]
+        let on = false;
+        on
+    }};
+}
