@@ -1,0 +1,106 @@
+//! The application on each simulated node: a KV state machine that applies
+//! decided entries, installs leaders' snapshots and compacts its log.
+
+use super::*;
+
+impl Sim {
+    /// The application replaces its state with a snapshot from the leader.
+    pub(super) fn install(&mut self, id: u64, s: &paxos_core::proto::Snapshot) {
+        let slot = s.metadata.as_ref().map_or(0, |m| m.slot);
+        self.checker.on_install(id, slot, &s.data);
+        self.hash.mix(&[self.now, 6, id, slot]);
+        self.trace(|| format!("node {id} installs a snapshot at slot {slot}"));
+        let Some(kv) = KvState::decode(&s.data) else {
+            let v = format!("node {id} got an undecodable snapshot at slot {slot}");
+            self.checker.violations.push(v);
+            return;
+        };
+        let conf = s.metadata.as_ref().and_then(|m| m.conf_state.clone());
+        let node = self.node(id);
+        node.kv = kv;
+        node.applied = slot;
+        node.snapshot_slot = slot;
+        node.conf = conf.unwrap_or_default();
+        // Commands applied inside the snapshot were answered by whichever
+        // node applied them; the client retries if that answer was lost.
+        node.waiting.clear();
+        self.max_applied = self.max_applied.max(slot);
+    }
+
+    /// The application snapshots its state every `compact_every` applied
+    /// slots and lets storage discard the log below it.
+    pub(super) fn maybe_compact(&mut self, id: u64) {
+        let (every, keep) = (self.mix.compact_every, self.mix.compact_keep);
+        let node = self.node(id);
+        if every == 0 || node.applied < node.snapshot_slot + every {
+            return;
+        }
+        let (slot, data) = (node.applied, node.kv.encode());
+        node.snapshot_slot = slot;
+        {
+            let mut disk = node.storage.wl();
+            disk.create_snapshot(slot, node.conf.clone(), data.clone());
+            disk.compact(slot.saturating_sub(keep));
+        }
+        self.checker.on_snapshot(id, slot, &data);
+        self.hash.mix(&[self.now, 7, id, slot]);
+        self.trace(|| format!("node {id} snapshots at slot {slot} and compacts"));
+    }
+
+    pub(super) fn apply(&mut self, id: u64, e: &paxos_core::proto::Entry) {
+        self.checker.on_apply(id, e);
+        self.node(id).applied = e.slot;
+        self.max_applied = self.max_applied.max(e.slot);
+        self.hash.mix(&[self.now, 4, id, e.slot]);
+        if let Some(cc) = e.conf_change() {
+            match cc.ok().filter(|cc| cc.result.is_some()) {
+                Some(cc) => match cc.outcome(&self.node(id).conf, e.slot) {
+                    Some(cs) => {
+                        self.trace(|| {
+                            format!("node {id} applies slot {} membership {cs:?}", e.slot)
+                        });
+                        self.node(id).conf = cs;
+                    }
+                    None => self.trace(|| {
+                        format!(
+                            "node {id} applies slot {}: a void membership change",
+                            e.slot
+                        )
+                    }),
+                },
+                None => {
+                    let v = format!(
+                        "node {id} applied a garbled membership change at slot {}",
+                        e.slot
+                    );
+                    self.checker.violations.push(v);
+                }
+            }
+            return;
+        }
+        if e.kind != EntryKind::Normal as i32 {
+            self.trace(|| format!("node {id} applies slot {} (no-op)", e.slot));
+            return;
+        }
+        let Some(cmd) = Command::decode(&e.data) else {
+            return;
+        };
+        let node = self.node(id);
+        let ret = node.kv.apply(&cmd);
+        let waiting = node.waiting.remove(&(cmd.client, cmd.seq));
+        self.trace(|| {
+            format!(
+                "node {id} applies slot {} c{}#{} {:?} -> {ret:?}",
+                e.slot, cmd.client, cmd.seq, cmd.op
+            )
+        });
+        if let (true, Some(ret)) = (waiting, ret) {
+            let reply = Reply::Done {
+                seq: cmd.seq,
+                slot: Some(e.slot),
+                ret,
+            };
+            self.send_to_client(cmd.client, reply);
+        }
+    }
+}
