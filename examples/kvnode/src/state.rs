@@ -11,6 +11,11 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod chain;
+mod snapshot;
+
+pub use chain::{check_links, replay_chain, verify_chain, ChainError};
+
 /// A client's request, as proposed (encoded with prost).
 #[derive(Clone, PartialEq, Eq, Message)]
 pub struct Command {
@@ -404,36 +409,6 @@ impl StoredSession {
     }
 }
 
-/// Why a chain or a replica failed verification.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ChainError {
-    /// A block's hash does not match its content.
-    #[error("block {height}: hash does not match its content")]
-    BadHash {
-        /// The block.
-        height: u64,
-    },
-    /// A block does not point at its predecessor.
-    #[error("block {height}: prev_hash does not match block {}", height - 1)]
-    BrokenLink {
-        /// The block.
-        height: u64,
-    },
-    /// Heights or slots are not consecutive.
-    #[error("block {height}: expected height {expected_height} for slot {slot}")]
-    OutOfOrder {
-        /// The block's height.
-        height: u64,
-        /// The height it should have.
-        expected_height: u64,
-        /// Its slot.
-        slot: u64,
-    },
-    /// Replaying the chain gives a different KV state than the replica holds.
-    #[error("the KV state differs from the one the chain derives")]
-    StateMismatch,
-}
-
 fn zero_head() -> ChainHead {
     ChainHead {
         height: 0,
@@ -483,78 +458,6 @@ impl StateMachine {
     /// The head below the first block held (height 0: the chain is whole).
     pub fn base(&self) -> &ChainHead {
         &self.base
-    }
-
-    /// The snapshot data of the current state.
-    pub fn snapshot_data(&self) -> SnapshotData {
-        let (height, hash) = self.head();
-        SnapshotData {
-            applied: self.applied,
-            head: Some(ChainHead { height, hash }),
-            kv: self
-                .kv
-                .iter()
-                .map(|(k, v)| KvPair {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            sessions: self
-                .sessions
-                .iter()
-                .map(|(client, (seq, o))| SessionRecord {
-                    client: *client,
-                    session: Some(StoredSession::from_outcome(*seq, o)),
-                })
-                .collect(),
-            addresses: self.addresses.values().cloned().collect(),
-        }
-    }
-
-    /// Decodes snapshot data taken at `slot`, checking it against itself.
-    pub fn decode_snapshot(slot: u64, data: &[u8]) -> Result<SnapshotData, SnapshotError> {
-        let d = SnapshotData::decode(data).map_err(|e| SnapshotError::Decode(e.to_string()))?;
-        let head = d
-            .head
-            .as_ref()
-            .ok_or(SnapshotError::Inconsistent("no chain head"))?;
-        if d.applied != slot {
-            return Err(SnapshotError::Inconsistent(
-                "applied slot differs from the metadata's",
-            ));
-        }
-        // One block per decided slot: the head's height is the slot.
-        if head.height != slot || head.hash.len() != 32 {
-            return Err(SnapshotError::Inconsistent(
-                "chain head does not fit the slot",
-            ));
-        }
-        if d.sessions.iter().any(|s| {
-            s.session
-                .as_ref()
-                .and_then(StoredSession::to_outcome)
-                .is_none()
-        }) {
-            return Err(SnapshotError::Inconsistent("bad session"));
-        }
-        Ok(d)
-    }
-
-    /// The state a snapshot describes (checked by
-    /// [`StateMachine::decode_snapshot`]), with the membership at its slot.
-    pub fn from_snapshot(d: &SnapshotData, conf_state: ConfState) -> Self {
-        let kv =
-            d.kv.iter()
-                .map(|p| (p.key.clone(), p.value.clone()))
-                .collect();
-        let sessions = d
-            .sessions
-            .iter()
-            .filter_map(|s| Some((s.client, s.session.as_ref()?.to_outcome()?)))
-            .collect();
-        let mut sm = StateMachine::from_parts(d.applied, kv, sessions, None, d.head.clone());
-        sm.set_membership(conf_state, d.addresses.clone());
-        sm
     }
 
     /// Takes what changed since the last call, to persist with the `Ready`:
@@ -787,71 +690,6 @@ impl StateMachine {
         self.sessions.insert(cmd.client, (cmd.seq, outcome.clone()));
         Some((cmd.client, cmd.seq, outcome))
     }
-}
-
-/// Checks every hash and link of `chain`, replays it into a fresh state
-/// machine, and compares the result with `replica` (`chain verify`).
-pub fn verify_chain(chain: &[Block], replica: &StateMachine) -> Result<(), ChainError> {
-    let replay = replay_chain(chain)?;
-    if replay.kv != replica.kv {
-        return Err(ChainError::StateMismatch);
-    }
-    Ok(())
-}
-
-/// Checks every hash and link of `chain`, whose first block follows
-/// `base` (height 0 and zeros for a whole chain): heights and slots
-/// consecutive, each hash matching its block, each block pointing at the
-/// one before.
-pub fn check_links(chain: &[Block], base: &ChainHead) -> Result<(), ChainError> {
-    let mut prev = (base.height, &base.hash);
-    for block in chain {
-        let height = prev.0 + 1;
-        if block.height != height {
-            return Err(ChainError::OutOfOrder {
-                height: block.height,
-                expected_height: height,
-                slot: block.slot,
-            });
-        }
-        if block.compute_hash() != block.hash {
-            return Err(ChainError::BadHash { height });
-        }
-        if block.prev_hash != *prev.1 {
-            return Err(ChainError::BrokenLink { height });
-        }
-        // One block per decided slot, from slot 1: a gap is a forgery (and
-        // must not reach `apply`, which asserts slot order).
-        if block.slot != height {
-            return Err(ChainError::OutOfOrder {
-                height,
-                expected_height: height,
-                slot: block.slot,
-            });
-        }
-        prev = (height, &block.hash);
-    }
-    Ok(())
-}
-
-/// Checks every hash and link of `chain` and replays it into a fresh state
-/// machine: the state every replica holding this chain must have.
-pub fn replay_chain(chain: &[Block]) -> Result<StateMachine, ChainError> {
-    let mut replay = StateMachine::default();
-    check_links(chain, &replay.base)?;
-    for block in chain {
-        replay.apply(&block.to_entry());
-        // Only the head matters here: drop the block, or a replay of a
-        // long chain would hold all of it twice.
-        replay.unsaved.clear();
-        if replay.head.hash != block.hash {
-            return Err(ChainError::BadHash {
-                height: block.height,
-            });
-        }
-    }
-    replay.take_changes();
-    Ok(replay)
 }
 
 #[cfg(test)]

@@ -1,0 +1,278 @@
+//! Client requests at the driver: writes batched into one proposal per
+//! turn, linearizable reads through `read_index`, membership changes, and
+//! the answers once applied (or refused, with the leader to try).
+
+use super::*;
+
+impl Driver {
+    pub(super) fn client(&mut self, op: ClientOp, tx: oneshot::Sender<Reply>) {
+        let waiter = Waiter {
+            tx,
+            since: Instant::now(),
+        };
+        match op {
+            ClientOp::Write { session, op } => self.write(session, op, waiter),
+            ClientOp::Read { key, stale: true } => {
+                self.metrics.reads_stale.fetch_add(1, Relaxed);
+                let value = self.sm.get(&key).cloned();
+                let _ = waiter.tx.send(Reply::Value(value));
+            }
+            ClientOp::Read { key, stale: false } => {
+                self.read_batch.push(ReadWaiter { key, waiter });
+            }
+            // Every applied block is persisted by now: each Ready writes
+            // its blocks before the driver takes another input.
+            ClientOp::Chain { from, limit } => match self.storage.blocks(from, limit) {
+                Ok(blocks) => {
+                    let _ = waiter.tx.send(Reply::Blocks {
+                        blocks,
+                        height: self.sm.head().0,
+                        base: self.sm.base().clone(),
+                    });
+                }
+                Err(e) => {
+                    let _ = waiter
+                        .tx
+                        .send(Reply::Busy(format!("cannot read the chain: {e}")));
+                }
+            },
+            ClientOp::Member {
+                change,
+                id,
+                address,
+            } => self.member(change, id, address, waiter),
+            ClientOp::Digest => {
+                let (height, head) = self.sm.head();
+                let _ = waiter.tx.send(Reply::Digest {
+                    applied: self.sm.applied(),
+                    height,
+                    head,
+                    keys: self.sm.len() as u64,
+                    kv: self.sm.kv_digest(),
+                });
+            }
+        }
+    }
+
+    pub(super) fn write(&mut self, session: Option<(u64, u64)>, op: Op, waiter: Waiter) {
+        if let Some((client, seq)) = session {
+            // A retry of what was already applied gets its first outcome,
+            // from durable state, without taking another slot.
+            if let Some((last, outcome)) = self.sm.session(client) {
+                if seq == *last {
+                    let _ = waiter.tx.send(Reply::Applied {
+                        client,
+                        seq,
+                        outcome: outcome.clone(),
+                    });
+                    return;
+                }
+                if seq < *last {
+                    let _ = waiter.tx.send(Reply::StaleSeq { last: *last });
+                    return;
+                }
+            }
+        }
+        // Distinct sessions waiting: O(1), unlike `waiting()`, and close
+        // enough for a bound.
+        if self.writes.len()
+            + self.write_batch.waiters.len()
+            + self.read_batch.len()
+            + self.reads_ready.len()
+            >= MAX_WAITING
+        {
+            let _ = waiter
+                .tx
+                .send(Reply::Busy("too many waiting clients".into()));
+            return;
+        }
+        let (client, seq) = session.unwrap_or_else(|| {
+            self.next_seq += 1;
+            (self.own_client, self.next_seq - 1)
+        });
+        let data = Command::encode_op(client, seq, op);
+        // A batch stays within the bound unless one command alone exceeds it.
+        if self.write_batch.bytes + data.len() > MAX_BATCH_BYTES {
+            self.propose_writes();
+        }
+        self.write_batch.bytes += data.len();
+        self.write_batch.commands.push(data);
+        self.write_batch.waiters.push(((client, seq), waiter));
+        if self.write_batch.commands.len() >= MAX_BATCH_COMMANDS {
+            self.propose_writes();
+        }
+    }
+
+    /// Proposes every write of this turn as one entry (see [`Batch`]).
+    pub(super) fn propose_writes(&mut self) {
+        if self.write_batch.commands.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.write_batch);
+        let count = batch.commands.len() as u64;
+        match self.node.propose(Batch::encode_commands(batch.commands)) {
+            Ok(Proposed::At(_)) => {
+                self.metrics.proposals.fetch_add(count, Relaxed);
+                for (session, waiter) in batch.waiters {
+                    self.writes.entry(session).or_default().push(waiter);
+                }
+            }
+            Ok(Proposed::Forwarded(leader)) => {
+                // Not configured; a forwarded proposal has no slot to wait on.
+                for (_, waiter) in batch.waiters {
+                    self.refuse(waiter, Some(leader));
+                }
+            }
+            Err(CoreError::NotLeader { leader }) => {
+                for (_, waiter) in batch.waiters {
+                    self.refuse(waiter, leader);
+                }
+            }
+            Err(e) => {
+                self.metrics.proposals_refused.fetch_add(count, Relaxed);
+                for (_, waiter) in batch.waiters {
+                    let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+                }
+            }
+        }
+    }
+
+    pub(super) fn member(
+        &mut self,
+        change: ConfChangeType,
+        id: u64,
+        address: Option<MemberAddress>,
+        waiter: Waiter,
+    ) {
+        let cc = ConfChange {
+            change_type: change as i32,
+            node_id: id,
+            context: address
+                .map(|a| a.encode_to_vec().into())
+                .unwrap_or_default(),
+            ..ConfChange::default()
+        };
+        let e = match self.node.propose_conf_change(cc) {
+            Ok(slot) => {
+                self.conf_waiters.push((slot, waiter));
+                return;
+            }
+            Err(CoreError::NotLeader { leader }) => return self.refuse(waiter, leader),
+            Err(e) => e,
+        };
+        let reason = match &e {
+            CoreError::ProposalDropped(DropReason::ConfChangePending) => "conf_change_pending",
+            CoreError::ConfChange(c) => match c {
+                ConfChangeError::ZeroId => "zero_id",
+                ConfChangeError::AlreadyMember(_) => "already_member",
+                ConfChangeError::NotLearner(_) => "not_learner",
+                ConfChangeError::NotMember(_) => "not_member",
+                ConfChangeError::LastVoter => "last_voter",
+                ConfChangeError::LearnerBehind(_) => "learner_behind",
+                ConfChangeError::UnknownType(_) | ConfChangeError::Invalid(_) => "invalid",
+            },
+            _ => {
+                let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+                return;
+            }
+        };
+        let _ = waiter.tx.send(Reply::Refused {
+            reason,
+            error: e.to_string(),
+        });
+    }
+
+    pub(super) fn refuse(&self, waiter: Waiter, leader: Option<u64>) {
+        self.metrics.proposals_refused.fetch_add(1, Relaxed);
+        let _ = waiter.tx.send(Reply::NotLeader {
+            leader,
+            session: None,
+        });
+    }
+
+    pub(super) fn waiting(&self) -> usize {
+        self.writes.values().map(Vec::len).sum::<usize>()
+            + self.reads_pending.values().map(Vec::len).sum::<usize>()
+            + self.reads_ready.len()
+            + self.read_batch.len()
+            + self.write_batch.waiters.len()
+            + self.conf_waiters.len()
+    }
+
+    /// One `read_index` round for every linearizable read of this turn:
+    /// a quorum heartbeat per turn, not per read.
+    pub(super) fn start_reads(&mut self) {
+        if self.read_batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.read_batch);
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        match self
+            .node
+            .read_index(Bytes::copy_from_slice(&ctx.to_be_bytes()))
+        {
+            Ok(()) => {
+                self.reads_pending.insert(ctx, batch);
+            }
+            Err(CoreError::NotLeader { leader }) => {
+                for r in batch {
+                    let _ = r.waiter.tx.send(Reply::NotLeader {
+                        leader,
+                        session: None,
+                    });
+                }
+            }
+            Err(e) => {
+                for r in batch {
+                    let _ = r.waiter.tx.send(Reply::Busy(e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Answers the membership changes proposed here that were applied: the
+    /// one at its slot, or, if that slot holds something else (a new
+    /// leader filled it), that it was not chosen.
+    pub(super) fn answer_member_changes(&mut self, conf_slots: &[u64]) {
+        let applied = self.sm.applied();
+        let cs = self.sm.conf_state();
+        let mut i = 0;
+        while i < self.conf_waiters.len() {
+            let slot = self.conf_waiters[i].0;
+            if slot > applied {
+                i += 1;
+                continue;
+            }
+            let (_, w) = self.conf_waiters.swap_remove(i);
+            let reply = if conf_slots.contains(&slot) {
+                Reply::MemberChanged {
+                    voters: cs.voters.clone(),
+                    learners: cs.learners.clone(),
+                }
+            } else {
+                Reply::Busy(
+                    "the membership change was not chosen, or another change took effect first; retry"
+                        .into(),
+                )
+            };
+            let _ = w.tx.send(reply);
+        }
+    }
+
+    /// Answers every confirmed read whose index the state machine reached.
+    pub(super) fn serve_reads(&mut self) {
+        let applied = self.sm.applied();
+        let mut i = 0;
+        while i < self.reads_ready.len() {
+            if self.reads_ready[i].0 <= applied {
+                let (_, r) = self.reads_ready.swap_remove(i);
+                self.metrics.reads_linearizable.fetch_add(1, Relaxed);
+                let value = self.sm.get(&r.key).cloned();
+                let _ = r.waiter.tx.send(Reply::Value(value));
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
