@@ -33,6 +33,9 @@ pub(crate) struct Log {
 impl Log {
     /// Restores the log from storage: slots above `applied` are loaded into
     /// memory (they are the ones still to be applied or decided).
+    /// `committed` is the persisted watermark; the log's covers the
+    /// compacted prefix too, which is decided even when a crash lost the
+    /// hard state persisted after its snapshot (rule D3).
     pub(crate) fn restore<S: Storage>(storage: &S, committed: u64, applied: u64) -> Result<Log> {
         // Storage is outside the process: its answers are checked too.
         let first = storage.first_slot()?;
@@ -40,6 +43,7 @@ impl Log {
             .checked_sub(1)
             .filter(|&c| c <= crate::validate::MAX_SLOT)
             .ok_or_else(|| StorageError::Corrupt(format!("first slot {first} out of range")))?;
+        let committed = committed.max(compacted);
         let last = storage.last_slot()?.max(compacted);
         if last > crate::validate::MAX_SLOT {
             return Err(StorageError::Corrupt(format!("last slot {last} beyond MAX_SLOT")).into());
@@ -78,6 +82,11 @@ impl Log {
             conf_slots,
             snapshot_floor: compacted,
         })
+    }
+
+    /// Slots at or below this are covered by a snapshot (rule S2).
+    pub(crate) fn snapshot_floor(&self) -> u64 {
+        self.snapshot_floor
     }
 
     /// The highest ballot among the entries held in memory (restore only).

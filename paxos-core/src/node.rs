@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::election::{PreVote, Timer};
-use crate::errors::{ConfigError, Error, Result, StorageError};
+use crate::errors::{ConfigError, Error, Result};
 use crate::leader::LeaderState;
 use crate::log::Log;
 use crate::membership::Membership;
@@ -99,14 +99,10 @@ impl<S: Storage> Node<S> {
         } else {
             Membership::from_conf_state(&init.conf_state)?
         };
-        // Storage may be torn between a Ready's parts in the order the
-        // `Ready` contract allows (snapshot, entries, then the hard state):
-        // a snapshot persisted without the hard state after it still
-        // covers only chosen slots, so the compacted prefix is decided.
-        let compacted = storage.first_slot()?.checked_sub(1).ok_or_else(|| {
-            StorageError::Corrupt("first_slot is 0; slots start at 1".to_string())
-        })?;
-        let committed = init.hard_state.committed.max(compacted);
+        // Rule D3: the log's committed watermark covers the compacted prefix
+        // even when the hard state after a persisted snapshot was lost.
+        let log = Log::restore(&storage, init.hard_state.committed, cfg.applied)?;
+        let (committed, compacted) = (log.committed, log.snapshot_floor());
         if cfg.applied > committed {
             return Err(ConfigError::AppliedBeyondCommitted {
                 applied: cfg.applied,
@@ -121,7 +117,6 @@ impl<S: Storage> Node<S> {
             }
             .into());
         }
-        let log = Log::restore(&storage, committed, cfg.applied)?;
         // Entries persisted without the hard state after them were accepted
         // under a promise at least as high as their ballot.
         let promised = init.hard_state.promised().max(log.highest_ballot());

@@ -127,14 +127,19 @@ fn no_report_from_storage_under_an_unpersisted_snapshot() {
     n.step(prepare(3, 1, Ballot::new(3, 3), 1, Some(lb)))
         .expect("prepare");
     let mut rd = n.ready();
-    for m in all_messages(&mut rd) {
+    let out = all_messages(&mut rd);
+    for m in &out {
         if let Some(Body::Promise(p)) = &m.body {
-            assert!(
-                p.entries.iter().all(|e| e.slot > 2),
-                "reported slots under the snapshot from old storage: {p:?}"
-            );
+            panic!("promised, reporting from under the snapshot: {p:?}");
         }
     }
+    // It cannot report slots 1..=2 from the snapshot: it refuses, as a node
+    // that compacted them would, and says why (rule P5).
+    assert!(
+        out.iter()
+            .any(|m| m.to == 3 && matches!(&m.body, Some(Body::Reject(r)) if r.compacted == 2)),
+        "no compacted refusal: {out:?}"
+    );
     persist(&disk, &mut installed);
     n.advance(installed);
     persist(&disk, &mut rd);
