@@ -4,6 +4,10 @@
 //! membership changes: rare) as exceptions. An entry costs 32 bytes here
 //! instead of a whole `Entry`'s 72, which is most of an in-memory cluster's
 //! footprint.
+//!
+//! Slots reach it only through the core, which refuses any past
+//! [`crate::MAX_SLOT`] at the edge (rule V1), so `slot + 1` here cannot
+//! overflow; `insert` asserts the bound in debug builds.
 
 use crate::window::SlotWindow;
 use bytes::Bytes;
@@ -42,6 +46,7 @@ impl MemLog {
     /// Stores `entry` at its slot, replacing what was there; a slot at or
     /// below `base` is ignored.
     pub(crate) fn insert(&mut self, entry: Entry) {
+        debug_assert!(entry.slot <= crate::MAX_SLOT, "slot {}", entry.slot);
         if entry.slot <= self.base() {
             return;
         }

@@ -19,7 +19,7 @@ use crate::state::{
 };
 use bytes::Bytes;
 use paxos_core::proto::{ConfState, Entry, HardState, ProstMessage, Snapshot, SnapshotMetadata};
-use paxos_core::{InitialState, Storage, StorageError};
+use paxos_core::{InitialState, Storage, StorageError, MAX_SLOT};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
@@ -157,8 +157,10 @@ fn slot_of(snapshot: &Snapshot) -> u64 {
     snapshot.metadata.as_ref().map_or(0, |m| m.slot)
 }
 
-/// A u64 stored big-endian in the meta table (0 when absent).
-fn meta_u64(
+/// A slot stored big-endian in the meta table (0 when absent). A slot
+/// above [`MAX_SLOT`] is corruption (no node ever reaches one), and the
+/// bound makes `+ 1` on any stored slot safe.
+fn meta_slot(
     meta: &impl ReadableTable<&'static str, &'static [u8]>,
     key: &str,
 ) -> Result<u64, StorageError> {
@@ -169,7 +171,13 @@ fn meta_u64(
                 .value()
                 .try_into()
                 .map_err(|_| StorageError::Corrupt(key.to_owned()))?;
-            Ok(u64::from_be_bytes(raw))
+            let slot = u64::from_be_bytes(raw);
+            if slot > MAX_SLOT {
+                return Err(StorageError::Corrupt(format!(
+                    "{key}: slot {slot} past the limit {MAX_SLOT}"
+                )));
+            }
+            Ok(slot)
         }
     }
 }
@@ -254,7 +262,7 @@ impl RedbStorage {
         {
             let mut table = txn.open_table(ENTRIES).map_err(write_err)?;
             let mut meta = txn.open_table(META).map_err(write_err)?;
-            let mut compacted = meta_u64(&meta, COMPACTED).map_err(write_err)?;
+            let mut compacted = meta_slot(&meta, COMPACTED).map_err(write_err)?;
             if let Some((snapshot, data)) = installed {
                 compacted = compacted.max(slot_of(snapshot));
                 Self::install(&txn, &mut meta, &mut table, compacted, snapshot, data)?;
@@ -398,7 +406,7 @@ impl RedbStorage {
     pub fn load_state_machine(&self) -> Result<StateMachine, StorageError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let meta = txn.open_table(META).map_err(unavailable)?;
-        let applied = meta_u64(&meta, APPLIED)?;
+        let applied = meta_slot(&meta, APPLIED)?;
         let base: Option<ChainHead> = meta_msg(&meta, CHAIN_BASE)?;
         let conf_state = match meta_msg(&meta, SM_CONF_STATE)? {
             Some(cs) => cs,
@@ -440,13 +448,21 @@ impl RedbStorage {
         // checkpoint are redone, which checks their hashes and links (every
         // other link is `chain verify`'s to check).
         let base_height = base.as_ref().map_or(0, |b| b.height);
-        let state_applied = meta_u64(&meta, STATE_APPLIED)?;
+        if base_height > applied {
+            return Err(StorageError::Corrupt(format!(
+                "chain base at height {base_height}, above applied slot {applied}"
+            )));
+        }
+        let state_applied = meta_slot(&meta, STATE_APPLIED)?;
         let chain = txn.open_table(CHAIN).map_err(unavailable)?;
         let held = chain.len().map_err(unavailable)?;
         let first = chain.first().map_err(unavailable)?.map(|(h, _)| h.value());
         let last = chain.last().map_err(unavailable)?.map(|(h, _)| h.value());
         let contiguous = match (first, last) {
-            (Some(first), Some(last)) => first == base_height + 1 && last - first + 1 == held,
+            (Some(first), Some(last)) => {
+                Some(first) == base_height.checked_add(1)
+                    && last.checked_sub(first).and_then(|d| d.checked_add(1)) == Some(held)
+            }
             _ => held == 0,
         };
         if !contiguous || last.unwrap_or(base_height) != applied {
@@ -476,6 +492,7 @@ impl RedbStorage {
             })
         };
         let mut sm = StateMachine::from_parts(state_applied, kv, sessions, head, base);
+        // `state_applied <= applied <= MAX_SLOT`: the successor exists.
         for item in chain.range(state_applied + 1..).map_err(unavailable)? {
             let (height, v) = item.map_err(unavailable)?;
             let block = stored_block(height.value(), v.value())?;
@@ -533,7 +550,7 @@ impl RedbStorage {
     /// The end of the compacted prefix (0: nothing compacted).
     pub fn compacted(&self) -> Result<u64, StorageError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
-        meta_u64(&txn.open_table(META).map_err(unavailable)?, COMPACTED)
+        meta_slot(&txn.open_table(META).map_err(unavailable)?, COMPACTED)
     }
 
     /// The slot of the latest snapshot (0: none).
@@ -562,7 +579,7 @@ impl Storage for RedbStorage {
             return Ok(out);
         }
         let txn = self.db.begin_read().map_err(unavailable)?;
-        let compacted = meta_u64(&txn.open_table(META).map_err(unavailable)?, COMPACTED)?;
+        let compacted = meta_slot(&txn.open_table(META).map_err(unavailable)?, COMPACTED)?;
         if lo <= compacted {
             return Err(StorageError::Compacted(compacted));
         }
@@ -579,16 +596,18 @@ impl Storage for RedbStorage {
                     e.slot
                 )));
             }
-            if out.len() >= max_entries || (!out.is_empty() && bytes + e.size() > max_bytes) {
+            let total = bytes.saturating_add(e.size());
+            if out.len() >= max_entries || (!out.is_empty() && total > max_bytes) {
                 break;
             }
-            bytes += e.size();
+            bytes = total;
             out.push(e);
         }
         Ok(out)
     }
 
     fn first_slot(&self) -> Result<u64, StorageError> {
+        // A stored slot is at most MAX_SLOT (`meta_slot`).
         Ok(self.compacted()? + 1)
     }
 
@@ -596,7 +615,7 @@ impl Storage for RedbStorage {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(ENTRIES).map_err(unavailable)?;
         let last = table.last().map_err(unavailable)?;
-        let compacted = meta_u64(&txn.open_table(META).map_err(unavailable)?, COMPACTED)?;
+        let compacted = meta_slot(&txn.open_table(META).map_err(unavailable)?, COMPACTED)?;
         Ok(last.map_or(0, |(k, _)| k.value()).max(compacted))
     }
 

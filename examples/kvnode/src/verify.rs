@@ -11,6 +11,7 @@ use crate::http::MAX_CHAIN_PAGE;
 use crate::state::{check_links, replay_chain, Block, ChainHead};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
+use paxos_core::MAX_SLOT;
 use std::process::ExitCode;
 
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -45,9 +46,8 @@ impl Held {
         if height == self.base.height {
             return Some(&self.base.hash);
         }
-        self.chain
-            .get((height - self.base.height - 1) as usize)
-            .map(|b| &b.hash)
+        let index = usize::try_from(height - self.base.height - 1).ok()?;
+        self.chain.get(index).map(|b| &b.hash)
     }
 }
 
@@ -57,6 +57,14 @@ async fn fetch(client: &Client, endpoint: &str) -> Result<Held, String> {
     // so the chain fetched next is consistent with it however far the
     // member moves on meanwhile.
     let digest: DigestJson = get_json(client, endpoint, "/state/digest").await?;
+    // Heights are slots (one block per slot): bounded like them, every sum
+    // below fits in a u64.
+    if digest.height > MAX_SLOT {
+        return Err(format!(
+            "{endpoint}: digest height {} past the limit {MAX_SLOT}",
+            digest.height
+        ));
+    }
     let mut chain = Vec::new();
     let mut base: Option<ChainHead> = None;
     loop {
@@ -71,6 +79,12 @@ async fn fetch(client: &Client, endpoint: &str) -> Result<Held, String> {
             &format!("/chain?from={from}&limit={MAX_CHAIN_PAGE}"),
         )
         .await?;
+        if page.base_height > MAX_SLOT {
+            return Err(format!(
+                "{endpoint}: chain base height {} past the limit {MAX_SLOT}",
+                page.base_height
+            ));
+        }
         let page_base = ChainHead {
             height: page.base_height,
             hash: if page.base_height == 0 {
@@ -100,7 +114,7 @@ async fn fetch(client: &Client, endpoint: &str) -> Result<Held, String> {
         for b in page
             .blocks
             .iter()
-            .take((digest.height + 1).saturating_sub(first) as usize)
+            .take(usize::try_from((digest.height + 1).saturating_sub(first)).unwrap_or(usize::MAX))
         {
             chain.push(
                 Block::try_from(b).map_err(|e| format!("{endpoint}: block {}: {e}", b.height))?,

@@ -71,6 +71,40 @@ fn a_file_that_is_not_a_database_is_a_typed_error() {
 }
 
 #[test]
+fn a_stored_slot_past_the_limit_is_corruption_not_an_overflow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    drop(RedbStorage::open(&path).expect("open"));
+    // The compacted prefix and the applied slot set to the top of `u64`
+    // behind the store's back: `first_slot` would be `u64::MAX + 1`.
+    {
+        let db = redb::Database::create(&path).expect("raw open");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut t = txn
+                .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+                .expect("table");
+            for key in ["compacted", "applied"] {
+                t.insert(key, u64::MAX.to_be_bytes().as_slice())
+                    .expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+    let s = RedbStorage::open(&path).expect("reopen");
+    for got in [s.first_slot(), s.last_slot(), s.compacted()] {
+        assert!(
+            matches!(&got, Err(StorageError::Corrupt(why)) if why.contains("past the limit")),
+            "{got:?}"
+        );
+    }
+    assert!(matches!(
+        s.load_state_machine(),
+        Err(StorageError::Corrupt(_))
+    ));
+}
+
+#[test]
 fn a_corrupt_entry_is_reported_not_served() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("node.redb");

@@ -13,7 +13,7 @@ pub enum ChainError {
         height: u64,
     },
     /// A block does not point at its predecessor.
-    #[error("block {height}: prev_hash does not match block {}", height - 1)]
+    #[error("block {height}: prev_hash does not match block {}", height.saturating_sub(1))]
     BrokenLink {
         /// The block.
         height: u64,
@@ -50,7 +50,13 @@ pub fn verify_chain(chain: &[Block], replica: &StateMachine) -> Result<(), Chain
 pub fn check_links(chain: &[Block], base: &ChainHead) -> Result<(), ChainError> {
     let mut prev = (base.height, &base.hash);
     for block in chain {
-        let height = prev.0 + 1;
+        // A base from another member may claim any height: one at the top
+        // of `u64` has no successor.
+        let height = prev.0.checked_add(1).ok_or(ChainError::OutOfOrder {
+            height: block.height,
+            expected_height: u64::MAX,
+            slot: block.slot,
+        })?;
         if block.height != height {
             return Err(ChainError::OutOfOrder {
                 height: block.height,
