@@ -71,6 +71,24 @@ enum Command {
     Cluster(ClusterArgs),
     /// Load the cluster with puts (and reads) and report throughput and latency.
     Bench(BenchArgs),
+    /// Make a cluster CA and a certificate per member for `serve
+    /// --peer-cert/--peer-key/--peer-ca` (an existing CA in --out is reused,
+    /// existing member files are kept).
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+struct CertsArgs {
+    /// Where to write ca.crt, ca.key, node-ID.crt and node-ID.key.
+    #[arg(long)]
+    out: PathBuf,
+    /// The member ids, comma-separated: each certificate names `node-ID`.
+    #[arg(long, value_delimiter = ',', required = true)]
+    ids: Vec<u64>,
+    /// Further names (DNS names or IP addresses) for every member
+    /// certificate, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    hosts: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +188,25 @@ struct ServeArgs {
     /// `kvnode member add` at the cluster, then `member promote` it.
     #[arg(long)]
     join: bool,
+    /// This member's certificate (PEM), naming `node-ID`: with --peer-key
+    /// and --peer-ca, every peer connection is mutual TLS and each peer may
+    /// speak only as the member its certificate names. Without them the
+    /// peer transport is plaintext: anyone who reaches the peer port can
+    /// speak as any member.
+    #[arg(long, value_name = "FILE")]
+    peer_cert: Option<PathBuf>,
+    /// This member's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    peer_key: Option<PathBuf>,
+    /// The cluster CA's certificate (PEM): a peer's certificate must chain
+    /// to it.
+    #[arg(long, value_name = "FILE")]
+    peer_ca: Option<PathBuf>,
+    /// A file holding the admin bearer token: membership changes and
+    /// leader transfers need `Authorization: Bearer TOKEN`. Without it
+    /// those endpoints are refused (403).
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +224,10 @@ struct ConnArgs {
     /// same pair applies it at most once.
     #[arg(long)]
     seq: Option<u64>,
+    /// A file holding the admin bearer token (membership changes, leader
+    /// transfer).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -285,25 +326,24 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(a) => crate::server::serve(ServeOptions {
-            id: a.id,
-            peers: a.peers,
-            data_dir: a.data_dir,
-            http: a.http,
-            cluster_id: a.cluster_id,
-            verbose: a.verbose,
-            tick: Duration::from_millis(a.tick_ms),
-            heartbeat_ticks: a.heartbeat_ticks,
-            election_ticks: a.election_ticks,
-            snapshots: crate::driver::SnapshotPolicy {
-                every: a.snapshot_every,
-                log_tail: a.log_tail,
-            },
-            join: a.join,
-            cache_bytes: usize::try_from(a.cache_mb << 20).unwrap_or(usize::MAX),
-        })
-        .map(|()| ExitCode::SUCCESS)
-        .map_err(|e| e.to_string()),
+        Command::Serve(a) => serve(a),
+        Command::Certs(a) => crate::tls::generate(&a.out, &a.ids, &a.hosts)
+            .map(|files| {
+                for (id, f) in a.ids.iter().zip(&files) {
+                    println!(
+                        "node {id}: --peer-cert {} --peer-key {} --peer-ca {}",
+                        f.cert.display(),
+                        f.key.display(),
+                        f.ca.display()
+                    );
+                }
+                println!(
+                    "keep {} secret: it signs new members",
+                    a.out.join("ca.key").display()
+                );
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| e.to_string()),
         Command::Cluster(a) => crate::cluster::run(ClusterOptions {
             nodes: a.nodes,
             data_dir: a.data_dir,
@@ -331,6 +371,32 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn serve(a: ServeArgs) -> Result<ExitCode, String> {
+    let peer_tls = crate::tls::PeerFiles::from_flags(a.peer_cert, a.peer_key, a.peer_ca)
+        .map_err(|e| e.to_string())?;
+    crate::server::serve(ServeOptions {
+        id: a.id,
+        peers: a.peers,
+        data_dir: a.data_dir,
+        http: a.http,
+        cluster_id: a.cluster_id,
+        verbose: a.verbose,
+        tick: Duration::from_millis(a.tick_ms),
+        heartbeat_ticks: a.heartbeat_ticks,
+        election_ticks: a.election_ticks,
+        snapshots: crate::driver::SnapshotPolicy {
+            every: a.snapshot_every,
+            log_tail: a.log_tail,
+        },
+        join: a.join,
+        cache_bytes: usize::try_from(a.cache_mb << 20).unwrap_or(usize::MAX),
+        peer_tls,
+        admin_token_file: a.admin_token_file,
+    })
+    .map(|()| ExitCode::SUCCESS)
+    .map_err(|e| e.to_string())
 }
 
 fn client_command(command: Command) -> Result<ExitCode, String> {
@@ -372,7 +438,7 @@ fn client_command(command: Command) -> Result<ExitCode, String> {
                 };
                 c::member(&conn.client()?, &req).await
             }
-            Command::Serve(_) | Command::Cluster(_) | Command::Bench(_) => {
+            Command::Serve(_) | Command::Cluster(_) | Command::Bench(_) | Command::Certs(_) => {
                 Err("not a client command".into())
             }
         }
@@ -390,7 +456,11 @@ fn member_request(
 
 impl ConnArgs {
     fn client(&self) -> Result<Client, String> {
-        Client::new(&self.endpoints, self.timeout).map_err(|e| e.to_string())
+        let client = Client::new(&self.endpoints, self.timeout).map_err(|e| e.to_string())?;
+        match &self.token_file {
+            None => Ok(client),
+            Some(path) => Ok(client.with_token(crate::auth::read_token(path)?)),
+        }
     }
 
     fn session(&self) -> Result<crate::commands::Session, String> {

@@ -64,6 +64,8 @@ pub(crate) struct Client {
     /// Where the last success came from: the leader, most likely.
     preferred: Arc<Mutex<Option<String>>>,
     timeout: Duration,
+    /// Sent as `Authorization: Bearer` with every request, when set.
+    token: Option<Arc<str>>,
 }
 
 /// `host:port` of an endpoint written with or without `http://`.
@@ -103,7 +105,14 @@ impl Client {
             endpoints: Arc::new(endpoints),
             preferred: Arc::new(Mutex::new(None)),
             timeout,
+            token: None,
         })
+    }
+
+    /// The same client, presenting the admin `token`.
+    pub(crate) fn with_token(mut self, token: String) -> Self {
+        self.token = Some(token.into());
+        self
     }
 
     /// The endpoints, as `host:port`.
@@ -122,6 +131,9 @@ impl Client {
         let mut req = Request::builder().method(method.clone()).uri(url);
         for (name, value) in headers {
             req = req.header(*name, value.as_str());
+        }
+        if let Some(token) = &self.token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let req = req
             .body(Full::new(body.clone()))

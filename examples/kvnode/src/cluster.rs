@@ -55,6 +55,12 @@ pub(crate) fn peers_spec(members: &[Member]) -> String {
 /// reported with the command that restarts it; the others keep running.
 pub(crate) fn run(opts: ClusterOptions) -> Result<(), String> {
     let members = local_members(opts.nodes, opts.base_port)?;
+    let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    // Peers speak mutual TLS with a throwaway CA kept beside the data
+    // (reused on restart); the admin token sits there too.
+    let certs =
+        crate::tls::generate(&opts.data_dir.join("certs"), &ids, &[]).map_err(|e| e.to_string())?;
+    let token_file = admin_token(&opts.data_dir)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -65,7 +71,7 @@ pub(crate) fn run(opts: ClusterOptions) -> Result<(), String> {
         let mut children: Members = JoinSet::new();
         let mut pids = Vec::new();
         let mut restart = Vec::new();
-        for m in &members {
+        for (m, tls) in members.iter().zip(&certs) {
             let mut args: Vec<String> = vec![
                 "serve".into(),
                 "--id".into(),
@@ -79,6 +85,14 @@ pub(crate) fn run(opts: ClusterOptions) -> Result<(), String> {
                     .to_string(),
                 "--cluster-id".into(),
                 opts.cluster_id.to_string(),
+                "--peer-cert".into(),
+                tls.cert.display().to_string(),
+                "--peer-key".into(),
+                tls.key.display().to_string(),
+                "--peer-ca".into(),
+                tls.ca.display().to_string(),
+                "--admin-token-file".into(),
+                token_file.display().to_string(),
             ];
             if opts.verbose {
                 args.push("-v".into());
@@ -97,7 +111,7 @@ pub(crate) fn run(opts: ClusterOptions) -> Result<(), String> {
             let id = m.id;
             children.spawn(async move { (id, child.wait().await) });
         }
-        print_endpoints(&opts, &members);
+        print_endpoints(&opts, &members, &token_file);
         let endpoints: Vec<String> = members.iter().map(|m| m.http.to_string()).collect();
         tokio::spawn(async move { report_leader(&endpoints).await });
         loop {
@@ -131,7 +145,27 @@ async fn forward_log(id: u64, err: tokio::process::ChildStderr) {
     }
 }
 
-fn print_endpoints(opts: &ClusterOptions, members: &[Member]) {
+/// The admin token file under `data_dir`, made with a random token the
+/// first time.
+fn admin_token(data_dir: &std::path::Path) -> Result<PathBuf, String> {
+    let path = data_dir.join("admin.token");
+    if !path.exists() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+        let token = crate::ids::secret_hex()?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(token.as_bytes()))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(path)
+}
+
+fn print_endpoints(opts: &ClusterOptions, members: &[Member], token_file: &std::path::Path) {
     println!(
         "kvnode cluster: {} nodes, data in {}",
         members.len(),
@@ -156,6 +190,14 @@ fn print_endpoints(opts: &ClusterOptions, members: &[Member]) {
         endpoints.join(",")
     );
     println!("  kvnode chain verify --endpoints {}", endpoints.join(","));
+    println!(
+        "  kvnode member remove --id {} --token-file {} --endpoints {}",
+        members.len(),
+        token_file.display(),
+        endpoints.join(",")
+    );
+    println!("peers speak mutual TLS (certificates in {}); membership changes need the admin token in {}",
+        opts.data_dir.join("certs").display(), token_file.display());
     println!("Ctrl-C stops the cluster.");
 }
 

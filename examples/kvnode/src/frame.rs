@@ -57,7 +57,18 @@ pub enum FrameError {
     /// A frame without a message.
     #[error("frame carries no message")]
     Empty,
+    /// A frame claiming a sender other than the member the connection's
+    /// certificate names.
+    #[error("frame claims to be from node {claimed}, not the member this connection's certificate names")]
+    Impersonation {
+        /// The claimed sender.
+        claimed: u64,
+    },
 }
+
+/// How much a partial frame's buffer grows at a time: memory follows the
+/// bytes that arrived, not the length a prefix announces.
+const READ_CHUNK: usize = 64 << 10;
 
 /// Encodes and decodes peer frames up to `max_frame` bytes.
 #[derive(Clone, Copy, Debug)]
@@ -103,8 +114,9 @@ impl FrameCodec {
                 max: self.max_frame,
             });
         }
+        // `len <= max_frame`, so the sum does not overflow.
         if src.len() < PREFIX + len {
-            src.reserve(PREFIX + len - src.len());
+            src.reserve((PREFIX + len - src.len()).min(READ_CHUNK));
             return Ok(None);
         }
         src.advance(PREFIX);
@@ -175,6 +187,17 @@ mod tests {
             assert_eq!(got, vec![frame(9, 1, 2), frame(9, 1, 3)], "split at {cut}");
             assert!(src.is_empty());
         }
+    }
+
+    #[test]
+    fn a_length_prefix_reserves_no_more_than_what_arrives() {
+        let codec = FrameCodec::new(8 << 20);
+        // Announces 8 MiB, sends four bytes of it.
+        let mut src = BytesMut::new();
+        src.extend_from_slice(&(8u32 << 20).to_be_bytes());
+        src.extend_from_slice(&[1, 2, 3, 4]);
+        assert!(matches!(codec.decode(&mut src), Ok(None)));
+        assert!(src.capacity() <= 2 * READ_CHUNK, "{}", src.capacity());
     }
 
     #[test]

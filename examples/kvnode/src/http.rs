@@ -25,6 +25,7 @@ use crate::api::{
     CasRequest, CasResponse, ChainJson, DigestJson, ErrorJson, MemberOp, MemberRequest,
     MembersResponse, StatusJson, WriteResponse, CLIENT_ID_HEADER, SEQ_HEADER,
 };
+use crate::auth::{AdminToken, Denied};
 use crate::config::{resolve, Directory};
 use crate::driver::{ClientOp, Inbox, Input, Reply, CLIENT_WAIT};
 use crate::metrics::Metrics;
@@ -59,6 +60,8 @@ pub(crate) struct Api {
     pub(crate) view: Arc<Mutex<StatusJson>>,
     pub(crate) members: Directory,
     pub(crate) metrics: Arc<Metrics>,
+    /// The credential administrative endpoints require.
+    pub(crate) admin: AdminToken,
 }
 
 /// The API's routes.
@@ -105,6 +108,26 @@ impl ApiError {
 
     fn unavailable(error: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, error)
+    }
+}
+
+impl Api {
+    /// Refuses a request without the admin credential: 401 when it has
+    /// none, 403 when it is wrong or administration is off.
+    fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        self.admin.check(given).map_err(|d| {
+            self.metrics.admin_refused.fetch_add(1, Relaxed);
+            match d {
+                Denied::Missing => ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "an admin bearer token is required",
+                ),
+                Denied::Forbidden(why) => ApiError::new(StatusCode::FORBIDDEN, why),
+            }
+        })
     }
 }
 
@@ -459,8 +482,10 @@ async fn digest(State(api): State<Api>, uri: Uri) -> ApiResult {
 async fn members(
     State(api): State<Api>,
     uri: Uri,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    api.admin(&headers)?;
     let body = body?;
     let req: MemberRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(

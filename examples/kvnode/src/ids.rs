@@ -19,6 +19,17 @@ pub(crate) fn random_u64() -> u64 {
     h.finish().max(1)
 }
 
+/// A secret: 32 bytes from the operating system's cryptographic random
+/// source, as hex (the admin token of `kvnode cluster`).
+pub(crate) fn secret_hex() -> Result<String, String> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| "no system randomness for a token".to_owned())?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -18,8 +18,10 @@ pub mod config;
 pub mod frame;
 pub mod state;
 pub mod storage;
+pub mod tls;
 
 pub(crate) mod api;
+pub(crate) mod auth;
 pub(crate) mod bench;
 pub(crate) mod client;
 pub(crate) mod cluster;

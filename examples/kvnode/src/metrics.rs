@@ -15,14 +15,18 @@ pub(crate) enum Rejection {
     Empty,
     Malformed,
     TooLarge,
+    /// A frame whose `from` is not the member its connection's certificate
+    /// names.
+    Impersonation,
 }
 
-const REJECTIONS: [(Rejection, &str); 5] = [
+const REJECTIONS: [(Rejection, &str); 6] = [
     (Rejection::WrongCluster, "wrong_cluster"),
     (Rejection::UnknownNode, "unknown_node"),
     (Rejection::Empty, "empty"),
     (Rejection::Malformed, "malformed"),
     (Rejection::TooLarge, "too_large"),
+    (Rejection::Impersonation, "impersonation"),
 ];
 
 /// Upper bounds (seconds) of the sync latency histogram buckets.
@@ -53,6 +57,8 @@ pub(crate) struct Metrics {
     pub(crate) peer_send_dropped: AtomicU64,
     pub(crate) peer_recv_dropped: AtomicU64,
     pub(crate) peer_connects: AtomicU64,
+    pub(crate) peer_conns_refused: AtomicU64,
+    pub(crate) admin_refused: AtomicU64,
     rejected: [AtomicU64; REJECTIONS.len()],
     /// Inputs waiting for the driver.
     pub(crate) driver_queue: AtomicI64,
@@ -87,7 +93,7 @@ impl Metrics {
     /// help, value) describing the node's protocol state.
     pub(crate) fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 21] = [
+        let counters: [(&str, &str, &AtomicU64); 23] = [
             (
                 "proposals_total",
                 "commands proposed as leader",
@@ -187,6 +193,17 @@ impl Metrics {
                 "peer_connects_total",
                 "outgoing peer connections established",
                 &self.peer_connects,
+            ),
+            (
+                "admin_requests_refused_total",
+                "administrative requests without a valid admin token",
+                &self.admin_refused,
+            ),
+            (
+                "peer_connections_refused_total",
+                "incoming peer connections closed before admitting a frame \
+                 (over a limit, failed TLS handshake, silent too long)",
+                &self.peer_conns_refused,
             ),
             (
                 "syncs_total",

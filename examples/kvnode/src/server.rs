@@ -2,11 +2,13 @@
 //! the driver thread, the peer transport and the HTTP API together.
 
 use crate::api::StatusJson;
+use crate::auth::AdminToken;
 use crate::config::{bind_data_dir, parse_members, resolve, ConfigError, Directory};
 use crate::driver::{Driver, DriverError, SnapshotPolicy, INBOX_CAPACITY};
 use crate::http::{router, Api};
 use crate::metrics::Metrics;
 use crate::storage::{RedbStorage, StoreError};
+use crate::tls::{PeerFiles, PeerTls, TlsError};
 use crate::transport::{listen, start_senders, Inbound};
 use paxos_core::proto::ConfState;
 use paxos_core::{Config, RawNode, Storage, StorageError};
@@ -37,6 +39,10 @@ pub(crate) struct ServeOptions {
     pub(crate) join: bool,
     /// The store's page cache.
     pub(crate) cache_bytes: usize,
+    /// Mutual TLS between members (plaintext when absent).
+    pub(crate) peer_tls: Option<PeerFiles>,
+    /// Where the admin bearer token is (admin endpoints off when absent).
+    pub(crate) admin_token_file: Option<PathBuf>,
 }
 
 /// Why `serve` could not start, or stopped.
@@ -76,6 +82,12 @@ pub enum ServeError {
     /// The driver thread ended without a word (it panicked).
     #[error("node stopped: the driver thread died")]
     DriverDied,
+    /// The peer TLS files are incomplete or unusable.
+    #[error("peer TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The admin token file is unusable.
+    #[error("admin token: {0}")]
+    AdminToken(String),
 }
 
 /// The terminal logger: asynchronous, so a slow terminal never stalls the
@@ -109,6 +121,14 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         None => me.http,
     };
     let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    // Checked before the store is touched: a typo in a flag changes nothing.
+    let peer_tls = opts.peer_tls.as_ref().map(PeerTls::load).transpose()?;
+    let admin = match &opts.admin_token_file {
+        None => AdminToken::new(None),
+        Some(path) => AdminToken::new(Some(
+            crate::auth::read_token(path).map_err(ServeError::AdminToken)?,
+        )),
+    };
     let db = bind_data_dir(&opts.data_dir, opts.cluster_id, opts.id)?;
     let storage = RedbStorage::open_with_cache(&db, opts.cache_bytes)?;
     let initial = initial_membership(opts.id, &ids, opts.join);
@@ -128,6 +148,13 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // The core tags its own lines with the node id.
     let node = RawNode::new(&config, storage.clone(), &root)?;
     let logger = root.new(slog::o!("node" => opts.id));
+    if peer_tls.is_none() {
+        slog::warn!(
+            logger,
+            "peer transport in plaintext: anyone who reaches the peer port can \
+            speak as any member (give --peer-cert, --peer-key and --peer-ca for mutual TLS)"
+        );
+    }
     slog::info!(logger, "restored"; "applied" => sm.applied(), "height" => sm.head().0,
         "data_dir" => %opts.data_dir.display());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -149,6 +176,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             &metrics,
             &logger,
             opts.verbose,
+            peer_tls.clone(),
         );
         tokio::spawn(listen(
             peer_listener,
@@ -160,6 +188,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 metrics: metrics.clone(),
                 logger: logger.clone(),
                 verbose: opts.verbose,
+                tls: peer_tls,
             }),
         ));
         let stop = Arc::new(AtomicBool::new(false));
@@ -193,6 +222,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             view,
             members: directory,
             metrics,
+            admin,
         };
         let (stop_http, mut http_stopped) = watch::channel(false);
         let http = tokio::spawn(async move {

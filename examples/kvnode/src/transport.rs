@@ -4,21 +4,33 @@
 //! it receives on the connections its peers dialed. Every queue is bounded
 //! and drops on overflow: the protocol resends what matters (heartbeats,
 //! per-peer progress), while a queue that blocked would stall the driver.
+//!
+//! With [`PeerTls`] every connection is mutual TLS: the dialer checks that
+//! the dialed member's certificate names it, the listener that the
+//! dialer's chains to the cluster CA, and each connection then carries
+//! frames from the one member its certificate names (any other `from` is
+//! refused and counted). An incoming connection must admit a frame within
+//! [`ADMIT_TIMEOUT`] and may then stay silent for at most
+//! [`IDLE_TIMEOUT`]; one source address holds at most
+//! [`MAX_PENDING_PER_SOURCE`] connections that have not admitted a frame
+//! yet, so a silent or slow client cannot take the slots of real peers.
 
 use crate::config::{Directory, Member};
 use crate::driver::{Inbox, Input};
 use crate::frame::{admit, FrameCodec, FrameError, PeerFrame};
 use crate::metrics::{Metrics, Rejection};
+use crate::tls::{names_member, PeerTls};
 use bytes::BytesMut;
 use paxos_core::proto::Message;
+use rustls::pki_types::CertificateDer;
 use slog::Logger;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::TrySendError;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -32,6 +44,18 @@ const SEND_QUEUE: usize = 4096;
 const WRITE_BATCH: usize = 1 << 20;
 /// Incoming connections served at once; more are closed on accept.
 const MAX_INBOUND: usize = 64;
+/// Incoming connections from one address that have not admitted a frame
+/// yet; more are closed on accept.
+pub(crate) const MAX_PENDING_PER_SOURCE: usize = 8;
+/// How long an incoming connection has to finish its TLS handshake and
+/// admit its first frame.
+pub(crate) const ADMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an admitted connection may stay silent (peers send at least a
+/// heartbeat every few ticks while they have something to say; a closed
+/// one is redialed when they do again).
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long dialing a peer (TCP and TLS) may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -48,6 +72,8 @@ pub(crate) struct Outbox {
     runtime: tokio::runtime::Handle,
     /// Set by `-v`: every message sent is logged on one line.
     trace: Option<Logger>,
+    /// Mutual TLS, when configured.
+    tls: Option<PeerTls>,
 }
 
 impl Outbox {
@@ -83,6 +109,7 @@ pub(crate) fn start_senders(
     metrics: &Arc<Metrics>,
     logger: &Logger,
     verbose: bool,
+    tls: Option<PeerTls>,
 ) -> Outbox {
     let mut outbox = Outbox {
         me,
@@ -92,6 +119,7 @@ pub(crate) fn start_senders(
         logger: logger.clone(),
         runtime: tokio::runtime::Handle::current(),
         trace: verbose.then(|| logger.clone()),
+        tls,
     };
     outbox.set_peers(members);
     outbox
@@ -115,7 +143,9 @@ impl Outbox {
             self.peers.insert(m.id, (m.peer, tx));
             let log = self.logger.new(slog::o!("peer" => m.id));
             self.runtime.spawn(sender(
+                m.id,
                 m.peer,
+                self.tls.clone(),
                 self.cluster_id,
                 rx,
                 self.metrics.clone(),
@@ -130,9 +160,37 @@ fn took(metrics: &Metrics) {
     metrics.peer_queue.fetch_sub(1, Relaxed);
 }
 
+/// The sending half of a peer connection, plain or TLS.
+type PeerWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Dials member `id` at `addr`; over TLS, its certificate must name it.
+async fn dial(id: u64, addr: SocketAddr, tls: Option<&PeerTls>) -> std::io::Result<PeerWrite> {
+    let connect = async {
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        Ok::<PeerWrite, std::io::Error>(match tls {
+            None => Box::new(tcp),
+            Some(tls) => Box::new(
+                tls.connector()
+                    .connect(PeerTls::server_name(id), tcp)
+                    .await?,
+            ),
+        })
+    };
+    match tokio::time::timeout(DIAL_TIMEOUT, connect).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "dialing timed out",
+        )),
+    }
+}
+
 /// Sends one peer's queue over one connection, redialing with back-off.
 async fn sender(
+    id: u64,
     addr: SocketAddr,
+    tls: Option<PeerTls>,
     cluster_id: u64,
     mut rx: mpsc::Receiver<Message>,
     metrics: Arc<Metrics>,
@@ -146,7 +204,7 @@ async fn sender(
         // Dial only when there is something to send.
         let Some(first) = rx.recv().await else { return };
         took(&metrics);
-        let mut stream = match TcpStream::connect(addr).await {
+        let mut stream = match dial(id, addr, tls.as_ref()).await {
             Ok(s) => s,
             Err(e) => {
                 failures += 1;
@@ -164,7 +222,6 @@ async fn sender(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         metrics.peer_connects.fetch_add(1, Relaxed);
         slog::info!(log, "connected to peer"; "addr" => %addr);
         backoff = BACKOFF_MIN;
@@ -193,7 +250,12 @@ async fn sender(
                     Err(_) => break,
                 }
             }
-            if let Err(e) = stream.write_all(&buf).await {
+            // TLS holds records back until flushed.
+            let written = match stream.write_all(&buf).await {
+                Ok(()) => stream.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 slog::info!(log, "peer connection lost"; "addr" => %addr, "error" => %e);
                 break;
             }
@@ -221,11 +283,53 @@ pub(crate) struct Inbound {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) logger: Logger,
     pub(crate) verbose: bool,
+    /// Mutual TLS, when configured.
+    pub(crate) tls: Option<PeerTls>,
+}
+
+/// Connections per source address that have not admitted a frame yet.
+#[derive(Debug, Default)]
+struct Pending(Mutex<BTreeMap<IpAddr, usize>>);
+
+impl Pending {
+    /// Counts one more from `ip`, unless it holds the maximum already.
+    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<PendingGuard> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_PENDING_PER_SOURCE {
+            return None;
+        }
+        *n += 1;
+        Some(PendingGuard {
+            pending: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One pending connection; dropped once it admits a frame or closes.
+#[derive(Debug)]
+struct PendingGuard {
+    pending: Arc<Pending>,
+    ip: IpAddr,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        let mut map = self.pending.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Accepts peer connections forever, each served by its own task.
 pub(crate) async fn listen(listener: TcpListener, ctx: Arc<Inbound>) {
     let slots = Arc::new(Semaphore::new(MAX_INBOUND));
+    let pending = Arc::new(Pending::default());
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(conn) => conn,
@@ -236,15 +340,86 @@ pub(crate) async fn listen(listener: TcpListener, ctx: Arc<Inbound>) {
                 continue;
             }
         };
+        let Some(guard) = pending.enter(remote.ip()) else {
+            ctx.metrics.peer_conns_refused.fetch_add(1, Relaxed);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
+            ctx.metrics.peer_conns_refused.fetch_add(1, Relaxed);
             slog::warn!(ctx.logger, "too many peer connections, closing one"; "remote" => %remote);
             continue;
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            receive(stream, remote, &ctx).await;
+            let _ = stream.set_nodelay(true);
+            match accept(stream, &ctx).await {
+                Ok((read, cert)) => receive(read, cert, remote, guard, &ctx).await,
+                Err(e) => {
+                    ctx.metrics.peer_conns_refused.fetch_add(1, Relaxed);
+                    slog::warn!(ctx.logger, "peer connection refused"; "remote" => %remote, "error" => %e);
+                }
+            }
             drop(permit);
         });
+    }
+}
+
+/// The receiving half of a peer connection, plain or TLS.
+type PeerRead = Box<dyn AsyncRead + Unpin + Send>;
+
+/// The TLS handshake (within [`ADMIT_TIMEOUT`]), when configured: the
+/// stream, and the verified certificate of the member on the other end.
+async fn accept(
+    tcp: TcpStream,
+    ctx: &Inbound,
+) -> std::io::Result<(PeerRead, Option<CertificateDer<'static>>)> {
+    let Some(tls) = &ctx.tls else {
+        return Ok((Box::new(tcp), None));
+    };
+    let stream = tokio::time::timeout(ADMIT_TIMEOUT, tls.acceptor().accept(tcp))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+        })??;
+    // The acceptor requires a client certificate: a handshake without one
+    // fails above.
+    let cert = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.clone().into_owned())
+        .ok_or_else(|| std::io::Error::other("no client certificate"))?;
+    Ok((Box::new(stream), Some(cert)))
+}
+
+/// Who a connection speaks for: over TLS, the one member its certificate
+/// names (bound at its first frame); in plaintext, anyone.
+#[derive(Debug)]
+enum Speaker {
+    Plain,
+    Certified {
+        cert: CertificateDer<'static>,
+        member: Option<u64>,
+    },
+}
+
+impl Speaker {
+    /// Whether a frame from `from` may come over this connection.
+    fn may_send(&mut self, from: u64) -> bool {
+        match self {
+            Speaker::Plain => true,
+            Speaker::Certified {
+                member: Some(id), ..
+            } => *id == from,
+            Speaker::Certified { cert, member } => {
+                let ok = names_member(cert, from);
+                if ok {
+                    *member = Some(from);
+                }
+                ok
+            }
+        }
     }
 }
 
@@ -255,19 +430,46 @@ fn rejection(e: &FrameError) -> Rejection {
         FrameError::WrongCluster { .. } => Rejection::WrongCluster,
         FrameError::UnknownNode { .. } => Rejection::UnknownNode,
         FrameError::Empty => Rejection::Empty,
+        FrameError::Impersonation { .. } => Rejection::Impersonation,
     }
 }
 
-/// Reads frames from one connection until it closes or breaks the framing.
-async fn receive(mut stream: TcpStream, remote: SocketAddr, ctx: &Inbound) {
-    let _ = stream.set_nodelay(true);
+/// Reads frames from one connection until it closes, breaks the framing,
+/// or stays silent too long.
+async fn receive(
+    mut stream: PeerRead,
+    cert: Option<CertificateDer<'static>>,
+    remote: SocketAddr,
+    guard: PendingGuard,
+    ctx: &Inbound,
+) {
     let codec = FrameCodec::new(MAX_FRAME);
     let mut buf = BytesMut::with_capacity(64 << 10);
     let mut refused = 0u64;
+    let mut speaker = match cert {
+        None => Speaker::Plain,
+        Some(cert) => Speaker::Certified { cert, member: None },
+    };
+    // Until its first admitted frame the connection counts against its
+    // source's pending limit and has ADMIT_TIMEOUT in all.
+    let mut pending = Some(guard);
+    let admit_by = tokio::time::Instant::now() + ADMIT_TIMEOUT;
     loop {
-        match stream.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        let deadline = if pending.is_some() {
+            admit_by
+        } else {
+            tokio::time::Instant::now() + IDLE_TIMEOUT
+        };
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                if pending.is_some() {
+                    ctx.metrics.peer_conns_refused.fetch_add(1, Relaxed);
+                }
+                slog::info!(ctx.logger, "closing a silent peer connection"; "remote" => %remote);
+                return;
+            }
         }
         loop {
             let frame = match codec.decode(&mut buf) {
@@ -281,8 +483,17 @@ async fn receive(mut stream: TcpStream, remote: SocketAddr, ctx: &Inbound) {
                     return;
                 }
             };
-            match admit(frame, ctx.cluster_id, ctx.me, |id| ctx.members.contains(id)) {
+            let admitted = admit(frame, ctx.cluster_id, ctx.me, |id| ctx.members.contains(id))
+                .and_then(|msg| {
+                    if speaker.may_send(msg.from) {
+                        Ok(msg)
+                    } else {
+                        Err(FrameError::Impersonation { claimed: msg.from })
+                    }
+                });
+            match admitted {
                 Ok(msg) => {
+                    pending = None;
                     if ctx.verbose {
                         slog::info!(ctx.logger, "recv {msg}");
                     }

@@ -6,8 +6,7 @@ mod support;
 
 use bytes::BytesMut;
 use kvnode::frame::{FrameCodec, PeerFrame};
-use paxos_core::proto::{Ballot, Body, Heartbeat, Message};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -362,45 +361,9 @@ fn killing_the_leader_under_load_loses_no_acknowledged_write() {
     );
 }
 
-fn frame(cluster_id: u64, from: u64, to: u64) -> Vec<u8> {
-    let body = Body::Heartbeat(Heartbeat {
-        ballot: Some(Ballot::new(99, from)),
-        committed: 1_000_000,
-        seq: 1,
-    });
-    let mut buf = BytesMut::new();
-    FrameCodec::new(1 << 20)
-        .encode(
-            &PeerFrame {
-                cluster_id,
-                message: Some(Message::new(from, to, body)),
-            },
-            &mut buf,
-        )
-        .expect("encode");
-    buf.to_vec()
-}
-
-/// Sends `bytes` to a peer port; returns whether the node closed the
-/// connection (within a short wait).
-fn send_peer(addr: &str, bytes: &[u8]) -> bool {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.write_all(bytes).expect("write");
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    let mut buf = [0u8; 16];
-    match s.read(&mut buf) {
-        Ok(n) => n == 0,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-    }
-}
-
 #[test]
 fn hostile_frames_and_bad_requests_are_refused_counted_and_survived() {
-    let c = Cluster::start(3, &["--cluster-id", "42", "-v"]);
+    let c = Cluster::start_plain(3, &["--cluster-id", "42", "-v"]);
     c.leader();
     let (t, peer) = (0, c.nodes[0].peer.clone());
     let id = c.nodes[t].id;
@@ -675,9 +638,10 @@ fn a_node_joins_is_promoted_and_a_voter_leaves_without_losing_a_write() {
     );
 
     // Refusals are typed: 409 with the protocol's reason, 400 for bad input.
+    let admin = [("Authorization", format!("Bearer {ADMIN_TOKEN}"))];
     let deadline = Instant::now() + Duration::from_secs(10);
     let body = format!(r#"{{"op":"promote","id":{id}}}"#);
-    let r = call(&eps, "POST", "/members", &[], body.as_bytes(), deadline).expect("answer");
+    let r = call(&eps, "POST", "/members", &admin, body.as_bytes(), deadline).expect("answer");
     assert_eq!(
         (r.status, r.json()["reason"].as_str()),
         (409, Some("not_learner"))
@@ -689,7 +653,7 @@ fn a_node_joins_is_promoted_and_a_voter_leaves_without_losing_a_write() {
         br#"{"op":"add","id":9,"peer":"nowhere","http":"127.0.0.1:1"}"#,
         b"{nope",
     ] {
-        let r = http(&eps[0], "POST", "/members", &[], bad).expect("answer");
+        let r = http(&eps[0], "POST", "/members", &admin, bad).expect("answer");
         assert_eq!(r.status, 400, "{}", r.text());
         assert!(r.json()["error"].is_string());
     }

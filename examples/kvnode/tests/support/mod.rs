@@ -3,6 +3,9 @@
 //! test can also send what no well-behaved client would).
 #![allow(dead_code)]
 
+use bytes::BytesMut;
+use kvnode::frame::{FrameCodec, PeerFrame};
+use paxos_core::proto::{Ballot, Body, Heartbeat, Message};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -151,11 +154,49 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub spec: String,
     pub extra_args: Vec<String>,
+    /// Peers speak mutual TLS with certificates from `certs_dir()`.
+    pub tls: bool,
 }
 
+/// The admin token every test cluster is started with.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 impl Cluster {
-    /// Starts `n` members (with `extra` arguments each).
+    /// Starts `n` members (with `extra` arguments each), as `kvnode
+    /// cluster` does: peer mutual TLS, and the admin token.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        Self::start_with(n, extra, true)
+    }
+
+    /// Starts `n` members whose peer transport is plaintext.
+    pub fn start_plain(n: usize, extra: &[&str]) -> Cluster {
+        Self::start_with(n, extra, false)
+    }
+
+    /// Where the cluster's CA and member certificates are.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.tmp.path().join("certs")
+    }
+
+    /// The admin token's file.
+    pub fn token_file(&self) -> PathBuf {
+        self.tmp.path().join("admin.token")
+    }
+
+    /// Makes certificates for `ids` (the CA once, then reused).
+    pub fn make_certs(&self, ids: &[u64]) {
+        let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+        let out = Command::new(BIN)
+            .arg("certs")
+            .arg("--out")
+            .arg(self.certs_dir())
+            .args(["--ids", &ids.join(",")])
+            .output()
+            .expect("run kvnode certs");
+        assert!(out.status.success(), "kvnode certs: {out:?}");
+    }
+
+    fn start_with(n: usize, extra: &[&str], tls: bool) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(2 * n);
         let nodes: Vec<Node> = (0..n)
@@ -178,7 +219,13 @@ impl Cluster {
             nodes,
             spec,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            tls,
         };
+        std::fs::write(c.token_file(), ADMIN_TOKEN).expect("token file");
+        if tls {
+            let ids: Vec<u64> = c.nodes.iter().map(|n| n.id).collect();
+            c.make_certs(&ids);
+        }
         for i in 0..n {
             c.spawn(i);
         }
@@ -197,9 +244,22 @@ impl Cluster {
             .open(self.log_path(i))
             .expect("log file");
         let n = &self.nodes[i];
-        let mut join = Vec::new();
+        let mut join: Vec<String> = Vec::new();
         if n.joined.is_some() {
-            join.push("--join");
+            join.push("--join".into());
+        }
+        join.push("--admin-token-file".into());
+        join.push(self.token_file().display().to_string());
+        if self.tls {
+            let dir = self.certs_dir();
+            for (flag, file) in [
+                ("--peer-cert", format!("node-{}.crt", n.id)),
+                ("--peer-key", format!("node-{}.key", n.id)),
+                ("--peer-ca", "ca.crt".to_owned()),
+            ] {
+                join.push(flag.into());
+                join.push(dir.join(file).display().to_string());
+            }
         }
         let child = Command::new(BIN)
             .arg("serve")
@@ -243,6 +303,9 @@ impl Cluster {
             child: None,
             joined: Some(spec),
         });
+        if self.tls {
+            self.make_certs(&[id]);
+        }
         self.spawn(i);
         i
     }
@@ -298,11 +361,13 @@ impl Cluster {
         } else {
             endpoints.join(",")
         };
-        Command::new(BIN)
-            .args(args)
-            .args(["--endpoints", &eps])
-            .output()
-            .expect("run kvnode")
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).args(["--endpoints", &eps]);
+        // Every client command but the load generator takes the token.
+        if args.first() != Some(&"bench") {
+            cmd.arg("--token-file").arg(self.token_file());
+        }
+        cmd.output().expect("run kvnode")
     }
 
     pub fn metrics(&self, i: usize) -> String {
@@ -357,4 +422,42 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+}
+
+/// A peer frame of `cluster_id` carrying a heartbeat from `from` to `to`
+/// in a ballot no one has started.
+pub fn frame(cluster_id: u64, from: u64, to: u64) -> Vec<u8> {
+    let body = Body::Heartbeat(Heartbeat {
+        ballot: Some(Ballot::new(99, from)),
+        committed: 1_000_000,
+        seq: 1,
+    });
+    let mut buf = BytesMut::new();
+    FrameCodec::new(1 << 20)
+        .encode(
+            &PeerFrame {
+                cluster_id,
+                message: Some(Message::new(from, to, body)),
+            },
+            &mut buf,
+        )
+        .expect("encode");
+    buf.to_vec()
+}
+
+/// Sends `bytes` to a peer port; returns whether the node closed the
+/// connection (within a short wait).
+pub fn send_peer(addr: &str, bytes: &[u8]) -> bool {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(bytes).expect("write");
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
 }
