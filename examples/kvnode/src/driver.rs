@@ -80,7 +80,7 @@ pub(crate) enum Input {
 }
 
 /// What a client asks.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum ClientOp {
     /// A put, delete or compare-and-swap. `session` is the client's
     /// (id, seq); the driver assigns one when absent.

@@ -43,7 +43,9 @@ use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// Longest key, in bytes.
 pub(crate) const MAX_KEY: usize = 1024;
@@ -62,7 +64,13 @@ pub(crate) struct Api {
     pub(crate) metrics: Arc<Metrics>,
     /// The credential administrative endpoints require.
     pub(crate) admin: AdminToken,
+    /// How long a request that needs the leader waits for one while this
+    /// member knows none (about two election timeouts).
+    pub(crate) leader_wait: Duration,
 }
+
+/// How often a request waiting for a leader looks again.
+const LEADER_POLL: Duration = Duration::from_millis(5);
 
 /// The API's routes.
 pub(crate) fn router(api: Api) -> Router {
@@ -242,6 +250,55 @@ impl Api {
         }
     }
 
+    /// `ask` for an operation the leader serves, riding out an election:
+    /// while this member knows no leader (or the leader cannot take it
+    /// yet), it waits up to `leader_wait` for one and asks again, so the
+    /// client gets an answer or a redirect instead of an error. Only a
+    /// refusal is retried, which proposed nothing (a write proposed here
+    /// keeps the session it was proposed under, so it applies at most
+    /// once).
+    async fn ask_leader(&self, mut op: ClientOp) -> Result<Reply, ApiError> {
+        let deadline = Instant::now() + self.leader_wait;
+        loop {
+            let reply = self.ask(op.clone()).await?;
+            let retry = match &reply {
+                Reply::NotLeader { leader, session } => {
+                    if let (ClientOp::Write { session: s, .. }, Some(proposed)) = (&mut op, session)
+                    {
+                        *s = Some(*proposed);
+                    }
+                    self.leader_elsewhere(*leader).is_none()
+                }
+                Reply::Busy(_) => true,
+                _ => false,
+            };
+            if !retry || Instant::now() >= deadline {
+                return Ok(reply);
+            }
+            self.metrics.leader_waits.fetch_add(1, Relaxed);
+            // The driver publishes the leader it follows every turn: look
+            // until one is known, then ask again.
+            loop {
+                tokio::time::sleep(LEADER_POLL).await;
+                if Instant::now() >= deadline || self.known_leader().is_some() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The leader the driver last reported following (or being).
+    fn known_leader(&self) -> Option<u64> {
+        self.view.lock().ok().and_then(|v| v.leader)
+    }
+
+    /// `leader`, if it is another member whose address is known.
+    fn leader_elsewhere(&self, leader: Option<u64>) -> Option<(u64, String)> {
+        leader
+            .filter(|l| *l != self.id)
+            .and_then(|l| Some((l, self.http_of(l)?)))
+    }
+
     fn http_of(&self, id: u64) -> Option<String> {
         self.members.get(id).map(|m| m.http.to_string())
     }
@@ -249,11 +306,7 @@ impl Api {
     /// The answer for "not the leader": a redirect to the leader's address
     /// carrying the request's session, or 503 while no leader is known.
     fn not_leader(&self, leader: Option<u64>, session: Option<(u64, u64)>, uri: &Uri) -> ApiError {
-        let target = leader.filter(|l| *l != self.id).and_then(|l| {
-            let http = self.http_of(l)?;
-            Some((l, http))
-        });
-        let Some((leader, http)) = target else {
+        let Some((leader, http)) = self.leader_elsewhere(leader) else {
             return ApiError::unavailable("no leader known; retry shortly");
         };
         self.metrics.redirects.fetch_add(1, Relaxed);
@@ -346,7 +399,7 @@ async fn put_key(
     let value = body?;
     let session = session_of(&headers, &q)?;
     let reply = api
-        .ask(ClientOp::Write {
+        .ask_leader(ClientOp::Write {
             session,
             op: Op::put(key, value),
         })
@@ -365,7 +418,7 @@ async fn delete_key(
     let q = query_of(query)?;
     let session = session_of(&headers, &q)?;
     let reply = api
-        .ask(ClientOp::Write {
+        .ask_leader(ClientOp::Write {
             session,
             op: Op::Delete(key),
         })
@@ -395,7 +448,7 @@ async fn cas_key(
         expected: req.expected.map(Bytes::from),
         new: Bytes::from(req.new),
     });
-    let reply = api.ask(ClientOp::Write { session, op }).await?;
+    let reply = api.ask_leader(ClientOp::Write { session, op }).await?;
     api.write_reply(reply, &uri, true)
 }
 
@@ -408,7 +461,13 @@ async fn get_key(
     let key = key_of(path)?;
     let q = query_of(query)?;
     let stale = q.stale.unwrap_or(false);
-    match api.ask(ClientOp::Read { key, stale }).await? {
+    let read = ClientOp::Read { key, stale };
+    let reply = if stale {
+        api.ask(read).await?
+    } else {
+        api.ask_leader(read).await?
+    };
+    match reply {
         Reply::Value(Some(v)) => {
             Ok(([(header::CONTENT_TYPE, "application/octet-stream")], v).into_response())
         }
@@ -525,7 +584,7 @@ async fn members(
         id: req.id,
         address,
     };
-    match api.ask(op).await? {
+    match api.ask_leader(op).await? {
         Reply::MemberChanged { voters, learners } => Ok(Json(MembersResponse {
             ok: true,
             voters,

@@ -59,6 +59,7 @@ pub(crate) struct Metrics {
     pub(crate) peer_connects: AtomicU64,
     pub(crate) peer_conns_refused: AtomicU64,
     pub(crate) admin_refused: AtomicU64,
+    pub(crate) leader_waits: AtomicU64,
     rejected: [AtomicU64; REJECTIONS.len()],
     /// Inputs waiting for the driver.
     pub(crate) driver_queue: AtomicI64,
@@ -93,7 +94,7 @@ impl Metrics {
     /// help, value) describing the node's protocol state.
     pub(crate) fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 23] = [
+        let counters: [(&str, &str, &AtomicU64); 24] = [
             (
                 "proposals_total",
                 "commands proposed as leader",
@@ -193,6 +194,11 @@ impl Metrics {
                 "peer_connects_total",
                 "outgoing peer connections established",
                 &self.peer_connects,
+            ),
+            (
+                "leader_waits_total",
+                "times a client request waited for a leader instead of failing",
+                &self.leader_waits,
             ),
             (
                 "admin_requests_refused_total",

@@ -223,6 +223,11 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             members: directory,
             metrics,
             admin,
+            // Two election timeouts: an election that does not finish in
+            // that time is not one a client should wait out.
+            leader_wait: opts
+                .tick
+                .saturating_mul(opts.election_ticks.saturating_mul(2)),
         };
         let (stop_http, mut http_stopped) = watch::channel(false);
         let http = tokio::spawn(async move {

@@ -57,7 +57,9 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long dialing a peer (TCP and TLS) may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// A member that restarts hears its peers again within this (a longer
+/// back-off left it answering "no leader known" for a second).
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
 
 /// The driver's handle for sending: one bounded queue per peer.
 #[derive(Debug)]
