@@ -26,6 +26,10 @@ pub(crate) struct BenchOptions {
     pub(crate) read_ratio: f64,
     pub(crate) stale_reads: bool,
     pub(crate) keys: u64,
+    /// Writes rotate through this many client ids (0: one per worker).
+    pub(crate) clients: u64,
+    /// The first of those ids.
+    pub(crate) session_base: u64,
 }
 
 /// Counters every client bumps.
@@ -41,6 +45,9 @@ struct Totals {
     /// failover shows up here).
     last_done: AtomicU64,
     longest_gap: AtomicU64,
+    /// Writes started, for `--clients`: write k goes out as client
+    /// k mod N, sequence k / N + 1.
+    started: AtomicU64,
 }
 
 impl Totals {
@@ -164,6 +171,7 @@ async fn worker(
     let mut rng = Rng(crate::ids::random_u64() | 1);
     let session = crate::ids::random_u64();
     let mut seq = 0u64;
+    let session_base = opts.session_base;
     let value: Bytes = (0..opts.value_size)
         .map(|i| b'a' + ((i as u64 + w) % 26) as u8)
         .collect::<Vec<u8>>()
@@ -174,10 +182,19 @@ async fn worker(
         let (method, mut path, headers, body) = if read {
             (Method::GET, kv_path(&key), Vec::new(), Bytes::new())
         } else {
-            seq += 1;
+            let (client, s) = if opts.clients == 0 {
+                seq += 1;
+                (session, seq)
+            } else {
+                let k = totals.started.fetch_add(1, Relaxed);
+                (
+                    session_base.wrapping_add(k % opts.clients),
+                    k / opts.clients + 1,
+                )
+            };
             let headers = vec![
-                (CLIENT_ID_HEADER, session.to_string()),
-                (SEQ_HEADER, seq.to_string()),
+                (CLIENT_ID_HEADER, client.to_string()),
+                (SEQ_HEADER, s.to_string()),
             ];
             (Method::PUT, kv_path(&key), headers, value.clone())
         };

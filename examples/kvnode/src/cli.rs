@@ -292,6 +292,10 @@ struct BenchArgs {
     /// Distinct keys written and read.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     keys: u64,
+    /// Writes rotate through this many distinct client ids (sessions)
+    /// instead of one per worker: the sessions table under churn.
+    #[arg(long, default_value_t = 0)]
+    clients: u64,
 }
 
 /// `500ms`, `10s`, `2m`, or plain seconds.
@@ -360,6 +364,8 @@ pub fn run() -> ExitCode {
             read_ratio: a.read_ratio,
             stale_reads: a.stale_reads,
             keys: a.keys,
+            clients: a.clients,
+            session_base: crate::ids::random_u64() >> 1,
         })
         .map(|()| ExitCode::SUCCESS),
         other => client_command(other),

@@ -19,7 +19,8 @@ use crate::api::{hex, StatusJson};
 use crate::config::{resolve, Directory, Member};
 use crate::metrics::Metrics;
 use crate::state::{
-    Batch, Block, ChainHead, Command, MemberAddress, Op, Outcome, SnapshotError, StateMachine,
+    Batch, Block, ChainHead, Command, Lookup, MemberAddress, Op, Outcome, SnapshotError,
+    StateMachine,
 };
 use crate::storage::{Compaction, ReadyWrite, RedbStorage, StoreError};
 use crate::transport::Outbox;
@@ -135,8 +136,6 @@ pub(crate) enum Reply {
     },
     /// The leader cannot take it now (overload, transfer): retry.
     Busy(String),
-    /// The client already moved past this sequence: its outcome is gone.
-    StaleSeq { last: u64 },
     /// A membership change was applied: the membership after it.
     MemberChanged {
         voters: Vec<u64>,
@@ -428,6 +427,10 @@ impl Driver {
         self.metrics
             .waiting_clients
             .store(self.waiting() as i64, Relaxed);
+        self.metrics.sessions.store(
+            i64::try_from(self.sm.sessions_len()).unwrap_or(i64::MAX),
+            Relaxed,
+        );
         self.publish_status(status);
     }
 
@@ -478,19 +481,22 @@ impl Driver {
     }
 
     /// Drops clients that gave up or waited too long, and answers those
-    /// whose session moved past them (their outcome is no longer kept).
+    /// whose sequence their session has forgotten (its outcome is no
+    /// longer known).
     fn sweep(&mut self) {
         let live = |w: &Waiter| !w.tx.is_closed() && w.since.elapsed() < CLIENT_WAIT;
         let before = self.waiting();
         let sm = &self.sm;
         self.writes.retain(|(client, seq), waiters| {
-            if let Some((last, _)) = sm.session(*client) {
-                if *last > *seq {
-                    for w in waiters.drain(..) {
-                        let _ = w.tx.send(Reply::StaleSeq { last: *last });
-                    }
-                    return false;
+            if sm.lookup(*client, *seq) == Lookup::Forgotten {
+                for w in waiters.drain(..) {
+                    let _ = w.tx.send(Reply::Applied {
+                        client: *client,
+                        seq: *seq,
+                        outcome: Outcome::Forgotten,
+                    });
                 }
+                return false;
             }
             waiters.retain(live);
             !waiters.is_empty()

@@ -30,7 +30,7 @@ use crate::config::{resolve, Directory};
 use crate::driver::{ClientOp, Inbox, Input, Reply, CLIENT_WAIT};
 use crate::metrics::Metrics;
 use crate::state::MemberAddress;
-use crate::state::{Cas, Op, Outcome};
+use crate::state::{Cas, Op, Outcome, WINDOW};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -360,6 +360,23 @@ impl Api {
                 found: found.map(|v| String::from_utf8_lossy(&v).into_owned()),
             })
             .into_response()),
+            // Not 4xx: a 4xx means "not applied, and never will be", and
+            // this write may have been.
+            Reply::Applied {
+                outcome: Outcome::Forgotten,
+                seq,
+                ..
+            } => {
+                let mut e = ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "the outcome of sequence {seq} is no longer known: this client's \
+                         session has moved more than {WINDOW} sequences past it"
+                    ),
+                );
+                e.body.reason = Some("outcome_unknown".to_owned());
+                Err(e)
+            }
             Reply::Applied { seq, .. } => Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!("sequence {seq} was used for another operation"),
@@ -377,10 +394,6 @@ impl Api {
                 e.body.reason = Some(reason.to_owned());
                 e
             }
-            Reply::StaleSeq { last } => ApiError::new(
-                StatusCode::CONFLICT,
-                format!("this client already applied sequence {last}; older outcomes are not kept"),
-            ),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
         }
     }

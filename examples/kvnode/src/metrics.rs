@@ -67,6 +67,7 @@ pub(crate) struct Metrics {
     pub(crate) peer_queue: AtomicI64,
     /// Clients waiting for a decision or a read.
     pub(crate) waiting_clients: AtomicI64,
+    pub(crate) sessions: AtomicI64,
     sync_count: AtomicU64,
     sync_micros: AtomicU64,
     sync_buckets: [AtomicU64; SYNC_BUCKETS.len()],
@@ -247,6 +248,11 @@ impl Metrics {
                 "waiting_clients",
                 "client requests waiting for a decision or read",
                 &self.waiting_clients,
+            ),
+            (
+                "client_sessions",
+                "client sessions held (bounded; evicted least recently applied first)",
+                &self.sessions,
             ),
         ] {
             metric(

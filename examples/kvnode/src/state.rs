@@ -12,9 +12,11 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
 mod chain;
+mod sessions;
 mod snapshot;
 
 pub use chain::{check_links, replay_chain, verify_chain, ChainError};
+pub use sessions::{Lookup, Sessions, StoredClient, MAX_BYTES, MAX_CLIENTS, WINDOW};
 
 /// A client's request, as proposed (encoded with prost).
 #[derive(Clone, PartialEq, Eq, Message)]
@@ -141,6 +143,10 @@ pub enum Outcome {
     /// The entry was not a command (a malformed proposal): it is recorded in
     /// the chain like every decided entry, and changes nothing.
     Invalid,
+    /// The command's sequence is at or below its client's floor: whether
+    /// it was applied is no longer known, and it changed nothing now
+    /// (`sessions`). Never recorded.
+    Forgotten,
 }
 
 /// One block of the chain: the decided slot and the commands it carried.
@@ -256,12 +262,16 @@ pub struct SnapshotData {
     /// The KV map, in key order.
     #[prost(message, repeated, tag = "3")]
     pub kv: Vec<KvPair>,
-    /// The client sessions.
+    /// The client sessions in the single-outcome form of earlier versions
+    /// (read, never written).
     #[prost(message, repeated, tag = "4")]
     pub sessions: Vec<SessionRecord>,
     /// Addresses learned from membership changes.
     #[prost(message, repeated, tag = "5")]
     pub addresses: Vec<MemberAddress>,
+    /// The client sessions, in client order.
+    #[prost(message, repeated, tag = "6")]
+    pub clients: Vec<StoredClient>,
 }
 
 /// Why snapshot data was refused.
@@ -279,8 +289,8 @@ pub enum SnapshotError {
 #[derive(Clone, Debug)]
 pub struct StateMachine {
     kv: BTreeMap<Bytes, Bytes>,
-    /// Per client: the last sequence applied and its outcome.
-    sessions: BTreeMap<u64, (u64, Outcome)>,
+    /// The client sessions.
+    sessions: Sessions,
     /// The last block's height and hash. The blocks themselves live in the
     /// store: memory holds only those not saved yet, so it does not grow
     /// with the chain.
@@ -307,7 +317,7 @@ impl Default for StateMachine {
     fn default() -> Self {
         StateMachine {
             kv: BTreeMap::new(),
-            sessions: BTreeMap::new(),
+            sessions: Sessions::default(),
             head: zero_head(),
             unsaved: Vec::new(),
             base: zero_head(),
@@ -346,8 +356,8 @@ pub struct Changes {
     pub applied: u64,
     /// Keys set (Some) or removed (None).
     pub kv: Vec<(Bytes, Option<Bytes>)>,
-    /// Sessions updated: client -> (seq, outcome).
-    pub sessions: Vec<(u64, u64, Outcome)>,
+    /// Sessions updated (Some) or evicted (None), by client.
+    pub sessions: Vec<(u64, Option<StoredClient>)>,
     /// Blocks appended.
     pub blocks: Vec<Block>,
     /// The membership and the address book, when a change was applied.
@@ -359,13 +369,13 @@ pub struct Changes {
     pub checkpoint: bool,
 }
 
-/// A session's outcome as stored.
+/// One sequence's outcome as stored.
 #[derive(Clone, PartialEq, Eq, Message)]
 pub struct StoredSession {
-    /// The last sequence applied.
+    /// The sequence.
     #[prost(uint64, tag = "1")]
     pub seq: u64,
-    /// 0 done, 1 value, 2 cas, 3 invalid.
+    /// 0 done, 1 value, 2 cas, 3 invalid, 4 forgotten.
     #[prost(uint32, tag = "2")]
     pub kind: u32,
     /// The value read or found.
@@ -384,6 +394,7 @@ impl StoredSession {
             Outcome::Value(v) => (1, v.clone(), false),
             Outcome::Cas { swapped, found } => (2, found.clone(), *swapped),
             Outcome::Invalid => (3, None, false),
+            Outcome::Forgotten => (4, None, false),
         };
         StoredSession {
             seq,
@@ -403,6 +414,7 @@ impl StoredSession {
                 found: self.value.clone(),
             },
             3 => Outcome::Invalid,
+            4 => Outcome::Forgotten,
             _ => return None,
         };
         Some((self.seq, o))
@@ -423,7 +435,7 @@ impl StateMachine {
     pub fn from_parts(
         applied: u64,
         kv: BTreeMap<Bytes, Bytes>,
-        sessions: BTreeMap<u64, (u64, Outcome)>,
+        sessions: Sessions,
         head: Option<ChainHead>,
         base: Option<ChainHead>,
     ) -> Self {
@@ -473,7 +485,7 @@ impl StateMachine {
             .collect();
         changes.sessions = std::mem::take(&mut self.dirty_sessions)
             .into_iter()
-            .filter_map(|c| self.sessions.get(&c).map(|(seq, o)| (c, *seq, o.clone())))
+            .map(|c| (c, self.sessions.stored(c)))
             .collect();
         changes.checkpoint = true;
         self.since_checkpoint = 0;
@@ -558,9 +570,19 @@ impl StateMachine {
         self.kv.get(key)
     }
 
-    /// A client's session: the last sequence applied and its outcome.
-    pub fn session(&self, client: u64) -> Option<&(u64, Outcome)> {
-        self.sessions.get(&client)
+    /// What the sessions say of `client`'s sequence `seq`.
+    pub fn lookup(&self, client: u64, seq: u64) -> Lookup {
+        self.sessions.lookup(client, seq)
+    }
+
+    /// The number of client sessions held.
+    pub fn sessions_len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Every client session as stored, in client order.
+    pub fn stored_sessions(&self) -> Vec<StoredClient> {
+        self.sessions.all_stored()
     }
 
     /// The number of keys held.
@@ -590,7 +612,8 @@ impl StateMachine {
     /// Applies one decided entry (the next slot): appends its block and
     /// returns the outcome of each command it carried, with its client and
     /// sequence. A retried command returns its first outcome and changes
-    /// nothing; a stale duplicate of an older one returns nothing.
+    /// nothing; a forgotten one returns [`Outcome::Forgotten`] and changes
+    /// nothing.
     pub fn apply(&mut self, entry: &Entry) -> Vec<(u64, u64, Outcome)> {
         debug_assert_eq!(
             entry.slot,
@@ -607,9 +630,7 @@ impl StateMachine {
         }
         let mut outcomes = Vec::new();
         for data in &commands {
-            if let Some(o) = self.execute(data) {
-                outcomes.push(o);
-            }
+            outcomes.push(self.execute(data, entry.slot));
         }
         let (height, prev_hash) = self.head();
         let mut block = Block {
@@ -650,17 +671,14 @@ impl StateMachine {
         self.membership_dirty = true;
     }
 
-    fn execute(&mut self, data: &Bytes) -> Option<(u64, u64, Outcome)> {
+    fn execute(&mut self, data: &Bytes, slot: u64) -> (u64, u64, Outcome) {
         let Ok(cmd) = Command::decode(data.clone()) else {
-            return Some((0, 0, Outcome::Invalid));
+            return (0, 0, Outcome::Invalid);
         };
-        if let Some((seq, outcome)) = self.sessions.get(&cmd.client) {
-            if cmd.seq == *seq {
-                return Some((cmd.client, cmd.seq, outcome.clone()));
-            }
-            if cmd.seq < *seq {
-                return None;
-            }
+        match self.sessions.lookup(cmd.client, cmd.seq) {
+            Lookup::New => {}
+            Lookup::Applied(outcome) => return (cmd.client, cmd.seq, outcome),
+            Lookup::Forgotten => return (cmd.client, cmd.seq, Outcome::Forgotten),
         }
         let outcome = match cmd.op {
             None => Outcome::Invalid,
@@ -687,8 +705,11 @@ impl StateMachine {
         };
         self.dirty_sessions.insert(cmd.client);
         self.since_checkpoint += 1;
-        self.sessions.insert(cmd.client, (cmd.seq, outcome.clone()));
-        Some((cmd.client, cmd.seq, outcome))
+        let evicted = self
+            .sessions
+            .record(cmd.client, cmd.seq, outcome.clone(), slot);
+        self.dirty_sessions.extend(evicted);
+        (cmd.client, cmd.seq, outcome)
     }
 }
 
@@ -811,12 +832,37 @@ mod tests {
         assert_eq!(sm.get(b"x"), None);
         assert_eq!(sm.applied(), 7);
         assert_eq!(sm.unsaved_blocks().len(), 7, "one block per decided slot");
-        let stale = normal(8, cmd(1, 1, put("x", "9")));
-        assert!(
-            sm.apply(&stale).is_empty(),
-            "a stale duplicate changes nothing"
+        let again = normal(8, cmd(1, 1, put("x", "9")));
+        assert_eq!(
+            sm.apply(&again),
+            vec![(1, 1, Outcome::Done)],
+            "a duplicate of a recorded sequence returns its outcome"
         );
-        assert_eq!(sm.get(b"x"), None);
+        assert_eq!(sm.get(b"x"), None, "and changes nothing");
+        // Client 5 moves a whole window past its first sequence: that one
+        // is forgotten, neither applied nor refused.
+        let mut slot = 8;
+        let mut next = |c: u64, seq: u64, v: &str| {
+            slot += 1;
+            normal(
+                slot,
+                cmd(c, seq, put(if c == 5 && seq == 1 { "x" } else { "w" }, v)),
+            )
+        };
+        for seq in 2..=(WINDOW as u64) {
+            sm.apply(&next(5, seq, "1"));
+        }
+        assert_eq!(
+            sm.apply(&next(5, 1, "late")),
+            vec![(5, 1, Outcome::Done)],
+            "1 was never applied: it still is"
+        );
+        sm.apply(&next(5, WINDOW as u64 + 1, "2"));
+        assert_eq!(
+            sm.apply(&next(5, 1, "again")),
+            vec![(5, 1, Outcome::Forgotten)]
+        );
+        assert_eq!(sm.get(b"x"), Some(&Bytes::from("late")));
     }
 
     #[test]
@@ -969,7 +1015,8 @@ mod tests {
         let mut copy = StateMachine::from_snapshot(&data, sm.conf_state().clone());
         assert_eq!(copy.head(), sm.head());
         assert_eq!(copy.kv_digest(), sm.kv_digest());
-        assert_eq!(copy.session(1), sm.session(1));
+        assert_eq!(copy.stored_sessions(), sm.stored_sessions());
+        assert!(!copy.stored_sessions().is_empty());
         assert_eq!(copy.addresses().count(), 1);
         assert!(copy.unsaved_blocks().is_empty() && copy.base().height == 8);
         let next = normal(9, cmd(3, 1, put("z", "1")));
@@ -993,11 +1040,31 @@ mod tests {
             ..data.clone()
         };
         assert!(StateMachine::decode_snapshot(8, &headless.encode_to_vec()).is_err());
-        let mut bad_session = data;
-        bad_session.sessions[0].session = Some(StoredSession {
+        let mut bad_session = data.clone();
+        bad_session.clients[0].outcomes[0] = StoredSession {
             kind: 9,
             ..StoredSession::default()
-        });
+        };
         assert!(StateMachine::decode_snapshot(8, &bad_session.encode_to_vec()).is_err());
+        // A snapshot in the single-outcome form of earlier versions still
+        // installs, with the same sessions.
+        let legacy = SnapshotData {
+            clients: Vec::new(),
+            sessions: data
+                .clients
+                .iter()
+                .map(|c| SessionRecord {
+                    client: c.client,
+                    session: c.outcomes.last().cloned(),
+                })
+                .collect(),
+            ..data
+        };
+        let old = StateMachine::decode_snapshot(8, &legacy.encode_to_vec()).expect("legacy");
+        let old = StateMachine::from_snapshot(&old, sm.conf_state().clone());
+        for c in &legacy.sessions {
+            let seq = c.session.as_ref().map_or(0, |s| s.seq);
+            assert!(matches!(old.lookup(c.client, seq), Lookup::Applied(_)));
+        }
     }
 }

@@ -15,7 +15,8 @@
 //! compacted prefix.
 
 use crate::state::{
-    Block, ChainHead, Changes, MemberAddress, SnapshotData, StateMachine, StoredSession,
+    Block, ChainHead, Changes, MemberAddress, Sessions, SnapshotData, StateMachine, StoredClient,
+    StoredSession,
 };
 use bytes::Bytes;
 use paxos_core::proto::{ConfState, Entry, HardState, ProstMessage, Snapshot, SnapshotMetadata};
@@ -38,8 +39,11 @@ const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// key -> value: the replicated KV map.
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
-/// client -> encoded `StoredSession`.
-const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
+/// client -> encoded `StoredSession`: the single-outcome sessions of
+/// earlier versions, moved to `CLIENTS` when the store opens.
+const LEGACY_SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
+/// client -> encoded `StoredClient`: the client sessions.
+const CLIENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("client_sessions");
 /// height -> encoded `Block`.
 const CHAIN: TableDefinition<u64, &[u8]> = TableDefinition::new("chain");
 const HARD_STATE: &str = "hard_state";
@@ -153,6 +157,28 @@ fn stored_block(height: u64, bytes: &[u8]) -> Result<Block, StorageError> {
     Ok(block)
 }
 
+/// Moves sessions stored in the single-outcome form of earlier versions
+/// into `CLIENTS` (a pure conversion: every replica gets the same table).
+fn migrate_sessions(txn: &redb::WriteTransaction) -> Result<(), String> {
+    let mut legacy = txn.open_table(LEGACY_SESSIONS).map_err(|e| e.to_string())?;
+    let mut clients = txn.open_table(CLIENTS).map_err(|e| e.to_string())?;
+    let mut moved = Vec::new();
+    for item in legacy.iter().map_err(|e| e.to_string())? {
+        let (client, v) = item.map_err(|e| e.to_string())?;
+        let old = StoredSession::decode(v.value()).map_err(|e| format!("session: {e}"))?;
+        let new = Sessions::legacy(client.value(), &old)
+            .ok_or_else(|| format!("session of client {}: unknown kind", client.value()))?;
+        moved.push(new);
+    }
+    for s in &moved {
+        clients
+            .insert(s.client, s.encode_to_vec().as_slice())
+            .map_err(|e| e.to_string())?;
+    }
+    legacy.retain(|_, _| false).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 fn slot_of(snapshot: &Snapshot) -> u64 {
     snapshot.metadata.as_ref().map_or(0, |m| m.slot)
 }
@@ -217,9 +243,10 @@ impl RedbStorage {
             .map_err(|e| open_err(e.to_string()))?;
         txn.open_table(META).map_err(|e| open_err(e.to_string()))?;
         txn.open_table(KV).map_err(|e| open_err(e.to_string()))?;
-        txn.open_table(SESSIONS)
+        txn.open_table(CLIENTS)
             .map_err(|e| open_err(e.to_string()))?;
         txn.open_table(CHAIN).map_err(|e| open_err(e.to_string()))?;
+        migrate_sessions(&txn).map_err(|e| open_err(e.to_string()))?;
         txn.commit().map_err(|e| open_err(e.to_string()))?;
         Ok(RedbStorage { db: Arc::new(db) })
     }
@@ -343,12 +370,13 @@ impl RedbStorage {
             kv.insert(p.key.as_ref(), p.value.as_ref())
                 .map_err(write_err)?;
         }
-        let mut sessions = txn.open_table(SESSIONS).map_err(write_err)?;
+        let mut sessions = txn.open_table(CLIENTS).map_err(write_err)?;
         sessions.retain(|_, _| false).map_err(write_err)?;
-        for s in &data.sessions {
-            let stored = s.session.clone().unwrap_or_default().encode_to_vec();
+        // Checked by `decode_snapshot`; the legacy form is converted here.
+        let table = StateMachine::from_snapshot(data, ConfState::default());
+        for s in table.stored_sessions() {
             sessions
-                .insert(s.client, stored.as_slice())
+                .insert(s.client, s.encode_to_vec().as_slice())
                 .map_err(write_err)?;
         }
         let mut chain = txn.open_table(CHAIN).map_err(write_err)?;
@@ -385,12 +413,13 @@ impl RedbStorage {
             }
             .map_err(write_err)?;
         }
-        let mut sessions = txn.open_table(SESSIONS).map_err(write_err)?;
-        for (client, seq, outcome) in &c.sessions {
-            let stored = StoredSession::from_outcome(*seq, outcome).encode_to_vec();
-            sessions
-                .insert(*client, stored.as_slice())
-                .map_err(write_err)?;
+        let mut sessions = txn.open_table(CLIENTS).map_err(write_err)?;
+        for (client, stored) in &c.sessions {
+            match stored {
+                Some(s) => sessions.insert(*client, s.encode_to_vec().as_slice()),
+                None => sessions.remove(*client),
+            }
+            .map_err(write_err)?;
         }
         let mut chain = txn.open_table(CHAIN).map_err(write_err)?;
         for b in &c.blocks {
@@ -428,20 +457,26 @@ impl RedbStorage {
                 Bytes::copy_from_slice(v.value()),
             );
         }
-        let mut sessions = BTreeMap::new();
+        let mut stored = Vec::new();
         for item in txn
-            .open_table(SESSIONS)
+            .open_table(CLIENTS)
             .map_err(unavailable)?
             .iter()
             .map_err(unavailable)?
         {
             let (client, v) = item.map_err(unavailable)?;
-            let stored = StoredSession::decode(v.value()).map_err(|e| corrupt("session", &e))?;
-            let session = stored
-                .to_outcome()
-                .ok_or_else(|| StorageError::Corrupt("session kind".into()))?;
-            sessions.insert(client.value(), session);
+            let s = StoredClient::decode(v.value()).map_err(|e| corrupt("session", &e))?;
+            if s.client != client.value() {
+                return Err(StorageError::Corrupt(format!(
+                    "session of client {} stored under {}",
+                    s.client,
+                    client.value()
+                )));
+            }
+            stored.push(s);
         }
+        let sessions = Sessions::from_stored(stored)
+            .ok_or_else(|| StorageError::Corrupt("inconsistent client sessions".into()))?;
         // The blocks stay in the store (`blocks` pages through them), so
         // memory does not grow with the chain. The held range must be
         // contiguous from just above the base; the blocks above the last

@@ -6,8 +6,9 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -17,8 +18,8 @@ const WRITERS: u64 = 8;
 /// What one attempt at a write came to.
 #[derive(Debug)]
 enum Attempt {
-    /// 200.
-    Applied,
+    /// 200, with its answer.
+    Applied(Resp),
     /// An HTTP answer other than 200 or a redirect: a client-visible error.
     Refused(u16),
     /// The connection broke after the request went out: outcome unknown.
@@ -31,7 +32,7 @@ enum Attempt {
 fn attempt(
     endpoints: &[String],
     first: usize,
-    path: &str,
+    (method, path): (&str, &str),
     session: &[(&str, String)],
     body: &[u8],
 ) -> Attempt {
@@ -39,13 +40,13 @@ fn attempt(
     let mut target = endpoints[i % endpoints.len()].clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        match http(&target, "PUT", path, session, body) {
+        match http(&target, method, path, session, body) {
             Ok(r) if r.status == 307 => {
                 let loc = r.header("location").unwrap_or_default();
                 let auth = loc.trim_start_matches("http://");
                 target = auth.split('/').next().unwrap_or_default().to_owned();
             }
-            Ok(r) if r.status == 200 => return Attempt::Applied,
+            Ok(r) if r.status == 200 => return Attempt::Applied(r),
             Ok(r) => return Attempt::Refused(r.status),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 i += 1;
@@ -93,8 +94,14 @@ fn client_visible_errors_across_leader_kills_are_bounded() {
                     // A failed attempt is retried with the same session:
                     // the write applies at most once whatever happened.
                     let body = seq.to_string();
-                    match attempt(&endpoints, w as usize, &path, &session, body.as_bytes()) {
-                        Attempt::Applied => {
+                    match attempt(
+                        &endpoints,
+                        w as usize,
+                        ("PUT", &path),
+                        &session,
+                        body.as_bytes(),
+                    ) {
+                        Attempt::Applied(_) => {
                             applied.fetch_add(1, Relaxed);
                             seq += 1;
                         }
@@ -153,5 +160,130 @@ fn client_visible_errors_across_leader_kills_are_bounded() {
     assert!(
         unknown <= 2 * WRITERS * kills as u64,
         "{unknown} unknown outcomes for {WRITERS} writers and {kills} kill(s)"
+    );
+}
+
+#[test]
+fn a_client_with_eight_writes_in_flight_across_a_leader_kill_gets_each_applied_once() {
+    let mut c = Cluster::start(3, &[]);
+    c.leader();
+    let endpoints = c.endpoints();
+    let stop = Arc::new(AtomicBool::new(false));
+    // The client's open sequences: it takes a new one only while it stays
+    // within the session window of its lowest unanswered one, as a client
+    // with several writes in flight must.
+    let open: Arc<Mutex<(u64, BTreeSet<u64>)>> = Arc::new(Mutex::new((1, BTreeSet::new())));
+    let take = |open: &Mutex<(u64, BTreeSet<u64>)>| loop {
+        {
+            let mut o = open.lock().expect("lock");
+            let next = o.0;
+            let lowest = o.1.first().copied().unwrap_or(next);
+            if next < lowest + kvnode::state::WINDOW as u64 {
+                o.0 += 1;
+                o.1.insert(next);
+                return next;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // One client, eight threads: eight sequences in flight at once, each a
+    // compare-and-swap creating its own key. Applied twice, a CAS would
+    // answer "not swapped"; lost, its key would be missing.
+    let threads: Vec<_> = (0..8usize)
+        .map(|t| {
+            let (endpoints, stop, open) = (endpoints.clone(), stop.clone(), open.clone());
+            std::thread::spawn(move || {
+                let mut done = Vec::new();
+                while !stop.load(Relaxed) {
+                    let seq = take(&open);
+                    let session = [
+                        ("x-client-id", "4242".to_owned()),
+                        ("x-seq", seq.to_string()),
+                    ];
+                    let path = format!("/kv/c{seq}/cas");
+                    let body = br#"{"expected":null,"new":"v"}"#;
+                    loop {
+                        match attempt(&endpoints, t, ("POST", &path), &session, body) {
+                            Attempt::Applied(r) => {
+                                assert_eq!(r.json()["swapped"], true, "seq {seq}: {}", r.text());
+                                break;
+                            }
+                            Attempt::Refused(status) => panic!("seq {seq}: answered {status}"),
+                            Attempt::Unknown(_) => {}
+                        }
+                    }
+                    open.lock().expect("lock").1.remove(&seq);
+                    done.push(seq);
+                }
+                done
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let l = c.leader();
+    c.kill(l);
+    std::thread::sleep(Duration::from_secs(1));
+    c.spawn(l);
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Relaxed);
+    let mut done: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("writer"))
+        .collect();
+    done.sort_unstable();
+    assert_eq!(done, (1..=done.len() as u64).collect::<Vec<_>>());
+    let live = c.live_endpoints();
+    for seq in &done {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let r = call(&live, "GET", &format!("/kv/c{seq}"), &[], b"", deadline).expect("read");
+        assert_eq!((r.status, r.text()), (200, "v".to_owned()), "c{seq}");
+    }
+}
+
+#[test]
+fn the_sessions_table_stays_bounded_under_client_churn() {
+    let mut c = Cluster::start(3, &[]);
+    c.leader();
+    // Every write under a new client id, until past the table's 16,384
+    // (as many rounds as this machine needs).
+    let mut applied = 0.0;
+    for _ in 0..12 {
+        let out = c.cli(
+            &[
+                "bench",
+                "--duration",
+                "5s",
+                "--concurrency",
+                "64",
+                "--clients",
+                "1000000000",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        applied = metric(&c.metrics(c.leader()), "kvnode_commands_applied_total");
+        if applied > 20_000.0 {
+            break;
+        }
+    }
+    let held: Vec<f64> = (0..3)
+        .map(|i| metric(&c.metrics(i), "kvnode_client_sessions"))
+        .collect();
+    eprintln!("{applied} writes under distinct clients; sessions held {held:?}");
+    for h in &held {
+        assert!(*h <= 16_384.0, "{held:?}");
+    }
+    assert!(
+        applied > 16_384.0,
+        "too few writes to fill the table: {applied}"
+    );
+    assert_eq!(held[c.leader()], 16_384.0);
+    // A member restarted from its store holds the same bounded table.
+    c.kill(2);
+    c.spawn(2);
+    wait_until(
+        Duration::from_secs(20),
+        "the restarted member's table",
+        || (metric(&c.metrics(2), "kvnode_client_sessions") == 16_384.0).then_some(()),
     );
 }

@@ -105,6 +105,35 @@ fn a_stored_slot_past_the_limit_is_corruption_not_an_overflow() {
 }
 
 #[test]
+fn sessions_of_the_single_outcome_form_are_moved_at_open() {
+    use kvnode::state::{Lookup, Outcome, StoredSession};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    drop(RedbStorage::open(&path).expect("open"));
+    {
+        let db = redb::Database::create(&path).expect("raw open");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut t = txn
+                .open_table(redb::TableDefinition::<u64, &[u8]>::new("sessions"))
+                .expect("table");
+            let old = StoredSession::from_outcome(5, &Outcome::Done).encode_to_vec();
+            t.insert(9u64, old.as_slice()).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let s = RedbStorage::open(&path).expect("reopen");
+    let sm = s.load_state_machine().expect("load");
+    assert_eq!(sm.lookup(9, 5), Lookup::Applied(Outcome::Done));
+    assert_eq!(sm.lookup(9, 4), Lookup::Forgotten, "below: unknown");
+    assert_eq!(sm.lookup(9, 6), Lookup::New);
+    drop(s);
+    // Moved, not copied: a second open finds the same.
+    let s = RedbStorage::open(&path).expect("again");
+    assert_eq!(s.load_state_machine().expect("load").sessions_len(), 1);
+}
+
+#[test]
 fn a_corrupt_entry_is_reported_not_served() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("node.redb");
@@ -221,7 +250,7 @@ fn state_between_checkpoints_is_redone_from_the_chain() {
             let loaded = s.load_state_machine().expect("load");
             assert_eq!(loaded, sm, "after Ready {i}");
             for client in 1..=3 {
-                assert_eq!(loaded.session(client), sm.session(client));
+                assert_eq!(loaded.stored_sessions(), sm.stored_sessions(), "{client}");
             }
         }
     }

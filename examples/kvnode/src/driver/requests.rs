@@ -58,17 +58,22 @@ impl Driver {
         if let Some((client, seq)) = session {
             // A retry of what was already applied gets its first outcome,
             // from durable state, without taking another slot.
-            if let Some((last, outcome)) = self.sm.session(client) {
-                if seq == *last {
+            match self.sm.lookup(client, seq) {
+                Lookup::New => {}
+                Lookup::Applied(outcome) => {
                     let _ = waiter.tx.send(Reply::Applied {
                         client,
                         seq,
-                        outcome: outcome.clone(),
+                        outcome,
                     });
                     return;
                 }
-                if seq < *last {
-                    let _ = waiter.tx.send(Reply::StaleSeq { last: *last });
+                Lookup::Forgotten => {
+                    let _ = waiter.tx.send(Reply::Applied {
+                        client,
+                        seq,
+                        outcome: Outcome::Forgotten,
+                    });
                     return;
                 }
             }

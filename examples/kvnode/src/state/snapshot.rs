@@ -18,15 +18,9 @@ impl StateMachine {
                     value: v.clone(),
                 })
                 .collect(),
-            sessions: self
-                .sessions
-                .iter()
-                .map(|(client, (seq, o))| SessionRecord {
-                    client: *client,
-                    session: Some(StoredSession::from_outcome(*seq, o)),
-                })
-                .collect(),
+            sessions: Vec::new(),
             addresses: self.addresses.values().cloned().collect(),
+            clients: self.sessions.all_stored(),
         }
     }
 
@@ -48,12 +42,7 @@ impl StateMachine {
                 "chain head does not fit the slot",
             ));
         }
-        if d.sessions.iter().any(|s| {
-            s.session
-                .as_ref()
-                .and_then(StoredSession::to_outcome)
-                .is_none()
-        }) {
+        if Self::snapshot_sessions(&d).is_none() {
             return Err(SnapshotError::Inconsistent("bad session"));
         }
         Ok(d)
@@ -66,13 +55,20 @@ impl StateMachine {
             d.kv.iter()
                 .map(|p| (p.key.clone(), p.value.clone()))
                 .collect();
-        let sessions = d
-            .sessions
-            .iter()
-            .filter_map(|s| Some((s.client, s.session.as_ref()?.to_outcome()?)))
-            .collect();
+        let sessions = Self::snapshot_sessions(d).unwrap_or_default();
         let mut sm = StateMachine::from_parts(d.applied, kv, sessions, None, d.head.clone());
         sm.set_membership(conf_state, d.addresses.clone());
         sm
+    }
+
+    /// The sessions a snapshot carries, in either form; `None` if one is
+    /// inconsistent.
+    fn snapshot_sessions(d: &SnapshotData) -> Option<Sessions> {
+        let legacy = d
+            .sessions
+            .iter()
+            .map(|s| Sessions::legacy(s.client, s.session.as_ref()?))
+            .collect::<Option<Vec<_>>>()?;
+        Sessions::from_stored(legacy.into_iter().chain(d.clients.iter().cloned()))
     }
 }
