@@ -19,8 +19,7 @@ use crate::api::{hex, StatusJson};
 use crate::config::{resolve, Directory, Member};
 use crate::metrics::Metrics;
 use crate::state::{
-    Batch, Block, ChainHead, Command, Lookup, MemberAddress, Op, Outcome, SnapshotError,
-    StateMachine,
+    Batch, Command, Lookup, MemberAddress, Op, Outcome, SnapshotError, StateMachine,
 };
 use crate::storage::{Compaction, ReadyWrite, RedbStorage, StoreError};
 use crate::transport::Outbox;
@@ -88,10 +87,6 @@ pub(crate) enum ClientOp {
     Write { session: Option<(u64, u64)>, op: Op },
     /// A read: linearizable through `read_index`, or `stale` from local state.
     Read { key: Bytes, stale: bool },
-    /// Blocks from height `from`.
-    Chain { from: u64, limit: usize },
-    /// A summary of the KV map at the current height.
-    Digest,
     /// A membership change (at the leader).
     Member {
         change: ConfChangeType,
@@ -113,21 +108,6 @@ pub(crate) enum Reply {
     },
     /// A read's value.
     Value(Option<Bytes>),
-    /// A page of the chain, the height it was read at, and the head below
-    /// the first block held (height 0 when the chain is whole).
-    Blocks {
-        blocks: Vec<Block>,
-        height: u64,
-        base: ChainHead,
-    },
-    /// The KV map's summary.
-    Digest {
-        applied: u64,
-        height: u64,
-        head: Bytes,
-        keys: u64,
-        kv: Bytes,
-    },
     /// Not the leader: ask this one (if known). `session` is set when the
     /// write was proposed here first: retry it with the same (id, seq).
     NotLeader {

@@ -31,6 +31,7 @@ use crate::driver::{ClientOp, Inbox, Input, Reply, CLIENT_WAIT};
 use crate::metrics::Metrics;
 use crate::state::MemberAddress;
 use crate::state::{Cas, Op, Outcome, WINDOW};
+use crate::storage::RedbStorage;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -53,6 +54,8 @@ pub(crate) const MAX_KEY: usize = 1024;
 pub(crate) const MAX_VALUE: usize = 1 << 20;
 /// Most blocks in one `/chain` page.
 pub(crate) const MAX_CHAIN_PAGE: usize = 1000;
+/// Most bytes of stored blocks in one `/chain` page (one block always goes).
+pub(crate) const MAX_CHAIN_PAGE_BYTES: usize = 4 << 20;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -67,6 +70,8 @@ pub(crate) struct Api {
     /// How long a request that needs the leader waits for one while this
     /// member knows none (about two election timeouts).
     pub(crate) leader_wait: Duration,
+    /// The store, for the reads served beside the driver.
+    pub(crate) store: RedbStorage,
 }
 
 /// How often a request waiting for a leader looks again.
@@ -284,6 +289,23 @@ impl Api {
                     break;
                 }
             }
+        }
+    }
+
+    /// Runs `read` on a read transaction of the store, on a blocking thread:
+    /// beside the driver, never on it.
+    async fn read_store<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&RedbStorage) -> Result<T, paxos_core::StorageError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || read(&store)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read the store: {e}"),
+            )),
+            Err(_) => Err(ApiError::unavailable("the read was cancelled")),
         }
     }
 
@@ -507,48 +529,35 @@ struct ChainQuery {
 
 async fn chain(
     State(api): State<Api>,
-    uri: Uri,
     query: Result<Query<ChainQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query?;
-    let op = ClientOp::Chain {
-        from: q.from.unwrap_or(1).max(1),
-        limit: q.limit.unwrap_or(100).min(MAX_CHAIN_PAGE),
-    };
-    match api.ask(op).await? {
-        Reply::Blocks {
-            blocks,
-            height,
-            base,
-        } => Ok(Json(ChainJson {
-            height,
-            base_height: base.height,
-            base_hash: hex(&base.hash),
-            blocks: blocks.iter().map(BlockJson::from).collect(),
-        })
-        .into_response()),
-        other => Err(api.failure(other, &uri)),
-    }
+    let (from, limit) = (
+        q.from.unwrap_or(1).max(1),
+        q.limit.unwrap_or(100).min(MAX_CHAIN_PAGE),
+    );
+    let page = api
+        .read_store(move |s| s.chain_page(from, limit, MAX_CHAIN_PAGE_BYTES))
+        .await?;
+    Ok(Json(ChainJson {
+        height: page.height,
+        base_height: page.base.height,
+        base_hash: hex(&page.base.hash),
+        blocks: page.blocks.iter().map(BlockJson::from).collect(),
+    })
+    .into_response())
 }
 
-async fn digest(State(api): State<Api>, uri: Uri) -> ApiResult {
-    match api.ask(ClientOp::Digest).await? {
-        Reply::Digest {
-            applied,
-            height,
-            head,
-            keys,
-            kv,
-        } => Ok(Json(DigestJson {
-            applied,
-            height,
-            head: hex(&head),
-            keys,
-            kv_sha256: hex(&kv),
-        })
-        .into_response()),
-        other => Err(api.failure(other, &uri)),
-    }
+async fn digest(State(api): State<Api>) -> ApiResult {
+    let d = api.read_store(|s| s.digest()).await?;
+    Ok(Json(DigestJson {
+        applied: d.height,
+        height: d.height,
+        head: hex(&d.head),
+        keys: d.keys,
+        kv_sha256: hex(&d.kv),
+    })
+    .into_response())
 }
 
 async fn members(

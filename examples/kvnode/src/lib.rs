@@ -26,6 +26,7 @@ pub(crate) mod bench;
 pub(crate) mod client;
 pub(crate) mod cluster;
 pub(crate) mod commands;
+pub(crate) mod contain;
 pub(crate) mod driver;
 pub(crate) mod http;
 pub(crate) mod ids;

@@ -130,23 +130,20 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         )),
     };
     let db = bind_data_dir(&opts.data_dir, opts.cluster_id, opts.id)?;
-    let storage = RedbStorage::open_with_cache(&db, opts.cache_bytes)?;
-    let initial = initial_membership(opts.id, &ids, opts.join);
-    init_membership(&storage, &initial)?;
-    let sm = storage.load_state_machine()?;
-    let last_snapshot = storage.snapshot_slot()?;
-    let config = Config {
-        heartbeat_ticks: opts.heartbeat_ticks,
-        election_ticks: opts.election_ticks,
-        seed: crate::ids::random_u64(),
-        applied: sm.applied(),
-        learners: initial.learners.clone(),
-        ..Config::new(opts.id, initial.voters.clone())
-    };
-    config.validate().map_err(paxos_core::Error::from)?;
     let (root, _guard) = logger(opts.verbose);
-    // The core tags its own lines with the node id.
-    let node = RawNode::new(&config, storage.clone(), &root)?;
+    // A damaged file can make the store panic while it is read back: that
+    // is reported as the file's damage, not as a crash.
+    let Restored {
+        storage,
+        sm,
+        last_snapshot,
+        node,
+    } = crate::contain::contained(|| restore(&opts, &db, &ids, &root)).unwrap_or_else(|what| {
+        Err(ServeError::Store(StoreError::Corrupt {
+            path: db.display().to_string(),
+            what,
+        }))
+    })?;
     let logger = root.new(slog::o!("node" => opts.id));
     if peer_tls.is_none() {
         slog::warn!(
@@ -192,6 +189,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             }),
         ));
         let stop = Arc::new(AtomicBool::new(false));
+        let store = storage.clone();
         let driver = Driver::new(
             node,
             storage,
@@ -225,6 +223,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             admin,
             // Two election timeouts: an election that does not finish in
             // that time is not one a client should wait out.
+            store,
             leader_wait: opts
                 .tick
                 .saturating_mul(opts.election_ticks.saturating_mul(2)),
@@ -260,6 +259,46 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             slog::crit!(logger, "node stopped"; "error" => %e);
         }
         result
+    })
+}
+
+/// A node restored from its store.
+struct Restored {
+    storage: RedbStorage,
+    sm: crate::state::StateMachine,
+    last_snapshot: u64,
+    node: RawNode<RedbStorage>,
+}
+
+/// Opens the store at `db` and restores the state machine and the node
+/// from it.
+fn restore(
+    opts: &ServeOptions,
+    db: &std::path::Path,
+    ids: &[u64],
+    root: &Logger,
+) -> Result<Restored, ServeError> {
+    let storage = RedbStorage::open_with_cache(db, opts.cache_bytes)?;
+    let initial = initial_membership(opts.id, ids, opts.join);
+    init_membership(&storage, &initial)?;
+    let sm = storage.load_state_machine()?;
+    let last_snapshot = storage.snapshot_slot()?;
+    let config = Config {
+        heartbeat_ticks: opts.heartbeat_ticks,
+        election_ticks: opts.election_ticks,
+        seed: crate::ids::random_u64(),
+        applied: sm.applied(),
+        learners: initial.learners.clone(),
+        ..Config::new(opts.id, initial.voters.clone())
+    };
+    config.validate().map_err(paxos_core::Error::from)?;
+    // The core tags its own lines with the node id.
+    let node = RawNode::new(&config, storage.clone(), root)?;
+    Ok(Restored {
+        storage,
+        sm,
+        last_snapshot,
+        node,
     })
 }
 

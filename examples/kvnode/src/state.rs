@@ -421,7 +421,33 @@ impl StoredSession {
     }
 }
 
-fn zero_head() -> ChainHead {
+/// The KV map's digest, computed pair by pair in key order (the same from
+/// memory and from the store's table).
+#[derive(Default)]
+pub struct KvDigest(Sha256);
+
+impl KvDigest {
+    /// Adds the next pair.
+    pub fn add(&mut self, k: &[u8], v: &[u8]) {
+        self.0.update((k.len() as u64).to_be_bytes());
+        self.0.update(k);
+        self.0.update((v.len() as u64).to_be_bytes());
+        self.0.update(v);
+    }
+
+    /// The digest of every pair added.
+    pub fn finish(self) -> Bytes {
+        Bytes::copy_from_slice(&self.0.finalize())
+    }
+}
+
+impl std::fmt::Debug for KvDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KvDigest")
+    }
+}
+
+pub(crate) fn zero_head() -> ChainHead {
     ChainHead {
         height: 0,
         hash: Bytes::from_static(&[0; 32]),
@@ -599,14 +625,11 @@ impl StateMachine {
     /// length: two replicas with the same map have the same digest, so
     /// `chain verify` compares maps without downloading them.
     pub fn kv_digest(&self) -> Bytes {
-        let mut h = Sha256::new();
+        let mut d = KvDigest::default();
         for (k, v) in &self.kv {
-            h.update((k.len() as u64).to_be_bytes());
-            h.update(k);
-            h.update((v.len() as u64).to_be_bytes());
-            h.update(v);
+            d.add(k, v);
         }
-        Bytes::copy_from_slice(&h.finalize())
+        d.finish()
     }
 
     /// Applies one decided entry (the next slot): appends its block and

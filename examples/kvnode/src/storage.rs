@@ -33,6 +33,9 @@ use std::sync::Arc;
 /// cached, while memory stays bounded however large the file grows.
 pub const DEFAULT_CACHE_BYTES: usize = 128 << 20;
 
+mod reads;
+pub use reads::{ChainPage, StateDigest};
+
 /// slot -> encoded `Entry`.
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
 /// name -> encoded value (hard state, membership).
@@ -126,6 +129,15 @@ pub enum StoreError {
     /// A write failed; nothing of it is durable.
     #[error("write failed: {0}")]
     Write(String),
+    /// The file is damaged: its pages fail redb's checks, or reading them
+    /// made redb panic (contained).
+    #[error("{path} is damaged: {what}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
 }
 
 /// A node's durable state in one redb file. Clones share the database.
@@ -226,17 +238,36 @@ impl RedbStorage {
     }
 
     /// Opens (or creates) the store, caching at most `cache_bytes` of its
-    /// pages in memory.
+    /// pages in memory. Every page's checksum is verified first: a damaged
+    /// file is [`StoreError::Corrupt`], also where redb would panic on it.
     pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Self, StoreError> {
         let path = path.as_ref();
+        crate::contain::contained(|| Self::open_checked(path, cache_bytes)).unwrap_or_else(|what| {
+            Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                what,
+            })
+        })
+    }
+
+    fn open_checked(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         let open_err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
             reason,
         };
         let db = Database::builder()
             .set_cache_size(cache_bytes)
+            .set_check_integrity_on_open(true)
             .create(path)
-            .map_err(|e| open_err(e.to_string()))?;
+            .map_err(|e| match e {
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(what)) => {
+                    StoreError::Corrupt {
+                        path: path.display().to_string(),
+                        what,
+                    }
+                }
+                e => open_err(e.to_string()),
+            })?;
         // Create the tables once, so that readers never meet a missing table.
         let txn = db.begin_write().map_err(|e| open_err(e.to_string()))?;
         txn.open_table(ENTRIES)

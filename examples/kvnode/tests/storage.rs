@@ -619,3 +619,68 @@ fn nodes_restart_from_their_files_and_lose_nothing_decided() {
         assert_eq!(kvnode::state::verify_chain(&blocks, &reference), Ok(()));
     }
 }
+
+/// SplitMix64, for the damaged-file test's flips.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn a_damaged_file_is_a_typed_error_never_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.redb");
+    {
+        let s = RedbStorage::open(&good).expect("open");
+        let mut sm = StateMachine::default();
+        let entries = apply_puts(&mut sm, 1..=40);
+        s.persist(
+            Some(&HardState {
+                promised: Some(Ballot::new(2, 1)),
+                committed: 40,
+            }),
+            &[],
+        )
+        .expect("hard state");
+        persist_applied(&s, &entries, &sm.take_changes());
+    }
+    let bytes = std::fs::read(&good).expect("read");
+    // Flips land where the file holds something: zeroed free space is
+    // not worth a try.
+    let used: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] != 0).collect();
+    let (mut state, mut refused, mut opened) = (7u64, 0, 0);
+    for round in 0..400 {
+        let mut damaged = bytes.clone();
+        for _ in 0..1 + splitmix(&mut state) % 8 {
+            let i = usize::try_from(splitmix(&mut state) % used.len() as u64).expect("index");
+            damaged[used[i]] ^= 1 << (splitmix(&mut state) % 8);
+        }
+        let path = dir.path().join(format!("damaged-{round}.redb"));
+        std::fs::write(&path, &damaged).expect("write");
+        // Every read a restart makes: each answers or is a typed error.
+        let outcome = std::panic::catch_unwind(|| match RedbStorage::open(&path) {
+            Err(e) => Err(e.to_string()),
+            Ok(s) => {
+                let _ = s.initial_state();
+                let _ = s.load_state_machine();
+                let _ = s.entries(1, 40, 100, 1 << 20);
+                let _ = (s.first_slot(), s.last_slot(), s.snapshot_slot());
+                Ok(())
+            }
+        });
+        match outcome {
+            Ok(Ok(())) => opened += 1,
+            Ok(Err(e)) => {
+                assert!(e.contains("damaged") || e.contains("cannot open"), "{e}");
+                refused += 1;
+            }
+            Err(_) => panic!("round {round}: the store panicked"),
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    eprintln!("{refused} damaged files refused at open, {opened} opened");
+    assert!(refused > 0);
+}

@@ -20,37 +20,11 @@ impl Driver {
             ClientOp::Read { key, stale: false } => {
                 self.read_batch.push(ReadWaiter { key, waiter });
             }
-            // Every applied block is persisted by now: each Ready writes
-            // its blocks before the driver takes another input.
-            ClientOp::Chain { from, limit } => match self.storage.blocks(from, limit) {
-                Ok(blocks) => {
-                    let _ = waiter.tx.send(Reply::Blocks {
-                        blocks,
-                        height: self.sm.head().0,
-                        base: self.sm.base().clone(),
-                    });
-                }
-                Err(e) => {
-                    let _ = waiter
-                        .tx
-                        .send(Reply::Busy(format!("cannot read the chain: {e}")));
-                }
-            },
             ClientOp::Member {
                 change,
                 id,
                 address,
             } => self.member(change, id, address, waiter),
-            ClientOp::Digest => {
-                let (height, head) = self.sm.head();
-                let _ = waiter.tx.send(Reply::Digest {
-                    applied: self.sm.applied(),
-                    height,
-                    head,
-                    keys: self.sm.len() as u64,
-                    kv: self.sm.kv_digest(),
-                });
-            }
         }
     }
 
