@@ -16,7 +16,7 @@
 //! the tokio reactor never waits on the disk.
 
 use crate::api::{hex, StatusJson};
-use crate::config::{resolve, Directory, Member};
+use crate::config::{Directory, Member};
 use crate::metrics::Metrics;
 use crate::state::{
     Batch, Command, Lookup, MemberAddress, Op, Outcome, SnapshotError, StateMachine,
@@ -39,6 +39,9 @@ use tokio::sync::oneshot;
 
 mod ready;
 mod requests;
+mod resolve;
+
+pub(crate) use resolve::Resolver;
 
 /// Inputs queued for the driver before senders are refused.
 pub(crate) const INBOX_CAPACITY: usize = 16 * 1024;
@@ -77,6 +80,8 @@ pub(crate) enum Input {
     Peer(Message),
     /// A client request and where to answer it.
     Client(ClientOp, oneshot::Sender<Reply>),
+    /// The answer to a lookup of a member's addresses (`None`: failed).
+    Resolved(MemberAddress, Option<Member>),
 }
 
 /// What a client asks.
@@ -210,6 +215,8 @@ pub(crate) struct Driver {
     directory: Directory,
     /// The members `--peers` lists: their addresses win over learned ones.
     configured: Vec<Member>,
+    /// Looks up member addresses that are names, off this thread.
+    resolver: Resolver,
     /// Membership changes proposed here, by slot, waiting to be applied.
     conf_waiters: Vec<(u64, Waiter)>,
 }
@@ -241,6 +248,7 @@ impl Driver {
         last_snapshot: u64,
         directory: Directory,
         configured: Vec<Member>,
+        resolver: Resolver,
     ) -> Self {
         let role = node.status().role;
         Driver {
@@ -269,6 +277,7 @@ impl Driver {
             compacted: 0,
             directory,
             configured,
+            resolver,
             conf_waiters: Vec::new(),
         }
     }
@@ -345,6 +354,14 @@ impl Driver {
                 self.metrics.driver_queue.fetch_sub(1, Relaxed);
                 self.client(op, tx);
             }
+            Input::Resolved(address, member) => {
+                if member.is_none() {
+                    slog::warn!(self.logger, "member's addresses do not resolve";
+                        "member" => address.id, "peer" => &address.peer, "http" => &address.http);
+                }
+                self.resolver.resolved(address, member);
+                self.sync_members();
+            }
         }
         !self.stop.load(Relaxed)
     }
@@ -367,19 +384,13 @@ impl Driver {
             .collect();
         let mut known = std::collections::BTreeMap::new();
         for id in ids {
-            let member = self
-                .configured
-                .iter()
-                .find(|m| m.id == id)
-                .cloned()
-                .or_else(|| {
-                    let a = self.sm.addresses().find(|a| a.id == id)?;
-                    Some(Member {
-                        id,
-                        peer: resolve(&a.peer).ok()?,
-                        http: resolve(&a.http).ok()?,
-                    })
-                });
+            let member = match self.configured.iter().find(|m| m.id == id) {
+                Some(m) => Some(m.clone()),
+                None => match self.sm.addresses().find(|a| a.id == id) {
+                    Some(a) => self.resolver.member(&a.clone()),
+                    None => None,
+                },
+            };
             match member {
                 Some(m) => {
                     known.insert(id, m);

@@ -26,7 +26,7 @@ use crate::api::{
     MembersResponse, StatusJson, WriteResponse, CLIENT_ID_HEADER, SEQ_HEADER,
 };
 use crate::auth::{AdminToken, Denied};
-use crate::config::{resolve, Directory};
+use crate::config::Directory;
 use crate::driver::{ClientOp, Inbox, Input, Reply, CLIENT_WAIT};
 use crate::metrics::Metrics;
 use crate::state::MemberAddress;
@@ -578,9 +578,19 @@ async fn members(
     }
     let address = match (req.op, &req.peer, &req.http) {
         (MemberOp::Add, Some(peer), Some(http)) => {
-            // Checked here: every member will dial these.
+            // Checked here: every member will dial these (looked up on
+            // the runtime: a name can take a while).
             for a in [peer, http] {
-                resolve(a).map_err(ApiError::bad_request)?;
+                let found = tokio::net::lookup_host(a.trim())
+                    .await
+                    .ok()
+                    .and_then(|mut i| i.next());
+                if found.is_none() {
+                    return Err(ApiError::bad_request(format!(
+                        "`{}` is not an address that resolves",
+                        a.trim()
+                    )));
+                }
             }
             Some(MemberAddress {
                 id: req.id,

@@ -206,6 +206,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             last_snapshot,
             directory.clone(),
             members.clone(),
+            crate::driver::Resolver::new(inbox.clone(), tokio::runtime::Handle::current()),
         );
         let (done_tx, mut done_rx) = oneshot::channel();
         std::thread::Builder::new()
