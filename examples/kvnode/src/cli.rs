@@ -67,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         command: MemberCommand,
     },
+    /// Leadership, at the leader (admin token required).
+    Leader {
+        #[command(subcommand)]
+        command: LeaderCommand,
+    },
     /// Start a local cluster of `serve` processes on loopback; Ctrl-C stops it.
     Cluster(ClusterArgs),
     /// Load the cluster with puts (and reads) and report throughput and latency.
@@ -97,6 +102,19 @@ enum ChainCommand {
     /// state from the chain and compare it with the member's, and check
     /// that the members' chains agree (a lagging member holds a prefix).
     Verify {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LeaderCommand {
+    /// Hand leadership to voter --to: the leader brings it up to date and
+    /// tells it to campaign at once; waits until it leads.
+    Transfer {
+        /// The voter to lead next.
+        #[arg(long)]
+        to: u64,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -207,6 +225,14 @@ struct ServeArgs {
     /// those endpoints are refused (403).
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// Lease reads (0: off): the leader answers linearizable reads without
+    /// a heartbeat round for this many ticks after a quorum acknowledged
+    /// one. Safe only while no member's ticks run slower than the leader's
+    /// by more than the factor (election-ticks - 1) / read-lease-ticks
+    /// (with the default 30 election ticks, 14 tolerates a 2x drift); every
+    /// member must use the same value, below --election-ticks.
+    #[arg(long, default_value_t = 0)]
+    read_lease_ticks: u32,
 }
 
 #[derive(Debug, Args)]
@@ -400,6 +426,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode, String> {
         cache_bytes: usize::try_from(a.cache_mb << 20).unwrap_or(usize::MAX),
         peer_tls,
         admin_token_file: a.admin_token_file,
+        read_lease_ticks: a.read_lease_ticks,
     })
     .map(|()| ExitCode::SUCCESS)
     .map_err(|e| e.to_string())
@@ -424,6 +451,9 @@ fn client_command(command: Command) -> Result<ExitCode, String> {
             Command::Chain {
                 command: ChainCommand::Verify { conn },
             } => crate::verify::verify(&conn.client()?).await,
+            Command::Leader {
+                command: LeaderCommand::Transfer { to, conn },
+            } => c::transfer(&conn.client()?, to).await,
             Command::Member { command } => {
                 let (conn, req) = match command {
                     MemberCommand::Add {

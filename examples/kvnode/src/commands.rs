@@ -149,6 +149,20 @@ pub(crate) async fn member(client: &Client, req: &MemberRequest) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// Hands leadership to `to` (admin) and waits until it leads.
+pub(crate) async fn transfer(client: &Client, to: u64) -> Result<ExitCode, String> {
+    let body = serde_json::to_vec(&serde_json::json!({ "to": to })).map_err(|e| e.to_string())?;
+    let resp = client
+        .call(Method::POST, "/leader/transfer", &[], Bytes::from(body))
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status != StatusCode::OK {
+        return Err(failed(&resp));
+    }
+    println!("OK: node {to} leads");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Every member's status, one line each; fails if any member is unreachable.
 pub(crate) async fn status(client: &Client) -> Result<ExitCode, String> {
     println!(

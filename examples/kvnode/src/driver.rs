@@ -92,6 +92,8 @@ pub(crate) enum ClientOp {
     Write { session: Option<(u64, u64)>, op: Op },
     /// A read: linearizable through `read_index`, or `stale` from local state.
     Read { key: Bytes, stale: bool },
+    /// Hand leadership to voter `to` (at the leader).
+    Transfer { to: u64 },
     /// A membership change (at the leader).
     Member {
         change: ConfChangeType,
@@ -113,6 +115,8 @@ pub(crate) enum Reply {
     },
     /// A read's value.
     Value(Option<Bytes>),
+    /// A leadership transfer started; it completes when `to` leads.
+    TransferStarted,
     /// Not the leader: ask this one (if known). `session` is set when the
     /// write was proposed here first: retry it with the same (id, seq).
     NotLeader {

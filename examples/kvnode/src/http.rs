@@ -86,6 +86,7 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/chain", get(chain))
         .route("/state/digest", get(digest))
         .route("/members", post(members))
+        .route("/leader/transfer", post(transfer))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -558,6 +559,41 @@ async fn digest(State(api): State<Api>) -> ApiResult {
         kv_sha256: hex(&d.kv),
     })
     .into_response())
+}
+
+/// `POST /leader/transfer` with `{"to": N}`.
+#[derive(Debug, Deserialize)]
+struct TransferRequest {
+    to: u64,
+}
+
+/// Hands leadership over (admin): answers once `to` leads, or `503` if it
+/// does not within two election timeouts (the old leader then resumes).
+async fn transfer(
+    State(api): State<Api>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    api.admin(&headers)?;
+    let body = body?;
+    let req: TransferRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body must be {{\"to\": N}}: {e}")))?;
+    match api.ask_leader(ClientOp::Transfer { to: req.to }).await? {
+        Reply::TransferStarted => {}
+        other => return Err(api.failure(other, &uri)),
+    }
+    let deadline = Instant::now() + api.leader_wait;
+    while Instant::now() < deadline {
+        if api.known_leader() == Some(req.to) {
+            return Ok(Json(serde_json::json!({ "ok": true, "leader": req.to })).into_response());
+        }
+        tokio::time::sleep(LEADER_POLL).await;
+    }
+    Err(ApiError::unavailable(format!(
+        "node {} did not take over in time; the leader resumes",
+        req.to
+    )))
 }
 
 async fn members(

@@ -43,6 +43,8 @@ pub(crate) struct ServeOptions {
     pub(crate) peer_tls: Option<PeerFiles>,
     /// Where the admin bearer token is (admin endpoints off when absent).
     pub(crate) admin_token_file: Option<PathBuf>,
+    /// `Config::read_lease_ticks` (0: lease reads off).
+    pub(crate) read_lease_ticks: u32,
 }
 
 /// Why `serve` could not start, or stopped.
@@ -287,6 +289,7 @@ fn restore(
     let config = Config {
         heartbeat_ticks: opts.heartbeat_ticks,
         election_ticks: opts.election_ticks,
+        read_lease_ticks: opts.read_lease_ticks,
         seed: crate::ids::random_u64(),
         applied: sm.applied(),
         learners: initial.learners.clone(),

@@ -215,3 +215,35 @@ fn silent_connections_cannot_take_the_slots_of_real_peers() {
     assert!(metric(&c.metrics(0), "kvnode_peer_connections_refused_total") >= 20.0);
     put(&c, "after");
 }
+
+#[test]
+fn a_leader_transfer_needs_the_token_and_hands_over_with_lease_reads_on() {
+    let c = Cluster::start(3, &["--read-lease-ticks", "10"]);
+    let old = c.leader();
+    put(&c, "k");
+    let to = c.nodes[(old + 1) % 3].id.to_string();
+    let eps = c.endpoints();
+    let plain = Command::new(BIN)
+        .args([
+            "leader",
+            "transfer",
+            "--to",
+            &to,
+            "--endpoints",
+            &eps.join(","),
+        ])
+        .output()
+        .expect("run");
+    assert!(!plain.status.success());
+    assert!(stderr(&plain).contains("401"), "{}", stderr(&plain));
+    let out = c.cli(&["leader", "transfer", "--to", &to], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("node {to} leads")));
+    assert_eq!(c.nodes[c.leader()].id.to_string(), to);
+    // Linearizable reads at the new leader, served under its lease.
+    for _ in 0..5 {
+        assert_eq!(stdout(&c.cli(&["get", "k"], &[])).trim(), "v");
+    }
+    let l = c.leader();
+    assert!(metric(&c.metrics(l), "kvnode_reads_linearizable_total") >= 1.0);
+}

@@ -25,6 +25,22 @@ impl Driver {
                 id,
                 address,
             } => self.member(change, id, address, waiter),
+            ClientOp::Transfer { to } => match self.node.transfer_leader(to) {
+                Ok(()) => {
+                    slog::info!(self.logger, "transferring leadership"; "to" => to);
+                    let _ = waiter.tx.send(Reply::TransferStarted);
+                }
+                Err(CoreError::NotLeader { leader }) => self.refuse(waiter, leader),
+                Err(e @ CoreError::NotVoter(_)) => {
+                    let _ = waiter.tx.send(Reply::Refused {
+                        reason: "not_voter",
+                        error: e.to_string(),
+                    });
+                }
+                Err(e) => {
+                    let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+                }
+            },
         }
     }
 
