@@ -233,6 +233,16 @@ struct ServeArgs {
     /// member must use the same value, below --election-ticks.
     #[arg(long, default_value_t = 0)]
     read_lease_ticks: u32,
+    /// Serve the HTTP API over TLS with this certificate (PEM)...
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// ...and its private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Clients may present a certificate chaining to this CA (PEM); one
+    /// that does is an admin credential, like the token. Needs --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +264,21 @@ struct ConnArgs {
     /// transfer).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Speak HTTPS, trusting the CA in FILE (PEM) for the members'
+    /// certificates.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// With --cacert: present this client certificate (PEM)...
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "cacert",
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+    /// ...and its key (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -427,6 +452,11 @@ fn serve(a: ServeArgs) -> Result<ExitCode, String> {
         peer_tls,
         admin_token_file: a.admin_token_file,
         read_lease_ticks: a.read_lease_ticks,
+        api_tls: a.cert.zip(a.key).map(|(cert, key)| crate::https::ApiTls {
+            cert,
+            key,
+            client_ca: a.client_ca,
+        }),
     })
     .map(|()| ExitCode::SUCCESS)
     .map_err(|e| e.to_string())
@@ -492,7 +522,11 @@ fn member_request(
 
 impl ConnArgs {
     fn client(&self) -> Result<Client, String> {
-        let client = Client::new(&self.endpoints, self.timeout).map_err(|e| e.to_string())?;
+        let mut client = Client::new(&self.endpoints, self.timeout).map_err(|e| e.to_string())?;
+        if let Some(ca) = &self.cacert {
+            let identity = self.client_cert.as_deref().zip(self.client_key.as_deref());
+            client = client.with_tls(ca, identity).map_err(|e| e.to_string())?;
+        }
         match &self.token_file {
             None => Ok(client),
             Some(path) => Ok(client.with_token(crate::auth::read_token(path)?)),

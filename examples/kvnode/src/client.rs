@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
@@ -54,12 +55,17 @@ pub(crate) enum ClientError {
     /// Nothing answered usefully before the deadline.
     #[error("no answer within {0:?}: {1}")]
     Unavailable(Duration, String),
+    /// The TLS files given cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// A cluster client. Clones share the connection pool and the leader hint.
 #[derive(Clone, Debug)]
 pub(crate) struct Client {
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `http`, or `https` once given a CA to trust.
+    scheme: &'static str,
     endpoints: Arc<Vec<String>>,
     /// Where the last success came from: the leader, most likely.
     preferred: Arc<Mutex<Option<String>>>,
@@ -68,11 +74,50 @@ pub(crate) struct Client {
     token: Option<Arc<str>>,
 }
 
-/// `host:port` of an endpoint written with or without `http://`.
+/// `host:port` of an endpoint written with or without `http://` or
+/// `https://`.
 pub(crate) fn authority(endpoint: &str) -> String {
     let e = endpoint.trim();
     let e = e.strip_prefix("http://").unwrap_or(e);
+    let e = e.strip_prefix("https://").unwrap_or(e);
     e.split('/').next().unwrap_or(e).to_owned()
+}
+
+/// A pooled HTTP/1 client speaking plain HTTP, or HTTPS with `tls`.
+fn hyper_client(
+    tls: rustls::ClientConfig,
+) -> HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(2)));
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    HyperClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
+/// A request error, with its causes, saying plainly when the server's
+/// certificate is not trusted.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    if text.contains("invalid peer certificate") {
+        format!(
+            "the server's certificate is not trusted (give --cacert with the CA that signed it): {text}"
+        )
+    } else {
+        text
+    }
 }
 
 impl Client {
@@ -94,19 +139,52 @@ impl Client {
                 return Err(ClientError::BadEndpoint(e.clone()));
             }
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let http = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Tls(e.to_string()))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
         Ok(Client {
-            http,
+            http: hyper_client(tls),
+            scheme: "http",
             endpoints: Arc::new(endpoints),
             preferred: Arc::new(Mutex::new(None)),
             timeout,
             token: None,
         })
+    }
+
+    /// The same client over HTTPS, trusting the CA in `ca` and presenting
+    /// `identity` (a certificate and key file), if given.
+    pub(crate) fn with_tls(
+        mut self,
+        ca: &std::path::Path,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<Self, ClientError> {
+        let tls_err = |e: &dyn std::fmt::Display| ClientError::Tls(e.to_string());
+        let roots = crate::tls::load_roots(ca).map_err(|e| tls_err(&e))?;
+        let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_err(&e))?
+            .with_root_certificates(roots);
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let certs = crate::tls::load_certs(cert).map_err(|e| tls_err(&e))?;
+                let key = crate::tls::load_key(key).map_err(|e| tls_err(&e))?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| tls_err(&e))?
+            }
+        };
+        self.http = hyper_client(config);
+        self.scheme = "https";
+        Ok(self)
+    }
+
+    /// The URL of `path` at `endpoint`.
+    pub(crate) fn url(&self, endpoint: &str, path: &str) -> String {
+        format!("{}://{endpoint}{path}", self.scheme)
     }
 
     /// The same client, presenting the admin `token`.
@@ -141,7 +219,7 @@ impl Client {
         let resp = tokio::time::timeout(ATTEMPT_TIMEOUT, self.http.request(req))
             .await
             .map_err(|_| format!("{url}: timed out"))?
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| format!("{url}: {}", describe(&e)))?;
         let status = resp.status();
         let location = resp
             .headers()
@@ -172,9 +250,9 @@ impl Client {
             .as_ref()
             .and_then(|p| self.endpoints.iter().position(|e| e == p))
             .unwrap_or(0);
-        let mut url = format!(
-            "http://{}{path}",
-            start.unwrap_or_else(|| self.endpoints[index].clone())
+        let mut url = self.url(
+            &start.unwrap_or_else(|| self.endpoints[index].clone()),
+            path,
         );
         let mut backoff = BACKOFF_MIN;
         let mut hops = 0;
@@ -209,7 +287,7 @@ impl Client {
             backoff = (backoff * 2).min(BACKOFF_MAX);
             hops = 0;
             index = (index + 1) % self.endpoints.len();
-            url = format!("http://{}{path}", self.endpoints[index]);
+            url = self.url(&self.endpoints[index], path);
         }
     }
 

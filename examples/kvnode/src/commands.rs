@@ -199,7 +199,7 @@ pub(crate) async fn status(client: &Client) -> Result<ExitCode, String> {
 
 /// One member's `/status`, without failing over to another.
 pub(crate) async fn fetch_status(client: &Client, endpoint: &str) -> Result<StatusJson, String> {
-    let url = format!("http://{endpoint}/status");
+    let url = client.url(endpoint, "/status");
     let (resp, _) = client.once(&Method::GET, &url, &[], &Bytes::new()).await?;
     if resp.status != StatusCode::OK {
         return Err(failed(&resp));

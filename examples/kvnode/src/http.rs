@@ -28,6 +28,7 @@ use crate::api::{
 use crate::auth::{AdminToken, Denied};
 use crate::config::Directory;
 use crate::driver::{ClientOp, Inbox, Input, Reply, CLIENT_WAIT};
+use crate::https::ClientCert;
 use crate::metrics::Metrics;
 use crate::state::MemberAddress;
 use crate::state::{Cas, Op, Outcome, WINDOW};
@@ -38,6 +39,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use paxos_core::proto::ConfChangeType;
 use serde::Deserialize;
@@ -72,6 +74,8 @@ pub(crate) struct Api {
     pub(crate) leader_wait: Duration,
     /// The store, for the reads served beside the driver.
     pub(crate) store: RedbStorage,
+    /// `https` when the API serves TLS (redirects say so), else `http`.
+    pub(crate) scheme: &'static str,
 }
 
 /// How often a request waiting for a leader looks again.
@@ -126,9 +130,17 @@ impl ApiError {
 }
 
 impl Api {
-    /// Refuses a request without the admin credential: 401 when it has
-    /// none, 403 when it is wrong or administration is off.
-    fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    /// Refuses a request without the admin credential (the bearer token,
+    /// or a client certificate from `--client-ca`): 401 when it has none,
+    /// 403 when it is wrong or administration is off.
+    fn admin(
+        &self,
+        headers: &HeaderMap,
+        cert: Option<Extension<ClientCert>>,
+    ) -> Result<(), ApiError> {
+        if cert.is_some_and(|Extension(ClientCert(c))| c) {
+            return Ok(());
+        }
         let given = headers
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes);
@@ -333,7 +345,7 @@ impl Api {
             return ApiError::unavailable("no leader known; retry shortly");
         };
         self.metrics.redirects.fetch_add(1, Relaxed);
-        let mut location = format!("http://{http}{}", uri.path());
+        let mut location = format!("{}://{http}{}", self.scheme, uri.path());
         let mut params: Vec<String> = uri
             .query()
             .unwrap_or("")
@@ -573,9 +585,10 @@ async fn transfer(
     State(api): State<Api>,
     uri: Uri,
     headers: HeaderMap,
+    cert: Option<Extension<ClientCert>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    api.admin(&headers)?;
+    api.admin(&headers, cert)?;
     let body = body?;
     let req: TransferRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("body must be {{\"to\": N}}: {e}")))?;
@@ -600,9 +613,10 @@ async fn members(
     State(api): State<Api>,
     uri: Uri,
     headers: HeaderMap,
+    cert: Option<Extension<ClientCert>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    api.admin(&headers)?;
+    api.admin(&headers, cert)?;
     let body = body?;
     let req: MemberRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(

@@ -29,6 +29,7 @@ pub(crate) mod commands;
 pub(crate) mod contain;
 pub(crate) mod driver;
 pub(crate) mod http;
+pub(crate) mod https;
 pub(crate) mod ids;
 pub(crate) mod metrics;
 pub(crate) mod server;

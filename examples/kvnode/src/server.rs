@@ -6,6 +6,7 @@ use crate::auth::AdminToken;
 use crate::config::{bind_data_dir, parse_members, resolve, ConfigError, Directory};
 use crate::driver::{Driver, DriverError, SnapshotPolicy, INBOX_CAPACITY};
 use crate::http::{router, Api};
+use crate::https::ApiTls;
 use crate::metrics::Metrics;
 use crate::storage::{RedbStorage, StoreError};
 use crate::tls::{PeerFiles, PeerTls, TlsError};
@@ -45,6 +46,8 @@ pub(crate) struct ServeOptions {
     pub(crate) admin_token_file: Option<PathBuf>,
     /// `Config::read_lease_ticks` (0: lease reads off).
     pub(crate) read_lease_ticks: u32,
+    /// TLS for the HTTP API (plain HTTP when absent).
+    pub(crate) api_tls: Option<ApiTls>,
 }
 
 /// Why `serve` could not start, or stopped.
@@ -125,6 +128,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
     // Checked before the store is touched: a typo in a flag changes nothing.
     let peer_tls = opts.peer_tls.as_ref().map(PeerTls::load).transpose()?;
+    let api_tls = opts.api_tls.as_ref().map(ApiTls::acceptor).transpose()?;
     let admin = match &opts.admin_token_file {
         None => AdminToken::new(None),
         Some(path) => AdminToken::new(Some(
@@ -227,17 +231,26 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             // Two election timeouts: an election that does not finish in
             // that time is not one a client should wait out.
             store,
+            scheme: if api_tls.is_some() { "https" } else { "http" },
             leader_wait: opts
                 .tick
                 .saturating_mul(opts.election_ticks.saturating_mul(2)),
         };
         let (stop_http, mut http_stopped) = watch::channel(false);
         let http = tokio::spawn(async move {
-            axum::serve(http_listener, router(api))
-                .with_graceful_shutdown(async move {
-                    let _ = http_stopped.wait_for(|s| *s).await;
-                })
-                .await
+            match api_tls {
+                Some(tls) => {
+                    crate::https::serve(http_listener, router(api), tls, http_stopped).await;
+                    Ok(())
+                }
+                None => {
+                    axum::serve(http_listener, router(api))
+                        .with_graceful_shutdown(async move {
+                            let _ = http_stopped.wait_for(|s| *s).await;
+                        })
+                        .await
+                }
+            }
         });
         slog::info!(logger, "serving"; "peer" => %me.peer, "http" => %http_addr, "cluster" => opts.cluster_id);
         let result = tokio::select! {

@@ -19,7 +19,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     endpoint: &str,
     path: &str,
 ) -> Result<T, String> {
-    let url = format!("http://{endpoint}{path}");
+    let url = client.url(endpoint, path);
     let (resp, _) = client.once(&Method::GET, &url, &[], &Bytes::new()).await?;
     if resp.status != StatusCode::OK {
         return Err(format!("{url}: {} {}", resp.status, resp.error()));

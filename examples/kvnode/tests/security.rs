@@ -247,3 +247,90 @@ fn a_leader_transfer_needs_the_token_and_hands_over_with_lease_reads_on() {
     let l = c.leader();
     assert!(metric(&c.metrics(l), "kvnode_reads_linearizable_total") >= 1.0);
 }
+
+/// `kvnode certs --out DIR --ids IDS --hosts 127.0.0.1`.
+fn certs(dir: &Path, ids: &str) {
+    let out = Command::new(BIN)
+        .arg("certs")
+        .arg("--out")
+        .arg(dir)
+        .args(["--ids", ids, "--hosts", "127.0.0.1"])
+        .output()
+        .expect("certs");
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn the_http_api_over_tls_trusts_its_ca_and_takes_client_certificates_as_admin() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (api, other) = (tmp.path().join("api"), tmp.path().join("other"));
+    certs(&api, "1,99");
+    certs(&other, "1");
+    let file = |d: &Path, f: &str| d.join(f).display().to_string();
+    let (cert, key, ca) = (
+        file(&api, "node-1.crt"),
+        file(&api, "node-1.key"),
+        file(&api, "ca.crt"),
+    );
+    let c = Cluster::start(3, &["--cert", &cert, "--key", &key, "--client-ca", &ca]);
+    let eps = c.endpoints().join(",");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .args(["--endpoints", &eps])
+            .output()
+            .expect("run")
+    };
+    let out = run(&["put", "k", "v", "--cacert", &ca, "--timeout", "20s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["get", "k", "--cacert", &ca]);
+    assert_eq!(stdout(&out), "v\n", "{}", stderr(&out));
+    // A CA that did not sign the members' certificates: said plainly.
+    let out = run(&[
+        "get",
+        "k",
+        "--cacert",
+        &file(&other, "ca.crt"),
+        "--timeout",
+        "1s",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    // Plain HTTP to a TLS port gets nowhere.
+    let out = run(&["get", "k", "--timeout", "1s"]);
+    assert!(!out.status.success());
+    // A client certificate from the client CA is an admin credential.
+    let out = run(&[
+        "member",
+        "remove",
+        "--id",
+        "3",
+        "--cacert",
+        &ca,
+        "--client-cert",
+        &file(&api, "node-99.crt"),
+        "--client-key",
+        &file(&api, "node-99.key"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("voters [1, 2]"), "{}", stdout(&out));
+    // Without it (and without the token): refused.
+    let out = run(&["member", "remove", "--id", "2", "--cacert", &ca]);
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+    // One from another CA does not even connect.
+    let out = run(&[
+        "member",
+        "remove",
+        "--id",
+        "2",
+        "--cacert",
+        &ca,
+        "--client-cert",
+        &file(&other, "node-1.crt"),
+        "--client-key",
+        &file(&other, "node-1.key"),
+        "--timeout",
+        "1s",
+    ]);
+    assert!(!out.status.success());
+}

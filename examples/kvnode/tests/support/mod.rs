@@ -278,8 +278,15 @@ impl Cluster {
             .spawn()
             .expect("spawn kvnode serve");
         self.nodes[i].child = Some(child);
+        // An API over TLS is ready once it listens; a plain one once it
+        // answers.
+        let tls_api = self.extra_args.iter().any(|a| a == "--cert");
         wait_until(Duration::from_secs(10), "the HTTP API to answer", || {
-            get(&self.nodes[i].http, "/status").ok().map(|_| ())
+            if tls_api {
+                TcpStream::connect(&self.nodes[i].http).ok().map(|_| ())
+            } else {
+                get(&self.nodes[i].http, "/status").ok().map(|_| ())
+            }
         });
     }
 

@@ -1,0 +1,96 @@
+//! The HTTP API over TLS (`serve --cert --key`, and `--client-ca` to take
+//! client certificates). A client certificate that chains to the client CA
+//! is an admin credential, like the bearer token: each connection's
+//! requests carry [`ClientCert`] saying whether it presented one.
+
+use crate::tls::{load_certs, load_key, load_roots, provider, TlsError};
+use axum::{Extension, Router};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether the request's connection presented a client certificate that
+/// chains to `--client-ca` (an admin credential).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ClientCert(pub(crate) bool);
+
+/// The API's TLS files.
+#[derive(Clone, Debug)]
+pub(crate) struct ApiTls {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    /// Clients may present a certificate from this CA (optional for them).
+    pub(crate) client_ca: Option<PathBuf>,
+}
+
+impl ApiTls {
+    /// The server configuration.
+    pub(crate) fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?;
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(load_roots(ca)?),
+                    provider(),
+                )
+                .allow_unauthenticated()
+                .build()?,
+            ),
+        };
+        let config = builder.with_single_cert(load_certs(&self.cert)?, load_key(&self.key)?)?;
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// Serves `app` over TLS on `listener` until `stop` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: TlsAcceptor,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => return,
+        };
+        let (tls, app) = (tls.clone(), app.clone());
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await
+            else {
+                return;
+            };
+            // The verifier checked any certificate presented.
+            let certified = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
+            let service = TowerToHyperService::new(app.layer(Extension(ClientCert(certified))));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
