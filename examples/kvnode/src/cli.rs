@@ -452,11 +452,14 @@ fn serve(a: ServeArgs) -> Result<ExitCode, String> {
         peer_tls,
         admin_token_file: a.admin_token_file,
         read_lease_ticks: a.read_lease_ticks,
-        api_tls: a.cert.zip(a.key).map(|(cert, key)| crate::https::ApiTls {
-            cert,
-            key,
-            client_ca: a.client_ca,
-        }),
+        api_tls: a
+            .cert
+            .zip(a.key)
+            .map(|(cert, key)| crate::http_server::ApiTls {
+                cert,
+                key,
+                client_ca: a.client_ca,
+            }),
     })
     .map(|()| ExitCode::SUCCESS)
     .map_err(|e| e.to_string())

@@ -28,7 +28,7 @@ use crate::api::{
 use crate::auth::{AdminToken, Denied};
 use crate::config::Directory;
 use crate::driver::{ClientOp, Inbox, Input, Reply, CLIENT_WAIT};
-use crate::https::ClientCert;
+use crate::http_server::ClientCert;
 use crate::metrics::Metrics;
 use crate::state::MemberAddress;
 use crate::state::{Cas, Op, Outcome, WINDOW};

@@ -6,7 +6,7 @@ use crate::auth::AdminToken;
 use crate::config::{bind_data_dir, parse_members, resolve, ConfigError, Directory};
 use crate::driver::{Driver, DriverError, SnapshotPolicy, INBOX_CAPACITY};
 use crate::http::{router, Api};
-use crate::https::ApiTls;
+use crate::http_server::ApiTls;
 use crate::metrics::Metrics;
 use crate::storage::{RedbStorage, StoreError};
 use crate::tls::{PeerFiles, PeerTls, TlsError};
@@ -236,22 +236,13 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 .tick
                 .saturating_mul(opts.election_ticks.saturating_mul(2)),
         };
-        let (stop_http, mut http_stopped) = watch::channel(false);
-        let http = tokio::spawn(async move {
-            match api_tls {
-                Some(tls) => {
-                    crate::https::serve(http_listener, router(api), tls, http_stopped).await;
-                    Ok(())
-                }
-                None => {
-                    axum::serve(http_listener, router(api))
-                        .with_graceful_shutdown(async move {
-                            let _ = http_stopped.wait_for(|s| *s).await;
-                        })
-                        .await
-                }
-            }
-        });
+        let (stop_http, http_stopped) = watch::channel(false);
+        let http = tokio::spawn(crate::http_server::serve(
+            http_listener,
+            router(api),
+            api_tls,
+            http_stopped,
+        ));
         slog::info!(logger, "serving"; "peer" => %me.peer, "http" => %http_addr, "cluster" => opts.cluster_id);
         let result = tokio::select! {
             () = shutdown_signal() => {

@@ -1,13 +1,20 @@
-//! The HTTP API over TLS (`serve --cert --key`, and `--client-ca` to take
-//! client certificates). A client certificate that chains to the client CA
-//! is an admin credential, like the bearer token: each connection's
-//! requests carry [`ClientCert`] saying whether it presented one.
+//! The HTTP API's connections, plain or over TLS (`serve --cert --key`,
+//! and `--client-ca` to take client certificates). A client certificate
+//! that chains to the client CA is an admin credential, like the bearer
+//! token: each connection's requests carry [`ClientCert`] saying whether it
+//! presented one. Every connection's answers pass through
+//! [`JsonErrors`], so even the rejections hyper makes itself have the
+//! API's JSON error shape.
 
+use crate::http_errors::JsonErrors;
 use crate::tls::{load_certs, load_key, load_roots, provider, TlsError};
+use axum::extract::Request;
+use axum::middleware::Next;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -52,11 +59,12 @@ impl ApiTls {
     }
 }
 
-/// Serves `app` over TLS on `listener` until `stop` turns true.
+/// Serves `app` on `listener` (over TLS with `tls`) until `stop` turns
+/// true.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
-    tls: TlsAcceptor,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let stopped = async move {
@@ -77,6 +85,9 @@ pub(crate) async fn serve(
         let (tls, app) = (tls.clone(), app.clone());
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
+            let Some(tls) = tls else {
+                return connection(tcp, app, false).await;
+            };
             let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await
             else {
                 return;
@@ -87,10 +98,30 @@ pub(crate) async fn serve(
                 .1
                 .peer_certificates()
                 .is_some_and(|c| !c.is_empty());
-            let service = TowerToHyperService::new(app.layer(Extension(ClientCert(certified))));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            connection(stream, app, certified).await;
         });
     }
+}
+
+/// Serves one connection's requests.
+async fn connection<IO>(io: IO, app: Router, certified: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let served = Arc::new(AtomicBool::new(false));
+    let flag = served.clone();
+    let app = app
+        .layer(Extension(ClientCert(certified)))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                flag.store(true, Relaxed);
+                next.run(req)
+            },
+        ));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(
+            TokioIo::new(JsonErrors::new(io, served)),
+            TowerToHyperService::new(app),
+        )
+        .await;
 }
