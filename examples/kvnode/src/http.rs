@@ -322,6 +322,20 @@ impl Api {
         }
     }
 
+    /// An administrative request's JSON body, once its credential passed;
+    /// `shape` says what the body must look like.
+    fn admin_json<T: serde::de::DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        cert: Option<Extension<ClientCert>>,
+        body: Result<Bytes, BytesRejection>,
+        shape: &str,
+    ) -> Result<T, ApiError> {
+        self.admin(headers, cert)?;
+        serde_json::from_slice(&body?)
+            .map_err(|e| ApiError::bad_request(format!("body must be {shape}: {e}")))
+    }
+
     /// The leader the driver last reported following (or being).
     fn known_leader(&self) -> Option<u64> {
         self.view.lock().ok().and_then(|v| v.leader)
@@ -588,10 +602,7 @@ async fn transfer(
     cert: Option<Extension<ClientCert>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    api.admin(&headers, cert)?;
-    let body = body?;
-    let req: TransferRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("body must be {{\"to\": N}}: {e}")))?;
+    let req: TransferRequest = api.admin_json(&headers, cert, body, r#"{"to": N}"#)?;
     match api.ask_leader(ClientOp::Transfer { to: req.to }).await? {
         Reply::TransferStarted => {}
         other => return Err(api.failure(other, &uri)),
@@ -616,13 +627,12 @@ async fn members(
     cert: Option<Extension<ClientCert>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    api.admin(&headers, cert)?;
-    let body = body?;
-    let req: MemberRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "body must be {{\"op\": \"add\"|\"promote\"|\"remove\", \"id\": N, \"peer\": \"host:port\", \"http\": \"host:port\"}} (peer and http for add only): {e}"
-        ))
-    })?;
+    let req: MemberRequest = api.admin_json(
+        &headers,
+        cert,
+        body,
+        r#"{"op": "add"|"promote"|"remove", "id": N, "peer": "host:port", "http": "host:port"} (peer and http for add only)"#,
+    )?;
     if req.id == 0 {
         return Err(ApiError::bad_request("node id 0 is reserved"));
     }
