@@ -138,8 +138,8 @@ fn empty_ready(c: &mut Criterion) {
             let rd = node.ready();
             assert!(
                 rd.entries().is_empty()
+                    && rd.persisted_messages().is_empty()
                     && rd.messages().is_empty()
-                    && rd.immediate_messages().is_empty()
             );
             node.advance(rd);
         })

@@ -171,8 +171,8 @@ impl Cluster {
                 }
                 // Drained and read in place, the Ready's vectors go back
                 // to the node in `advance` for reuse.
-                self.queue.extend(rd.drain_immediate_messages());
                 self.queue.extend(rd.drain_messages());
+                self.queue.extend(rd.drain_persisted_messages());
                 for e in rd.committed_entries() {
                     if e.kind == EntryKind::Normal as i32 {
                         self.applied[i].apply(i as u64 + 1, &e.data);

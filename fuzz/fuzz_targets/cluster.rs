@@ -52,7 +52,7 @@ impl Cluster {
                 readies += 1;
                 assert!(readies < MAX_READIES, "node {} spins on has_ready", i + 1);
                 let mut rd = self.nodes[i].ready();
-                self.net.extend(rd.take_immediate_messages());
+                self.net.extend(rd.take_messages());
                 {
                     let mut w = self.disks[i].wl();
                     if let Some(s) = rd.take_snapshot() {
@@ -69,7 +69,7 @@ impl Cluster {
                         w.set_hard_state(*hs);
                     }
                 }
-                self.net.extend(rd.take_messages());
+                self.net.extend(rd.take_persisted_messages());
                 for e in rd.committed_entries() {
                     self.applied[i] = e.slot;
                 }

@@ -39,8 +39,8 @@ impl Cluster {
                     }
                     disk.store_entries(rd.entries());
                     drop(disk);
-                    self.net.extend(rd.take_immediate_messages());
                     self.net.extend(rd.take_messages());
+                    self.net.extend(rd.take_persisted_messages());
                     if let Some(last) = rd.committed_entries().last() {
                         self.applied.insert(*id, last.slot);
                     }

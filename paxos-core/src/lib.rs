@@ -31,7 +31,7 @@
 //!             while node.has_ready() {
 //!                 let mut rd = node.ready();
 //!                 // A leader's own traffic may leave at once.
-//!                 net.extend(rd.take_immediate_messages());
+//!                 net.extend(rd.take_messages());
 //!                 // 1. Persist: the hard state and the entries.
 //!                 let mut disk = disks[id].wl();
 //!                 if let Some(hs) = rd.hard_state() {
@@ -40,7 +40,7 @@
 //!                 disk.store_entries(rd.entries());
 //!                 drop(disk);
 //!                 // 2. Then send.
-//!                 net.extend(rd.take_messages());
+//!                 net.extend(rd.take_persisted_messages());
 //!                 // 3. Apply decided entries, in order.
 //!                 for e in rd.take_committed_entries() {
 //!                     if !e.data.is_empty() {

@@ -26,9 +26,9 @@ use std::collections::VecDeque;
 ///    the promise that covers their ballot), but not from another order (a
 ///    hard state durable before its entries would name as decided a slot
 ///    whose older value is still on disk);
-/// 2. then send [`Ready::messages`] — a reply may promise that state is
+/// 2. then send [`Ready::persisted_messages`] — a reply may promise that state is
 ///    durable, so sending first would break the protocol's safety.
-///    [`Ready::immediate_messages`] (a leader's own traffic) may instead
+///    [`Ready::messages`] (a leader's own traffic) may instead
 ///    be sent at once, before or while persisting: the leader's disk write
 ///    then overlaps the round trip to its followers;
 /// 3. install the snapshot's data as the application's state (if any), then
@@ -49,8 +49,8 @@ pub struct Ready {
     number: u64,
     hard_state: Option<HardState>,
     entries: Vec<Entry>,
-    immediate: Vec<Message>,
     messages: Vec<Message>,
+    persisted_messages: Vec<Message>,
     committed_entries: Vec<Entry>,
     read_states: Vec<ReadState>,
     // Rare: boxed, so that the Ready moved through every cycle stays small.
@@ -99,7 +99,7 @@ impl Ready {
     }
 
     /// Moves the entries to persist out one by one, leaving their buffer
-    /// here for [`RawNode::advance`] to reuse (see [`Ready::drain_messages`]).
+    /// here for [`RawNode::advance`] to reuse (see [`Ready::drain_persisted_messages`]).
     pub fn drain_entries(&mut self) -> std::vec::Drain<'_, Entry> {
         self.entries.drain(..)
     }
@@ -108,38 +108,39 @@ impl Ready {
     /// leader's Accepts, heartbeats and announcements, pre-votes and
     /// forwarded proposals, which depend on nothing it has yet to persist.
     /// Sending them after persisting is correct too, only slower.
-    pub fn immediate_messages(&self) -> &[Message] {
-        &self.immediate
-    }
-
-    /// Takes the immediate messages, leaving none.
-    pub fn take_immediate_messages(&mut self) -> Vec<Message> {
-        std::mem::take(&mut self.immediate)
-    }
-
-    /// Moves the immediate messages out one by one, leaving their buffer
-    /// here for [`RawNode::advance`] to reuse: the allocation-free
-    /// alternative to [`Ready::take_immediate_messages`].
-    pub fn drain_immediate_messages(&mut self) -> std::vec::Drain<'_, Message> {
-        self.immediate.drain(..)
-    }
-
-    /// Messages to send once this `Ready`'s state is durable.
     pub fn messages(&self) -> &[Message] {
         &self.messages
     }
 
-    /// Takes the messages, leaving none.
+    /// Takes the messages that may leave at once, leaving none.
     pub fn take_messages(&mut self) -> Vec<Message> {
         std::mem::take(&mut self.messages)
     }
 
-    /// Moves the messages out one by one, leaving their buffer here for
-    /// [`RawNode::advance`] to reuse: the allocation-free alternative to
-    /// [`Ready::take_messages`]. The same goes for reading
-    /// [`Ready::committed_entries`] in place rather than taking them.
+    /// Moves the messages that may leave at once out one by one, leaving
+    /// their buffer here for [`RawNode::advance`] to reuse: the
+    /// allocation-free alternative to [`Ready::take_messages`].
     pub fn drain_messages(&mut self) -> std::vec::Drain<'_, Message> {
         self.messages.drain(..)
+    }
+
+    /// Messages to send once this `Ready`'s state is durable (raft-rs's
+    /// name, with its meaning).
+    pub fn persisted_messages(&self) -> &[Message] {
+        &self.persisted_messages
+    }
+
+    /// Takes the messages that wait for the persist, leaving none.
+    pub fn take_persisted_messages(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.persisted_messages)
+    }
+
+    /// Moves the messages out one by one, leaving their buffer here for
+    /// [`RawNode::advance`] to reuse: the allocation-free alternative to
+    /// [`Ready::take_persisted_messages`]. The same goes for reading
+    /// [`Ready::committed_entries`] in place rather than taking them.
+    pub fn drain_persisted_messages(&mut self) -> std::vec::Drain<'_, Message> {
+        self.persisted_messages.drain(..)
     }
 
     /// Decided entries to apply, in slot order, contiguous, each exactly once.
@@ -327,8 +328,8 @@ impl<S: Storage> RawNode<S> {
                 std::mem::replace(queue, buffers.messages(room))
             }
         };
-        let messages = out(&mut n.msgs);
-        let immediate = out(&mut n.immediate);
+        let persisted_messages = out(&mut n.msgs);
+        let messages = out(&mut n.immediate);
         let to_self = out(&mut n.self_msgs);
         let read_states = std::mem::take(&mut n.read_states);
         let conf_state =
@@ -359,8 +360,8 @@ impl<S: Storage> RawNode<S> {
             number,
             hard_state,
             entries,
-            immediate,
             messages,
+            persisted_messages,
             committed_entries,
             read_states,
             snapshot,
@@ -465,13 +466,13 @@ impl<S: Storage> RawNode<S> {
         self.buffers.give_messages(to_self);
         let Ready {
             entries,
-            immediate,
             messages,
+            persisted_messages,
             committed_entries,
             ..
         } = rd;
+        self.buffers.give_messages(persisted_messages);
         self.buffers.give_messages(messages);
-        self.buffers.give_messages(immediate);
         self.buffers.give_entries(committed_entries);
         self.buffers.give_entries(entries);
     }

@@ -585,8 +585,8 @@ fn pipelined_readies_advanced_in_order() {
                 disk.wl().set_hard_state(*hs);
             }
             disk.wl().store_entries(rd.entries());
-            c.queue.extend(rd.take_immediate_messages());
             c.queue.extend(rd.take_messages());
+            c.queue.extend(rd.take_persisted_messages());
             for e in rd.take_committed_entries() {
                 applied.push((e.slot, e.data));
             }
@@ -604,8 +604,8 @@ fn pipelined_readies_advanced_in_order() {
                     disk.wl().set_hard_state(*hs);
                 }
                 disk.wl().store_entries(rd.entries());
-                c.queue.extend(rd.take_immediate_messages());
                 c.queue.extend(rd.take_messages());
+                c.queue.extend(rd.take_persisted_messages());
                 for e in rd.take_committed_entries() {
                     applied.push((e.slot, e.data));
                 }

@@ -162,7 +162,7 @@ fn a_promise_far_ahead_fills_no_gap() {
     n.campaign().expect("voter");
     let mut rd = n.ready();
     let ballot = Ballot::new(1, 1);
-    let _ = rd.take_immediate_messages();
+    let _ = rd.take_messages();
     n.advance(rd);
     n.step(Message::new(
         2,

@@ -45,8 +45,8 @@ fn persist(disk: &MemStorage, rd: &mut Ready) {
 }
 
 fn all_messages(rd: &mut Ready) -> Vec<Message> {
-    let mut out = rd.take_immediate_messages();
-    out.extend(rd.take_messages());
+    let mut out = rd.take_messages();
+    out.extend(rd.take_persisted_messages());
     out
 }
 

@@ -59,8 +59,8 @@ impl Net {
                         self.disks[i].wl().set_hard_state(*hs);
                     }
                     self.disks[i].wl().store_entries(rd.entries());
-                    queue.extend(rd.take_immediate_messages());
                     queue.extend(rd.take_messages());
+                    queue.extend(rd.take_persisted_messages());
                     for e in rd.take_committed_entries() {
                         assert_eq!(
                             e.slot,

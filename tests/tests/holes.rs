@@ -201,8 +201,8 @@ fn planted_report_under_an_unpersisted_snapshot_is_caught() {
         n.step(Message::new(3, 1, Body::Prepare(prepare)))
             .expect("prepare");
         let mut rd = n.ready();
-        let mut out = rd.take_immediate_messages();
-        out.extend(rd.take_messages());
+        let mut out = rd.take_messages();
+        out.extend(rd.take_persisted_messages());
         out.iter().any(|m| match &m.body {
             Some(Body::Promise(p)) => p.entries.iter().any(|e| e.data == "stale"),
             _ => false,

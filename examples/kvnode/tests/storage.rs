@@ -521,8 +521,8 @@ impl Cluster {
                         ..ReadyWrite::default()
                     })
                     .expect("persist");
-                    self.net.extend(rd.take_immediate_messages());
                     self.net.extend(rd.take_messages());
+                    self.net.extend(rd.take_persisted_messages());
                     node.advance(rd);
                 }
             }

@@ -261,8 +261,8 @@ impl Cluster {
                     store.wl().set_hard_state(*hs);
                 }
                 store.wl().store_entries(rd.entries());
-                self.queue.extend(rd.take_immediate_messages());
                 self.queue.extend(rd.take_messages());
+                self.queue.extend(rd.take_persisted_messages());
                 for r in rd.take_read_states() {
                     self.reads.entry(id).or_default().push((r.index, r.ctx));
                 }

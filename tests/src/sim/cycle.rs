@@ -53,9 +53,9 @@ impl Sim {
             // The observer judges a grant when the node makes it, whatever
             // arrives before the host gets to send it.
             let grants: Vec<Message> = rd
-                .immediate_messages()
+                .messages()
                 .iter()
-                .chain(rd.messages())
+                .chain(rd.persisted_messages())
                 .filter(|m| {
                     matches!(
                         m.body,
@@ -72,7 +72,7 @@ impl Sim {
             // read in place: the Ready's vectors go back to the node for
             // reuse, so every fault also exercises buffer reuse (a stale
             // message in a reused buffer would be sent twice).
-            for m in rd.drain_immediate_messages() {
+            for m in rd.drain_messages() {
                 self.send(id, m);
             }
             if self.ready_crash(id, "before persisting") {
@@ -126,7 +126,7 @@ impl Sim {
         if self.ready_crash(id, "after persisting, before sending") {
             return false;
         }
-        for m in rd.drain_messages() {
+        for m in rd.drain_persisted_messages() {
             self.send(id, m);
         }
         if self.ready_crash(id, "after sending, before applying") {

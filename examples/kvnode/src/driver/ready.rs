@@ -15,7 +15,7 @@ impl Driver {
             // A leader's Accepts and heartbeats go out before its own sync:
             // the followers' syncs overlap it. (Drained, and decided entries
             // read in place: the Ready's vectors go back for reuse.)
-            self.outbox.send(rd.drain_immediate_messages());
+            self.outbox.send(rd.drain_messages());
             let installed = match rd.take_snapshot() {
                 Some(snapshot) => self.install(snapshot)?,
                 None => None,
@@ -70,7 +70,7 @@ impl Driver {
                 self.sync_members();
             }
             // Durable: now the replies that depend on it may leave.
-            self.outbox.send(rd.drain_messages());
+            self.outbox.send(rd.drain_persisted_messages());
             self.answer_member_changes(&conf_slots);
             for (client, seq, outcome) in outcomes {
                 if let Some(waiters) = self.writes.remove(&(client, seq)) {
