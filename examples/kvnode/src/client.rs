@@ -83,22 +83,36 @@ pub(crate) fn authority(endpoint: &str) -> String {
     e.split('/').next().unwrap_or(e).to_owned()
 }
 
-/// A pooled HTTP/1 client speaking plain HTTP, or HTTPS with `tls`.
+/// A pooled HTTP/1 client: plain HTTP (a `tls` with no roots), or HTTPS
+/// only once given a CA (`https_only`: never a plain request that would
+/// carry the admin token in the clear).
 fn hyper_client(
     tls: rustls::ClientConfig,
+    https_only: bool,
 ) -> HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(2)));
     http.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+    let builder = if https_only {
+        builder.https_only()
+    } else {
+        builder.https_or_http()
+    };
+    let connector = builder.enable_http1().wrap_connector(http);
     HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector)
+}
+
+/// The path and query of a URL (`/` when it has none).
+fn path_of(url: &str) -> &str {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    rest.find('/').map_or("/", |i| &rest[i..])
 }
 
 /// A request error, with its causes, saying plainly when the server's
@@ -145,7 +159,7 @@ impl Client {
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
         Ok(Client {
-            http: hyper_client(tls),
+            http: hyper_client(tls, false),
             scheme: "http",
             endpoints: Arc::new(endpoints),
             preferred: Arc::new(Mutex::new(None)),
@@ -177,7 +191,7 @@ impl Client {
                     .map_err(|e| tls_err(&e))?
             }
         };
-        self.http = hyper_client(config);
+        self.http = hyper_client(config, true);
         self.scheme = "https";
         Ok(self)
     }
@@ -261,8 +275,11 @@ impl Client {
             match self.once(&method, &url, headers, &body).await {
                 Ok((resp, Some(location))) if resp.status == StatusCode::TEMPORARY_REDIRECT => {
                     last_error = format!("redirected to {location}");
-                    *self.lock_preferred() = Some(authority(&location));
-                    url = location;
+                    // Followed with this client's own scheme: a redirect
+                    // cannot downgrade HTTPS (and the token) to plain HTTP.
+                    let target = authority(&location);
+                    url = self.url(&target, path_of(&location));
+                    *self.lock_preferred() = Some(target);
                     hops += 1;
                     if hops < MAX_HOPS {
                         continue;
@@ -310,6 +327,8 @@ mod tests {
             "127.0.0.1:8001"
         );
         assert_eq!(authority(" 127.0.0.1:8002 "), "127.0.0.1:8002");
+        assert_eq!(path_of("http://127.0.0.1:8001/kv/x?seq=1"), "/kv/x?seq=1");
+        assert_eq!(path_of("https://h:1"), "/");
         assert!(matches!(
             Client::new(&[" ".into()], Duration::from_secs(1)),
             Err(ClientError::NoEndpoints)

@@ -102,6 +102,16 @@ impl Directory {
             .cloned()
     }
 
+    /// Every known member's id.
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
     /// Whether `id` is a known member.
     pub(crate) fn contains(&self, id: u64) -> bool {
         self.0

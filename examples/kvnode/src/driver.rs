@@ -117,6 +117,8 @@ pub(crate) enum Reply {
     Value(Option<Bytes>),
     /// A leadership transfer started; it completes when `to` leads.
     TransferStarted,
+    /// What was proposed may or may not take effect (never retried).
+    OutcomeUnknown(String),
     /// Not the leader: ask this one (if known). `session` is set when the
     /// write was proposed here first: retry it with the same (id, seq).
     NotLeader {
@@ -456,11 +458,14 @@ impl Driver {
                 session: None,
             });
         }
-        for (_, w) in self.conf_waiters.drain(..) {
-            let _ = w.tx.send(Reply::NotLeader {
-                leader,
-                session: None,
-            });
+        // A membership change proposed here may still be chosen at its
+        // slot: its outcome is unknown, and proposing it again would be
+        // refused for a change that did take effect.
+        for (slot, w) in self.conf_waiters.drain(..) {
+            let _ = w.tx.send(Reply::OutcomeUnknown(format!(
+                "leadership was lost while the change at slot {slot} was undecided; \
+                 it may still take effect: check /status"
+            )));
         }
         // Writes proposed here may still be chosen, or not: their clients
         // retry at the new leader with the same (id, seq), which the

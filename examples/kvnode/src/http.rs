@@ -443,6 +443,11 @@ impl Api {
                 e.body.reason = Some(reason.to_owned());
                 e
             }
+            Reply::OutcomeUnknown(why) => {
+                let mut e = ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, why);
+                e.body.reason = Some("outcome_unknown".to_owned());
+                e
+            }
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
         }
     }

@@ -262,8 +262,8 @@ pub struct SnapshotData {
     /// The KV map, in key order.
     #[prost(message, repeated, tag = "3")]
     pub kv: Vec<KvPair>,
-    /// The client sessions in the single-outcome form of earlier versions
-    /// (read, never written).
+    /// The client sessions in the single-outcome form of earlier versions:
+    /// never written; a snapshot carrying any is refused.
     #[prost(message, repeated, tag = "4")]
     pub sessions: Vec<SessionRecord>,
     /// Addresses learned from membership changes.
@@ -1069,8 +1069,8 @@ mod tests {
             ..StoredSession::default()
         };
         assert!(StateMachine::decode_snapshot(8, &bad_session.encode_to_vec()).is_err());
-        // A snapshot in the single-outcome form of earlier versions still
-        // installs, with the same sessions.
+        // A snapshot in the single-outcome form of earlier versions is
+        // refused, not converted.
         let legacy = SnapshotData {
             clients: Vec::new(),
             sessions: data
@@ -1083,11 +1083,6 @@ mod tests {
                 .collect(),
             ..data
         };
-        let old = StateMachine::decode_snapshot(8, &legacy.encode_to_vec()).expect("legacy");
-        let old = StateMachine::from_snapshot(&old, sm.conf_state().clone());
-        for c in &legacy.sessions {
-            let seq = c.session.as_ref().map_or(0, |s| s.seq);
-            assert!(matches!(old.lookup(c.client, seq), Lookup::Applied(_)));
-        }
+        assert!(StateMachine::decode_snapshot(8, &legacy.encode_to_vec()).is_err());
     }
 }

@@ -16,7 +16,6 @@
 
 use crate::state::{
     Block, ChainHead, Changes, MemberAddress, Sessions, SnapshotData, StateMachine, StoredClient,
-    StoredSession,
 };
 use bytes::Bytes;
 use paxos_core::proto::{ConfState, Entry, HardState, ProstMessage, Snapshot, SnapshotMetadata};
@@ -43,7 +42,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// key -> value: the replicated KV map.
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 /// client -> encoded `StoredSession`: the single-outcome sessions of
-/// earlier versions, moved to `CLIENTS` when the store opens.
+/// earlier versions; a store holding any is refused.
 const LEGACY_SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
 /// client -> encoded `StoredClient`: the client sessions.
 const CLIENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("client_sessions");
@@ -169,25 +168,26 @@ fn stored_block(height: u64, bytes: &[u8]) -> Result<Block, StorageError> {
     Ok(block)
 }
 
-/// Moves sessions stored in the single-outcome form of earlier versions
-/// into `CLIENTS` (a pure conversion: every replica gets the same table).
-fn migrate_sessions(txn: &redb::WriteTransaction) -> Result<(), String> {
-    let mut legacy = txn.open_table(LEGACY_SESSIONS).map_err(|e| e.to_string())?;
-    let mut clients = txn.open_table(CLIENTS).map_err(|e| e.to_string())?;
-    let mut moved = Vec::new();
-    for item in legacy.iter().map_err(|e| e.to_string())? {
-        let (client, v) = item.map_err(|e| e.to_string())?;
-        let old = StoredSession::decode(v.value()).map_err(|e| format!("session: {e}"))?;
-        let new = Sessions::legacy(client.value(), &old)
-            .ok_or_else(|| format!("session of client {}: unknown kind", client.value()))?;
-        moved.push(new);
+/// Refuses a store whose client sessions are in the single-outcome form
+/// of earlier versions. Converting it would not be deterministic: replicas
+/// checkpoint at different slots, and the blocks above a checkpoint were
+/// applied under the old rules, so two replicas could convert the same
+/// history into different tables. The file is left as it is.
+fn refuse_legacy_sessions(db: &Database) -> Result<(), String> {
+    let txn = db.begin_read().map_err(|e| e.to_string())?;
+    let held = match txn.open_table(LEGACY_SESSIONS) {
+        Ok(t) => t.len().map_err(|e| e.to_string())?,
+        Err(redb::TableError::TableDoesNotExist(_)) => 0,
+        Err(e) => return Err(e.to_string()),
+    };
+    if held > 0 {
+        return Err(format!(
+            "it holds {held} client sessions in the format of an earlier kvnode, which this \
+             version does not convert (replicas could convert them differently); serve it \
+             with the kvnode that wrote it, or start this member from an empty data \
+             directory and let it catch up from the others"
+        ));
     }
-    for s in &moved {
-        clients
-            .insert(s.client, s.encode_to_vec().as_slice())
-            .map_err(|e| e.to_string())?;
-    }
-    legacy.retain(|_, _| false).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -277,8 +277,8 @@ impl RedbStorage {
         txn.open_table(CLIENTS)
             .map_err(|e| open_err(e.to_string()))?;
         txn.open_table(CHAIN).map_err(|e| open_err(e.to_string()))?;
-        migrate_sessions(&txn).map_err(|e| open_err(e.to_string()))?;
         txn.commit().map_err(|e| open_err(e.to_string()))?;
+        refuse_legacy_sessions(&db).map_err(open_err)?;
         Ok(RedbStorage { db: Arc::new(db) })
     }
 
@@ -403,7 +403,7 @@ impl RedbStorage {
         }
         let mut sessions = txn.open_table(CLIENTS).map_err(write_err)?;
         sessions.retain(|_, _| false).map_err(write_err)?;
-        // Checked by `decode_snapshot`; the legacy form is converted here.
+        // Checked by `decode_snapshot`.
         let table = StateMachine::from_snapshot(data, ConfState::default());
         for s in table.stored_sessions() {
             sessions

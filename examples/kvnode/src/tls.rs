@@ -55,6 +55,12 @@ pub fn member_name(id: u64) -> String {
     format!("node-{id}")
 }
 
+/// Whether `name` has the form of a member identity, `node-<digits>`.
+pub fn is_member_name(name: &str) -> bool {
+    name.strip_prefix("node-")
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Where a member's TLS files are: its certificate chain, its key, and the
 /// cluster CA's certificate (PEM).
 #[derive(Clone, Debug)]
@@ -230,6 +236,14 @@ pub fn member_files(dir: &Path, id: u64) -> PeerFiles {
 /// `hosts` are added to every member certificate as further names (the
 /// addresses clients may dial). Returns the files of each id.
 pub fn generate(dir: &Path, ids: &[u64], hosts: &[String]) -> Result<Vec<PeerFiles>, TlsError> {
+    // A host name of the `node-ID` form would make every certificate name
+    // that member too.
+    if let Some(h) = hosts.iter().find(|h| is_member_name(h)) {
+        return Err(TlsError::Pem {
+            path: dir.to_owned(),
+            what: format!("--hosts {h}: names of the form node-ID are member identities"),
+        });
+    }
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Io {
         path: dir.to_owned(),
         source,
@@ -307,5 +321,8 @@ mod tests {
         let again = generate(dir.path(), &[1, 2, 3], &[]).expect("again");
         assert_eq!(std::fs::read(&again[0].cert).expect("read"), before);
         PeerTls::load(&again[2]).expect("the new member's");
+        // Host names that are member identities are refused.
+        assert!(generate(dir.path(), &[4], &["node-2".into()]).is_err());
+        assert!(is_member_name("node-12") && !is_member_name("node-") && !is_member_name("db-1"));
     }
 }

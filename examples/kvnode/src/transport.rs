@@ -11,9 +11,10 @@
 //! frames from the one member its certificate names (any other `from` is
 //! refused and counted). An incoming connection must admit a frame within
 //! [`ADMIT_TIMEOUT`] and may then stay silent for at most
-//! [`IDLE_TIMEOUT`]; one source address holds at most
+//! [`IDLE_TIMEOUT`]; one source address (an IPv6 /64) holds at most
 //! [`MAX_PENDING_PER_SOURCE`] connections that have not admitted a frame
-//! yet, so a silent or slow client cannot take the slots of real peers.
+//! yet, and all of them together at most half of the node's slots, so
+//! silent or slow clients cannot take the slots of real peers.
 
 use crate::config::{Directory, Member};
 use crate::driver::{Inbox, Input};
@@ -44,9 +45,12 @@ const SEND_QUEUE: usize = 4096;
 const WRITE_BATCH: usize = 1 << 20;
 /// Incoming connections served at once; more are closed on accept.
 const MAX_INBOUND: usize = 64;
-/// Incoming connections from one address that have not admitted a frame
-/// yet; more are closed on accept.
+/// Incoming connections from one address (an IPv6 /64) that have not
+/// admitted a frame yet; more are closed on accept.
 pub(crate) const MAX_PENDING_PER_SOURCE: usize = 8;
+/// Incoming connections in all that have not admitted a frame yet: the
+/// rest of `MAX_INBOUND` stays for connections that did.
+const MAX_PENDING: usize = MAX_INBOUND / 2;
 /// How long an incoming connection has to finish its TLS handshake and
 /// admit its first frame.
 pub(crate) const ADMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -289,19 +293,35 @@ pub(crate) struct Inbound {
     pub(crate) tls: Option<PeerTls>,
 }
 
-/// Connections per source address that have not admitted a frame yet.
+/// Connections that have not admitted a frame yet: per source, and in all.
 #[derive(Debug, Default)]
-struct Pending(Mutex<BTreeMap<IpAddr, usize>>);
+struct Pending(Mutex<(BTreeMap<IpAddr, usize>, usize)>);
+
+/// The source a connection counts against: its address, or for IPv6 its
+/// /64 (one host commonly holds a whole /64).
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+    }
+}
 
 impl Pending {
-    /// Counts one more from `ip`, unless it holds the maximum already.
+    /// Counts one more from `ip`, unless its source or the node holds the
+    /// maximum already.
     fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<PendingGuard> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let ip = source(ip);
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, total) = &mut *guard;
         let n = map.entry(ip).or_insert(0);
-        if *n >= MAX_PENDING_PER_SOURCE {
+        if *n >= MAX_PENDING_PER_SOURCE || *total >= MAX_PENDING {
+            if *n == 0 {
+                map.remove(&ip);
+            }
             return None;
         }
         *n += 1;
+        *total += 1;
         Some(PendingGuard {
             pending: self.clone(),
             ip,
@@ -318,7 +338,9 @@ struct PendingGuard {
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        let mut map = self.pending.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.pending.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, total) = &mut *guard;
+        *total = total.saturating_sub(1);
         if let Some(n) = map.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -352,10 +374,12 @@ pub(crate) async fn listen(listener: TcpListener, ctx: Arc<Inbound>) {
             continue;
         };
         let ctx = ctx.clone();
+        // The handshake and the first frame share one deadline.
+        let admit_by = tokio::time::Instant::now() + ADMIT_TIMEOUT;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            match accept(stream, &ctx).await {
-                Ok((read, cert)) => receive(read, cert, remote, guard, &ctx).await,
+            match accept(stream, admit_by, &ctx).await {
+                Ok((read, cert)) => receive(read, cert, remote, (guard, admit_by), &ctx).await,
                 Err(e) => {
                     ctx.metrics.peer_conns_refused.fetch_add(1, Relaxed);
                     slog::warn!(ctx.logger, "peer connection refused"; "remote" => %remote, "error" => %e);
@@ -369,16 +393,17 @@ pub(crate) async fn listen(listener: TcpListener, ctx: Arc<Inbound>) {
 /// The receiving half of a peer connection, plain or TLS.
 type PeerRead = Box<dyn AsyncRead + Unpin + Send>;
 
-/// The TLS handshake (within [`ADMIT_TIMEOUT`]), when configured: the
-/// stream, and the verified certificate of the member on the other end.
+/// The TLS handshake (by `admit_by`), when configured: the stream, and the
+/// verified certificate of the member on the other end.
 async fn accept(
     tcp: TcpStream,
+    admit_by: tokio::time::Instant,
     ctx: &Inbound,
 ) -> std::io::Result<(PeerRead, Option<CertificateDer<'static>>)> {
     let Some(tls) = &ctx.tls else {
         return Ok((Box::new(tcp), None));
     };
-    let stream = tokio::time::timeout(ADMIT_TIMEOUT, tls.acceptor().accept(tcp))
+    let stream = tokio::time::timeout_at(admit_by, tls.acceptor().accept(tcp))
         .await
         .map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
@@ -407,15 +432,23 @@ enum Speaker {
 }
 
 impl Speaker {
-    /// Whether a frame from `from` may come over this connection.
-    fn may_send(&mut self, from: u64) -> bool {
+    /// Whether a frame from `from` may come over this connection. A
+    /// certificate binds the connection to `from` at the first frame, and
+    /// only if it names `from` and no other of `members`: one naming two
+    /// members (a CA that issued it so, or host names of the `node-ID`
+    /// form) speaks for neither.
+    fn may_send(&mut self, from: u64, members: &Directory) -> bool {
         match self {
             Speaker::Plain => true,
             Speaker::Certified {
                 member: Some(id), ..
             } => *id == from,
             Speaker::Certified { cert, member } => {
-                let ok = names_member(cert, from);
+                let ok = names_member(cert, from)
+                    && !members
+                        .ids()
+                        .into_iter()
+                        .any(|other| other != from && names_member(cert, other));
                 if ok {
                     *member = Some(from);
                 }
@@ -442,7 +475,7 @@ async fn receive(
     mut stream: PeerRead,
     cert: Option<CertificateDer<'static>>,
     remote: SocketAddr,
-    guard: PendingGuard,
+    (guard, admit_by): (PendingGuard, tokio::time::Instant),
     ctx: &Inbound,
 ) {
     let codec = FrameCodec::new(MAX_FRAME);
@@ -452,10 +485,9 @@ async fn receive(
         None => Speaker::Plain,
         Some(cert) => Speaker::Certified { cert, member: None },
     };
-    // Until its first admitted frame the connection counts against its
-    // source's pending limit and has ADMIT_TIMEOUT in all.
+    // Until its first admitted frame the connection counts against the
+    // pending limits and has until `admit_by` (ADMIT_TIMEOUT from accept).
     let mut pending = Some(guard);
-    let admit_by = tokio::time::Instant::now() + ADMIT_TIMEOUT;
     loop {
         let deadline = if pending.is_some() {
             admit_by
@@ -487,7 +519,7 @@ async fn receive(
             };
             let admitted = admit(frame, ctx.cluster_id, ctx.me, |id| ctx.members.contains(id))
                 .and_then(|msg| {
-                    if speaker.may_send(msg.from) {
+                    if speaker.may_send(msg.from, &ctx.members) {
                         Ok(msg)
                     } else {
                         Err(FrameError::Impersonation { claimed: msg.from })
@@ -526,5 +558,29 @@ async fn receive(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_connections_are_bounded_per_source_and_in_all() {
+        let p = Arc::new(Pending::default());
+        let v6 =
+            |last: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last));
+        // One /64 is one source, whatever the interface id.
+        let held: Vec<_> = (0..MAX_PENDING_PER_SOURCE as u16)
+            .map(|i| p.enter(v6(i)).expect("within the source's limit"))
+            .collect();
+        assert!(p.enter(v6(999)).is_none(), "same /64");
+        drop(held);
+        assert!(p.enter(v6(999)).is_some(), "freed on drop");
+        // Many sources: the node-wide cap.
+        let many: Vec<_> = (0..=255u8)
+            .filter_map(|i| p.enter(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i))))
+            .collect();
+        assert_eq!(many.len(), MAX_PENDING);
     }
 }

@@ -105,8 +105,8 @@ fn a_stored_slot_past_the_limit_is_corruption_not_an_overflow() {
 }
 
 #[test]
-fn sessions_of_the_single_outcome_form_are_moved_at_open() {
-    use kvnode::state::{Lookup, Outcome, StoredSession};
+fn a_store_with_sessions_of_the_single_outcome_form_is_refused_and_kept() {
+    use kvnode::state::{Outcome, StoredSession};
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("node.redb");
     drop(RedbStorage::open(&path).expect("open"));
@@ -122,15 +122,16 @@ fn sessions_of_the_single_outcome_form_are_moved_at_open() {
         }
         txn.commit().expect("commit");
     }
-    let s = RedbStorage::open(&path).expect("reopen");
-    let sm = s.load_state_machine().expect("load");
-    assert_eq!(sm.lookup(9, 5), Lookup::Applied(Outcome::Done));
-    assert_eq!(sm.lookup(9, 4), Lookup::Forgotten, "below: unknown");
-    assert_eq!(sm.lookup(9, 6), Lookup::New);
-    drop(s);
-    // Moved, not copied: a second open finds the same.
-    let s = RedbStorage::open(&path).expect("again");
-    assert_eq!(s.load_state_machine().expect("load").sessions_len(), 1);
+    let err = RedbStorage::open(&path).expect_err("refused");
+    assert!(err.to_string().contains("earlier kvnode"), "{err}");
+    // The old sessions are still there, for the kvnode that wrote them.
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    let db = redb::Database::open(&path).expect("raw open");
+    let txn = db.begin_read().expect("txn");
+    let t = txn
+        .open_table(redb::TableDefinition::<u64, &[u8]>::new("sessions"))
+        .expect("table");
+    assert_eq!(t.len().expect("len"), 1);
 }
 
 #[test]

@@ -10,9 +10,28 @@ use crate::state::MemberAddress;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::mpsc::TrySendError;
+use std::time::Duration;
 
 /// How long one name lookup may take.
-const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first wait before a failed lookup is tried again, and the longest.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Hands `input` to the driver, waiting while its inbox is full; `false`
+/// once the driver is gone.
+async fn deliver(inbox: &Inbox, mut input: Input) -> bool {
+    loop {
+        match inbox.try_send(input) {
+            Ok(()) => return true,
+            Err(TrySendError::Full(back)) => {
+                input = back;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(TrySendError::Disconnected(_)) => return false,
+        }
+    }
+}
 
 /// The driver's resolver: answers it has, and lookups under way.
 #[derive(Debug)]
@@ -57,32 +76,41 @@ impl Resolver {
                 let found = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host(s)).await;
                 found.ok()?.ok()?.next()
             };
-            let member = match (lookup(a.peer.clone()).await, lookup(a.http.clone()).await) {
-                (Some(peer), Some(http)) => Some(Member {
-                    id: a.id,
-                    peer,
-                    http,
-                }),
-                _ => None,
-            };
-            // A full inbox drops the answer: the next membership sync asks
-            // again only for a changed address, so retry once it drains.
-            let mut input = Input::Resolved(a, member);
+            // A failed lookup is tried again, every RETRY_MAX at the
+            // latest, until it answers: a DNS hiccup must not cut a member
+            // off until the next restart. The first failure is reported
+            // (for the log), and the answer once it comes.
+            let mut retry = RETRY_MIN;
+            let mut reported = false;
             loop {
-                match inbox.try_send(input) {
-                    Err(TrySendError::Full(back)) => {
-                        input = back;
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                let member = match (lookup(a.peer.clone()).await, lookup(a.http.clone()).await) {
+                    (Some(peer), Some(http)) => Some(Member {
+                        id: a.id,
+                        peer,
+                        http,
+                    }),
+                    _ => None,
+                };
+                let found = member.is_some();
+                if found || !reported {
+                    reported = true;
+                    if !deliver(&inbox, Input::Resolved(a.clone(), member)).await {
+                        return;
                     }
-                    Ok(()) | Err(TrySendError::Disconnected(_)) => return,
                 }
+                if found {
+                    return;
+                }
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(RETRY_MAX);
             }
         });
         None
     }
 
     /// Records a lookup's answer (one for an address asked for since is
-    /// ignored).
+    /// ignored). A failure leaves the member unknown while its lookup
+    /// goes on being retried.
     pub(crate) fn resolved(&mut self, a: MemberAddress, member: Option<Member>) {
         if let Some((asked, answer)) = self.known.get_mut(&a.id) {
             if *asked == a {

@@ -183,8 +183,8 @@ impl Sessions {
     }
 
     /// The table from stored sessions; `None` if one is inconsistent (an
-    /// unknown outcome kind, a sequence at or below its floor, more than
-    /// the window, a client twice).
+    /// unknown outcome kind, a sequence at or below its floor or twice,
+    /// more than the window, a client twice).
     pub fn from_stored(stored: impl IntoIterator<Item = StoredClient>) -> Option<Self> {
         let mut t = Sessions::default();
         for s in stored {
@@ -202,24 +202,14 @@ impl Sessions {
                     return None;
                 }
                 t.bytes = t.bytes.saturating_add(value_bytes(&outcome));
-                c.outcomes.insert(seq, outcome);
+                if c.outcomes.insert(seq, outcome).is_some() {
+                    return None;
+                }
             }
             t.by_age.insert((c.last_slot, s.client));
             t.clients.insert(s.client, c);
         }
         Some(t)
-    }
-
-    /// A session stored in the single-outcome form of earlier versions:
-    /// its one sequence, everything below it forgotten.
-    pub fn legacy(client: u64, old: &StoredSession) -> Option<StoredClient> {
-        let (seq, _) = old.to_outcome()?;
-        Some(StoredClient {
-            client,
-            floor: seq.saturating_sub(1),
-            last_slot: 0,
-            outcomes: vec![old.clone()],
-        })
     }
 }
 
@@ -288,6 +278,7 @@ mod tests {
         assert!(Sessions::from_stored([s(4, vec![ok.clone()])]).is_some());
         assert!(Sessions::from_stored([s(5, vec![ok.clone()])]).is_none());
         assert!(Sessions::from_stored([s(0, vec![ok.clone(); WINDOW + 1])]).is_none());
+        assert!(Sessions::from_stored([s(0, vec![ok.clone(), ok.clone()])]).is_none());
         assert!(Sessions::from_stored([s(0, vec![ok.clone()]), s(0, vec![ok])]).is_none());
         let bad = StoredSession {
             kind: 9,

@@ -61,14 +61,13 @@ impl StateMachine {
         sm
     }
 
-    /// The sessions a snapshot carries, in either form; `None` if one is
-    /// inconsistent.
+    /// The sessions a snapshot carries; `None` if one is inconsistent, or
+    /// in the single-outcome form of earlier versions (not converted, as a
+    /// store holding it is not: see `storage`).
     fn snapshot_sessions(d: &SnapshotData) -> Option<Sessions> {
-        let legacy = d
-            .sessions
-            .iter()
-            .map(|s| Sessions::legacy(s.client, s.session.as_ref()?))
-            .collect::<Option<Vec<_>>>()?;
-        Sessions::from_stored(legacy.into_iter().chain(d.clients.iter().cloned()))
+        if !d.sessions.is_empty() {
+            return None;
+        }
+        Sessions::from_stored(d.clients.iter().cloned())
     }
 }
