@@ -101,20 +101,26 @@ pub enum ConfChangeError {
 }
 
 /// Why a leader refused a proposal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum DropReason {
     /// `max_inflight_slots` undecided slots are already in flight.
+    #[error("too many undecided slots in flight")]
     TooManyInflightSlots,
     /// `max_inflight_bytes` undecided bytes are already in flight.
+    #[error("too many undecided bytes in flight")]
     TooManyInflightBytes,
     /// A single entry larger than `max_inflight_bytes`.
+    #[error("entry larger than max_inflight_bytes")]
     EntryTooLarge,
     /// `max_inflight_slots` reads are already waiting for confirmation.
+    #[error("too many reads waiting for confirmation")]
     TooManyReads,
     /// A leadership transfer is in progress: retry at the new leader.
+    #[error("a leadership transfer is in progress")]
     TransferInProgress,
     /// A membership change is not chosen yet: nothing is proposed past it
     /// until it is (PROTOCOL.md rule L3). Retry shortly.
+    #[error("a membership change is not decided yet")]
     ConfChangePending,
 }
 
@@ -129,7 +135,7 @@ pub enum Error {
         leader: Option<u64>,
     },
     /// The leader cannot take the proposal now; retry later.
-    #[error("proposal dropped: {0:?}")]
+    #[error("proposal dropped: {0}")]
     ProposalDropped(DropReason),
     /// A message from a node that is not a member.
     #[error("message from unknown node {0}")]

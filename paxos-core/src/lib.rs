@@ -107,6 +107,7 @@ mod conf_change;
 mod config;
 mod election;
 mod errors;
+mod kinds;
 mod leader;
 mod lease;
 mod log;

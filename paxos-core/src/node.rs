@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::election::{PreVote, Timer};
 use crate::errors::{ConfigError, Error, Result};
+use crate::kinds;
 use crate::leader::LeaderState;
 use crate::log::Log;
 use crate::membership::Membership;
@@ -173,26 +174,12 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// Queues a message. A leader's own traffic may leave before the Ready
-    /// carrying it is persisted: its ballot was promised durably before it
-    /// won phase 1 (and is never reused after a crash), every watermark it
-    /// announces counts its own acceptance only once durable, and its
-    /// entries bind no one but the acceptors that persist them. Likewise a
-    /// pre-vote (changes nothing) and a forwarded proposal. The leader's
-    /// disk write then overlaps the round trip to the followers. Replies,
-    /// and a candidate's Prepare (its own promise must be durable first, or
-    /// a restart could reuse the ballot), wait for the persist.
+    /// Queues a message: to this node's own replies, to the messages that
+    /// may leave at once, or to those that wait for the persist, as its
+    /// kind says (`kinds::may_leave_before_persist`, rule D2). The
+    /// leader's disk write then overlaps the round trip to the followers.
     pub(crate) fn send(&mut self, to: u64, body: Body) {
-        let immediate = matches!(
-            body,
-            Body::Accept(_)
-                | Body::Heartbeat(_)
-                | Body::Decide(_)
-                | Body::InstallSnapshot(_)
-                | Body::TimeoutNow(_)
-                | Body::PrePrepare(_)
-                | Body::Propose(_)
-        );
+        let immediate = kinds::may_leave_before_persist(&body);
         let m = Message::new(self.id, to, body);
         if to == self.id {
             self.self_msgs.push(m);
@@ -254,18 +241,13 @@ impl<S: Storage> Node<S> {
         if self.members.contains(from) {
             return true;
         }
-        match body {
-            Body::PrePrepare(_)
-            | Body::Prepare(_)
-            | Body::Accept(_)
-            | Body::Heartbeat(_)
-            | Body::Decide(_)
-            | Body::InstallSnapshot(_) => true,
-            _ => match &self.role {
-                Role::Candidate(ph) => ph.asked(from),
-                Role::Leader(ls) => ls.progress.iter().any(|p| p.id == from),
-                _ => false,
-            },
+        if kinds::is_leadership_request(body) {
+            return true;
+        }
+        match &self.role {
+            Role::Candidate(ph) => ph.asked(from),
+            Role::Leader(ls) => ls.progress.iter().any(|p| p.id == from),
+            Role::Follower | Role::PreCandidate(_) => false,
         }
     }
 

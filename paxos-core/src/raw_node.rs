@@ -32,7 +32,11 @@ use std::collections::VecDeque;
 ///    be sent at once, before or while persisting: the leader's disk write
 ///    then overlaps the round trip to its followers;
 /// 3. install the snapshot's data as the application's state (if any), then
-///    apply [`Ready::committed_entries`] in order;
+///    apply [`Ready::committed_entries`] in order. These are decided by a
+///    quorum already, so a host may also apply them before or while it
+///    persists this `Ready` (kvnode does, to write what applying changed
+///    in the same transaction), provided it reveals their results — to
+///    clients, say — only once the persist is done;
 /// 4. call [`RawNode::advance`] with this `Ready`.
 ///
 /// A host may pipeline: take further `Ready`s, and step messages, ticks and

@@ -1,16 +1,18 @@
 //! The driver: one thread owns the `RawNode`, its storage and the state
-//! machine, and runs the Ready loop the protocol requires — persist, then
-//! send, then apply, then advance.
+//! machine, and runs the Ready loop: send what may leave at once, apply the
+//! decided entries in memory, persist, send the rest, answer, advance.
 //!
 //! Everything else talks to it through one bounded channel ([`Inbox`]):
-//! peer messages from the transport, client requests from the HTTP API.
-//! Each turn it drains what arrived, ticks when a tick is due, then handles
-//! every `Ready` with **one** synced transaction: the Ready's hard state and
-//! entries together with what the state machine changed applying the
-//! Ready's decided entries — their blocks and applied slot always, the KV
-//! and session tables at checkpoints (group commit: one sync per Ready,
-//! however many commands it carries). Clients are answered only after that
-//! sync.
+//! peer messages from the transport, client requests from the HTTP API,
+//! answers to address lookups. Each turn it drains what arrived, ticks when
+//! a tick is due, then handles every `Ready`: it installs the snapshot (if
+//! any) and applies the decided entries to the state machine first (they
+//! are decided already: `Ready`'s contract allows it), then writes **one**
+//! synced transaction: the Ready's snapshot, hard state and entries
+//! together with what applying changed — the blocks and applied slot
+//! always, the KV and session tables at checkpoints (group commit: one
+//! sync per Ready, however many commands it carries). Only after that sync
+//! do the persisted messages leave and clients get their answers.
 //!
 //! redb's sync blocks, which is why this is a plain thread and not a task:
 //! the tokio reactor never waits on the disk.
