@@ -174,6 +174,41 @@ impl<S: Storage> Node<S> {
         }
     }
 
+    /// Checks, in debug builds, what holds between any two calls of the
+    /// host (each `RawNode` entry point ends here). Skipped while a planted
+    /// bug is active, which may break one on purpose. The simulator's
+    /// observer checks the cluster-wide counterparts.
+    pub(crate) fn assert_invariants(&self) {
+        #[cfg(feature = "planted-bugs")]
+        if self.cfg.planted_bug.is_some() {
+            return;
+        }
+        // Every campaign goes above the highest round seen (rule P1).
+        debug_assert!(
+            self.promised.round <= self.max_round,
+            "promised {} above the highest round seen {}",
+            self.promised,
+            self.max_round
+        );
+        match &self.role {
+            Role::Leader(ls) => {
+                // A leader leads in its own ballot, the one it promised
+                // (a higher promise ends its leadership), as a voter.
+                debug_assert_eq!(ls.ballot.node, self.id, "leading in another's ballot");
+                debug_assert_eq!(
+                    ls.ballot, self.promised,
+                    "leader's ballot is not its promise"
+                );
+                debug_assert!(self.members.is_voter(self.id), "a leader that is no voter");
+            }
+            Role::Candidate(ph) => {
+                debug_assert_eq!(ph.ballot.node, self.id, "campaigning in another's ballot");
+                debug_assert!(ph.ballot <= self.promised, "candidate above its promise");
+            }
+            Role::Follower | Role::PreCandidate(_) => {}
+        }
+    }
+
     /// Queues a message: to this node's own replies, to the messages that
     /// may leave at once, or to those that wait for the persist, as its
     /// kind says (`kinds::may_leave_before_persist`, rule D2). The

@@ -228,13 +228,16 @@ impl<S: Storage> RawNode<S> {
     pub fn tick(&mut self) {
         self.apply_stalled = false;
         self.node.tick();
+        self.node.assert_invariants();
     }
 
     /// Handles a message from a peer. Bad messages return a typed error and
     /// change nothing.
     pub fn step(&mut self, msg: Message) -> Result<()> {
         self.apply_stalled = false;
-        self.node.step(msg)
+        let r = self.node.step(msg);
+        self.node.assert_invariants();
+        r
     }
 
     /// Proposes a command. At the leader it takes the next slot; elsewhere it
@@ -247,7 +250,9 @@ impl<S: Storage> RawNode<S> {
     /// per-command reference count is allocated; a larger one is kept as
     /// given, without a copy.
     pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<Proposed> {
-        self.node.propose_entry(EntryKind::Normal, data.into())
+        let r = self.node.propose_entry(EntryKind::Normal, data.into());
+        self.node.assert_invariants();
+        r
     }
 
     /// Asks for a linearizable read. At the leader, a [`ReadState`] with
@@ -256,7 +261,9 @@ impl<S: Storage> RawNode<S> {
     /// `index`. Elsewhere it fails with [`crate::Error::NotLeader`]. A read
     /// in flight when the leader loses leadership is dropped: retry it.
     pub fn read_index(&mut self, ctx: impl Into<Bytes>) -> Result<()> {
-        self.node.read_index(ctx.into())
+        let r = self.node.read_index(ctx.into());
+        self.node.assert_invariants();
+        r
     }
 
     /// Hands leadership to voter `to`: the leader brings it up to date, then
@@ -266,7 +273,9 @@ impl<S: Storage> RawNode<S> {
     /// resumes. Fails with `NotLeader` elsewhere and `NotVoter` for a learner
     /// or stranger. A transfer to the leader itself cancels one in progress.
     pub fn transfer_leader(&mut self, to: u64) -> Result<()> {
-        self.node.transfer_leader(to)
+        let r = self.node.transfer_leader(to);
+        self.node.assert_invariants();
+        r
     }
 
     /// Proposes a membership change at the leader; returns its slot. Add a
@@ -278,7 +287,9 @@ impl<S: Storage> RawNode<S> {
     /// decided. Promoting a learner more than `max_inflight_slots` behind
     /// fails with [`crate::ConfChangeError::LearnerBehind`].
     pub fn propose_conf_change(&mut self, cc: ConfChange) -> Result<u64> {
-        self.node.propose_conf_change(cc)
+        let r = self.node.propose_conf_change(cc);
+        self.node.assert_invariants();
+        r
     }
 
     /// Starts an election now, without waiting for the timeout. Fails with
@@ -288,7 +299,9 @@ impl<S: Storage> RawNode<S> {
     /// `election_ticks`): use [`RawNode::transfer_leader`] at the leader
     /// instead, or retry once the leader has been silent that long.
     pub fn campaign(&mut self) -> Result<()> {
-        self.node.campaign(None)
+        let r = self.node.campaign(None);
+        self.node.assert_invariants();
+        r
     }
 
     /// Whether [`RawNode::ready`] has anything to hand out.
@@ -479,6 +492,7 @@ impl<S: Storage> RawNode<S> {
         self.buffers.give_messages(messages);
         self.buffers.give_entries(committed_entries);
         self.buffers.give_entries(entries);
+        self.node.assert_invariants();
     }
 
     /// A snapshot of the node's state, for monitoring and tests.
