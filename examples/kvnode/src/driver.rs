@@ -127,8 +127,13 @@ pub(crate) enum Reply {
         leader: Option<u64>,
         session: Option<(u64, u64)>,
     },
-    /// The leader cannot take it now (overload, transfer): retry.
+    /// The leader cannot take it now (overload): the client may retry, but
+    /// the member does not retry on its behalf.
     Busy(String),
+    /// Refused for a moment (a transfer or membership change under way,
+    /// a change that was not chosen): a member waiting out an election
+    /// asks again.
+    Retry(String),
     /// A membership change was applied: the membership after it.
     MemberChanged {
         voters: Vec<u64>,

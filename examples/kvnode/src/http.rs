@@ -269,12 +269,13 @@ impl Api {
     }
 
     /// `ask` for an operation the leader serves, riding out an election:
-    /// while this member knows no leader (or the leader cannot take it
-    /// yet), it waits up to `leader_wait` for one and asks again, so the
-    /// client gets an answer or a redirect instead of an error. Only a
-    /// refusal is retried, which proposed nothing (a write proposed here
-    /// keeps the session it was proposed under, so it applies at most
-    /// once).
+    /// while this member knows no leader (or the leader refuses it for a
+    /// moment: `Reply::Retry`), it waits up to `leader_wait` and asks
+    /// again, so the client gets an answer or a redirect instead of an
+    /// error. Only a refusal is retried, which proposed nothing (a write
+    /// proposed here keeps the session it was proposed under, so it
+    /// applies at most once); an overload (`Reply::Busy`) is answered at
+    /// once.
     async fn ask_leader(&self, mut op: ClientOp) -> Result<Reply, ApiError> {
         let deadline = Instant::now() + self.leader_wait;
         loop {
@@ -287,7 +288,7 @@ impl Api {
                     }
                     self.leader_elsewhere(*leader).is_none()
                 }
-                Reply::Busy(_) => true,
+                Reply::Retry(_) => true,
                 _ => false,
             };
             if !retry || Instant::now() >= deadline {
@@ -437,7 +438,7 @@ impl Api {
     fn failure(&self, reply: Reply, uri: &Uri) -> ApiError {
         match reply {
             Reply::NotLeader { leader, session } => self.not_leader(leader, session, uri),
-            Reply::Busy(why) => ApiError::unavailable(why),
+            Reply::Busy(why) | Reply::Retry(why) => ApiError::unavailable(why),
             Reply::Refused { reason, error } => {
                 let mut e = ApiError::new(StatusCode::CONFLICT, error);
                 e.body.reason = Some(reason.to_owned());

@@ -38,7 +38,7 @@ impl Driver {
                     });
                 }
                 Err(e) => {
-                    let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+                    let _ = waiter.tx.send(unavailable(&e));
                 }
             },
         }
@@ -126,7 +126,7 @@ impl Driver {
             Err(e) => {
                 self.metrics.proposals_refused.fetch_add(count, Relaxed);
                 for (_, waiter) in batch.waiters {
-                    let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+                    let _ = waiter.tx.send(unavailable(&e));
                 }
             }
         }
@@ -167,7 +167,7 @@ impl Driver {
                 ConfChangeError::UnknownType(_) | ConfChangeError::Invalid(_) => "invalid",
             },
             _ => {
-                let _ = waiter.tx.send(Reply::Busy(e.to_string()));
+                let _ = waiter.tx.send(unavailable(&e));
                 return;
             }
         };
@@ -220,7 +220,7 @@ impl Driver {
             }
             Err(e) => {
                 for r in batch {
-                    let _ = r.waiter.tx.send(Reply::Busy(e.to_string()));
+                    let _ = r.waiter.tx.send(unavailable(&e));
                 }
             }
         }
@@ -246,7 +246,7 @@ impl Driver {
                     learners: cs.learners.clone(),
                 }
             } else {
-                Reply::Busy(
+                Reply::Retry(
                     "the membership change was not chosen, or another change took effect first; retry"
                         .into(),
                 )
@@ -269,5 +269,17 @@ impl Driver {
                 i += 1;
             }
         }
+    }
+}
+
+/// The answer for a refusal of the core's other than "not the leader":
+/// a moment's refusal is worth asking again, an overload is not.
+fn unavailable(e: &CoreError) -> Reply {
+    match e {
+        CoreError::ProposalDropped(
+            DropReason::TransferInProgress | DropReason::ConfChangePending,
+        )
+        | CoreError::LeaseHeld { .. } => Reply::Retry(e.to_string()),
+        _ => Reply::Busy(e.to_string()),
     }
 }
