@@ -150,17 +150,8 @@ async fn forward_log(id: u64, err: tokio::process::ChildStderr) {
 fn admin_token(data_dir: &std::path::Path) -> Result<PathBuf, String> {
     let path = data_dir.join("admin.token");
     if !path.exists() {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-        let token = crate::ids::secret_hex()?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| f.write_all(token.as_bytes()))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::tls::write_private(&path, &crate::ids::secret_hex()?).map_err(|e| e.to_string())?;
     }
     Ok(path)
 }

@@ -295,13 +295,21 @@ impl Api {
                 return Ok(reply);
             }
             self.metrics.leader_waits.fetch_add(1, Relaxed);
-            // The driver publishes the leader it follows every turn: look
-            // until one is known, then ask again.
-            loop {
-                tokio::time::sleep(LEADER_POLL).await;
-                if Instant::now() >= deadline || self.known_leader().is_some() {
-                    break;
-                }
+            self.wait_for_leader(deadline, |l| l.is_some()).await;
+        }
+    }
+
+    /// Waits until the leader the driver publishes (every turn) satisfies
+    /// `done`, or until `deadline`; whether it did. It always waits one
+    /// poll first: the view may still show what led the caller here.
+    async fn wait_for_leader(&self, deadline: Instant, done: impl Fn(Option<u64>) -> bool) -> bool {
+        loop {
+            tokio::time::sleep(LEADER_POLL).await;
+            if done(self.known_leader()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
             }
         }
     }
@@ -614,11 +622,8 @@ async fn transfer(
         other => return Err(api.failure(other, &uri)),
     }
     let deadline = Instant::now() + api.leader_wait;
-    while Instant::now() < deadline {
-        if api.known_leader() == Some(req.to) {
-            return Ok(Json(serde_json::json!({ "ok": true, "leader": req.to })).into_response());
-        }
-        tokio::time::sleep(LEADER_POLL).await;
+    if api.wait_for_leader(deadline, |l| l == Some(req.to)).await {
+        return Ok(Json(serde_json::json!({ "ok": true, "leader": req.to })).into_response());
     }
     Err(ApiError::unavailable(format!(
         "node {} did not take over in time; the leader resumes",

@@ -157,6 +157,18 @@ fn corrupt(what: &str, e: &dyn std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {e}"))
 }
 
+/// The block at `height` of the chain table, which must hold it.
+fn block_at(
+    chain: &impl ReadableTable<u64, &'static [u8]>,
+    height: u64,
+) -> Result<Block, StorageError> {
+    let v = chain
+        .get(height)
+        .map_err(unavailable)?
+        .ok_or_else(|| StorageError::Corrupt(format!("no block at height {height}")))?;
+    stored_block(height, v.value())
+}
+
 /// The block stored under `height`, which must be its own.
 fn stored_block(height: u64, bytes: &[u8]) -> Result<Block, StorageError> {
     let block = Block::decode(bytes).map_err(|e| corrupt("block", &e))?;
@@ -545,13 +557,7 @@ impl RedbStorage {
         let head = if state_applied == base_height {
             None
         } else {
-            let v = chain
-                .get(state_applied)
-                .map_err(unavailable)?
-                .ok_or_else(|| {
-                    StorageError::Corrupt(format!("no block at height {state_applied}"))
-                })?;
-            let b = stored_block(state_applied, v.value())?;
+            let b = block_at(&chain, state_applied)?;
             Some(ChainHead {
                 height: b.height,
                 hash: b.hash,

@@ -284,8 +284,8 @@ pub fn generate(dir: &Path, ids: &[u64], hosts: &[String]) -> Result<Vec<PeerFil
     Ok(out)
 }
 
-/// A private key file, readable by its owner only.
-fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
+/// A file readable by its owner only (a private key, a token).
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let err = |source| TlsError::Io {

@@ -240,7 +240,7 @@ fn a_leader_transfer_needs_the_token_and_hands_over_with_lease_reads_on() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("node {to} leads")));
     assert_eq!(c.nodes[c.leader()].id.to_string(), to);
-    // Linearizable reads at the new leader, served under its lease.
+    // Linearizable reads at the new leader work with leases on.
     for _ in 0..5 {
         assert_eq!(stdout(&c.cli(&["get", "k"], &[])).trim(), "v");
     }

@@ -75,11 +75,7 @@ impl RedbStorage {
             base.hash
         } else {
             let chain = txn.open_table(CHAIN).map_err(unavailable)?;
-            let v = chain
-                .get(height)
-                .map_err(unavailable)?
-                .ok_or_else(|| StorageError::Corrupt(format!("no block at height {height}")))?;
-            stored_block(height, v.value())?.hash
+            block_at(&chain, height)?.hash
         };
         let kv = txn.open_table(KV).map_err(unavailable)?;
         let mut d = KvDigest::default();
