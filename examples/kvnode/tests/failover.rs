@@ -42,9 +42,7 @@ fn attempt(
     while Instant::now() < deadline {
         match http(&target, method, path, session, body) {
             Ok(r) if r.status == 307 => {
-                let loc = r.header("location").unwrap_or_default();
-                let auth = loc.trim_start_matches("http://");
-                target = auth.split('/').next().unwrap_or_default().to_owned();
+                target = r.redirect_target();
             }
             Ok(r) if r.status == 200 => return Attempt::Applied(r),
             Ok(r) => return Attempt::Refused(r.status),

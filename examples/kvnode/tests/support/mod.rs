@@ -40,6 +40,13 @@ impl Resp {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The `host:port` a redirect's `Location` points at.
+    pub fn redirect_target(&self) -> String {
+        let loc = self.header("location").unwrap_or_default();
+        let auth = loc.trim_start_matches("http://");
+        auth.split('/').next().unwrap_or_default().to_owned()
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -122,9 +129,7 @@ pub fn call(
     while Instant::now() < deadline {
         match http(&target, method, path, headers, body) {
             Ok(r) if r.status == 307 => {
-                let loc = r.header("location").unwrap_or_default();
-                let auth = loc.trim_start_matches("http://");
-                target = auth.split('/').next().unwrap_or_default().to_owned();
+                target = r.redirect_target();
                 continue;
             }
             Ok(r) if r.status != 503 => return Some(r),
