@@ -138,6 +138,7 @@ pub use planted::PlantedBug;
 pub use progress::ProgressState;
 pub use raw_node::{RawNode, Ready};
 pub use read_index::ReadState;
+pub use rng::SplitMix64;
 pub use status::{PeerProgress, Status};
 pub use storage::{InitialState, MemStorage, MemStorageCore, Storage};
 pub use validate::{MAX_ROUND, MAX_ROUND_JUMP, MAX_SLOT};

@@ -158,7 +158,7 @@ mod tests {
     /// every entry read back whole after each step.
     #[test]
     fn reads_back_exactly_what_a_plain_window_holds() {
-        let mut rng = crate::rng::Prng::new(11, 1);
+        let mut rng = crate::rng::SplitMix64::for_node(11, 1);
         let mut below = |n: u64| rng.range(0, n);
         let mut log = MemLog::default();
         let mut plain = SlotWindow::new(0);
@@ -205,7 +205,7 @@ mod tests {
     /// one `insert` per entry stores, appends, rewrites and holes alike.
     #[test]
     fn extend_stores_what_inserting_one_by_one_stores() {
-        let mut rng = crate::rng::Prng::new(12, 1);
+        let mut rng = crate::rng::SplitMix64::for_node(12, 1);
         let mut below = |n: u64| rng.range(0, n);
         let (mut batched, mut single) = (MemLog::default(), MemLog::default());
         for step in 0..3_000u64 {

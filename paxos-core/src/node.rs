@@ -9,7 +9,7 @@ use crate::leader::LeaderState;
 use crate::log::Log;
 use crate::membership::Membership;
 use crate::phase1::Phase1;
-use crate::rng::Prng;
+use crate::rng::SplitMix64;
 use crate::storage::Storage;
 use paxos_proto::{Ballot, Body, HardState, Message};
 use slog::Logger;
@@ -58,7 +58,7 @@ pub(crate) struct Node<S: Storage> {
     /// The highest round seen anywhere: the next campaign goes above it.
     pub(crate) max_round: u64,
     pub(crate) timer: Timer,
-    pub(crate) rng: Prng,
+    pub(crate) rng: SplitMix64,
     /// Outgoing messages. Every one is sent only after the state of the
     /// `Ready` carrying it is durable (PROTOCOL.md rule A3).
     pub(crate) msgs: Vec<Message>,
@@ -136,7 +136,7 @@ impl<S: Storage> Node<S> {
             promised_to: None,
             max_round: promised.round,
             timer: Timer::default(),
-            rng: Prng::new(cfg.seed, cfg.id),
+            rng: SplitMix64::for_node(cfg.seed, cfg.id),
             msgs: Vec::new(),
             immediate: Vec::new(),
             self_msgs: Vec::new(),
