@@ -100,45 +100,33 @@ mod planted;
 #[doc = include_str!("../PROTOCOL.md")]
 pub mod protocol {}
 
-mod acceptor;
 mod arena;
 mod buffers;
-mod conf_change;
 mod config;
-mod election;
 mod errors;
 mod kinds;
-mod leader;
-mod lease;
 mod log;
 mod mem_log;
 mod membership;
 mod node;
-mod phase1;
 mod progress;
 mod raw_node;
-mod read_index;
 mod rng;
-mod snapshot;
-mod status;
 mod storage;
-#[cfg(test)]
-mod testutil;
-mod transfer;
 mod validate;
 mod window;
 
 pub use config::{Config, MAX_VOTERS};
 pub use errors::{ConfChangeError, ConfigError, DropReason, Error, Result, StorageError};
-pub use leader::Proposed;
+pub use node::Proposed;
+pub use node::ReadState;
 pub use node::StateRole;
+pub use node::{PeerProgress, Status};
 pub use paxos_proto as proto;
 #[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
 pub use progress::ProgressState;
 pub use raw_node::{RawNode, Ready};
-pub use read_index::ReadState;
 pub use rng::SplitMix64;
-pub use status::{PeerProgress, Status};
 pub use storage::{InitialState, MemStorage, MemStorageCore, Storage};
 pub use validate::{MAX_ROUND, MAX_ROUND_JUMP, MAX_SLOT};

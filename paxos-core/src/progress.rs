@@ -172,9 +172,38 @@ impl Progress {
     }
 }
 
+/// The highest value that at least `quorum` of `values` reach (one value
+/// per voter): the `quorum`-th highest. Commit counts voters' accepted
+/// prefixes with it (rule L1), reads and leases their acknowledged
+/// heartbeat rounds (rules R1, R2). Sorts `values` in place; 0 when there
+/// are fewer than `quorum` values, or `quorum` is 0.
+///
+/// With prefixes `[2, 5, 2, 4, 2]` and a quorum of 3, it is 2: three
+/// voters hold slot 2, only two hold slot 4.
+pub(crate) fn quorum_value(values: &mut [u64], quorum: usize) -> u64 {
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    quorum
+        .checked_sub(1)
+        .and_then(|i| values.get(i))
+        .copied()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quorum_value_is_the_quorum_th_highest() {
+        assert_eq!(quorum_value(&mut [2, 5, 2, 4, 2], 3), 2);
+        assert_eq!(quorum_value(&mut [2, 5, 2, 4, 3], 3), 3);
+        // Even voter counts: 4 voters, a majority of 3.
+        assert_eq!(quorum_value(&mut [7, 1, 9, 8], 3), 7);
+        assert_eq!(quorum_value(&mut [7, 1, 9, 8], 2), 8);
+        assert_eq!(quorum_value(&mut [4], 1), 4);
+        assert_eq!(quorum_value(&mut [4, 4], 3), 0);
+        assert_eq!(quorum_value(&mut [4, 4], 0), 0);
+    }
 
     #[test]
     fn probe_then_replicate_then_gap_rewinds() {

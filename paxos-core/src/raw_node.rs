@@ -4,10 +4,7 @@
 use crate::buffers::Buffers;
 use crate::config::Config;
 use crate::errors::Result;
-use crate::leader::Proposed;
-use crate::node::Node;
-use crate::read_index::ReadState;
-use crate::status::Status;
+use crate::node::{Node, Proposed, ReadState, Status};
 use crate::storage::Storage;
 use bytes::Bytes;
 use paxos_proto::{ConfChange, ConfState, Entry, EntryKind, HardState, Message, Snapshot};
@@ -201,8 +198,6 @@ pub struct RawNode<S: Storage> {
     apply_stalled: bool,
     /// Vectors handed back by `advance`, for the next `Ready`s.
     buffers: Buffers,
-    /// The promise restored at start (only a planted bug reads it).
-    restored_promised: paxos_proto::Ballot,
 }
 
 impl<S: Storage> RawNode<S> {
@@ -215,7 +210,6 @@ impl<S: Storage> RawNode<S> {
         Ok(RawNode {
             apply_stalled: false,
             buffers: Buffers::default(),
-            restored_promised: node.promised,
             node,
             next_ready: 1,
             handed: config.applied,
@@ -306,53 +300,13 @@ impl<S: Storage> RawNode<S> {
 
     /// Whether [`RawNode::ready`] has anything to hand out.
     pub fn has_ready(&self) -> bool {
-        let n = &self.node;
-        n.hs_dirty
-            || n.conf_dirty
-            || n.log.has_unstable()
-            || !n.msgs.is_empty()
-            || !n.immediate.is_empty()
-            || !n.self_msgs.is_empty()
-            || !n.read_states.is_empty()
-            || n.pending_snapshot.is_some()
-            || n.needs_flush()
-            || (n.log.committed > self.handed && !self.apply_stalled)
+        self.node.has_output() || (self.node.committed() > self.handed && !self.apply_stalled)
     }
 
     /// Collects what to persist, send and apply since the last `Ready`.
     pub fn ready(&mut self) -> Ready {
-        let n = &mut self.node;
-        n.flush();
-        let hard_state = if std::mem::take(&mut n.hs_dirty) {
-            let mut hs = n.hard_state();
-            if planted!(n.cfg, ReplyBeforePersist) {
-                hs.promised = Some(self.restored_promised);
-            }
-            Some(hs)
-        } else {
-            None
-        };
-        let (entries, min_written) = n.log.take_unstable(|room| self.buffers.entries(room));
-        let buffers = &mut self.buffers;
-        let mut out = |queue: &mut Vec<Message>| {
-            if queue.is_empty() {
-                // Nothing to hand out: the queue keeps its capacity.
-                Vec::new()
-            } else {
-                // A buffer handed back earlier (or room for as many as
-                // this time) takes its place: no regrowth per Ready.
-                let room = queue.len();
-                std::mem::replace(queue, buffers.messages(room))
-            }
-        };
-        let persisted_messages = out(&mut n.msgs);
-        let messages = out(&mut n.immediate);
-        let to_self = out(&mut n.self_msgs);
-        let read_states = std::mem::take(&mut n.read_states);
-        let conf_state =
-            std::mem::take(&mut n.conf_dirty).then(|| Box::new(n.members.to_conf_state()));
-        let snapshot = n.pending_snapshot.take().map(Box::new);
-        if let Some(m) = snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
+        let out = self.node.take_output(&mut self.buffers);
+        if let Some(m) = out.snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
             // The application's state jumps to the snapshot's slot; decided
             // entries continue after it.
             self.handed = self.handed.max(m.slot);
@@ -363,103 +317,32 @@ impl<S: Storage> RawNode<S> {
             .outstanding
             .iter()
             .map(|o| o.min_written)
-            .fold(min_written, u64::min);
-        let committed_entries = self.collect_committed(durable_floor);
+            .fold(out.min_written, u64::min);
+        let committed =
+            self.node
+                .take_committed(&mut self.handed, durable_floor, &mut self.buffers);
+        if let Some(stalled) = committed.stalled {
+            self.apply_stalled = stalled;
+        }
         let number = self.next_ready;
         self.next_ready += 1;
         self.outstanding.push_back(Outstanding {
             number,
-            to_self,
+            to_self: out.to_self,
             handed: self.handed,
-            min_written,
+            min_written: out.min_written,
         });
         Ready {
             number,
-            hard_state,
-            entries,
-            messages,
-            persisted_messages,
-            committed_entries,
-            read_states,
-            snapshot,
-            conf_state,
+            hard_state: out.hard_state,
+            entries: out.entries,
+            messages: out.messages,
+            persisted_messages: out.persisted_messages,
+            committed_entries: committed.entries,
+            read_states: out.read_states,
+            snapshot: out.snapshot,
+            conf_state: out.conf_state,
         }
-    }
-
-    /// Decided entries after `handed`: contiguous, bounded, never past a gap.
-    fn collect_committed(&mut self, durable_floor: u64) -> Vec<Entry> {
-        if self.node.log.committed <= self.handed {
-            return Vec::new();
-        }
-        let (max_entries, max_bytes) = (
-            self.node.cfg.max_ready_entries,
-            self.node.cfg.max_ready_bytes,
-        );
-        // Durable decided entries move out of memory: no copy on the hot path.
-        let mut moved = self.buffers.entries(0);
-        let mut bytes = 0u64;
-        while moved.len() < max_entries && (moved.is_empty() || bytes < max_bytes) {
-            if self.handed + 1 > self.node.log.committed {
-                break;
-            }
-            match self
-                .node
-                .log
-                .take_decided_front(self.handed + 1, durable_floor)
-            {
-                Some(e) => {
-                    bytes += e.size();
-                    self.handed = e.slot;
-                    moved.push(e);
-                }
-                None => break,
-            }
-        }
-        let n = &self.node;
-        if n.log.committed <= self.handed
-            || moved.len() >= max_entries
-            || (!moved.is_empty() && bytes >= max_bytes)
-        {
-            return moved;
-        }
-        let fetched = n.log.fetch(
-            &n.storage,
-            self.handed + 1,
-            n.log.committed,
-            max_entries - moved.len(),
-            max_bytes.saturating_sub(bytes).max(1),
-        );
-        let mut entries = match fetched {
-            Ok((entries, _)) => entries,
-            Err(e) => {
-                slog::warn!(n.logger, "cannot read decided entries"; "error" => %e);
-                // What was moved out is handed out: it must not be lost.
-                self.apply_stalled = moved.is_empty();
-                return moved;
-            }
-        };
-        // Every slot <= committed is held; a hole would be a bug, and
-        // applying past it would break the state machine. Stop at it.
-        let contiguous = entries
-            .iter()
-            .enumerate()
-            .take_while(|(i, e)| e.slot == self.handed + 1 + *i as u64)
-            .count();
-        if contiguous < entries.len() && !planted!(n.cfg, ApplyPastGap) {
-            slog::error!(n.logger, "hole in decided log"; "slot" => self.handed + 1 + contiguous as u64);
-            debug_assert!(
-                false,
-                "hole in decided log after slot {}",
-                self.handed + contiguous as u64
-            );
-            entries.truncate(contiguous);
-        }
-        match entries.last() {
-            Some(e) => self.handed = e.slot,
-            None => self.apply_stalled = moved.is_empty(),
-        }
-        moved.extend(entries);
-        moved
     }
 
     /// Tells the node the host persisted, sent and applied `rd`.
@@ -470,16 +353,9 @@ impl<S: Storage> RawNode<S> {
         };
         debug_assert_eq!(done.number, rd.number, "Readys must be advanced in order");
         self.applied = done.handed;
-        self.node.log.release(self.applied);
+        self.node.release(self.applied);
         let mut to_self = done.to_self;
-        for m in to_self.drain(..) {
-            if let Some(body) = m.body {
-                // Our own replies are well formed by construction.
-                if let Err(e) = self.node.dispatch(m.from, body) {
-                    slog::error!(self.node.logger, "own reply failed"; "error" => %e);
-                }
-            }
-        }
+        self.node.deliver_to_self(&mut to_self);
         self.buffers.give_messages(to_self);
         let Ready {
             entries,
@@ -497,11 +373,11 @@ impl<S: Storage> RawNode<S> {
 
     /// A snapshot of the node's state, for monitoring and tests.
     pub fn status(&self) -> Status {
-        Status::of(&self.node, self.applied)
+        self.node.status(self.applied)
     }
 
     /// The storage this node reads from.
     pub fn storage(&self) -> &S {
-        &self.node.storage
+        self.node.storage()
     }
 }

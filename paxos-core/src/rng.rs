@@ -74,8 +74,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_sequence_and_ids_differ() {
-        assert_eq!(draws(SplitMix64::for_node(7, 1)), draws(SplitMix64::for_node(7, 1)));
-        assert_ne!(draws(SplitMix64::for_node(7, 1)), draws(SplitMix64::for_node(7, 2)));
+        assert_eq!(
+            draws(SplitMix64::for_node(7, 1)),
+            draws(SplitMix64::for_node(7, 1))
+        );
+        assert_ne!(
+            draws(SplitMix64::for_node(7, 1)),
+            draws(SplitMix64::for_node(7, 2))
+        );
     }
 
     #[test]

@@ -12,10 +12,10 @@
 //!   reveal past its decided prefix (see `phase1`), so values chosen under a
 //!   membership it did not know of are never missed.
 
+use super::leader::Proposed;
+use super::{Node, Role};
 use crate::errors::{ConfChangeError, DropReason, Error, Result};
-use crate::leader::Proposed;
 use crate::membership::Membership;
-use crate::node::{Node, Role};
 use crate::progress::Progress;
 use crate::storage::Storage;
 use paxos_proto::{Body, ConfChange, ConfChangeType, Decide, Entry, EntryKind, ProstMessage};
@@ -60,29 +60,13 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// Marks every slot <= `slot` decided, adopting each membership change
-    /// among the newly decided slots.
-    pub(crate) fn decide(&mut self, slot: u64) {
-        if slot <= self.log.committed {
-            return;
-        }
-        self.hs_dirty = true;
-        if !self.log.has_conf_slots() {
-            self.log.committed = slot; // the hot path: no change in flight
-            return;
-        }
-        for e in self.log.decide_up_to(slot) {
-            self.adopt_conf_entry(&e);
-        }
-    }
-
     /// A decided change takes effect only on the membership it was
     /// computed on (rule M3). Two leaders may each propose a change on the same
     /// membership at different slots (the first one's unchosen change
     /// survives on a few acceptors, and a later phase 1 re-proposes it after
     /// the second one's was decided): the later one is then void, for its
     /// `result` would silently undo the earlier change.
-    fn adopt_conf_entry(&mut self, e: &Entry) {
+    pub(super) fn adopt_conf_entry(&mut self, e: &Entry) {
         let Some(Ok(cc)) = e.conf_change() else {
             // Only a leader's `propose_conf_change` writes these.
             slog::error!(self.logger, "decided an undecodable membership change"; "slot" => e.slot);
@@ -105,7 +89,7 @@ impl<S: Storage> Node<S> {
 
     /// Adopts a membership: the leader starts or stops replicating to the
     /// nodes it adds or removes, and steps down if it is no longer a voter.
-    pub(crate) fn set_members(&mut self, m: Membership) {
+    pub(super) fn set_members(&mut self, m: Membership) {
         if m == self.members {
             return;
         }

@@ -1,17 +1,59 @@
-//! The node's state and message dispatch. The protocol's handlers live in
-//! `acceptor`, `election`, `phase1` and `leader`, one concern each.
+//! The node: its state, message dispatch, and the two operations every
+//! handler builds on, [`Node::promise`] and [`Node::decide`].
+//!
+//! `Node`'s fields are private to this module tree. Each child module owns
+//! one concern and adds the handlers for it (`pub(super)`: called by the
+//! dispatcher or a sibling); the host-facing entry points are `pub(crate)`
+//! for [`crate::RawNode`], which reads the node's output only through
+//! [`output`].
+//!
+//! | module | concern | rules |
+//! | --- | --- | --- |
+//! | this one | state, dispatch, `promise`, `decide` | A1, F1, V1 |
+//! | `acceptor` | Prepare, Accept, Heartbeat, Decide at any node | A1, A2, F1 |
+//! | `election` | the timer, pre-vote, campaigns, stickiness | E1, E2, E4, E5 |
+//! | `phase1` | a candidate's phase 1, adoption, winning | P1–P6 |
+//! | `leader` | proposals, phase 2, commit, heartbeats | L1–L4 |
+//! | `read_index`, `lease` | linearizable reads, leases | R1, R2 |
+//! | `snapshot` | sending and installing snapshots | S1–S3 |
+//! | `transfer` | leader transfer | E3 |
+//! | `conf_change` | membership changes | M1–M3 |
+//! | `outbox` | the one router for outgoing messages | A3, D2 |
+//! | `output` | what `RawNode` takes out of the node | D1–D3, F2 |
+//! | `invariants` | what holds between two calls of the host | |
+
+mod acceptor;
+mod conf_change;
+mod election;
+mod invariants;
+mod leader;
+mod lease;
+mod outbox;
+mod output;
+mod phase1;
+mod read_index;
+mod snapshot;
+mod status;
+#[cfg(test)]
+mod testutil;
+mod transfer;
+
+pub use leader::Proposed;
+pub use read_index::ReadState;
+pub use status::{PeerProgress, Status};
 
 use crate::config::Config;
-use crate::election::{PreVote, Timer};
 use crate::errors::{ConfigError, Error, Result};
 use crate::kinds;
-use crate::leader::LeaderState;
 use crate::log::Log;
 use crate::membership::Membership;
-use crate::phase1::Phase1;
 use crate::rng::SplitMix64;
 use crate::storage::Storage;
+use election::{PreVote, Timer};
+use leader::LeaderState;
+use outbox::Outbox;
 use paxos_proto::{Ballot, Body, HardState, Message};
+use phase1::Phase1;
 use slog::Logger;
 
 /// The role a node plays right now.
@@ -28,7 +70,7 @@ pub enum StateRole {
 }
 
 #[derive(Debug)]
-pub(crate) enum Role {
+enum Role {
     Follower,
     PreCandidate(PreVote),
     Candidate(Phase1),
@@ -37,58 +79,53 @@ pub(crate) enum Role {
 
 #[derive(Debug)]
 pub(crate) struct Node<S: Storage> {
-    pub(crate) id: u64,
-    pub(crate) cfg: Config,
-    pub(crate) logger: Logger,
-    pub(crate) storage: S,
-    pub(crate) members: Membership,
+    id: u64,
+    cfg: Config,
+    logger: Logger,
+    storage: S,
+    members: Membership,
     /// Durable: the highest ballot promised. Never decreases.
-    pub(crate) promised: Ballot,
-    pub(crate) log: Log,
+    promised: Ballot,
+    log: Log,
     /// Every slot <= accept_prefix is decided here or accepted in `promised`.
-    pub(crate) accept_prefix: u64,
-    pub(crate) role: Role,
+    accept_prefix: u64,
+    role: Role,
     /// The leader this node last heard from in its promised ballot.
-    pub(crate) leader: Option<u64>,
+    leader: Option<u64>,
     /// The candidate this node last promised, until it hears from a leader:
     /// while that candidate's phase 1 keeps asking (each of its Prepares
     /// restarts the election timer) it counts as live for stickiness, so a
     /// phase 1 of many chunks is not cut short by another campaign.
-    pub(crate) promised_to: Option<u64>,
+    promised_to: Option<u64>,
     /// The highest round seen anywhere: the next campaign goes above it.
-    pub(crate) max_round: u64,
-    pub(crate) timer: Timer,
-    pub(crate) rng: SplitMix64,
-    /// Outgoing messages. Every one is sent only after the state of the
-    /// `Ready` carrying it is durable (PROTOCOL.md rule A3).
-    pub(crate) msgs: Vec<Message>,
-    /// Outgoing messages that depend on nothing this node has yet to
-    /// persist (see `Node::send`): the host may send them at once.
-    pub(crate) immediate: Vec<Message>,
-    /// Replies to ourselves (our own promise and acceptance): they count
-    /// only once durable, so `advance` delivers them.
-    pub(crate) self_msgs: Vec<Message>,
+    max_round: u64,
+    timer: Timer,
+    rng: SplitMix64,
+    /// Outgoing messages, filed by the one router (rules A3, D2).
+    outbox: Outbox,
     /// Reads confirmed since the last `Ready`.
-    pub(crate) read_states: Vec<crate::ReadState>,
+    read_states: Vec<crate::ReadState>,
     /// The hard state changed since the last `Ready`.
-    pub(crate) hs_dirty: bool,
+    hs_dirty: bool,
     /// The membership changed since the last `Ready`.
-    pub(crate) conf_dirty: bool,
+    conf_dirty: bool,
     /// Lease reads on and just started: whichever leader this node heard
     /// from before a crash may still hold a lease counting on it, so it
     /// promises no one until `election_ticks` pass.
-    pub(crate) restart_quiet: bool,
+    restart_quiet: bool,
     /// A voter refused our phase 1 because it compacted slots we have not
     /// decided: until we decide past `behind.0` (from a leader or its
     /// snapshot), or `behind.1` more ticks pass, our election timeout does
     /// not start a campaign, so the nodes that can lead are not out-bid.
-    pub(crate) behind: Option<(u64, u32)>,
+    behind: Option<(u64, u32)>,
     /// A snapshot being received from the leader.
-    pub(crate) snap_recv: Option<crate::snapshot::SnapshotRecv>,
+    snap_recv: Option<snapshot::SnapshotRecv>,
     /// A snapshot installed since the last `Ready`, for the host.
-    pub(crate) pending_snapshot: Option<paxos_proto::Snapshot>,
+    pending_snapshot: Option<paxos_proto::Snapshot>,
     /// Where a leader copies small proposals (see `arena`).
-    pub(crate) arena: crate::arena::Arena,
+    arena: crate::arena::Arena,
+    /// The promise restored at start (only a planted bug reads it).
+    restored_promised: Ballot,
 }
 
 impl<S: Storage> Node<S> {
@@ -137,9 +174,7 @@ impl<S: Storage> Node<S> {
             max_round: promised.round,
             timer: Timer::default(),
             rng: SplitMix64::for_node(cfg.seed, cfg.id),
-            msgs: Vec::new(),
-            immediate: Vec::new(),
-            self_msgs: Vec::new(),
+            outbox: Outbox::default(),
             read_states: Vec::new(),
             hs_dirty: torn,
             conf_dirty: false,
@@ -149,6 +184,7 @@ impl<S: Storage> Node<S> {
             behind: None,
             arena: crate::arena::Arena::default(),
             pending_snapshot: None,
+            restored_promised: promised,
         };
         node.extend_accept_prefix();
         node.reset_election_timer();
@@ -174,55 +210,9 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// Checks, in debug builds, what holds between any two calls of the
-    /// host (each `RawNode` entry point ends here). Skipped while a planted
-    /// bug is active, which may break one on purpose. The simulator's
-    /// observer checks the cluster-wide counterparts.
-    pub(crate) fn assert_invariants(&self) {
-        #[cfg(feature = "planted-bugs")]
-        if self.cfg.planted_bug.is_some() {
-            return;
-        }
-        // Every campaign goes above the highest round seen (rule P1).
-        debug_assert!(
-            self.promised.round <= self.max_round,
-            "promised {} above the highest round seen {}",
-            self.promised,
-            self.max_round
-        );
-        match &self.role {
-            Role::Leader(ls) => {
-                // A leader leads in its own ballot, the one it promised
-                // (a higher promise ends its leadership), as a voter.
-                debug_assert_eq!(ls.ballot.node, self.id, "leading in another's ballot");
-                debug_assert_eq!(
-                    ls.ballot, self.promised,
-                    "leader's ballot is not its promise"
-                );
-                debug_assert!(self.members.is_voter(self.id), "a leader that is no voter");
-            }
-            Role::Candidate(ph) => {
-                debug_assert_eq!(ph.ballot.node, self.id, "campaigning in another's ballot");
-                debug_assert!(ph.ballot <= self.promised, "candidate above its promise");
-            }
-            Role::Follower | Role::PreCandidate(_) => {}
-        }
-    }
-
-    /// Queues a message: to this node's own replies, to the messages that
-    /// may leave at once, or to those that wait for the persist, as its
-    /// kind says (`kinds::may_leave_before_persist`, rule D2). The
-    /// leader's disk write then overlaps the round trip to the followers.
-    pub(crate) fn send(&mut self, to: u64, body: Body) {
-        let immediate = kinds::may_leave_before_persist(&body);
-        let m = Message::new(self.id, to, body);
-        if to == self.id {
-            self.self_msgs.push(m);
-        } else if immediate {
-            self.immediate.push(m);
-        } else {
-            self.msgs.push(m);
-        }
+    /// Queues a message through the one router ([`Outbox::send`]).
+    fn send(&mut self, to: u64, body: Body) {
+        self.outbox.send(self.id, to, body);
     }
 
     /// Sends `body` to every voter but this node.
@@ -369,6 +359,25 @@ impl<S: Storage> Node<S> {
                 self.accept_prefix = self.log.committed;
             }
             self.observe_round(b.round);
+        }
+    }
+
+    /// Marks every slot <= `slot` decided, adopting each membership change
+    /// among the newly decided slots. The caller knows them chosen: a
+    /// quorum accepted them in one ballot (rule L1), or the leader said so
+    /// of slots this node accepted in its ballot (rule F1), or phase 1
+    /// learned so (rule P3).
+    fn decide(&mut self, slot: u64) {
+        if slot <= self.log.committed {
+            return;
+        }
+        self.hs_dirty = true;
+        if !self.log.has_conf_slots() {
+            self.log.committed = slot; // the hot path: no change in flight
+            return;
+        }
+        for e in self.log.decide_up_to(slot) {
+            self.adopt_conf_entry(&e);
         }
     }
 }

@@ -2,12 +2,12 @@
 //! batched within the configured window; a slot is chosen once a quorum
 //! accepted it in this ballot.
 
+use super::read_index::ReadQueue;
+use super::transfer::Transfer;
+use super::{malformed, Node, Role};
 use crate::errors::{DropReason, Error, Result, StorageError};
-use crate::node::{malformed, Node, Role};
-use crate::progress::{Progress, ProgressState};
-use crate::read_index::ReadQueue;
+use crate::progress::{quorum_value, Progress, ProgressState};
 use crate::storage::Storage;
-use crate::transfer::Transfer;
 use bytes::Bytes;
 use paxos_proto::{Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat, Propose};
 
@@ -22,32 +22,32 @@ pub enum Proposed {
 }
 
 #[derive(Debug)]
-pub(crate) struct LeaderState {
-    pub(crate) ballot: Ballot,
+pub(super) struct LeaderState {
+    pub(super) ballot: Ballot,
     /// Every member but this node.
-    pub(crate) progress: Vec<Progress>,
+    pub(super) progress: Vec<Progress>,
     /// Our own durable prefix in `ballot` (counts toward the quorum only
     /// once persisted: it is raised by our own `Accepted`, delivered after
     /// the `Ready` that carried the entries).
-    pub(crate) self_matched: u64,
+    pub(super) self_matched: u64,
     /// Highest slot for which our own `Accepted` is queued.
     self_ack_queued: u64,
     uncommitted_bytes: u64,
     hb_seq: u64,
     /// Slots <= this were re-proposed when phase 1 ended: reads wait until
     /// they are chosen.
-    pub(crate) recovered_up_to: u64,
+    pub(super) recovered_up_to: u64,
     /// Linearizable reads in flight.
-    pub(crate) reads: ReadQueue,
+    pub(super) reads: ReadQueue,
     /// A leadership transfer in progress.
-    pub(crate) transfer: Option<Transfer>,
+    pub(super) transfer: Option<Transfer>,
     /// The decided watermark last announced to every peer.
     announced: u64,
     /// New entries wait here until the next `Ready`, so that proposals made
     /// back to back leave in one `Accept` per peer (batching).
-    pub(crate) pending_flush: bool,
+    pub(super) pending_flush: bool,
     /// Lease reads (`Config::read_lease_ticks`).
-    pub(crate) lease: crate::lease::Lease,
+    pub(super) lease: super::lease::Lease,
     /// Scratch for the voters' prefixes in `commit_step`, kept so the
     /// check after every `Accepted` neither allocates nor clears a
     /// `MAX_VOTERS` array.
@@ -55,7 +55,7 @@ pub(crate) struct LeaderState {
 }
 
 impl LeaderState {
-    pub(crate) fn new(
+    pub(super) fn new(
         ballot: Ballot,
         progress: Vec<Progress>,
         committed: u64,
@@ -74,7 +74,7 @@ impl LeaderState {
             transfer: None,
             announced: committed,
             pending_flush: true,
-            lease: crate::lease::Lease::default(),
+            lease: super::lease::Lease::default(),
             prefixes: Vec::new(),
         }
     }
@@ -134,7 +134,7 @@ impl<S: Storage> Node<S> {
         Ok(Proposed::At(slot))
     }
 
-    pub(crate) fn on_forwarded(&mut self, from: u64, entries: Vec<Entry>) -> Result<()> {
+    pub(super) fn on_forwarded(&mut self, from: u64, entries: Vec<Entry>) -> Result<()> {
         if entries.iter().any(|e| e.kind != EntryKind::Normal as i32) {
             return Err(malformed(from, "only normal entries may be forwarded"));
         }
@@ -151,13 +151,13 @@ impl<S: Storage> Node<S> {
         Ok(())
     }
 
-    pub(crate) fn needs_flush(&self) -> bool {
+    pub(super) fn needs_flush(&self) -> bool {
         matches!(&self.role, Role::Leader(ls) if ls.pending_flush)
     }
 
     /// Sends what each peer lacks, and queues our own acceptance of new
     /// entries (delivered to ourselves once they are persisted).
-    pub(crate) fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
@@ -168,11 +168,10 @@ impl<S: Storage> Node<S> {
         let announce = self.log.committed > ls.announced;
         ls.announced = self.log.committed;
         for i in 0..ls.progress.len() {
-            let before = self.immediate.len();
-            self.send_accepts(i);
+            let sent = self.send_accepts(i);
             // Every Accept carries the watermark; peers that got none hear
             // it now rather than on the next heartbeat.
-            if announce && self.immediate.len() == before {
+            if announce && !sent {
                 self.announce_decided(i);
             }
         }
@@ -196,7 +195,7 @@ impl<S: Storage> Node<S> {
 
     /// `send_accepts` by peer id: deciding a membership change may have
     /// reshuffled the progress list since the caller looked the peer up.
-    pub(crate) fn send_accepts_to(&mut self, id: u64) {
+    pub(super) fn send_accepts_to(&mut self, id: u64) {
         if let Role::Leader(ls) = &self.role {
             if let Some(i) = ls.progress.iter().position(|p| p.id == id) {
                 self.send_accepts(i);
@@ -204,35 +203,40 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// Sends `Accept`s to the peer at `i`: one probe, or a stream up to the window.
-    pub(crate) fn send_accepts(&mut self, i: usize) {
+    /// Sends `Accept`s to the peer at `i`: one probe, or a stream up to the
+    /// window, or the next snapshot chunk. Returns whether it sent any.
+    pub(super) fn send_accepts(&mut self, i: usize) -> bool {
+        // Split borrows: the peer's progress changes as its Accepts go out
+        // through the one router.
         let Node {
             role,
             log,
             storage,
             cfg,
-            immediate: msgs,
+            outbox,
             logger,
             id,
             ..
         } = self;
         let Role::Leader(ls) = role else {
-            return;
+            return false;
         };
         let p = &mut ls.progress[i];
+        let mut sent = false;
         loop {
             if p.state == ProgressState::Snapshot {
-                if let Some(body) = crate::snapshot::next_chunk(p, ls.ballot, cfg.max_msg_bytes) {
-                    msgs.push(paxos_proto::Message::new(*id, p.id, body));
+                if let Some(body) = super::snapshot::next_chunk(p, ls.ballot, cfg.max_msg_bytes) {
+                    outbox.send(*id, p.id, body);
+                    sent = true;
                 }
-                return;
+                return sent;
             }
             if p.next > log.last() || (p.state == ProgressState::Probe && p.probe_sent) {
-                return;
+                return sent;
             }
             let window_end = p.matched.saturating_add(cfg.max_inflight_slots);
             if p.next > window_end {
-                return;
+                return sent;
             }
             let hi = log.last().min(window_end);
             let entries = match log.fetch(
@@ -245,24 +249,24 @@ impl<S: Storage> Node<S> {
                 Ok((entries, _)) if !entries.is_empty() => entries,
                 Ok(_) => {
                     slog::error!(logger, "leader log has a hole"; "slot" => p.next);
-                    return;
+                    return sent;
                 }
                 Err(Error::Storage(StorageError::Compacted(_))) => {
-                    if Self::start_snapshot(p, storage, logger) {
+                    if super::snapshot::start_snapshot(p, storage, logger) {
                         continue;
                     }
-                    return;
+                    return sent;
                 }
                 Err(e) => {
                     slog::warn!(logger, "cannot read entries for peer"; "peer" => p.id, "error" => %e);
-                    return;
+                    return sent;
                 }
             };
             if let Some(e) = entries.last() {
                 p.next = e.slot + 1; // <= log.last() + 1, within MAX_SLOT + 1
                 p.sent = p.sent.max(e.slot);
             }
-            msgs.push(paxos_proto::Message::new(
+            outbox.send(
                 *id,
                 p.id,
                 Body::Accept(Accept {
@@ -270,10 +274,11 @@ impl<S: Storage> Node<S> {
                     entries,
                     committed: log.committed,
                 }),
-            ));
+            );
+            sent = true;
             if p.state == ProgressState::Probe {
                 p.probe_sent = true;
-                return;
+                return sent;
             }
         }
     }
@@ -287,7 +292,7 @@ impl<S: Storage> Node<S> {
         self.send(to, Body::Decide(Decide { ballot, committed }));
     }
 
-    pub(crate) fn on_accepted(&mut self, from: u64, b: Ballot, matched: u64, last_slot: u64) {
+    pub(super) fn on_accepted(&mut self, from: u64, b: Ballot, matched: u64, last_slot: u64) {
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
@@ -310,7 +315,7 @@ impl<S: Storage> Node<S> {
         self.maybe_send_timeout_now();
     }
 
-    pub(crate) fn on_heartbeat_reply(&mut self, from: u64, b: Ballot, matched: u64, seq: u64) {
+    pub(super) fn on_heartbeat_reply(&mut self, from: u64, b: Ballot, matched: u64, seq: u64) {
         let last = self.log.last();
         let Role::Leader(ls) = &mut self.role else {
             return;
@@ -361,18 +366,17 @@ impl<S: Storage> Node<S> {
                     .map_or(0, |p| p.matched)
             }
         }));
-        prefixes.sort_unstable_by(|a, b| b.cmp(a));
-        let rank = if planted!(self.cfg, CommitWithoutQuorum) {
-            0
+        let quorum = if planted!(self.cfg, CommitWithoutQuorum) {
+            1
         } else {
-            self.members.quorum() - 1
+            self.members.quorum()
         };
         let conf_slot = if planted!(self.cfg, ProposePastConfChange) {
             None
         } else {
             self.log.next_conf_slot()
         };
-        let chosen = prefixes[rank]
+        let chosen = quorum_value(prefixes, quorum)
             .min(self.log.last())
             .min(conf_slot.unwrap_or(u64::MAX));
         if chosen <= self.log.committed {
@@ -388,7 +392,7 @@ impl<S: Storage> Node<S> {
         conf_slot == Some(chosen) && matches!(self.role, Role::Leader(_))
     }
 
-    pub(crate) fn tick_leader(&mut self) {
+    pub(super) fn tick_leader(&mut self) {
         if let Role::Leader(ls) = &mut self.role {
             ls.lease.tick();
         }
@@ -429,7 +433,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Sends a heartbeat round to every peer; returns its sequence number.
-    pub(crate) fn broadcast_heartbeat(&mut self) -> u64 {
+    pub(super) fn broadcast_heartbeat(&mut self) -> u64 {
         let committed = self.log.committed;
         let Role::Leader(ls) = &mut self.role else {
             return 0;

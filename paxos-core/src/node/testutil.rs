@@ -1,8 +1,8 @@
 //! Helpers for the modules' unit tests: a node on `MemStorage` and
 //! hand-made messages.
 
+use super::Node;
 use crate::config::Config;
-use crate::node::Node;
 use crate::storage::MemStorage;
 use bytes::Bytes;
 use paxos_proto::{Accept, Ballot, Body, Entry, EntryKind, Message, PrePrepareReply};
@@ -35,8 +35,8 @@ pub(crate) fn accept(ballot: Ballot, entries: Vec<Entry>, committed: u64) -> Bod
 
 /// Takes the outbox.
 pub(crate) fn drain(n: &mut Node<MemStorage>) -> Vec<Message> {
-    let mut out = std::mem::take(&mut n.immediate);
-    out.append(&mut n.msgs);
+    let mut out = std::mem::take(&mut n.outbox.immediate);
+    out.append(&mut n.outbox.persisted);
     out
 }
 
@@ -46,7 +46,7 @@ pub(crate) fn settle_self(n: &mut Node<MemStorage>) -> Vec<Message> {
     let mut out = Vec::new();
     loop {
         out.extend(drain(n));
-        let mine = std::mem::take(&mut n.self_msgs);
+        let mine = std::mem::take(&mut n.outbox.to_self);
         if mine.is_empty() {
             return out;
         }

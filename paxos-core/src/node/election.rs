@@ -1,41 +1,41 @@
 //! Timers, pre-vote, campaigns and back-off. All time is ticks; every random
 //! timeout comes from the node's seeded PRNG.
 
+use super::phase1::Phase1;
+use super::{Node, Role};
 use crate::errors::{Error, Result};
-use crate::node::{Node, Role};
-use crate::phase1::Phase1;
 use crate::storage::Storage;
 use paxos_proto::{Ballot, Body, Heartbeat, PrePrepare, Prepare};
 
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Timer {
+pub(super) struct Timer {
     /// Ticks since the leader was last heard from (or the last campaign).
-    pub(crate) elapsed: u32,
+    pub(super) elapsed: u32,
     /// This round's randomized election timeout, in [election, 2 * election).
-    pub(crate) timeout: u32,
-    pub(crate) heartbeat_elapsed: u32,
-    pub(crate) quorum_elapsed: u32,
+    pub(super) timeout: u32,
+    pub(super) heartbeat_elapsed: u32,
+    pub(super) quorum_elapsed: u32,
 }
 
 /// A pre-vote in progress.
 #[derive(Debug)]
-pub(crate) struct PreVote {
-    pub(crate) ballot: Ballot,
-    pub(crate) granted: Vec<u64>,
+pub(super) struct PreVote {
+    pub(super) ballot: Ballot,
+    pub(super) granted: Vec<u64>,
     /// The ballot of the leader whose `TimeoutNow` asked for this campaign.
-    pub(crate) transfer: Option<Ballot>,
+    pub(super) transfer: Option<Ballot>,
 }
 
 impl<S: Storage> Node<S> {
     /// A fresh randomized timeout. Drawing anew after every failed attempt is
     /// the back-off that keeps dueling proposers from livelocking.
-    pub(crate) fn reset_election_timer(&mut self) {
+    pub(super) fn reset_election_timer(&mut self) {
         let e = u64::from(self.cfg.election_ticks);
         self.timer.elapsed = 0;
         self.timer.timeout = self.rng.range(e, 2 * e) as u32;
     }
 
-    pub(crate) fn become_follower(&mut self, leader: Option<u64>) {
+    pub(super) fn become_follower(&mut self, leader: Option<u64>) {
         if matches!(self.role, Role::Leader(_)) {
             slog::info!(self.logger, "leader stepping down"; "ballot" => %self.promised, "new_leader" => ?leader);
         }
@@ -155,7 +155,7 @@ impl<S: Storage> Node<S> {
         }));
     }
 
-    pub(crate) fn on_pre_prepare_reply(
+    pub(super) fn on_pre_prepare_reply(
         &mut self,
         from: u64,
         b: Ballot,
@@ -207,7 +207,7 @@ impl<S: Storage> Node<S> {
     /// Rule E5. Stands down from a phase 1 it cannot win: voters that decided more,
     /// up to `slot`, can lead; our election timeout starts no campaign for
     /// two election timeouts or until we decide past `slot`.
-    pub(crate) fn stand_down_behind(&mut self, slot: u64) {
+    pub(super) fn stand_down_behind(&mut self, slot: u64) {
         slog::info!(self.logger, "behind the voters' compacted prefix: standing down"; "slot" => slot);
         let hold = self.cfg.election_ticks.saturating_mul(2);
         self.behind = Some((slot, hold));
@@ -221,7 +221,7 @@ impl<S: Storage> Node<S> {
     /// the candidate stands down and holds its campaigns for two election
     /// timeouts, so that a node that knows more leads and sends it the
     /// snapshot rather than being out-bid by it.
-    pub(crate) fn on_reject(&mut self, from: u64, b: Ballot, promised: Ballot, compacted: u64) {
+    pub(super) fn on_reject(&mut self, from: u64, b: Ballot, promised: Ballot, compacted: u64) {
         self.observe_round(promised.round);
         if let Role::Candidate(ph) = &mut self.role {
             if ph.ballot == b && compacted >= ph.from_slot {

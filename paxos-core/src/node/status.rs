@@ -1,6 +1,6 @@
 //! A read-only view of a node, for monitoring and tests.
 
-use crate::node::{Node, Role, StateRole};
+use super::{Node, Role, StateRole};
 use crate::progress::ProgressState;
 use crate::storage::Storage;
 use paxos_proto::Ballot;
@@ -46,7 +46,7 @@ pub struct Status {
 }
 
 impl Status {
-    pub(crate) fn of<S: Storage>(n: &Node<S>, applied: u64) -> Status {
+    pub(super) fn of<S: Storage>(n: &Node<S>, applied: u64) -> Status {
         let progress = match &n.role {
             Role::Leader(ls) => ls
                 .progress

@@ -7,8 +7,8 @@
 //! no newer leader can have decided anything it does not know. The host
 //! serves the read once it has applied up to the returned index.
 
+use super::{Node, Role};
 use crate::errors::{DropReason, Error, Result};
-use crate::node::{Node, Role};
 use crate::storage::Storage;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -33,7 +33,7 @@ struct PendingRead {
 /// Reads in flight at a leader. Dropped with the leadership: a read that
 /// never confirms is retried by its caller, like a lost proposal.
 #[derive(Debug, Default)]
-pub(crate) struct ReadQueue {
+pub(super) struct ReadQueue {
     /// Waiting for the leader's re-proposals to be chosen.
     waiting: Vec<Bytes>,
     /// Waiting for a quorum to acknowledge their heartbeat round.
@@ -84,7 +84,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Once the re-proposals are chosen, reads held back start their round.
-    pub(crate) fn release_waiting_reads(&mut self) {
+    pub(super) fn release_waiting_reads(&mut self) {
         let committed = self.log.committed;
         let Role::Leader(ls) = &mut self.role else {
             return;
@@ -107,7 +107,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Releases every read whose heartbeat round a quorum acknowledged.
-    pub(crate) fn confirm_reads(&mut self) {
+    pub(super) fn confirm_reads(&mut self) {
         let pending = matches!(&self.role, Role::Leader(ls) if !ls.reads.pending.is_empty());
         if !pending {
             return;
@@ -129,54 +129,12 @@ impl<S: Storage> Node<S> {
             }
         }
     }
-
-    /// Lease reads: every round up to the one a quorum acknowledged renews
-    /// the lease from when it was sent.
-    pub(crate) fn renew_lease(&mut self) {
-        let mut lease_ticks = self.cfg.read_lease_ticks;
-        if lease_ticks == 0 {
-            return;
-        }
-        if planted!(self.cfg, LeaseOutlivesElection) {
-            lease_ticks *= 4;
-        }
-        let acked = self.quorum_acked_round();
-        if let Role::Leader(ls) = &mut self.role {
-            ls.lease.on_quorum_acked(acked, lease_ticks);
-        }
-    }
-
-    /// The highest heartbeat round a quorum of voters acknowledged in this
-    /// ballot (the leader counts as acknowledging every round).
-    fn quorum_acked_round(&self) -> u64 {
-        let quorum = self.members.quorum();
-        let Role::Leader(ls) = &self.role else {
-            return 0;
-        };
-        let mut acked: Vec<u64> = self
-            .members
-            .voters
-            .iter()
-            .map(|&v| {
-                if v == self.id {
-                    u64::MAX
-                } else {
-                    ls.progress
-                        .iter()
-                        .find(|p| p.id == v)
-                        .map_or(0, |p| p.acked_seq)
-                }
-            })
-            .collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        acked.get(quorum - 1).copied().unwrap_or(0)
-    }
 }
 
 #[cfg(test)]
-impl crate::leader::LeaderState {
+impl super::leader::LeaderState {
     /// The heartbeat round the oldest confirmable read waits for (0: none).
-    pub(crate) fn reads_pending_seq_for_test(&self) -> u64 {
+    pub(super) fn reads_pending_seq_for_test(&self) -> u64 {
         self.reads.pending.front().map_or(0, |r| r.seq)
     }
 }

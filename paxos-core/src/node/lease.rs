@@ -3,6 +3,9 @@
 //! by a quorum grants a lease from the tick the round was *sent*, because
 //! each acknowledging voter restarted its stickiness window no earlier.
 
+use super::{Node, Role};
+use crate::progress::quorum_value;
+use crate::storage::Storage;
 use std::collections::VecDeque;
 
 /// Rounds remembered: a round older than this many is never the one that
@@ -10,7 +13,7 @@ use std::collections::VecDeque;
 const ROUNDS: usize = 256;
 
 #[derive(Debug, Default)]
-pub(crate) struct Lease {
+pub(super) struct Lease {
     /// The leader's ticks in this leadership.
     ticks: u64,
     /// (heartbeat round, tick it was sent), oldest first.
@@ -23,11 +26,11 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    pub(crate) fn tick(&mut self) {
+    pub(super) fn tick(&mut self) {
         self.ticks += 1;
     }
 
-    pub(crate) fn on_round_sent(&mut self, seq: u64) {
+    pub(super) fn on_round_sent(&mut self, seq: u64) {
         if self.sent.len() == ROUNDS {
             self.sent.pop_front();
         }
@@ -35,7 +38,7 @@ impl Lease {
     }
 
     /// A quorum acknowledged every round up to `seq`.
-    pub(crate) fn on_quorum_acked(&mut self, seq: u64, lease_ticks: u32) {
+    pub(super) fn on_quorum_acked(&mut self, seq: u64, lease_ticks: u32) {
         let mut granted = None;
         while let Some(&(s, at)) = self.sent.front() {
             if s > seq {
@@ -49,12 +52,55 @@ impl Lease {
         }
     }
 
-    pub(crate) fn valid(&self) -> bool {
+    pub(super) fn valid(&self) -> bool {
         !self.void && self.ticks < self.until
     }
 
-    pub(crate) fn void(&mut self) {
+    pub(super) fn void(&mut self) {
         self.void = true;
+    }
+}
+
+impl<S: Storage> Node<S> {
+    /// Lease reads: every round up to the one a quorum acknowledged renews
+    /// the lease from when it was sent.
+    pub(super) fn renew_lease(&mut self) {
+        let mut lease_ticks = self.cfg.read_lease_ticks;
+        if lease_ticks == 0 {
+            return;
+        }
+        if planted!(self.cfg, LeaseOutlivesElection) {
+            lease_ticks *= 4;
+        }
+        let acked = self.quorum_acked_round();
+        if let Role::Leader(ls) = &mut self.role {
+            ls.lease.on_quorum_acked(acked, lease_ticks);
+        }
+    }
+
+    /// The highest heartbeat round a quorum of voters acknowledged in this
+    /// ballot (the leader counts as acknowledging every round).
+    pub(super) fn quorum_acked_round(&self) -> u64 {
+        let quorum = self.members.quorum();
+        let Role::Leader(ls) = &self.role else {
+            return 0;
+        };
+        let mut acked: Vec<u64> = self
+            .members
+            .voters
+            .iter()
+            .map(|&v| {
+                if v == self.id {
+                    u64::MAX
+                } else {
+                    ls.progress
+                        .iter()
+                        .find(|p| p.id == v)
+                        .map_or(0, |p| p.acked_seq)
+                }
+            })
+            .collect();
+        quorum_value(&mut acked, quorum)
     }
 }
 

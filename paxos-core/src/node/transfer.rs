@@ -5,19 +5,19 @@
 //! holds new proposals, and resumes if the transfer does not complete
 //! within `election_ticks`.
 
+use super::{Node, Role};
 use crate::errors::{Error, Result};
-use crate::node::{Node, Role};
 use crate::storage::Storage;
 use paxos_proto::{Ballot, Body, TimeoutNow};
 
 /// A transfer in progress at the leader.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Transfer {
-    pub(crate) to: u64,
+pub(super) struct Transfer {
+    pub(super) to: u64,
     /// Leader ticks since it began.
-    pub(crate) elapsed: u32,
+    pub(super) elapsed: u32,
     /// `TimeoutNow` went out.
-    pub(crate) sent: bool,
+    pub(super) sent: bool,
 }
 
 impl<S: Storage> Node<S> {
@@ -46,7 +46,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Sends `TimeoutNow` once the target holds everything we hold.
-    pub(crate) fn maybe_send_timeout_now(&mut self) {
+    pub(super) fn maybe_send_timeout_now(&mut self) {
         let last = self.log.last();
         let Role::Leader(ls) = &mut self.role else {
             return;
@@ -69,7 +69,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Counts a leader tick against the transfer; gives up after `election_ticks`.
-    pub(crate) fn tick_transfer(&mut self) {
+    pub(super) fn tick_transfer(&mut self) {
         let limit = self.cfg.election_ticks;
         let Role::Leader(ls) = &mut self.role else {
             return;
@@ -84,7 +84,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// The leader of our promised ballot asks us to take over now.
-    pub(crate) fn on_timeout_now(&mut self, from: u64, b: Ballot) -> Result<()> {
+    pub(super) fn on_timeout_now(&mut self, from: u64, b: Ballot) -> Result<()> {
         if b != self.promised || self.leader != Some(from) {
             return Ok(()); // stale, or not from the leader we follow
         }

@@ -7,8 +7,8 @@
 //! applied), so installing one never accepts anything: it tells the peer
 //! that every slot it covers is chosen, with the state those values produce.
 
+use super::{malformed, Node, Role};
 use crate::errors::Result;
-use crate::node::{malformed, Node, Role};
 use crate::progress::Progress;
 use crate::storage::Storage;
 use bytes::{Bytes, BytesMut};
@@ -17,14 +17,14 @@ use paxos_proto::{Ballot, Body, InstallSnapshot, Snapshot, SnapshotMetadata, Sna
 /// A snapshot being assembled from chunks, keyed by (ballot, slot): a new
 /// leader, or a newer snapshot, starts over.
 #[derive(Debug)]
-pub(crate) struct SnapshotRecv {
+pub(super) struct SnapshotRecv {
     ballot: Ballot,
     metadata: SnapshotMetadata,
     buf: BytesMut,
 }
 
 /// The next chunk to send for the transfer in `p`, if one is due.
-pub(crate) fn next_chunk(p: &mut Progress, ballot: Ballot, max_bytes: u64) -> Option<Body> {
+pub(super) fn next_chunk(p: &mut Progress, ballot: Ballot, max_bytes: u64) -> Option<Body> {
     let s = p.snapshot.as_mut()?;
     if s.chunk_sent {
         return None;
@@ -42,33 +42,37 @@ pub(crate) fn next_chunk(p: &mut Progress, ballot: Ballot, max_bytes: u64) -> Op
     })))
 }
 
-impl<S: Storage> Node<S> {
-    /// The peer at progress `i` needs slot `next`, which storage compacted:
-    /// switch it to the snapshot, if the snapshot covers that slot.
-    pub(crate) fn start_snapshot(p: &mut Progress, storage: &S, logger: &slog::Logger) -> bool {
-        match storage.snapshot() {
-            Ok(snap) if snap.metadata.as_ref().is_some_and(|m| m.slot >= p.next) => {
-                slog::info!(logger, "sending snapshot"; "peer" => p.id,
-                    "slot" => snap.metadata.as_ref().map_or(0, |m| m.slot),
-                    "bytes" => snap.data.len(), "peer_next" => p.next);
-                p.become_snapshot(snap);
-                true
-            }
-            Ok(snap) => {
-                slog::error!(logger, "snapshot does not cover the compacted prefix";
-                    "peer" => p.id, "needed" => p.next,
-                    "snapshot" => snap.metadata.as_ref().map_or(0, |m| m.slot));
-                false
-            }
-            Err(e) => {
-                slog::warn!(logger, "cannot read snapshot"; "peer" => p.id, "error" => %e);
-                false
-            }
+/// The peer `p` needs slot `p.next`, which storage compacted: switch it to
+/// the snapshot, if the snapshot covers that slot (rule S1).
+pub(super) fn start_snapshot<S: Storage>(
+    p: &mut Progress,
+    storage: &S,
+    logger: &slog::Logger,
+) -> bool {
+    match storage.snapshot() {
+        Ok(snap) if snap.metadata.as_ref().is_some_and(|m| m.slot >= p.next) => {
+            slog::info!(logger, "sending snapshot"; "peer" => p.id,
+                "slot" => snap.metadata.as_ref().map_or(0, |m| m.slot),
+                "bytes" => snap.data.len(), "peer_next" => p.next);
+            p.become_snapshot(snap);
+            true
+        }
+        Ok(snap) => {
+            slog::error!(logger, "snapshot does not cover the compacted prefix";
+                "peer" => p.id, "needed" => p.next,
+                "snapshot" => snap.metadata.as_ref().map_or(0, |m| m.slot));
+            false
+        }
+        Err(e) => {
+            slog::warn!(logger, "cannot read snapshot"; "peer" => p.id, "error" => %e);
+            false
         }
     }
+}
 
+impl<S: Storage> Node<S> {
     /// Leader: a peer reports how much of the snapshot it holds.
-    pub(crate) fn on_snapshot_reply(&mut self, from: u64, b: Ballot, r: &SnapshotReply) {
+    pub(super) fn on_snapshot_reply(&mut self, from: u64, b: Ballot, r: &SnapshotReply) {
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
@@ -103,7 +107,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Follower: a chunk of the leader's snapshot.
-    pub(crate) fn on_install_snapshot(
+    pub(super) fn on_install_snapshot(
         &mut self,
         from: u64,
         b: Ballot,

@@ -1,7 +1,7 @@
 //! The acceptor: every voter (and learner) answers Prepare, Accept and
 //! heartbeats under the acceptor rules A1-A3 of PROTOCOL.md.
 
-use crate::node::{Node, Role};
+use super::{Node, Role};
 use crate::storage::Storage;
 use paxos_proto::{
     Accepted, Ballot, Body, Entry, HeartbeatReply, PrePrepareReply, Promise, Reject,
@@ -12,7 +12,7 @@ impl<S: Storage> Node<S> {
     /// one, or from the candidate it promised), it refuses to promise anyone
     /// else, so a partitioned or rejoining node cannot depose a healthy
     /// leader, nor cut short a phase 1 in progress.
-    pub(crate) fn lease_blocks(&self, candidate: u64) -> bool {
+    pub(super) fn lease_blocks(&self, candidate: u64) -> bool {
         if planted!(self.cfg, IgnoreStickiness) {
             return false;
         }
@@ -63,7 +63,7 @@ impl<S: Storage> Node<S> {
     /// whose phase 1 starts past its compacted prefix. Candidates are not
     /// checked against this node's membership: a lagging voter may not know
     /// yet that a new voter was promoted.
-    pub(crate) fn on_pre_prepare(
+    pub(super) fn on_pre_prepare(
         &mut self,
         from: u64,
         b: Ballot,
@@ -90,7 +90,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Phase 1b. A duplicate Prepare (b == promised) is answered again.
-    pub(crate) fn on_prepare(
+    pub(super) fn on_prepare(
         &mut self,
         from: u64,
         b: Ballot,
@@ -170,7 +170,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Phase 2b: accept a contiguous run of entries proposed in `b`.
-    pub(crate) fn on_accept(&mut self, from: u64, b: Ballot, entries: Vec<Entry>, committed: u64) {
+    pub(super) fn on_accept(&mut self, from: u64, b: Ballot, entries: Vec<Entry>, committed: u64) {
         if b < self.promised {
             self.reject(from, b);
             return;
@@ -207,7 +207,7 @@ impl<S: Storage> Node<S> {
         );
     }
 
-    pub(crate) fn on_heartbeat(&mut self, from: u64, b: Ballot, committed: u64, seq: u64) {
+    pub(super) fn on_heartbeat(&mut self, from: u64, b: Ballot, committed: u64, seq: u64) {
         if b < self.promised {
             self.reject(from, b);
             return;
@@ -228,7 +228,7 @@ impl<S: Storage> Node<S> {
 
     /// The leader's watermark moved. A stale one is ignored: the next
     /// heartbeat or Accept from that leader meets a Reject.
-    pub(crate) fn on_decide(&mut self, b: Ballot, committed: u64) {
+    pub(super) fn on_decide(&mut self, b: Ballot, committed: u64) {
         if b < self.promised {
             return;
         }
@@ -237,7 +237,7 @@ impl<S: Storage> Node<S> {
         self.learn_committed(committed);
     }
 
-    pub(crate) fn reject(&mut self, to: u64, b: Ballot) {
+    pub(super) fn reject(&mut self, to: u64, b: Ballot) {
         let promised = Some(self.promised);
         self.send(
             to,
@@ -250,7 +250,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Heard from the leader of the promised ballot.
-    pub(crate) fn follow(&mut self, leader: u64) {
+    pub(super) fn follow(&mut self, leader: u64) {
         if !matches!(self.role, Role::Follower) || self.leader != Some(leader) {
             slog::info!(self.logger, "following leader"; "leader" => leader, "ballot" => %self.promised);
             self.become_follower(Some(leader));
@@ -259,7 +259,7 @@ impl<S: Storage> Node<S> {
     }
 
     /// Grows `accept_prefix` over slots accepted in the promised ballot.
-    pub(crate) fn extend_accept_prefix(&mut self) {
+    pub(super) fn extend_accept_prefix(&mut self) {
         let mut p = self.accept_prefix.max(self.log.committed);
         while self
             .log
@@ -288,8 +288,8 @@ impl<S: Storage> Node<S> {
 
 #[cfg(test)]
 mod tests {
+    use crate::node::testutil::{accept, drain, entry, node, node_with};
     use crate::node::Role;
-    use crate::testutil::{accept, drain, entry, node, node_with};
     use crate::{Config, MemStorage};
     use paxos_proto::{Ballot, Body, Heartbeat, PrePrepare, Prepare};
 

@@ -2,10 +2,10 @@
 //! every slot above the committed watermark, the chosen value if one is
 //! reported, else the value accepted in the highest ballot, else a no-op.
 
+use super::leader::LeaderState;
+use super::{malformed, Node, Role};
 use crate::errors::Result;
-use crate::leader::LeaderState;
 use crate::membership::Membership;
-use crate::node::{malformed, Node, Role};
 use crate::progress::Progress;
 use crate::storage::Storage;
 use paxos_proto::{Ballot, Body, Entry, EntryKind, Prepare, Promise};
@@ -25,13 +25,13 @@ struct Report {
 }
 
 #[derive(Debug)]
-pub(crate) struct Phase1 {
+pub(super) struct Phase1 {
     /// The candidate.
     me: u64,
-    pub(crate) ballot: Ballot,
-    pub(crate) from_slot: u64,
+    pub(super) ballot: Ballot,
+    pub(super) from_slot: u64,
     /// The leadership that asked for this campaign (a transfer).
-    pub(crate) transfer: Option<Ballot>,
+    pub(super) transfer: Option<Ballot>,
     /// Voters whose whole report arrived.
     complete: Vec<u64>,
     /// Per slot, the best value reported so far.
@@ -47,14 +47,14 @@ pub(crate) struct Phase1 {
     /// Voters that will not promise: they compacted slots we lack, up to
     /// `refused_at`.
     refused: Vec<u64>,
-    pub(crate) refused_at: u64,
+    pub(super) refused_at: u64,
     /// The membership at `from_slot`, then the one after each change
     /// reported, in slot order: phase 1 needs a quorum of each.
     configs: Vec<Membership>,
 }
 
 impl Phase1 {
-    pub(crate) fn new(
+    pub(super) fn new(
         me: u64,
         ballot: Ballot,
         from_slot: u64,
@@ -78,14 +78,14 @@ impl Phase1 {
     }
 
     /// Whether `id` was asked to promise (its replies count).
-    pub(crate) fn asked(&self, id: u64) -> bool {
+    pub(super) fn asked(&self, id: u64) -> bool {
         self.asked.iter().any(|(v, _)| *v == id)
     }
 
     /// The peers that promised, once the candidate's own promise is durable
     /// (before that, nothing may vouch for the ballot): they are told the
     /// candidate is alive while phase 1 goes on (see `Node::tick`).
-    pub(crate) fn promisers(&self) -> Vec<u64> {
+    pub(super) fn promisers(&self) -> Vec<u64> {
         if !self.complete.contains(&self.me) {
             return Vec::new();
         }
@@ -136,7 +136,7 @@ impl Phase1 {
     }
 
     /// `id` refused to promise, having compacted slots up to `compacted`.
-    pub(crate) fn refused_by(&mut self, id: u64, compacted: u64) {
+    pub(super) fn refused_by(&mut self, id: u64, compacted: u64) {
         if self.asked(id) && !self.refused.contains(&id) {
             self.refused.push(id);
             self.refused_at = self.refused_at.max(compacted);
@@ -145,7 +145,7 @@ impl Phase1 {
 
     /// Whether the voters that did not refuse can no longer make a quorum
     /// of every membership in the chain.
-    pub(crate) fn hopeless(&self) -> bool {
+    pub(super) fn hopeless(&self) -> bool {
         !self.refused.is_empty()
             && self.configs.iter().any(|m| {
                 let left = m
@@ -219,7 +219,7 @@ impl Phase1 {
 }
 
 impl<S: Storage> Node<S> {
-    pub(crate) fn on_promise(&mut self, from: u64, p: Promise) -> Result<()> {
+    pub(super) fn on_promise(&mut self, from: u64, p: Promise) -> Result<()> {
         let window = self.cfg.max_inflight_slots;
         let Role::Candidate(ph) = &mut self.role else {
             return Ok(());
@@ -437,8 +437,8 @@ fn noop(slot: u64) -> Entry {
 
 #[cfg(test)]
 mod tests {
+    use crate::node::testutil::{drain, entry, make_candidate, node, settle_self};
     use crate::node::Role;
-    use crate::testutil::{drain, entry, make_candidate, node, settle_self};
     use paxos_proto::{Ballot, Body, EntryKind, Promise};
 
     fn promise(
@@ -692,7 +692,7 @@ mod tests {
         use paxos_proto::{ConfChange, ConfChangeType, ConfState, ProstMessage};
         let mut cfg = Config::new(1, vec![1, 2, 3]);
         cfg.learners = vec![4];
-        let mut n = crate::testutil::node_with(cfg, MemStorage::new());
+        let mut n = crate::node::testutil::node_with(cfg, MemStorage::new());
         let b = make_candidate(&mut n, &[2]);
         settle_self(&mut n);
         let change = ConfChange {

@@ -1,0 +1,220 @@
+//! Everything [`crate::RawNode`] takes out of the node, and all it tells
+//! the node back: the one narrow interface between the host-facing driver
+//! and the protocol's state.
+
+use super::{Node, ReadState, Status};
+use crate::buffers::Buffers;
+use crate::storage::Storage;
+use paxos_proto::{ConfState, Entry, HardState, Message, Snapshot};
+
+/// What one `Ready` carries out of the node (rules D1, D2).
+#[derive(Debug)]
+pub(crate) struct Output {
+    /// The hard state, if it changed.
+    pub(crate) hard_state: Option<HardState>,
+    /// Entries to persist.
+    pub(crate) entries: Vec<Entry>,
+    /// The lowest slot among `entries`: not durable until the `Ready` is
+    /// advanced.
+    pub(crate) min_written: u64,
+    /// Messages that may leave at once.
+    pub(crate) messages: Vec<Message>,
+    /// Messages that wait for the persist.
+    pub(crate) persisted_messages: Vec<Message>,
+    /// The node's replies to itself, delivered when the `Ready` is advanced.
+    pub(crate) to_self: Vec<Message>,
+    /// Reads confirmed since the last `Ready`.
+    pub(crate) read_states: Vec<ReadState>,
+    /// The membership, if it changed.
+    pub(crate) conf_state: Option<Box<ConfState>>,
+    /// A snapshot installed from the leader, if any.
+    pub(crate) snapshot: Option<Box<Snapshot>>,
+}
+
+/// Decided entries handed out by [`Node::take_committed`].
+#[derive(Debug)]
+pub(crate) struct Committed {
+    /// The entries, contiguous from the slot after the one handed last.
+    pub(crate) entries: Vec<Entry>,
+    /// Whether decided entries remain that could not be read (a storage
+    /// error), so the host's `has_ready` loop must not spin on them: known
+    /// only when a read was tried (`None` otherwise).
+    pub(crate) stalled: Option<bool>,
+}
+
+impl<S: Storage> Node<S> {
+    /// Whether a `Ready` would carry anything but decided entries.
+    pub(crate) fn has_output(&self) -> bool {
+        self.hs_dirty
+            || self.conf_dirty
+            || self.log.has_unstable()
+            || !self.outbox.is_empty()
+            || !self.read_states.is_empty()
+            || self.pending_snapshot.is_some()
+            || self.needs_flush()
+    }
+
+    /// The committed watermark.
+    pub(crate) fn committed(&self) -> u64 {
+        self.log.committed
+    }
+
+    /// Takes what changed since the last `Ready`, flushing the leader's
+    /// batched Accepts first. Message queues are swapped for vectors from
+    /// `buffers`, so none is allocated per `Ready`.
+    pub(crate) fn take_output(&mut self, buffers: &mut Buffers) -> Output {
+        self.flush();
+        let hard_state = if std::mem::take(&mut self.hs_dirty) {
+            let mut hs = self.hard_state();
+            if planted!(self.cfg, ReplyBeforePersist) {
+                hs.promised = Some(self.restored_promised);
+            }
+            Some(hs)
+        } else {
+            None
+        };
+        let (entries, min_written) = self.log.take_unstable(|room| buffers.entries(room));
+        let mut out = |queue: &mut Vec<Message>| {
+            if queue.is_empty() {
+                // Nothing to hand out: the queue keeps its capacity.
+                Vec::new()
+            } else {
+                // A buffer handed back earlier (or room for as many as
+                // this time) takes its place: no regrowth per Ready.
+                let room = queue.len();
+                std::mem::replace(queue, buffers.messages(room))
+            }
+        };
+        let persisted_messages = out(&mut self.outbox.persisted);
+        let messages = out(&mut self.outbox.immediate);
+        let to_self = out(&mut self.outbox.to_self);
+        Output {
+            hard_state,
+            entries,
+            min_written,
+            messages,
+            persisted_messages,
+            to_self,
+            read_states: std::mem::take(&mut self.read_states),
+            conf_state: std::mem::take(&mut self.conf_dirty)
+                .then(|| Box::new(self.members.to_conf_state())),
+            snapshot: self.pending_snapshot.take().map(Box::new),
+        }
+    }
+
+    /// Decided entries after `*handed`, contiguous, bounded by the config,
+    /// never past a gap (rule F2); advances `*handed` past them. Entries
+    /// below `durable_floor` move out of memory without a copy.
+    pub(crate) fn take_committed(
+        &mut self,
+        handed: &mut u64,
+        durable_floor: u64,
+        buffers: &mut Buffers,
+    ) -> Committed {
+        if self.log.committed <= *handed {
+            return Committed {
+                entries: Vec::new(),
+                stalled: None,
+            };
+        }
+        // Durable decided entries move out of memory: no copy on the hot path.
+        let mut moved = buffers.entries(0);
+        let (max_entries, max_bytes) = (self.cfg.max_ready_entries, self.cfg.max_ready_bytes);
+        let mut bytes = 0u64;
+        while moved.len() < max_entries && (moved.is_empty() || bytes < max_bytes) {
+            if *handed + 1 > self.log.committed {
+                break;
+            }
+            match self.log.take_decided_front(*handed + 1, durable_floor) {
+                Some(e) => {
+                    bytes += e.size();
+                    *handed = e.slot;
+                    moved.push(e);
+                }
+                None => break,
+            }
+        }
+        if self.log.committed <= *handed
+            || moved.len() >= max_entries
+            || (!moved.is_empty() && bytes >= max_bytes)
+        {
+            return Committed {
+                entries: moved,
+                stalled: None,
+            };
+        }
+        let fetched = self.log.fetch(
+            &self.storage,
+            *handed + 1,
+            self.log.committed,
+            max_entries - moved.len(),
+            max_bytes.saturating_sub(bytes).max(1),
+        );
+        let mut entries = match fetched {
+            Ok((entries, _)) => entries,
+            Err(e) => {
+                slog::warn!(self.logger, "cannot read decided entries"; "error" => %e);
+                // What was moved out is handed out: it must not be lost.
+                let stalled = Some(moved.is_empty());
+                return Committed {
+                    entries: moved,
+                    stalled,
+                };
+            }
+        };
+        // Every slot <= committed is held; a hole would be a bug, and
+        // applying past it would break the state machine. Stop at it.
+        let first = *handed + 1;
+        let contiguous = entries
+            .iter()
+            .enumerate()
+            .take_while(|(i, e)| e.slot == first + *i as u64)
+            .count();
+        if contiguous < entries.len() && !planted!(self.cfg, ApplyPastGap) {
+            slog::error!(self.logger, "hole in decided log"; "slot" => first + contiguous as u64);
+            debug_assert!(
+                false,
+                "hole in decided log after slot {}",
+                *handed + contiguous as u64
+            );
+            entries.truncate(contiguous);
+        }
+        let mut stalled = None;
+        match entries.last() {
+            Some(e) => *handed = e.slot,
+            None => stalled = Some(moved.is_empty()),
+        }
+        moved.extend(entries);
+        Committed {
+            entries: moved,
+            stalled,
+        }
+    }
+
+    /// The host applied every decided slot up to `applied`.
+    pub(crate) fn release(&mut self, applied: u64) {
+        self.log.release(applied);
+    }
+
+    /// Delivers the node's replies to itself, now durable (rule A3).
+    pub(crate) fn deliver_to_self(&mut self, msgs: &mut Vec<Message>) {
+        for m in msgs.drain(..) {
+            if let Some(body) = m.body {
+                // Our own replies are well formed by construction.
+                if let Err(e) = self.dispatch(m.from, body) {
+                    slog::error!(self.logger, "own reply failed"; "error" => %e);
+                }
+            }
+        }
+    }
+
+    /// The node's state for monitoring, with the host's applied slot.
+    pub(crate) fn status(&self, applied: u64) -> Status {
+        Status::of(self, applied)
+    }
+
+    /// The storage the node reads from.
+    pub(crate) fn storage(&self) -> &S {
+        &self.storage
+    }
+}
