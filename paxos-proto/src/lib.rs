@@ -99,22 +99,73 @@ impl Message {
 
     /// A short name of the message's kind, for logs and traces.
     pub fn kind_name(&self) -> &'static str {
-        match &self.body {
-            None => "Empty",
-            Some(Body::PrePrepare(_)) => "PrePrepare",
-            Some(Body::PrePrepareReply(_)) => "PrePrepareReply",
-            Some(Body::Prepare(_)) => "Prepare",
-            Some(Body::Promise(_)) => "Promise",
-            Some(Body::Accept(_)) => "Accept",
-            Some(Body::Accepted(_)) => "Accepted",
-            Some(Body::Reject(_)) => "Reject",
-            Some(Body::Heartbeat(_)) => "Heartbeat",
-            Some(Body::HeartbeatReply(_)) => "HeartbeatReply",
-            Some(Body::Propose(_)) => "Propose",
-            Some(Body::Decide(_)) => "Decide",
-            Some(Body::TimeoutNow(_)) => "TimeoutNow",
-            Some(Body::InstallSnapshot(_)) => "InstallSnapshot",
-            Some(Body::SnapshotReply(_)) => "SnapshotReply",
+        self.body.as_ref().map_or("Empty", Body::name)
+    }
+}
+
+/// Properties of each message kind. Every one is an exhaustive match with
+/// no catch-all arm, so a new kind does not compile until it is classified.
+impl Body {
+    /// The kind's name, for logs and traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Body::PrePrepare(_) => "PrePrepare",
+            Body::PrePrepareReply(_) => "PrePrepareReply",
+            Body::Prepare(_) => "Prepare",
+            Body::Promise(_) => "Promise",
+            Body::Accept(_) => "Accept",
+            Body::Accepted(_) => "Accepted",
+            Body::Reject(_) => "Reject",
+            Body::Heartbeat(_) => "Heartbeat",
+            Body::HeartbeatReply(_) => "HeartbeatReply",
+            Body::Propose(_) => "Propose",
+            Body::Decide(_) => "Decide",
+            Body::TimeoutNow(_) => "TimeoutNow",
+            Body::InstallSnapshot(_) => "InstallSnapshot",
+            Body::SnapshotReply(_) => "SnapshotReply",
+        }
+    }
+
+    /// The ballot the message is about: the one a request is made in, or
+    /// the one a reply answers. `None` for a forwarded proposal, which
+    /// carries none, and where the sender left it out.
+    pub fn ballot(&self) -> Option<Ballot> {
+        match self {
+            Body::PrePrepare(m) => m.ballot,
+            Body::PrePrepareReply(m) => m.ballot,
+            Body::Prepare(m) => m.ballot,
+            Body::Promise(m) => m.ballot,
+            Body::Accept(m) => m.ballot,
+            Body::Accepted(m) => m.ballot,
+            Body::Reject(m) => m.ballot,
+            Body::Heartbeat(m) => m.ballot,
+            Body::HeartbeatReply(m) => m.ballot,
+            Body::Decide(m) => m.ballot,
+            Body::TimeoutNow(m) => m.ballot,
+            Body::InstallSnapshot(m) => m.ballot,
+            Body::SnapshotReply(m) => m.ballot,
+            Body::Propose(_) => None,
+        }
+    }
+
+    /// For a campaign's request (pre-vote or Prepare), the ballot of the
+    /// leader whose transfer asked for it; `None` for every other kind.
+    pub fn transfer(&self) -> Option<Ballot> {
+        match self {
+            Body::PrePrepare(m) => m.transfer,
+            Body::Prepare(m) => m.transfer,
+            Body::PrePrepareReply(_)
+            | Body::Promise(_)
+            | Body::Accept(_)
+            | Body::Accepted(_)
+            | Body::Reject(_)
+            | Body::Heartbeat(_)
+            | Body::HeartbeatReply(_)
+            | Body::Propose(_)
+            | Body::Decide(_)
+            | Body::TimeoutNow(_)
+            | Body::InstallSnapshot(_)
+            | Body::SnapshotReply(_) => None,
         }
     }
 }
@@ -163,6 +214,9 @@ mod tests {
         let back = Message::decode(wire.as_slice()).expect("decode");
         assert_eq!(back, msg);
         assert_eq!(back.kind_name(), "Accept");
+        let body = back.body.as_ref().expect("a body");
+        assert_eq!(body.ballot(), Some(Ballot::new(4, 1)));
+        assert_eq!(body.transfer(), None);
     }
 
     #[test]
