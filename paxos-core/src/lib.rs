@@ -69,7 +69,7 @@
 //!     nodes.get_mut(&leader).unwrap().propose(cmd.as_bytes().to_vec()).unwrap();
 //! }
 //! drive(&mut nodes, &mut net);
-//! // Followers learn the decided watermark with the next heartbeat.
+//! // Followers learn the committed watermark with the next heartbeat.
 //! for _ in 0..3 {
 //!     for node in nodes.values_mut() {
 //!         node.tick();
@@ -85,7 +85,7 @@
 //!
 //! The rules live in [`protocol`] (`PROTOCOL.md`), each with a name the code
 //! cites: ballots `(round, node)`; phase 1 once per leadership over every
-//! slot above the leader's decided watermark, with highest-ballot adoption
+//! slot above the leader's committed watermark, with highest-ballot adoption
 //! and no-op gap filling; pipelined phase 2 in which a slot is chosen only by
 //! a quorum of acceptances in one ballot; followers decide a slot only when
 //! they accepted it in the leader's ballot; replies leave only after the

@@ -137,7 +137,7 @@ fn planted_campaign_inside_a_lease_is_caught() {
 /// A Prepare stepped between an installed snapshot and its persist, at a
 /// voter whose storage still holds an older, unchosen value under the
 /// snapshot. Random runs reach this only through a transfer whose target
-/// lags in its decided watermark while the voter that follows the
+/// lags in its committed watermark while the voter that follows the
 /// transfer's leader holds such a snapshot unpersisted: none of 80,000
 /// biased seeds did. So the pre-fix rule is planted here, at the node
 /// itself, driven through the public API as a pipelining host would.

@@ -41,7 +41,7 @@ pub(super) struct LeaderState {
     pub(super) reads: ReadQueue,
     /// A leadership transfer in progress.
     pub(super) transfer: Option<Transfer>,
-    /// The decided watermark last announced to every peer.
+    /// The committed watermark last announced to every peer.
     announced: u64,
     /// New entries wait here until the next `Ready`, so that proposals made
     /// back to back leave in one `Accept` per peer (batching).
@@ -134,7 +134,7 @@ impl<S: Storage> Node<S> {
         Ok(Proposed::At(slot))
     }
 
-    pub(super) fn on_forwarded(&mut self, from: u64, entries: Vec<Entry>) -> Result<()> {
+    pub(super) fn on_propose(&mut self, from: u64, entries: Vec<Entry>) -> Result<()> {
         if entries.iter().any(|e| e.kind != EntryKind::Normal as i32) {
             return Err(malformed(from, "only normal entries may be forwarded"));
         }

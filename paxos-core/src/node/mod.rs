@@ -325,7 +325,7 @@ impl<S: Storage> Node<S> {
                 self.on_heartbeat_reply(from, b, h.matched, h.seq);
                 Ok(())
             }
-            Body::Propose(p) => self.on_forwarded(from, p.entries),
+            Body::Propose(p) => self.on_propose(from, p.entries),
             Body::TimeoutNow(t) => {
                 let b = owned_ballot(from, t.ballot)?;
                 self.on_timeout_now(from, b)

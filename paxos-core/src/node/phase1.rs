@@ -389,7 +389,7 @@ impl<S: Storage> Node<S> {
                     .find(|(p, _)| *p == id)
                     .map(|(_, c)| *c);
                 // A promiser's decided prefix is held; others are probed from
-                // our own decided watermark.
+                // our own committed watermark.
                 let matched = known.unwrap_or(ph.from_slot - 1);
                 Progress::starting_after(id, self.members.is_voter(id), matched)
             })

@@ -1,6 +1,6 @@
 //! Linearizable reads (PROTOCOL.md rule R1).
 //!
-//! The leader answers `read_index(ctx)` with the decided watermark it holds
+//! The leader answers `read_index(ctx)` with the committed watermark it holds
 //! at the request, but only once (1) its own phase-2 re-proposals are chosen,
 //! so that watermark covers everything chosen before its leadership, and (2)
 //! a quorum acknowledged a heartbeat sent after the request in its ballot, so
@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 /// A confirmed read: serve it once the application applied `index`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadState {
-    /// The decided watermark the read must observe.
+    /// The committed watermark the read must observe.
     pub index: u64,
     /// The caller's context, as passed to `read_index`.
     pub ctx: Bytes,
