@@ -21,7 +21,7 @@ impl<S: Storage> Node<S> {
             _ if self.restart_quiet => true,
             _ => {
                 matches!(self.leader.or(self.promised_to), Some(l) if l != candidate)
-                    && self.timer.elapsed < self.cfg.election_ticks
+                    && self.timer.within(self.cfg.election_ticks)
             }
         }
     }
@@ -255,7 +255,7 @@ impl<S: Storage> Node<S> {
             slog::info!(self.logger, "following leader"; "leader" => leader, "ballot" => %self.promised);
             self.become_follower(Some(leader));
         }
-        self.timer.elapsed = 0;
+        self.timer.heard();
     }
 
     /// Grows `accept_prefix` over slots accepted in the promised ballot.
@@ -444,7 +444,7 @@ mod tests {
         assert!(r.granted);
         // Once the leader is silent for election_ticks, the lease is gone.
         for _ in 0..n.cfg.election_ticks {
-            n.timer.elapsed += 1;
+            n.timer.tick_election();
         }
         n.dispatch(3, prepare(Ballot::new(2, 3), 1)).expect("ok");
         assert!(matches!(drain(&mut n)[0].body, Some(Body::Promise(_))));
@@ -475,13 +475,13 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         };
-        n.timer.elapsed = n.cfg.election_ticks - 1;
+        n.timer.set_elapsed(n.cfg.election_ticks - 1);
         // Node 3 asks for the next chunk of the report: still live.
         n.dispatch(3, prepare(Ballot::new(2, 3), 1)).expect("ok");
         drain(&mut n);
         assert!(!pre(&mut n), "granted a rival of a phase 1 in progress");
         // Silent for an election timeout: no longer.
-        n.timer.elapsed = n.cfg.election_ticks;
+        n.timer.set_elapsed(n.cfg.election_ticks);
         assert!(pre(&mut n));
     }
 
@@ -494,7 +494,7 @@ mod tests {
         n.dispatch(2, accept(b, (1..=7).map(|s| entry(s, b, "v")).collect(), 0))
             .expect("ok");
         drain(&mut n);
-        n.timer.elapsed = n.cfg.election_ticks;
+        n.timer.set_elapsed(n.cfg.election_ticks);
         n.dispatch(3, prepare(Ballot::new(2, 3), 1)).expect("ok");
         let Some(Body::Promise(p)) = &drain(&mut n)[0].body else {
             panic!()
@@ -518,7 +518,7 @@ mod tests {
         n.dispatch(2, accept(b, (1..=5).map(|s| entry(s, b, "v")).collect(), 5))
             .expect("ok");
         assert_eq!(n.log.committed, 5);
-        n.timer.elapsed = n.cfg.election_ticks; // the leader went quiet
+        n.timer.set_elapsed(n.cfg.election_ticks); // the leader went quiet
         drain(&mut n);
         let pre = |committed| {
             Body::PrePrepare(PrePrepare {

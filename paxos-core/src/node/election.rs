@@ -4,17 +4,104 @@
 use super::phase1::Phase1;
 use super::{Node, Role};
 use crate::errors::{Error, Result};
+use crate::rng::SplitMix64;
 use crate::storage::Storage;
 use paxos_proto::{Ballot, Body, Heartbeat, PrePrepare, Prepare};
 
-#[derive(Clone, Debug, Default)]
+/// The node's clocks, in ticks, and the seeded generator that draws its
+/// election timeouts: the one source of randomness in the node.
+#[derive(Clone, Debug)]
 pub(super) struct Timer {
     /// Ticks since the leader was last heard from (or the last campaign).
-    pub(super) elapsed: u32,
+    elapsed: u32,
     /// This round's randomized election timeout, in [election, 2 * election).
-    pub(super) timeout: u32,
-    pub(super) heartbeat_elapsed: u32,
-    pub(super) quorum_elapsed: u32,
+    timeout: u32,
+    /// Ticks since the last heartbeat round (leaders, and candidates to
+    /// their promisers).
+    heartbeat_elapsed: u32,
+    /// Ticks since a leader last checked that it hears from a quorum
+    /// (rule E4).
+    quorum_elapsed: u32,
+    rng: SplitMix64,
+}
+
+impl Timer {
+    /// A timer drawing from `rng`; the first timeout is drawn by `reset`.
+    pub(super) fn new(rng: SplitMix64) -> Self {
+        Timer {
+            elapsed: 0,
+            timeout: 0,
+            heartbeat_elapsed: 0,
+            quorum_elapsed: 0,
+            rng,
+        }
+    }
+
+    /// Restarts the election clock with a fresh timeout drawn from
+    /// `[election_ticks, 2 * election_ticks)`. Drawing anew after every
+    /// failed attempt is the back-off that keeps dueling proposers from
+    /// livelocking.
+    pub(super) fn reset(&mut self, election_ticks: u32) {
+        let e = u64::from(election_ticks);
+        self.elapsed = 0;
+        // Below 2 * election_ticks, so within u32 unless that overflows.
+        self.timeout = u32::try_from(self.rng.range(e, 2 * e)).unwrap_or(u32::MAX);
+    }
+
+    /// Heard from a live leader, or a phase 1 made progress: the election
+    /// clock starts over (the timeout stays).
+    pub(super) fn heard(&mut self) {
+        self.elapsed = 0;
+    }
+
+    /// Whether fewer than `ticks` passed since `heard` or `reset`.
+    pub(super) fn within(&self, ticks: u32) -> bool {
+        self.elapsed < ticks
+    }
+
+    /// One tick of the election clock.
+    pub(super) fn tick_election(&mut self) {
+        self.elapsed = self.elapsed.saturating_add(1);
+    }
+
+    /// Whether the drawn election timeout has passed.
+    pub(super) fn timed_out(&self) -> bool {
+        self.elapsed >= self.timeout
+    }
+
+    /// One tick of the heartbeat clock: true, and the clock starts over,
+    /// once `heartbeat_ticks` passed.
+    pub(super) fn heartbeat_due(&mut self, heartbeat_ticks: u32) -> bool {
+        self.heartbeat_elapsed = self.heartbeat_elapsed.saturating_add(1);
+        if self.heartbeat_elapsed < heartbeat_ticks {
+            return false;
+        }
+        self.heartbeat_elapsed = 0;
+        true
+    }
+
+    /// One tick of the check-quorum clock (rule E4): true, and the clock
+    /// starts over, once `election_ticks` passed.
+    pub(super) fn quorum_check_due(&mut self, election_ticks: u32) -> bool {
+        self.quorum_elapsed = self.quorum_elapsed.saturating_add(1);
+        if self.quorum_elapsed < election_ticks {
+            return false;
+        }
+        self.quorum_elapsed = 0;
+        true
+    }
+
+    /// A new leadership: its heartbeat and check-quorum clocks start now.
+    pub(super) fn start_leading(&mut self) {
+        self.heartbeat_elapsed = 0;
+        self.quorum_elapsed = 0;
+    }
+
+    /// Sets the election clock, for tests of what time allows.
+    #[cfg(test)]
+    pub(super) fn set_elapsed(&mut self, ticks: u32) {
+        self.elapsed = ticks;
+    }
 }
 
 /// A pre-vote in progress.
@@ -27,12 +114,9 @@ pub(super) struct PreVote {
 }
 
 impl<S: Storage> Node<S> {
-    /// A fresh randomized timeout. Drawing anew after every failed attempt is
-    /// the back-off that keeps dueling proposers from livelocking.
+    /// A fresh randomized timeout ([`Timer::reset`]).
     pub(super) fn reset_election_timer(&mut self) {
-        let e = u64::from(self.cfg.election_ticks);
-        self.timer.elapsed = 0;
-        self.timer.timeout = self.rng.range(e, 2 * e) as u32;
+        self.timer.reset(self.cfg.election_ticks);
     }
 
     pub(super) fn become_follower(&mut self, leader: Option<u64>) {
@@ -51,14 +135,14 @@ impl<S: Storage> Node<S> {
             return;
         }
         self.tick_candidate();
-        self.timer.elapsed = self.timer.elapsed.saturating_add(1);
-        if self.restart_quiet && self.timer.elapsed >= self.cfg.election_ticks {
+        self.timer.tick_election();
+        if self.restart_quiet && !self.timer.within(self.cfg.election_ticks) {
             self.restart_quiet = false;
         }
         if let Some((slot, ticks)) = self.behind {
             self.behind = (self.log.committed < slot && ticks > 1).then(|| (slot, ticks - 1));
         }
-        if self.timer.elapsed >= self.timer.timeout && self.members.is_voter(self.id) {
+        if self.timer.timed_out() && self.members.is_voter(self.id) {
             if self.behind.is_some() {
                 // Others can lead and catch us up: leave it to them.
                 self.reset_election_timer();
@@ -78,11 +162,9 @@ impl<S: Storage> Node<S> {
         let Role::Candidate(ph) = &self.role else {
             return;
         };
-        self.timer.heartbeat_elapsed = self.timer.heartbeat_elapsed.saturating_add(1);
-        if self.timer.heartbeat_elapsed < self.cfg.heartbeat_ticks {
+        if !self.timer.heartbeat_due(self.cfg.heartbeat_ticks) {
             return;
         }
-        self.timer.heartbeat_elapsed = 0;
         let (ballot, promisers) = (ph.ballot, ph.promisers());
         let committed = self.log.committed;
         for id in promisers {

@@ -397,14 +397,10 @@ impl<S: Storage> Node<S> {
             ls.lease.tick();
         }
         self.tick_transfer();
-        self.timer.heartbeat_elapsed += 1;
-        if self.timer.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
-            self.timer.heartbeat_elapsed = 0;
+        if self.timer.heartbeat_due(self.cfg.heartbeat_ticks) {
             self.broadcast_heartbeat();
         }
-        self.timer.quorum_elapsed += 1;
-        if self.timer.quorum_elapsed >= self.cfg.election_ticks {
-            self.timer.quorum_elapsed = 0;
+        if self.timer.quorum_check_due(self.cfg.election_ticks) {
             self.check_quorum();
         }
     }

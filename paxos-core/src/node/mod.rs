@@ -99,8 +99,9 @@ pub(crate) struct Node<S: Storage> {
     promised_to: Option<u64>,
     /// The highest round seen anywhere: the next campaign goes above it.
     max_round: u64,
+    /// The election, heartbeat and check-quorum clocks, with the seeded
+    /// generator behind the election timeouts.
     timer: Timer,
-    rng: SplitMix64,
     /// Outgoing messages, filed by the one router (rules A3, D2).
     outbox: Outbox,
     /// Reads confirmed since the last `Ready`.
@@ -172,8 +173,7 @@ impl<S: Storage> Node<S> {
             leader: None,
             promised_to: None,
             max_round: promised.round,
-            timer: Timer::default(),
-            rng: SplitMix64::for_node(cfg.seed, cfg.id),
+            timer: Timer::new(SplitMix64::for_node(cfg.seed, cfg.id)),
             outbox: Outbox::default(),
             read_states: Vec::new(),
             hs_dirty: torn,

@@ -307,7 +307,7 @@ impl<S: Storage> Node<S> {
             // The report was split: ask for the rest, same ballot. Phase 1
             // is making progress, so the election timer must not cut it
             // short and restart it from scratch in a higher ballot.
-            self.timer.elapsed = 0;
+            self.timer.heard();
             ph.asked[asked].1 = p.next_slot;
             let (ballot, transfer) = (ph.ballot, ph.transfer);
             if from == self.id {
@@ -420,8 +420,7 @@ impl<S: Storage> Node<S> {
             self.log.last()
         );
         self.accept_prefix = self.log.last();
-        self.timer.heartbeat_elapsed = 0;
-        self.timer.quorum_elapsed = 0;
+        self.timer.start_leading();
         self.broadcast_heartbeat();
     }
 }
