@@ -7,6 +7,8 @@ use paxos_core::proto::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 
+mod scenario_hooks;
+
 /// A value as the checker compares it.
 type Value = (i32, bytes::Bytes);
 
@@ -34,6 +36,8 @@ pub struct Checker {
     chosen: BTreeMap<u64, (Value, Ballot)>,
     /// Every command proposed to some node.
     proposed: BTreeMap<(u64, u64), bytes::Bytes>,
+    /// Payloads proposed as plain bytes (by scenario tests), not commands.
+    payloads: BTreeSet<bytes::Bytes>,
     /// Per node: last slot applied since its last restart.
     applied: BTreeMap<u64, u64>,
     /// Per node: the highest promise persisted.
@@ -295,7 +299,8 @@ impl Checker {
         if e.kind == EntryKind::Normal as i32 {
             let known = Command::decode(&e.data)
                 .and_then(|c| self.proposed.get(&(c.client, c.seq)))
-                .is_some_and(|d| *d == e.data);
+                .is_some_and(|d| *d == e.data)
+                || self.payloads.contains(&e.data);
             if !known {
                 self.violation(format!(
                     "node {node} applied slot {} holding a value no client proposed",

@@ -3,7 +3,10 @@
 //! a seed that draws the kind host (one `Ready` at a time, persisted whole
 //! before the next input) replays exactly as it did before these existed.
 
+use crate::checker::Checker;
 use crate::rng::Rng;
+use paxos_core::proto::Snapshot;
+use paxos_core::{MemStorage, Ready};
 
 /// The host behaviours a run uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +61,50 @@ impl HostMix {
     pub fn stream(seed: u64) -> Rng {
         Rng::new(seed ^ 0x4057_d1ce_5eed)
     }
+}
+
+/// Persists a `Ready`'s snapshot: the first part in the contract's order.
+pub fn persist_snapshot(storage: &MemStorage, snapshot: &Snapshot) {
+    storage.wl().apply_snapshot(snapshot.clone());
+}
+
+/// Persists a `Ready`'s entries (after its snapshot, before its hard state)
+/// and shows them to the checker as node `id`'s acceptances.
+pub fn persist_entries(storage: &MemStorage, checker: &mut Checker, id: u64, rd: &Ready) {
+    storage.wl().store_entries(rd.entries());
+    checker.on_persist(id, None, rd.entries());
+}
+
+/// Persists a `Ready`'s membership and hard state, the last part in the
+/// contract's order, and shows the hard state to the checker.
+pub fn persist_state(storage: &MemStorage, checker: &mut Checker, id: u64, rd: &Ready) {
+    {
+        let mut disk = storage.wl();
+        if let Some(cs) = rd.conf_state() {
+            disk.set_conf_state(cs.clone());
+        }
+        if let Some(hs) = rd.hard_state() {
+            disk.set_hard_state(*hs);
+        }
+    }
+    checker.on_persist(id, rd.hard_state(), &[]);
+}
+
+/// Persists a whole `Ready` of node `id` at once, as a kind host does: the
+/// snapshot taken from it (if any), the entries, then the hard state with
+/// the membership, each shown to the checker.
+pub fn persist(
+    storage: &MemStorage,
+    checker: &mut Checker,
+    id: u64,
+    rd: &Ready,
+    snapshot: Option<&Snapshot>,
+) {
+    if let Some(s) = snapshot {
+        persist_snapshot(storage, s);
+    }
+    persist_entries(storage, checker, id, rd);
+    persist_state(storage, checker, id, rd);
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod linearizability;
 pub mod net;
 pub mod reconfig;
 pub mod rng;
+pub mod scenario;
 pub mod sim;
 pub mod trace;
 

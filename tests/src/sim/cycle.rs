@@ -5,6 +5,7 @@
 //! [`HostMix`]: crate::host::HostMix
 
 use super::{Ev, Sim, TICK};
+use crate::host;
 use paxos_core::proto::{Body, Message, Snapshot};
 use paxos_core::Ready;
 
@@ -165,13 +166,12 @@ impl Sim {
         let storage = self.node(id).storage.clone();
         let torn = self.host.torn_persist;
         if let Some(s) = snapshot {
-            storage.wl().apply_snapshot(s.clone());
+            host::persist_snapshot(&storage, s);
             if torn && self.torn_crash(id, "after the snapshot") {
                 return false;
             }
         }
-        storage.wl().store_entries(rd.entries());
-        self.checker.on_persist(id, None, rd.entries());
+        host::persist_entries(&storage, &mut self.checker, id, rd);
         let hs_follows = rd.hard_state().is_some() || rd.conf_state().is_some();
         if torn
             && hs_follows
@@ -180,16 +180,7 @@ impl Sim {
         {
             return false;
         }
-        {
-            let mut disk = storage.wl();
-            if let Some(cs) = rd.conf_state() {
-                disk.set_conf_state(cs.clone());
-            }
-            if let Some(hs) = rd.hard_state() {
-                disk.set_hard_state(*hs);
-            }
-        }
-        self.checker.on_persist(id, rd.hard_state(), &[]);
+        host::persist_state(&storage, &mut self.checker, id, rd);
         true
     }
 

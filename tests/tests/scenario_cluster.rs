@@ -1,10 +1,8 @@
 //! Whole-cluster scenarios through the public API only.
 
-mod support;
-
 use paxos_core::proto::{Accept, Ballot, Body, Message};
 use paxos_core::{Error, Proposed, StateRole};
-use support::{cmd, Cluster};
+use paxos_sim::scenario::{cmd, Cluster};
 
 fn all_applied_equal(c: &Cluster, ids: &[u64], want: &[bytes::Bytes]) {
     for &id in ids {
@@ -76,7 +74,7 @@ fn leader_crash_elects_a_new_leader_and_loses_nothing_decided() {
     c.stabilize();
     c.tick(3);
     all_applied_equal(&c, &[1, 2, 3], &want);
-    let before = c.decided.clone();
+    let before = c.decided();
 
     c.crash(1);
     let new_leader = c.await_leader(&[2, 3], 200);
@@ -88,8 +86,9 @@ fn leader_crash_elects_a_new_leader_and_loses_nothing_decided() {
     c.stabilize();
     c.tick(3);
     all_applied_equal(&c, &[2, 3], &want);
+    let after = c.decided();
     for (slot, v) in &before {
-        assert_eq!(c.decided.get(slot), Some(v), "decided slot {slot} changed");
+        assert_eq!(after.get(slot), Some(v), "decided slot {slot} changed");
     }
 
     // The old leader comes back from its storage alone and catches up.
@@ -224,7 +223,7 @@ fn promised_never_decreases_across_elections_and_restarts() {
         c.restart(victim);
         assert!(c.node(victim).status().promised >= promised);
     }
-    // The harness checked every persisted hard state on the way.
+    // The checker judged every persisted hard state on the way.
     assert!(c.max_promised.values().all(|b| *b > Ballot::ZERO));
 }
 
@@ -579,15 +578,9 @@ fn pipelined_readies_advanced_in_order() {
         node.propose(cmd(round * 2 + 1)).expect("leader");
         let mut second = node.ready();
         assert!(second.number() > first.number());
-        let disk = c.storages[&1].clone();
+        c.checker.on_propose_bytes(&cmd(round * 2 + 1));
         for rd in [&mut first, &mut second] {
-            if let Some(hs) = rd.hard_state() {
-                disk.wl().set_hard_state(*hs);
-            }
-            disk.wl().store_entries(rd.entries());
-            c.queue.extend(rd.take_messages());
-            c.queue.extend(rd.take_persisted_messages());
-            for e in rd.take_committed_entries() {
+            for e in c.handle_ready(1, rd) {
                 applied.push((e.slot, e.data));
             }
         }
@@ -597,19 +590,12 @@ fn pipelined_readies_advanced_in_order() {
         // The followers run the ordinary loop; the leader's next Readys too.
         for _ in 0..20 {
             c.deliver();
-            let node = c.nodes.get_mut(&1).expect("live");
-            while node.has_ready() {
-                let mut rd = node.ready();
-                if let Some(hs) = rd.hard_state() {
-                    disk.wl().set_hard_state(*hs);
-                }
-                disk.wl().store_entries(rd.entries());
-                c.queue.extend(rd.take_messages());
-                c.queue.extend(rd.take_persisted_messages());
-                for e in rd.take_committed_entries() {
+            while c.node(1).has_ready() {
+                let mut rd = c.nodes.get_mut(&1).expect("live").ready();
+                for e in c.handle_ready(1, &mut rd) {
                     applied.push((e.slot, e.data));
                 }
-                node.advance(rd);
+                c.nodes.get_mut(&1).expect("live").advance(rd);
             }
             let leader_only = c.nodes.remove(&1).expect("live");
             c.process_readies();

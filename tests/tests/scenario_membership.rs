@@ -2,11 +2,9 @@
 //! promoted; voters and learners are removed; a removed leader steps down;
 //! nothing is proposed past an undecided change.
 
-mod support;
-
 use paxos_core::proto::{ConfChange, ConfChangeType};
 use paxos_core::{ConfChangeError, DropReason, Error, StateRole};
-use support::{cmd, Cluster};
+use paxos_sim::scenario::{cmd, Cluster};
 
 use ConfChangeType::{AddLearner, PromoteLearner, RemoveNode};
 

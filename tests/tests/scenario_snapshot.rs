@@ -2,9 +2,7 @@
 //! sent the snapshot in chunks, restarted nodes restore from their own, and
 //! a long run with periodic compaction keeps the log and memory bounded.
 
-mod support;
-
-use support::Cluster;
+use paxos_sim::scenario::Cluster;
 
 /// Small messages, so a snapshot of a few KiB takes many chunks.
 fn small_chunks(cfg: &mut paxos_core::Config) {

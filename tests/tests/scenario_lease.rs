@@ -2,10 +2,8 @@
 //! round while the lease holds, never after it lapses, never after a
 //! transfer starts; restarted nodes honour leases they may have granted.
 
-mod support;
-
 use paxos_core::{Config, ConfigError, Error, RawNode};
-use support::Cluster;
+use paxos_sim::scenario::Cluster;
 
 fn lease(cfg: &mut Config) {
     cfg.heartbeat_ticks = 2;
@@ -65,7 +63,8 @@ fn a_cut_off_leader_serves_no_read_once_its_lease_lapses() {
         "elected a leader within the leased window"
     );
     let l = c.await_leader(&[2, 3], 300);
-    c.propose(l, support::cmd(1)).expect("new leader");
+    c.propose(l, paxos_sim::scenario::cmd(1))
+        .expect("new leader");
     c.stabilize();
     assert_eq!(reads(&c, 1), 1, "the stale leader confirmed a read");
 }
