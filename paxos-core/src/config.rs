@@ -78,6 +78,25 @@ pub struct Config {
     /// lease reads for the rest of its leadership. Every node of a cluster
     /// must use the same setting. Must be below `election_ticks`.
     pub read_lease_ticks: u32,
+    /// Flexible quorums (rule M4): promises a candidate needs, and
+    /// pre-vote grants. `None`: a majority of the voters.
+    ///
+    /// Paxos needs only that every phase-1 quorum meet every phase-2
+    /// quorum: on five voters, `phase2_quorum = Some(2)` with
+    /// `phase1_quorum = Some(4)` commits with two acknowledgements and
+    /// pays at elections, which need four. `validate` refuses a pair whose
+    /// sum does not exceed the voters. The sizes are the cluster's: give
+    /// every member the same ones, as with `voters`. They travel in the
+    /// membership ([`crate::proto::ConfState`]), snapshots included; once
+    /// storage holds a membership, its sizes govern, not these. After a
+    /// membership change the sizes in effect follow
+    /// [`crate::proto::Quorums::for_voters`].
+    pub phase1_quorum: Option<usize>,
+    /// Flexible quorums: acceptances that choose a value, and the
+    /// acknowledgements a leader needs to stay (check quorum), to confirm
+    /// a read and to hold a lease. `None`: a majority. At least 2 with two
+    /// or more voters. See `phase1_quorum`.
+    pub phase2_quorum: Option<usize>,
     /// A protocol bug to plant on purpose (simulator self-test only).
     #[cfg(feature = "planted-bugs")]
     pub planted_bug: Option<crate::PlantedBug>,
@@ -102,6 +121,8 @@ impl Default for Config {
             applied: 0,
             forward_proposals: false,
             read_lease_ticks: 0,
+            phase1_quorum: None,
+            phase2_quorum: None,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }
@@ -124,6 +145,7 @@ impl Config {
             return Err(ConfigError::ZeroId);
         }
         validate_membership(&self.voters, &self.learners)?;
+        self.validate_quorums()?;
         if self.heartbeat_ticks == 0 {
             return Err(ConfigError::ZeroLimit("heartbeat_ticks"));
         }
@@ -156,6 +178,54 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Rule M4: each configured size within `[1, voters]` (phase 2 at
+    /// least 2 with two or more voters), and the two sizes intersecting.
+    fn validate_quorums(&self) -> Result<(), ConfigError> {
+        let voters = self.voters.len();
+        let majority = voters / 2 + 1;
+        let min_phase2 = voters.min(2);
+        for (which, size, min) in [
+            ("phase-1", self.phase1_quorum, 1),
+            ("phase-2", self.phase2_quorum, min_phase2),
+        ] {
+            if let Some(size) = size {
+                if size < min || size > voters {
+                    return Err(ConfigError::QuorumOutOfRange {
+                        which,
+                        size,
+                        voters,
+                    });
+                }
+            }
+        }
+        let phase1 = self.phase1_quorum.unwrap_or(majority);
+        let phase2 = self.phase2_quorum.unwrap_or(majority);
+        if phase1 + phase2 <= voters {
+            return Err(ConfigError::QuorumsDoNotIntersect {
+                phase1,
+                phase2,
+                voters,
+            });
+        }
+        Ok(())
+    }
+
+    /// The membership a brand-new cluster starts with: the voters, the
+    /// learners and the quorum sizes. A host that keeps its own copy of the
+    /// membership (to put in its snapshots) starts from this one.
+    pub fn initial_conf_state(&self) -> paxos_proto::ConfState {
+        let size = |q: Option<usize>| q.and_then(|q| u32::try_from(q).ok()).unwrap_or(0);
+        paxos_proto::ConfState {
+            voters: self.voters.clone(),
+            learners: self.learners.clone(),
+            since: 0,
+            phase1_quorum: size(self.phase1_quorum),
+            phase2_quorum: size(self.phase2_quorum),
+        }
+    }
+}
+
 /// Checks a membership: non-empty, at most [`MAX_VOTERS`] voters, no zero
 /// id, no duplicates, no node both voter and learner.
 pub(crate) fn validate_membership(voters: &[u64], learners: &[u64]) -> Result<(), ConfigError> {
@@ -183,6 +253,27 @@ mod tests {
     #[test]
     fn default_three_node_config_is_valid() {
         assert_eq!(Config::new(1, [1, 2, 3]).validate(), Ok(()));
+    }
+
+    #[test]
+    fn flexible_pairs_that_intersect_are_valid() {
+        let five = |p1, p2| Config {
+            phase1_quorum: p1,
+            phase2_quorum: p2,
+            ..Config::new(1, [1, 2, 3, 4, 5])
+        };
+        for (p1, p2) in [
+            (Some(4), Some(2)),
+            (Some(2), Some(4)),
+            (None, Some(3)),
+            (Some(5), Some(2)),
+        ] {
+            assert_eq!(five(p1, p2).validate(), Ok(()), "{p1:?}/{p2:?}");
+        }
+        let cs = five(Some(4), Some(2)).initial_conf_state();
+        assert_eq!((cs.phase1_quorum, cs.phase2_quorum), (4, 2));
+        assert_eq!(cs.quorums().phase2, 2);
+        assert_eq!(Config::new(1, [1]).initial_conf_state().quorums().phase1, 1);
     }
 
     #[test]
@@ -237,6 +328,76 @@ mod tests {
                     ..ok.clone()
                 },
                 ConfigError::ZeroLimit("heartbeat_ticks"),
+            ),
+            (
+                Config {
+                    phase1_quorum: Some(1),
+                    phase2_quorum: Some(2),
+                    ..ok.clone()
+                },
+                ConfigError::QuorumsDoNotIntersect {
+                    phase1: 1,
+                    phase2: 2,
+                    voters: 3,
+                },
+            ),
+            (
+                Config {
+                    phase1_quorum: Some(1),
+                    ..ok.clone()
+                },
+                ConfigError::QuorumsDoNotIntersect {
+                    phase1: 1,
+                    phase2: 2,
+                    voters: 3,
+                },
+            ),
+            (
+                Config {
+                    phase1_quorum: Some(4),
+                    ..ok.clone()
+                },
+                ConfigError::QuorumOutOfRange {
+                    which: "phase-1",
+                    size: 4,
+                    voters: 3,
+                },
+            ),
+            (
+                Config {
+                    phase1_quorum: Some(0),
+                    ..ok.clone()
+                },
+                ConfigError::QuorumOutOfRange {
+                    which: "phase-1",
+                    size: 0,
+                    voters: 3,
+                },
+            ),
+            (
+                Config {
+                    phase1_quorum: Some(3),
+                    phase2_quorum: Some(1),
+                    ..ok.clone()
+                },
+                ConfigError::QuorumOutOfRange {
+                    which: "phase-2",
+                    size: 1,
+                    voters: 3,
+                },
+            ),
+            (
+                Config {
+                    id: 1,
+                    voters: vec![1],
+                    phase2_quorum: Some(2),
+                    ..ok.clone()
+                },
+                ConfigError::QuorumOutOfRange {
+                    which: "phase-2",
+                    size: 2,
+                    voters: 1,
+                },
             ),
             (
                 Config {

@@ -38,6 +38,30 @@ pub enum ConfigError {
         /// The configured election ticks.
         election: u32,
     },
+    /// A configured quorum size is outside `[1, voters]`, or a phase-2
+    /// size below 2 with two or more voters (a leader must not choose
+    /// alone: deciding its own removal, it would leave the others no trace
+    /// of it).
+    #[error("{which} quorum of {size} is out of range for {voters} voters")]
+    QuorumOutOfRange {
+        /// "phase-1" or "phase-2".
+        which: &'static str,
+        /// The configured size.
+        size: usize,
+        /// The number of voters.
+        voters: usize,
+    },
+    /// Phase-1 and phase-2 quorums of these sizes need not intersect, so
+    /// two values could be chosen for one slot (rule M4).
+    #[error("quorums of {phase1} (phase 1) and {phase2} (phase 2) need not intersect among {voters} voters: their sum must exceed the voters")]
+    QuorumsDoNotIntersect {
+        /// The phase-1 size.
+        phase1: usize,
+        /// The phase-2 size.
+        phase2: usize,
+        /// The number of voters.
+        voters: usize,
+    },
     /// `Config::applied` is below storage's compacted prefix: the
     /// application's state must come from the snapshot first.
     #[error("applied slot {applied} is below the compacted prefix (slots <= {compacted}): restore the application from the storage's snapshot first")]

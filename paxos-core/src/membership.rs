@@ -3,7 +3,7 @@
 
 use crate::config::validate_membership;
 use crate::errors::{ConfChangeError, ConfigError};
-use paxos_proto::{ConfChange, ConfChangeType, ConfState};
+use paxos_proto::{ConfChange, ConfChangeType, ConfState, Quorums};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Membership {
@@ -14,6 +14,11 @@ pub(crate) struct Membership {
     /// The slot of the change that made this membership (0: the initial
     /// one); a change proposed on it names it as its base.
     pub(crate) since: u64,
+    /// The configured phase-1 and phase-2 quorum sizes (0: a majority),
+    /// the cluster's, kept across changes (rule M4).
+    configured: (u32, u32),
+    /// The sizes in effect for these voters.
+    quorums: Quorums,
 }
 
 impl Membership {
@@ -23,15 +28,28 @@ impl Membership {
         let mut learners = learners.to_vec();
         voters.sort_unstable();
         learners.sort_unstable();
+        let quorums = Quorums::for_voters(voters.len(), 0, 0);
         Ok(Membership {
             voters,
             learners,
             since: 0,
+            configured: (0, 0),
+            quorums,
         })
     }
 
+    /// This membership with the configured quorum sizes `phase1` and
+    /// `phase2` (0: a majority); the sizes in effect follow from them and
+    /// the number of voters ([`Quorums::for_voters`]).
+    pub(crate) fn with_quorums(mut self, phase1: u32, phase2: u32) -> Self {
+        self.configured = (phase1, phase2);
+        self.quorums = Quorums::for_voters(self.voters.len(), phase1, phase2);
+        self
+    }
+
     pub(crate) fn from_conf_state(cs: &ConfState) -> Result<Self, ConfigError> {
-        let mut m = Membership::new(&cs.voters, &cs.learners)?;
+        let mut m = Membership::new(&cs.voters, &cs.learners)?
+            .with_quorums(cs.phase1_quorum, cs.phase2_quorum);
         m.since = cs.since;
         Ok(m)
     }
@@ -41,6 +59,8 @@ impl Membership {
             voters: self.voters.clone(),
             learners: self.learners.clone(),
             since: self.since,
+            phase1_quorum: self.configured.0,
+            phase2_quorum: self.configured.1,
         }
     }
 
@@ -51,9 +71,21 @@ impl Membership {
         Membership::from_conf_state(&cc.outcome(&self.to_conf_state(), slot)?).ok()
     }
 
-    /// Votes needed for a majority of the voters.
-    pub(crate) fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+    /// The quorum sizes in effect (rule M4).
+    pub(crate) fn quorums(&self) -> Quorums {
+        self.quorums
+    }
+
+    /// Promises a candidate needs, and pre-vote grants (rules P2, E1, M4).
+    pub(crate) fn phase1_quorum(&self) -> usize {
+        self.quorums.phase1
+    }
+
+    /// Acceptances that choose a value, and everything else a leadership
+    /// counts: check quorum, read confirmation, leases (rules L1, E4, R1,
+    /// R2, M4).
+    pub(crate) fn phase2_quorum(&self) -> usize {
+        self.quorums.phase2
     }
 
     pub(crate) fn is_voter(&self, id: u64) -> bool {
@@ -113,7 +145,9 @@ impl Membership {
             }
             Err(_) => return Err(ConfChangeError::UnknownType(cc.change_type)),
         }
-        Membership::new(&voters, &learners).map_err(ConfChangeError::Invalid)
+        Ok(Membership::new(&voters, &learners)
+            .map_err(ConfChangeError::Invalid)?
+            .with_quorums(self.configured.0, self.configured.1))
     }
 }
 
@@ -132,14 +166,27 @@ mod tests {
     #[test]
     fn quorum_and_lookup() {
         let m = Membership::new(&[3, 1, 2], &[9]).expect("valid");
-        assert_eq!(m.quorum(), 2);
+        assert_eq!((m.phase1_quorum(), m.phase2_quorum()), (2, 2));
         assert!(m.is_voter(2) && !m.is_voter(9) && m.contains(9) && !m.contains(4));
         assert_eq!(m.others(2).collect::<Vec<_>>(), vec![1, 3, 9]);
         assert_eq!(
-            Membership::new(&[1, 2, 3, 4], &[]).expect("valid").quorum(),
+            Membership::new(&[1, 2, 3, 4], &[])
+                .expect("valid")
+                .phase1_quorum(),
             3
         );
-        assert_eq!(Membership::new(&[1], &[]).expect("valid").quorum(), 1);
+        assert_eq!(
+            Membership::new(&[1], &[]).expect("valid").phase2_quorum(),
+            1
+        );
+        let flexible = Membership::new(&[1, 2, 3, 4, 5], &[])
+            .expect("valid")
+            .with_quorums(4, 2);
+        assert_eq!((flexible.phase1_quorum(), flexible.phase2_quorum()), (4, 2));
+        assert_eq!(
+            Membership::from_conf_state(&flexible.to_conf_state()),
+            Ok(flexible)
+        );
     }
 
     #[test]
@@ -192,12 +239,47 @@ mod tests {
         let base = Membership::new(&[1, 2, 3, 4], &[5]).expect("valid");
         for change in [cc(PromoteLearner, 5), cc(RemoveNode, 1), cc(RemoveNode, 4)] {
             let after = base.apply(&change).expect("valid");
-            for a in subsets(&base.voters, base.quorum()) {
-                for b in subsets(&after.voters, after.quorum()) {
+            for a in subsets(&base.voters, base.phase1_quorum()) {
+                for b in subsets(&after.voters, after.phase1_quorum()) {
                     assert!(a.iter().any(|x| b.contains(x)), "{a:?} vs {b:?}");
                 }
             }
         }
+    }
+
+    /// Rule M4: a change keeps the configured sizes, and in every
+    /// membership each phase-1 quorum meets each phase-2 quorum.
+    #[test]
+    fn flexible_sizes_follow_changes_and_intersect() {
+        use ConfChangeType::*;
+        let mut m = Membership::new(&[1, 2, 3, 4, 5], &[6])
+            .expect("valid")
+            .with_quorums(4, 2);
+        for change in [
+            cc(RemoveNode, 1),
+            cc(RemoveNode, 2),
+            cc(PromoteLearner, 6),
+            cc(RemoveNode, 3),
+            cc(RemoveNode, 4),
+        ] {
+            m = m.apply(&change).expect("valid");
+            assert_eq!(m.configured, (4, 2));
+            let n = m.voters.len();
+            for a in subsets(&m.voters, m.phase1_quorum()) {
+                for b in subsets(&m.voters, m.phase2_quorum()) {
+                    assert!(
+                        a.iter().any(|x| b.contains(x)),
+                        "{n} voters: {a:?} vs {b:?}"
+                    );
+                }
+            }
+        }
+        // Down to two voters, then one: both must agree to choose, then
+        // the last voter alone.
+        assert_eq!(m.voters.len(), 2);
+        assert_eq!((m.phase1_quorum(), m.phase2_quorum()), (2, 2));
+        let one = m.apply(&cc(RemoveNode, 5)).expect("valid");
+        assert_eq!((one.phase1_quorum(), one.phase2_quorum()), (1, 1));
     }
 
     fn subsets(items: &[u64], k: usize) -> Vec<Vec<u64>> {

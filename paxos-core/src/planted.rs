@@ -65,6 +65,14 @@ pub enum PlantedBug {
     /// `campaign()` is allowed inside a lease this node acknowledged.
     /// Breaks rule E2.
     CampaignInsideLease,
+    /// Phase 1 counts phase-2 quorums (visible only with flexible quorums
+    /// where phase 2 is the smaller).
+    /// Breaks rule M4.
+    PhaseOneQuorumOfPhaseTwo,
+    /// Reads are confirmed, and leases granted, by one acknowledgement
+    /// fewer than a phase-2 quorum: a set some phase-1 quorum can miss.
+    /// Breaks rule R1.
+    ConfirmWithTooFew,
     /// The edge does not bound ballot rounds: a forged round near
     /// `u64::MAX` is promised.
     /// Breaks rule V1.
@@ -74,7 +82,7 @@ pub enum PlantedBug {
 #[cfg(feature = "planted-bugs")]
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [PlantedBug; 17] = [
+    pub const ALL: [PlantedBug; 19] = [
         PlantedBug::CountAcrossBallots,
         PlantedBug::ReplyBeforePersist,
         PlantedBug::SkipHighestBallotAdoption,
@@ -92,6 +100,8 @@ impl PlantedBug {
         PlantedBug::AdoptStaleConfChange,
         PlantedBug::CampaignInsideLease,
         PlantedBug::UncheckedRound,
+        PlantedBug::PhaseOneQuorumOfPhaseTwo,
+        PlantedBug::ConfirmWithTooFew,
     ];
 
     /// The rule of [`crate::protocol`] this bug breaks.
@@ -114,6 +124,8 @@ impl PlantedBug {
             PlantedBug::AdoptStaleConfChange => "M3",
             PlantedBug::CampaignInsideLease => "E2",
             PlantedBug::UncheckedRound => "V1",
+            PlantedBug::PhaseOneQuorumOfPhaseTwo => "M4",
+            PlantedBug::ConfirmWithTooFew => "R1",
         }
     }
 }

@@ -164,6 +164,7 @@ impl MemStorage {
             voters: voters.to_vec(),
             learners: learners.to_vec(),
             since: 0,
+            ..Default::default()
         });
         s
     }

@@ -112,6 +112,7 @@ fn no_report_from_storage_under_an_unpersisted_snapshot() {
                     voters: vec![1, 2, 3],
                     learners: vec![],
                     since: 0,
+                    ..Default::default()
                 }),
             }),
             offset: 0,
@@ -213,6 +214,7 @@ fn restart_after_a_snapshot_persisted_without_its_hard_state() {
                 voters: vec![1, 2, 3],
                 learners: vec![],
                 since: 0,
+                ..Default::default()
             }),
         }),
         data: "state".into(),

@@ -9,6 +9,9 @@
 use std::fmt;
 
 mod display;
+mod quorums;
+
+pub use quorums::Quorums;
 
 #[allow(missing_docs)]
 mod generated {
@@ -73,6 +76,9 @@ impl ConfChange {
             return None;
         }
         let result = self.result.as_ref()?;
+        // The result carries the quorum sizes too, as its proposer's
+        // membership had them (rule M4): every replica takes the same ones
+        // from the same log.
         Some(ConfState {
             since: slot,
             ..result.clone()

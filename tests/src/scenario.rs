@@ -208,6 +208,7 @@ impl<S: Storage> Cluster<S> {
                 voters: cfg.voters.clone(),
                 learners: cfg.learners.clone(),
                 since: 0,
+                ..Default::default()
             },
         };
         self.conf.insert(id, conf);
@@ -252,6 +253,7 @@ impl<S: Storage> Cluster<S> {
                 voters: voters.to_vec(),
                 learners: vec![id],
                 since: 0,
+                ..Default::default()
             },
         );
         self.storages.insert(id, MemStorage::new());

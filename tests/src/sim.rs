@@ -416,6 +416,7 @@ impl Sim {
                 voters: cfg.voters.clone(),
                 learners: cfg.learners.clone(),
                 since: 0,
+                ..Default::default()
             },
         };
         match RawNode::new(&cfg, storage, &self.logger) {

@@ -181,6 +181,7 @@ fn planted_report_under_an_unpersisted_snapshot_is_caught() {
                 voters: vec![1, 2, 3],
                 learners: vec![],
                 since: 0,
+                ..Default::default()
             }),
         };
         let chunk = InstallSnapshot {

@@ -250,6 +250,7 @@ fn a_strangers_snapshot_is_not_installed() {
                     voters: vec![99],
                     learners: vec![],
                     since: 0,
+                    ..Default::default()
                 }),
             }),
             offset: 0,

@@ -231,6 +231,7 @@ fn planted_skip_new_membership_quorum_is_caught() {
                 voters: vec![1, 2, 3, 4],
                 learners: vec![],
                 since: 0,
+                ..Default::default()
             }),
             base: Some(0),
         };

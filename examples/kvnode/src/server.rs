@@ -319,12 +319,14 @@ fn initial_membership(me: u64, ids: &[u64], join: bool) -> ConfState {
             voters: ids.iter().copied().filter(|&id| id != me).collect(),
             learners: vec![me],
             since: 0,
+            ..Default::default()
         }
     } else {
         ConfState {
             voters: ids.to_vec(),
             learners: Vec::new(),
             since: 0,
+            ..Default::default()
         }
     }
 }

@@ -999,6 +999,7 @@ mod tests {
                 voters: vec![1, 2, 3],
                 learners: vec![],
                 since: 0,
+                ..Default::default()
             },
             Vec::new(),
         );
@@ -1014,6 +1015,7 @@ mod tests {
             voters: vec![1, 2, 3],
             learners: vec![4],
             since: 8,
+            ..Default::default()
         };
         let cc = ConfChange {
             change_type: ConfChangeType::AddLearner as i32,

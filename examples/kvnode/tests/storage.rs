@@ -34,6 +34,7 @@ fn persisted_state_survives_reopening() {
             voters: vec![1, 2, 3],
             learners: vec![],
             since: 0,
+            ..Default::default()
         })
         .expect("conf");
     }
@@ -337,6 +338,7 @@ fn a_snapshot_compacts_the_log_behind_it_and_survives_reopening() {
         voters: vec![1, 2, 3],
         learners: vec![],
         since: 0,
+        ..Default::default()
     };
     {
         let s = RedbStorage::open(&path).expect("open");
@@ -404,6 +406,7 @@ fn an_installed_snapshot_replaces_the_state_and_the_log() {
         voters: vec![1, 2],
         learners: vec![3],
         since: 0,
+        ..Default::default()
     };
     let snapshot = Snapshot {
         metadata: Some(SnapshotMetadata {

@@ -4,6 +4,7 @@
 use super::phase1::Phase1;
 use super::{Node, Role};
 use crate::errors::{Error, Result};
+use crate::membership::Membership;
 use crate::rng::SplitMix64;
 use crate::storage::Storage;
 use paxos_proto::{Ballot, Body, Heartbeat, PrePrepare, Prepare};
@@ -226,7 +227,8 @@ impl<S: Storage> Node<S> {
             granted: vec![self.id],
             transfer,
         });
-        if self.members.quorum() <= 1 {
+        // The candidate alone is a phase-1 quorum: no one to ask.
+        if self.members.phase1_quorum() <= 1 {
             self.start_prepare();
             return;
         }
@@ -245,7 +247,9 @@ impl<S: Storage> Node<S> {
         promised: Ballot,
     ) {
         self.observe_round(promised.round);
-        let quorum = self.members.quorum();
+        // A pre-vote asks whether phase 1 could succeed (rule E1): it
+        // counts a phase-1 quorum.
+        let quorum = self.members.phase1_quorum();
         let Role::PreCandidate(pv) = &mut self.role else {
             return;
         };
@@ -271,7 +275,13 @@ impl<S: Storage> Node<S> {
         self.reset_election_timer();
         let from_slot = self.log.committed + 1;
         slog::info!(self.logger, "starting phase 1"; "ballot" => %ballot, "from_slot" => from_slot);
-        let phase1 = Phase1::new(self.id, ballot, from_slot, transfer, &self.members);
+        // Rule M4: phase 1 counts phase-1 quorums.
+        let quorum = if planted!(self.cfg, PhaseOneQuorumOfPhaseTwo) {
+            Membership::phase2_quorum
+        } else {
+            Membership::phase1_quorum
+        };
+        let phase1 = Phase1::new(self.id, ballot, from_slot, transfer, &self.members, quorum);
         self.role = Role::Candidate(phase1);
         self.send_to_other_voters(Body::Prepare(Prepare {
             ballot: Some(ballot),

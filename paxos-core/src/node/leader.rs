@@ -369,7 +369,7 @@ impl<S: Storage> Node<S> {
         let quorum = if planted!(self.cfg, CommitWithoutQuorum) {
             1
         } else {
-            self.members.quorum()
+            self.members.phase2_quorum()
         };
         let conf_slot = if planted!(self.cfg, ProposePastConfChange) {
             None
@@ -407,8 +407,10 @@ impl<S: Storage> Node<S> {
 
     /// Stickiness, leader side: a leader that did not hear from a quorum
     /// within `election_ticks` steps down.
+    /// It counts a phase-2 quorum (rule M4): with fewer it cannot choose
+    /// anything, and a new leader may already have been elected.
     fn check_quorum(&mut self) {
-        let quorum = self.members.quorum();
+        let quorum = self.members.phase2_quorum();
         let self_votes = usize::from(self.members.is_voter(self.id));
         let Role::Leader(ls) = &mut self.role else {
             return;

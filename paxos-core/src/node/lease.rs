@@ -81,7 +81,12 @@ impl<S: Storage> Node<S> {
     /// The highest heartbeat round a quorum of voters acknowledged in this
     /// ballot (the leader counts as acknowledging every round).
     pub(super) fn quorum_acked_round(&self) -> u64 {
-        let quorum = self.members.quorum();
+        // Rule M4: a phase-2 quorum of acknowledgements meets every
+        // phase-1 quorum, so no other leader was elected before them.
+        let mut quorum = self.members.phase2_quorum();
+        if planted!(self.cfg, ConfirmWithTooFew) {
+            quorum = quorum.saturating_sub(1).max(1);
+        }
         let Role::Leader(ls) = &self.role else {
             return 0;
         };

@@ -134,7 +134,7 @@ impl<S: Storage> Node<S> {
         cfg.validate()?;
         let init = storage.initial_state()?;
         let members = if init.conf_state.voters.is_empty() {
-            Membership::new(&cfg.voters, &cfg.learners)?
+            Membership::from_conf_state(&cfg.initial_conf_state())?
         } else {
             Membership::from_conf_state(&init.conf_state)?
         };

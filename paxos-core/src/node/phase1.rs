@@ -51,6 +51,9 @@ pub(super) struct Phase1 {
     /// The membership at `from_slot`, then the one after each change
     /// reported, in slot order: phase 1 needs a quorum of each.
     configs: Vec<Membership>,
+    /// The quorum phase 1 counts in a membership: its phase-1 size (rule
+    /// M4), or a planted bug's phase-2 size.
+    quorum: fn(&Membership) -> usize,
 }
 
 impl Phase1 {
@@ -60,8 +63,10 @@ impl Phase1 {
         from_slot: u64,
         transfer: Option<Ballot>,
         members: &Membership,
+        quorum: fn(&Membership) -> usize,
     ) -> Self {
         Phase1 {
+            quorum,
             me,
             asked: members.voters.iter().map(|&v| (v, from_slot)).collect(),
             ballot,
@@ -153,7 +158,7 @@ impl Phase1 {
                     .iter()
                     .filter(|v| !self.refused.contains(v))
                     .count();
-                left < m.quorum()
+                left < (self.quorum)(m)
             })
     }
 
@@ -174,7 +179,7 @@ impl Phase1 {
         };
         chain
             .iter()
-            .all(|m| self.complete.iter().filter(|&&id| m.is_voter(id)).count() >= m.quorum())
+            .all(|m| self.complete.iter().filter(|&&id| m.is_voter(id)).count() >= (self.quorum)(m))
     }
 
     /// A chosen report always wins (any report of a chosen slot carries the
@@ -702,6 +707,7 @@ mod tests {
                 voters: vec![1, 2, 3, 4],
                 learners: vec![],
                 since: 0,
+                ..Default::default()
             }),
             base: Some(0),
         };

@@ -43,6 +43,8 @@ pub struct Status {
     pub learners: Vec<u64>,
     /// Per-peer progress (leaders only; empty otherwise).
     pub progress: Vec<PeerProgress>,
+    /// The quorum sizes in effect for the voters (rule M4).
+    pub quorums: paxos_proto::Quorums,
 }
 
 impl Status {
@@ -72,6 +74,7 @@ impl Status {
             voters: n.members.voters.clone(),
             learners: n.members.learners.clone(),
             progress,
+            quorums: n.members.quorums(),
         }
     }
 }

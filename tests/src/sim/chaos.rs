@@ -50,6 +50,7 @@ impl Sim {
                     voters: st.voters.clone(),
                     learners: st.learners.iter().copied().chain([id]).collect(),
                     since: 0,
+                    ..Default::default()
                 });
                 self.start(id);
                 self.drive(id);
