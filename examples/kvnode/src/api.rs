@@ -33,6 +33,14 @@ pub(crate) struct StatusJson {
     /// a snapshot.
     #[serde(default)]
     pub(crate) first_slot: u64,
+    /// Promises an election needs (flexible quorums; a majority unless
+    /// `--phase1-quorum` set it).
+    #[serde(default)]
+    pub(crate) phase1_quorum: usize,
+    /// Acknowledgements that commit a write (a majority unless
+    /// `--phase2-quorum` set it).
+    #[serde(default)]
+    pub(crate) phase2_quorum: usize,
 }
 
 /// One block of `GET /chain`; byte fields are hex.

@@ -233,6 +233,17 @@ struct ServeArgs {
     /// member must use the same value, below --election-ticks.
     #[arg(long, default_value_t = 0)]
     read_lease_ticks: u32,
+    /// Flexible quorums: promises an election needs (default: a majority).
+    /// With --phase2-quorum, their sum must exceed the voters; every member
+    /// must use the same sizes. On five members, --phase1-quorum 4
+    /// --phase2-quorum 2 commits with two acknowledgements and needs four
+    /// to elect.
+    #[arg(long, value_name = "N")]
+    phase1_quorum: Option<usize>,
+    /// Flexible quorums: acknowledgements that commit a write (default: a
+    /// majority; at least 2 with two or more voters).
+    #[arg(long, value_name = "N")]
+    phase2_quorum: Option<usize>,
     /// Serve the HTTP API over TLS with this certificate (PEM)...
     #[arg(long, value_name = "FILE", requires = "key")]
     cert: Option<PathBuf>,
@@ -452,6 +463,8 @@ fn serve(a: ServeArgs) -> Result<ExitCode, String> {
         peer_tls,
         admin_token_file: a.admin_token_file,
         read_lease_ticks: a.read_lease_ticks,
+        phase1_quorum: a.phase1_quorum,
+        phase2_quorum: a.phase2_quorum,
         api_tls: a
             .cert
             .zip(a.key)

@@ -546,5 +546,7 @@ impl Driver {
         view.voters = st.voters;
         view.learners = st.learners;
         view.first_slot = self.compacted + 1;
+        view.phase1_quorum = st.quorums.phase1;
+        view.phase2_quorum = st.quorums.phase2;
     }
 }

@@ -46,6 +46,10 @@ pub(crate) struct ServeOptions {
     pub(crate) admin_token_file: Option<PathBuf>,
     /// `Config::read_lease_ticks` (0: lease reads off).
     pub(crate) read_lease_ticks: u32,
+    /// `Config::phase1_quorum` (a majority when absent).
+    pub(crate) phase1_quorum: Option<usize>,
+    /// `Config::phase2_quorum` (a majority when absent).
+    pub(crate) phase2_quorum: Option<usize>,
     /// TLS for the HTTP API (plain HTTP when absent).
     pub(crate) api_tls: Option<ApiTls>,
 }
@@ -285,21 +289,25 @@ fn restore(
     ids: &[u64],
     root: &Logger,
 ) -> Result<Restored, ServeError> {
-    let storage = RedbStorage::open_with_cache(db, opts.cache_bytes)?;
-    let initial = initial_membership(opts.id, ids, opts.join);
-    init_membership(&storage, &initial)?;
-    let sm = storage.load_state_machine()?;
-    let last_snapshot = storage.snapshot_slot()?;
-    let config = Config {
+    let (voters, learners) = initial_members(opts.id, ids, opts.join);
+    let mut config = Config {
         heartbeat_ticks: opts.heartbeat_ticks,
         election_ticks: opts.election_ticks,
         read_lease_ticks: opts.read_lease_ticks,
+        phase1_quorum: opts.phase1_quorum,
+        phase2_quorum: opts.phase2_quorum,
         seed: crate::ids::random_u64(),
-        applied: sm.applied(),
-        learners: initial.learners.clone(),
-        ..Config::new(opts.id, initial.voters.clone())
+        learners,
+        ..Config::new(opts.id, voters)
     };
+    // Refused before the store is touched: a bad quorum pair never
+    // reaches a data directory.
     config.validate().map_err(paxos_core::Error::from)?;
+    let storage = RedbStorage::open_with_cache(db, opts.cache_bytes)?;
+    init_membership(&storage, &config.initial_conf_state())?;
+    let sm = storage.load_state_machine()?;
+    let last_snapshot = storage.snapshot_slot()?;
+    config.applied = sm.applied();
     // The core tags its own lines with the node id.
     let node = RawNode::new(&config, storage.clone(), root)?;
     Ok(Restored {
@@ -310,24 +318,18 @@ fn restore(
     })
 }
 
-/// The membership a brand-new data directory starts with: every member
-/// listed votes, except a node joining a running cluster, which starts as
-/// a learner (the leader adds it, it catches up, then it is promoted).
-fn initial_membership(me: u64, ids: &[u64], join: bool) -> ConfState {
+/// The voters and learners a brand-new data directory starts with: every
+/// member listed votes, except a node joining a running cluster, which
+/// starts as a learner (the leader adds it, it catches up, then it is
+/// promoted).
+fn initial_members(me: u64, ids: &[u64], join: bool) -> (Vec<u64>, Vec<u64>) {
     if join {
-        ConfState {
-            voters: ids.iter().copied().filter(|&id| id != me).collect(),
-            learners: vec![me],
-            since: 0,
-            ..Default::default()
-        }
+        (
+            ids.iter().copied().filter(|&id| id != me).collect(),
+            vec![me],
+        )
     } else {
-        ConfState {
-            voters: ids.to_vec(),
-            learners: Vec::new(),
-            since: 0,
-            ..Default::default()
-        }
+        (ids.to_vec(), Vec::new())
     }
 }
 

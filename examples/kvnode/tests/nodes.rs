@@ -92,6 +92,19 @@ fn bogus_configuration_is_a_clear_error_not_a_panic() {
             vec!["--id", "1", "--peers", &busy, "--data-dir", &dir("c")],
             "cannot listen on",
         ),
+        (
+            vec![
+                "--id",
+                "1",
+                "--peers",
+                &good,
+                "--data-dir",
+                &dir("d"),
+                "--phase2-quorum",
+                "2",
+            ],
+            "phase-2 quorum of 2 is out of range for 1 voters",
+        ),
     ]
     .into_iter()
     .map(|(args, want)| (args.into_iter().map(str::to_owned).collect(), want))
@@ -545,6 +558,24 @@ fn the_cluster_command_starts_members_and_stops_them_on_sigterm() {
     assert!(status.success(), "{status}");
     for ep in &endpoints {
         assert!(get(ep, "/status").is_err(), "{ep} still answers");
+    }
+}
+
+/// Flexible quorums from the command line: every member reports the sizes
+/// in effect, and writes commit under them.
+#[test]
+fn quorum_sizes_from_the_command_line_govern_and_show_in_status() {
+    let c = Cluster::start(3, &["--phase2-quorum", "3"]);
+    let endpoints = c.endpoints();
+    put_acked(&endpoints, "q", "v");
+    for i in 0..3 {
+        let st = wait_until(Duration::from_secs(20), "a member's status", || {
+            c.status(i)
+                .filter(|st| st["applied"].as_u64().is_some_and(|a| a >= 1))
+        });
+        // Phase 1 keeps its majority: 2 + 3 > 3 already intersects.
+        assert_eq!(st["phase1_quorum"], 2, "{st}");
+        assert_eq!(st["phase2_quorum"], 3, "{st}");
     }
 }
 
