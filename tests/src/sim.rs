@@ -224,7 +224,11 @@ impl Sim {
         drawn_mix.draw_reconfig(opts.seed);
         drawn_mix.draw_lease(opts.seed);
         let drawn_voters = rng.pick(&[3, 3, 5, 5, 7]);
-        let drawn_learners = if rng.chance(0.3) { rng.range(1, 2) } else { 0 };
+        let drawn_learners = if rng.chance(0.3) {
+            rng.range_inclusive(1, 2)
+        } else {
+            0
+        };
         let mix = opts.mix.clone().unwrap_or(drawn_mix);
         let voters = opts.nodes.unwrap_or(drawn_voters);
         let learners = opts.learners.unwrap_or(drawn_learners);
@@ -281,7 +285,8 @@ impl Sim {
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
         for id in 1..=sim.total {
             let tick_period = if sim.mix.skew {
-                sim.rng.range(sim.mix.skew_range.0, sim.mix.skew_range.1)
+                sim.rng
+                    .range_inclusive(sim.mix.skew_range.0, sim.mix.skew_range.1)
             } else {
                 TICK
             };
@@ -305,7 +310,7 @@ impl Sim {
                 flush_scheduled: false,
             });
             sim.start(id);
-            let first = sim.rng.range(1, tick_period);
+            let first = sim.rng.range_inclusive(1, tick_period);
             sim.schedule(first, Ev::Tick(id));
         }
         for c in 0..sim.mix.clients {
@@ -314,18 +319,18 @@ impl Sim {
                 pending: None,
                 hint: c % n + 1,
             });
-            let at = sim.rng.range(1, 5 * TICK);
+            let at = sim.rng.range_inclusive(1, 5 * TICK);
             sim.schedule(at, Ev::Wake(c));
         }
         if sim.mix.reconfig_every > 0 {
             sim.schedule(sim.mix.reconfig_every * TICK, Ev::Reconfig);
         }
         if sim.garbage_every > 0 {
-            let at = sim.garbage_rng.range(1, 2 * sim.garbage_every) * TICK;
+            let at = sim.garbage_rng.range_inclusive(1, 2 * sim.garbage_every) * TICK;
             sim.schedule(at, Ev::Garbage);
         }
         if sim.host.campaign_every > 0 {
-            let at = sim.host_rng.range(1, 2 * sim.host.campaign_every) * TICK;
+            let at = sim.host_rng.range_inclusive(1, 2 * sim.host.campaign_every) * TICK;
             sim.schedule(at, Ev::HostCampaign);
         }
         match sim.opts.schedule.clone() {
@@ -335,7 +340,7 @@ impl Sim {
                 }
             }
             None if sim.mix.chaos_every > 0 => {
-                let at = sim.rng.range(1, 2 * sim.mix.chaos_every) * TICK;
+                let at = sim.rng.range_inclusive(1, 2 * sim.mix.chaos_every) * TICK;
                 sim.schedule(at, Ev::Chaos);
             }
             None => {}
@@ -545,7 +550,7 @@ impl Sim {
                     let f = f.map_nodes(|x| present.get((x - 1) as usize).copied().unwrap_or(x));
                     self.apply_fault(f);
                 }
-                let next = self.now + rng.range(1, 2 * self.mix.chaos_every) * TICK;
+                let next = self.now + rng.range_inclusive(1, 2 * self.mix.chaos_every) * TICK;
                 self.schedule(next, Ev::Chaos);
             }
         }

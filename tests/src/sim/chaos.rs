@@ -26,7 +26,7 @@ impl Sim {
             let old = if self.rng.chance(0.5) {
                 leader
             } else {
-                st.voters[self.rng.range(0, st.voters.len() as u64 - 1) as usize]
+                st.voters[self.rng.range_inclusive(0, st.voters.len() as u64 - 1) as usize]
             };
             self.replacement = Some(Replacement::new(spare, old));
         }

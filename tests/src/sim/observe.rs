@@ -75,11 +75,13 @@ impl Sim {
         if !self.faults_on {
             return;
         }
-        let next = self.now + self.garbage_rng.range(1, 2 * self.garbage_every) * TICK;
+        let next = self.now + self.garbage_rng.range_inclusive(1, 2 * self.garbage_every) * TICK;
         self.schedule(next, Ev::Garbage);
         let present = self.present_ids();
-        let to = present[self.garbage_rng.range(0, present.len() as u64 - 1) as usize];
-        let mut from = self.garbage_rng.range(1, self.total + 2);
+        let to = present[self
+            .garbage_rng
+            .range_inclusive(0, present.len() as u64 - 1) as usize];
+        let mut from = self.garbage_rng.range_inclusive(1, self.total + 2);
         if from == to {
             from = self.total + 3;
         }
