@@ -410,8 +410,7 @@ impl Sim {
             KvState::decode(&snap.data)
         };
         let Some(kv) = kv else {
-            let v = format!("node {id} cannot decode its own snapshot at slot {slot}");
-            self.checker.violations.push(v);
+            self.checker.own_snapshot_undecodable(id, slot);
             return;
         };
         cfg.applied = slot;
@@ -437,10 +436,7 @@ impl Sim {
                 self.trace(|| format!("START node {id}"));
                 self.hash.mix(&[self.now, 1, id]);
             }
-            Err(e) => self
-                .checker
-                .violations
-                .push(format!("node {id} failed to restart: {e}")),
+            Err(e) => self.checker.restart_failed(id, e),
         }
     }
 
@@ -476,11 +472,7 @@ impl Sim {
             }
             self.events += 1;
             if self.events > MAX_EVENTS {
-                let v = format!(
-                    "message storm: over {MAX_EVENTS} events by tick {}",
-                    self.now / TICK
-                );
-                self.checker.violations.push(v);
+                self.checker.message_storm(MAX_EVENTS, self.now / TICK);
                 break;
             }
             self.handle(s.ev);
@@ -652,9 +644,7 @@ impl Sim {
                 self.trace(|| format!("node {id} ignores a reply from non-member {from}"));
                 return;
             }
-            self.checker
-                .violations
-                .push(format!("node {id} refused a cluster message: {e}"));
+            self.checker.refused_cluster_message(id, e);
             return;
         }
         if let Some(b) = leader_ballot.filter(|b| *b >= before.promised) {

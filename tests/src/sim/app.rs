@@ -11,8 +11,7 @@ impl Sim {
         self.hash.mix(&[self.now, 6, id, slot]);
         self.trace(|| format!("node {id} installs a snapshot at slot {slot}"));
         let Some(kv) = KvState::decode(&s.data) else {
-            let v = format!("node {id} got an undecodable snapshot at slot {slot}");
-            self.checker.violations.push(v);
+            self.checker.snapshot_undecodable(id, slot);
             return;
         };
         let conf = s.metadata.as_ref().and_then(|m| m.conf_state.clone());
@@ -68,13 +67,7 @@ impl Sim {
                         )
                     }),
                 },
-                None => {
-                    let v = format!(
-                        "node {id} applied a garbled membership change at slot {}",
-                        e.slot
-                    );
-                    self.checker.violations.push(v);
-                }
+                None => self.checker.garbled_change_applied(id, e.slot),
             }
             return;
         }

@@ -26,9 +26,7 @@ impl Sim {
             Err(Error::NotLeader { leader }) => Some(Reply::NotLeader(leader)),
             Err(Error::ProposalDropped(_)) => Some(Reply::Busy),
             Err(e) => {
-                self.checker
-                    .violations
-                    .push(format!("node {id} failed a proposal: {e}"));
+                self.checker.proposal_failed(id, e);
                 Some(Reply::Busy)
             }
         };
@@ -83,8 +81,7 @@ impl Sim {
             // PROTOCOL.md rule R1: the read index covers everything decided before the
             // read began; a slot some node had already applied is decided.
             if index < floor {
-                let v = format!("node {id} confirmed a read at index {index}, below slot {floor} applied before it was asked");
-                self.checker.violations.push(v);
+                self.checker.read_below_floor(id, index, floor);
             }
             let node = self.node(id);
             let ret = Ret::Value(node.kv.get(key));

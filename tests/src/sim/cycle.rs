@@ -84,8 +84,7 @@ impl Sim {
                 return;
             }
         }
-        let v = format!("node {id} still has a Ready after {MAX_READIES_PER_DRIVE} in a row");
-        self.checker.violations.push(v);
+        self.checker.endless_readies(id, MAX_READIES_PER_DRIVE);
         self.done = true;
     }
 

@@ -55,17 +55,11 @@ impl Sim {
             return; // a leadership transfer may override the lease
         }
         if was_leader {
-            let v = format!("leader {id} promised candidate {}", m.to);
-            self.checker.violations.push(v);
+            self.checker.leader_promised(id, m.to);
         } else if let Some((leader, at)) = lease {
             let ticks = self.node(id).ticks;
-            let v = format!(
-                "node {id} granted candidate {} ({}) while hearing from leader {leader} {} ticks ago",
-                m.to,
-                m.kind_name(),
-                ticks - at
-            );
-            self.checker.violations.push(v);
+            self.checker
+                .stickiness_broken(id, m.to, m.kind_name(), leader, ticks - at);
         }
     }
 
@@ -93,8 +87,7 @@ impl Sim {
         let shown = m.to_string();
         match raw.step(m) {
             Ok(()) => {
-                let v = format!("node {to} accepted garbage: {shown}");
-                self.checker.violations.push(v);
+                self.checker.accepted_garbage(to, &shown);
             }
             Err(e) => self.trace(|| format!("GARBAGE {shown} refused: {e}")),
         }
@@ -118,11 +111,12 @@ impl Sim {
         voters.sort_unstable();
         learners.sort_unstable();
         if st.voters != voters || st.learners != learners {
-            let v = format!(
-                "node {id} at slot {} has membership {:?}/{:?}, but its decided log yields {voters:?}/{learners:?}",
-                st.committed, st.voters, st.learners
+            self.checker.membership_diverged(
+                id,
+                st.committed,
+                (&st.voters, &st.learners),
+                (&voters, &learners),
             );
-            self.checker.violations.push(v);
         }
     }
 }
