@@ -12,7 +12,10 @@ use crate::linearizability::{check, History, Op, Ret, Verdict};
 use crate::net::Net;
 use crate::reconfig::{Action, Replacement};
 use crate::rng::Rng;
-use crate::trace::{describe, message_words, TraceHash};
+use crate::trace::{
+    message_words, TraceHash, TRACE_APPLY, TRACE_CLIENT_DONE, TRACE_CRASH, TRACE_FAULT,
+    TRACE_INSTALL, TRACE_LIVENESS, TRACE_RECONFIG, TRACE_SNAPSHOT, TRACE_START,
+};
 use bytes::Bytes;
 use paxos_core::proto::{Body, ConfChange, ConfState, EntryKind, Message};
 use paxos_core::{Config, Error, MemStorage, Proposed, RawNode, Ready, StateRole, Storage};
@@ -434,7 +437,7 @@ impl Sim {
                 node.snapshot_slot = slot;
                 node.conf = conf;
                 self.trace(|| format!("START node {id}"));
-                self.hash.mix(&[self.now, 1, id]);
+                self.hash.mix(&[self.now, TRACE_START, id]);
             }
             Err(e) => self.checker.restart_failed(id, e),
         }
@@ -456,7 +459,7 @@ impl Sim {
         node.inflight.clear();
         node.flush_scheduled = false;
         self.trace(|| format!("CRASH node {id}"));
-        self.hash.mix(&[self.now, 2, id]);
+        self.hash.mix(&[self.now, TRACE_CRASH, id]);
     }
 
     /// Runs events until the liveness phase settles or its bound passes.
@@ -681,7 +684,7 @@ impl Sim {
                 [t] => format!("+{}", t - self.now),
                 ts => format!("x{} +{}", ts.len(), ts[0] - self.now),
             };
-            format!("{} [{fate}]", describe(&m))
+            format!("{m} [{fate}]")
         });
         for t in times {
             self.schedule(t, Ev::Deliver(m.clone()));

@@ -8,7 +8,7 @@ impl Sim {
     pub(super) fn install(&mut self, id: u64, s: &paxos_core::proto::Snapshot) {
         let slot = s.metadata.as_ref().map_or(0, |m| m.slot);
         self.checker.on_install(id, slot, &s.data);
-        self.hash.mix(&[self.now, 6, id, slot]);
+        self.hash.mix(&[self.now, TRACE_INSTALL, id, slot]);
         self.trace(|| format!("node {id} installs a snapshot at slot {slot}"));
         let Some(kv) = KvState::decode(&s.data) else {
             self.checker.snapshot_undecodable(id, slot);
@@ -42,7 +42,7 @@ impl Sim {
             disk.compact(slot.saturating_sub(keep));
         }
         self.checker.on_snapshot(id, slot, &data);
-        self.hash.mix(&[self.now, 7, id, slot]);
+        self.hash.mix(&[self.now, TRACE_SNAPSHOT, id, slot]);
         self.trace(|| format!("node {id} snapshots at slot {slot} and compacts"));
     }
 
@@ -50,7 +50,7 @@ impl Sim {
         self.checker.on_apply(id, e);
         self.node(id).applied = e.slot;
         self.max_applied = self.max_applied.max(e.slot);
-        self.hash.mix(&[self.now, 4, id, e.slot]);
+        self.hash.mix(&[self.now, TRACE_APPLY, id, e.slot]);
         if let Some(cc) = e.conf_change() {
             match cc.ok().filter(|cc| cc.result.is_some()) {
                 Some(cc) => match cc.outcome(&self.node(id).conf, e.slot) {

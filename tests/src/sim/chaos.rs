@@ -42,7 +42,7 @@ impl Sim {
         let action = r.next(&st.voters, &st.learners, caught_up);
         self.replacement = Some(r);
         self.trace(|| format!("RECONFIG {action:?}"));
-        self.hash.mix(&[self.now, 8, r.new, r.old]);
+        self.hash.mix(&[self.now, TRACE_RECONFIG, r.new, r.old]);
         match action {
             Action::Boot(id) => {
                 self.joined.insert(id);
@@ -145,7 +145,7 @@ impl Sim {
             }
             _ => {}
         }
-        self.hash.mix(&[self.now, 3, fault_word(&f)]);
+        self.hash.mix(&[self.now, TRACE_FAULT, fault_word(&f)]);
     }
 
     /// Restores every link and every stalled clock.

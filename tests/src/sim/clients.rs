@@ -193,7 +193,7 @@ impl Sim {
                 if let Some(slot) = slot {
                     self.acked.push((slot, p.cmd.encode()));
                 }
-                self.hash.mix(&[now, 5, c, seq]);
+                self.hash.mix(&[now, TRACE_CLIENT_DONE, c, seq]);
                 cl.pending = None;
                 self.trace(|| format!("client {c} completes #{seq} -> {ret:?}"));
                 let at = now + self.rng.range_inclusive(0, 3 * TICK);

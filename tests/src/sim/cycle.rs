@@ -5,6 +5,7 @@
 //! [`HostMix`]: crate::host::HostMix
 
 use super::{Ev, Sim, TICK};
+use crate::trace::TRACE_HOST_CAMPAIGN;
 use paxos_core::proto::{Body, Message, Snapshot};
 use paxos_core::Ready;
 
@@ -234,7 +235,7 @@ impl Sim {
         };
         let result = raw.campaign();
         self.trace(|| format!("HOST campaign() at node {id}: {result:?}"));
-        self.hash.mix(&[self.now, 9, id]);
+        self.hash.mix(&[self.now, TRACE_HOST_CAMPAIGN, id]);
         self.drive(id);
     }
 }

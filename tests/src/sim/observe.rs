@@ -4,6 +4,7 @@
 //! messages, every one of which must be refused.
 
 use super::{Ev, Sim, TICK};
+use crate::trace::TRACE_GARBAGE;
 use paxos_core::proto::{Body, Message};
 
 impl Sim {
@@ -80,7 +81,7 @@ impl Sim {
             from = self.total + 3;
         }
         let m = crate::garbage::message(&mut self.garbage_rng, from, to);
-        self.hash.mix(&[self.now, 10, from, to]);
+        self.hash.mix(&[self.now, TRACE_GARBAGE, from, to]);
         let Some(raw) = self.node(to).raw.as_mut() else {
             return;
         };

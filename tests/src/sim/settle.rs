@@ -8,7 +8,7 @@ impl Sim {
         self.faults_on = false;
         self.heal();
         self.trace(|| "LIVENESS: faults stop, every link heals, crashed nodes restart".to_string());
-        self.hash.mix(&[self.now, 6]);
+        self.hash.mix(&[self.now, TRACE_LIVENESS]);
         for id in 1..=self.total {
             if self.node(id).raw.is_none() {
                 self.start(id);
