@@ -228,7 +228,15 @@ impl Checker {
             Some(Body::TimeoutNow(t)) => t.ballot,
             Some(Body::Reject(r)) => r.promised,
             Some(Body::PrePrepareReply(r)) => r.promised,
-            _ => None,
+            // Pre-votes change nothing; a forwarded proposal and snapshot
+            // transfer vouch for no promise of their sender's.
+            Some(
+                Body::PrePrepare(_)
+                | Body::Propose(_)
+                | Body::InstallSnapshot(_)
+                | Body::SnapshotReply(_),
+            )
+            | None => None,
         };
         if let Some(b) = vouched {
             let e = self.exposed_promise.entry(m.from).or_insert(Ballot::ZERO);

@@ -615,13 +615,40 @@ impl Sim {
             Some(Body::Accept(a)) => a.ballot,
             Some(Body::Heartbeat(h)) => h.ballot,
             Some(Body::Decide(d)) => d.ballot,
-            _ => None,
+            Some(
+                Body::PrePrepare(_)
+                | Body::PrePrepareReply(_)
+                | Body::Prepare(_)
+                | Body::Promise(_)
+                | Body::Accepted(_)
+                | Body::Reject(_)
+                | Body::HeartbeatReply(_)
+                | Body::Propose(_)
+                | Body::TimeoutNow(_)
+                | Body::InstallSnapshot(_)
+                | Body::SnapshotReply(_),
+            )
+            | None => None,
         };
         let from = m.from;
         let transfer = match &m.body {
             Some(Body::PrePrepare(p)) => p.transfer,
             Some(Body::Prepare(p)) => p.transfer,
-            _ => None,
+            Some(
+                Body::PrePrepareReply(_)
+                | Body::Promise(_)
+                | Body::Accept(_)
+                | Body::Accepted(_)
+                | Body::Reject(_)
+                | Body::Heartbeat(_)
+                | Body::HeartbeatReply(_)
+                | Body::Propose(_)
+                | Body::Decide(_)
+                | Body::TimeoutNow(_)
+                | Body::InstallSnapshot(_)
+                | Body::SnapshotReply(_),
+            )
+            | None => None,
         };
         // The observer's own reading of the transfer rule: a transfer is
         // exempt from stickiness only at a node that follows exactly the

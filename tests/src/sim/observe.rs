@@ -29,7 +29,20 @@ impl Sim {
                 node.followed = None;
                 return;
             }
-            _ => false,
+            Some(
+                Body::Prepare(_)
+                | Body::Accept(_)
+                | Body::Accepted(_)
+                | Body::Reject(_)
+                | Body::Heartbeat(_)
+                | Body::HeartbeatReply(_)
+                | Body::Propose(_)
+                | Body::Decide(_)
+                | Body::TimeoutNow(_)
+                | Body::InstallSnapshot(_)
+                | Body::SnapshotReply(_),
+            )
+            | None => false,
         };
         if !grant {
             return;
@@ -39,18 +52,14 @@ impl Sim {
         let lease = node
             .contact
             .filter(|&(leader, at)| leader != m.to && node.ticks - at < election_ticks);
-        if matches!(m.body, Some(Body::Promise(_))) {
+        if let Some(Body::Promise(p)) = &m.body {
             // It follows no one now, unless it promised a transfer inside
             // its window: then it stays sticky to the transfer's target.
             // A later transfer asked for by that target's leadership is
             // then exempt here, as if this node had heard from it.
             let sticky = exempt && (was_leader || lease.is_some());
             node.contact = sticky.then_some((m.to, node.ticks));
-            let ballot = match &m.body {
-                Some(Body::Promise(p)) => p.ballot,
-                _ => None,
-            };
-            node.followed = ballot.filter(|_| sticky);
+            node.followed = p.ballot.filter(|_| sticky);
         }
         if exempt {
             return; // a leadership transfer may override the lease
