@@ -8,6 +8,7 @@ use paxos_core::proto::{
 use std::collections::{BTreeMap, BTreeSet};
 
 mod scenario_hooks;
+mod violations;
 
 /// A value as the checker compares it.
 type Value = (i32, bytes::Bytes);
@@ -50,8 +51,9 @@ pub struct Checker {
     pub installs: u64,
     /// Per slot: the state (snapshot bytes) a replica had after applying it.
     states: BTreeMap<u64, bytes::Bytes>,
-    /// Violations, in the order found.
-    pub violations: Vec<String>,
+    /// Violations, in the order found: reported only through the named
+    /// methods of `violations.rs`.
+    violations: Vec<String>,
 }
 
 impl Checker {
@@ -63,10 +65,6 @@ impl Checker {
             initial,
             ..Checker::default()
         }
-    }
-
-    fn violation(&mut self, what: String) {
-        self.violations.push(what);
     }
 
     /// Slots chosen so far.
@@ -88,10 +86,7 @@ impl Checker {
                 .copied()
                 .unwrap_or(Ballot::ZERO);
             if hs.promised() < prev {
-                self.violation(format!(
-                    "node {node} persisted promise {} below {prev}",
-                    hs.promised()
-                ));
+                self.promise_regressed(node, hs.promised(), prev);
             }
             self.persisted_promise.insert(node, hs.promised().max(prev));
         }
@@ -104,11 +99,8 @@ impl Checker {
             // second quorum could choose the wrong value.
             if let Some((v, b)) = self.chosen.get(&e.slot) {
                 if ballot > *b && *v != value {
-                    let msg = format!(
-                        "node {node} accepted {:?} at slot {} in ballot {ballot} after {:?} was chosen in {b}",
-                        value.1, e.slot, v.1
-                    );
-                    self.violation(msg);
+                    let (v, b) = (v.1.clone(), *b);
+                    self.accepted_over_chosen(node, &value.1, e.slot, ballot, &v, b);
                 }
             }
             let rec = self
@@ -116,8 +108,7 @@ impl Checker {
                 .entry((e.slot, ballot))
                 .or_insert_with(|| (value.clone(), BTreeSet::new()));
             if rec.0 != value {
-                let msg = format!("slot {} got two values in ballot {ballot}", e.slot);
-                self.violation(msg);
+                self.two_values_in_ballot(e.slot, ballot);
                 continue;
             }
             rec.1.insert(node);
@@ -153,11 +144,8 @@ impl Checker {
         match self.chosen.get(&slot) {
             None => self.choose(slot, value, ballot),
             Some((v, _)) if *v != value => {
-                let msg = format!(
-                    "slot {slot} chosen twice: {:?} then {:?} (ballot {ballot})",
-                    v.1, value.1
-                );
-                self.violation(msg);
+                let first = v.1.clone();
+                self.chosen_twice(slot, &first, &value.1, ballot);
             }
             Some(_) => {}
         }
@@ -172,9 +160,7 @@ impl Checker {
             .map(|((_, b), _)| *b)
             .collect();
         for b in later {
-            self.violation(format!(
-                "slot {slot}: a different value was accepted in ballot {b} after one was chosen in {ballot}"
-            ));
+            self.accepted_other_after_choice(slot, b, ballot);
         }
         if value.0 == EntryKind::ConfChange as i32 {
             let cc = <ConfChange as ProstMessage>::decode(value.1.clone()).ok();
@@ -184,9 +170,7 @@ impl Checker {
                         .insert(slot, (base, cs.voters.into_iter().collect()));
                     self.rebuild_configs();
                 }
-                None => self.violation(format!(
-                    "slot {slot}: chosen membership change without a result"
-                )),
+                None => self.change_without_result(slot),
             }
         }
         self.chosen.insert(slot, (value, ballot));
@@ -230,11 +214,8 @@ impl Checker {
                 let value = (e.kind, e.data.clone());
                 if let Some((v, _)) = self.chosen.get(&e.slot) {
                     if *v != value {
-                        let what = format!(
-                            "node {} reported {:?} as chosen at slot {} where {:?} was chosen",
-                            m.from, value.1, e.slot, v.1
-                        );
-                        self.violation(what);
+                        let v = v.1.clone();
+                        self.reported_wrong_chosen(m.from, &value.1, e.slot, &v);
                     }
                 }
             }
@@ -250,7 +231,15 @@ impl Checker {
             Some(Body::TimeoutNow(t)) => t.ballot,
             Some(Body::Reject(r)) => r.promised,
             Some(Body::PrePrepareReply(r)) => r.promised,
-            _ => None,
+            // Pre-votes change nothing; a forwarded proposal and snapshot
+            // transfer vouch for no promise of their sender's.
+            Some(
+                Body::PrePrepare(_)
+                | Body::Propose(_)
+                | Body::InstallSnapshot(_)
+                | Body::SnapshotReply(_),
+            )
+            | None => None,
         };
         if let Some(b) = vouched {
             let e = self.exposed_promise.entry(m.from).or_insert(Ballot::ZERO);
@@ -268,9 +257,7 @@ impl Checker {
             .copied()
             .unwrap_or(Ballot::ZERO);
         if promised < exposed {
-            self.violation(format!(
-                "node {node} restarted with promise {promised} below {exposed} it had acted on"
-            ));
+            self.promise_lost_on_restart(node, promised, exposed);
         }
     }
 
@@ -278,23 +265,17 @@ impl Checker {
     pub fn on_apply(&mut self, node: u64, e: &Entry) {
         let last = self.applied.get(&node).copied().unwrap_or(0);
         if e.slot != last + 1 {
-            self.violation(format!("node {node} applied slot {} after {last}", e.slot));
+            self.applied_out_of_order(node, e.slot, last);
         }
         self.applied.insert(node, e.slot);
         let value = (e.kind, e.data.clone());
         match self.chosen(e.slot) {
             Some(v) if *v == value => {}
             Some(v) => {
-                let msg = format!(
-                    "node {node} applied {:?} at slot {} where {:?} was chosen",
-                    value.1, e.slot, v.1
-                );
-                self.violation(msg);
+                let v = v.1.clone();
+                self.applied_unchosen_value(node, &value.1, e.slot, &v);
             }
-            None => self.violation(format!(
-                "node {node} applied slot {} before it was chosen",
-                e.slot
-            )),
+            None => self.applied_before_chosen(node, e.slot),
         }
         if e.kind == EntryKind::Normal as i32 {
             let known = Command::decode(&e.data)
@@ -302,10 +283,7 @@ impl Checker {
                 .is_some_and(|d| *d == e.data)
                 || self.payloads.contains(&e.data);
             if !known {
-                self.violation(format!(
-                    "node {node} applied slot {} holding a value no client proposed",
-                    e.slot
-                ));
+                self.applied_unproposed(node, e.slot);
             }
         }
     }
@@ -314,9 +292,7 @@ impl Checker {
     /// state after the same slot must be the same bytes.
     pub fn on_snapshot(&mut self, node: u64, slot: u64, data: &bytes::Bytes) {
         match self.states.get(&slot) {
-            Some(d) if d != data => self.violation(format!(
-                "node {node}'s state after slot {slot} differs from another replica's"
-            )),
+            Some(d) if d != data => self.replica_state_diverged(node, slot),
             Some(_) => {}
             None => {
                 self.states.insert(slot, data.clone());
@@ -330,18 +306,12 @@ impl Checker {
     pub fn on_install(&mut self, node: u64, slot: u64, data: &bytes::Bytes) {
         let last = self.applied.get(&node).copied().unwrap_or(0);
         if slot <= last {
-            self.violation(format!(
-                "node {node} installed a snapshot at slot {slot} after applying {last}"
-            ));
+            self.snapshot_behind(node, slot, last);
         }
         match self.states.get(&slot) {
             Some(d) if d == data => {}
-            Some(_) => self.violation(format!(
-                "node {node} installed a snapshot at slot {slot} that differs from the replicas' state"
-            )),
-            None => self.violation(format!(
-                "node {node} installed a snapshot at slot {slot} no replica took"
-            )),
+            Some(_) => self.snapshot_differs(node, slot),
+            None => self.snapshot_unknown(node, slot),
         }
         self.applied.insert(node, slot);
         self.installs += 1;
@@ -350,13 +320,11 @@ impl Checker {
     /// A node reported itself leader in `ballot`.
     pub fn on_leader(&mut self, node: u64, ballot: Ballot) {
         if ballot.node != node {
-            self.violation(format!(
-                "node {node} leads in ballot {ballot} of another node"
-            ));
+            self.leads_in_foreign_ballot(node, ballot);
         }
         match self.leaders.get(&ballot) {
             Some(&other) if other != node => {
-                self.violation(format!("two leaders ({other}, {node}) in ballot {ballot}"));
+                self.two_leaders(other, node, ballot);
             }
             Some(_) => {}
             None => {

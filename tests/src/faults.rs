@@ -126,7 +126,7 @@ impl FaultMix {
         let mut rng = Rng::new(seed ^ 0x6e_c0f1_65ee);
         if rng.chance(0.35) {
             self.reconfig_every = rng.pick(&[2, 5, 10, 20]);
-            self.spares = rng.range(1, 4);
+            self.spares = rng.range_inclusive(1, 4);
         }
     }
 
@@ -166,7 +166,7 @@ impl FaultMix {
         FaultMix {
             drop: if on(rng) { rng.unit() * 0.3 } else { 0.0 },
             duplicate: if on(rng) { rng.unit() * 0.5 } else { 0.0 },
-            min_delay: rng.range(1, 10),
+            min_delay: rng.range_inclusive(1, 10),
             max_delay,
             tail: if on(rng) { rng.unit() * 0.05 } else { 0.0 },
             partitions: on(rng),
@@ -180,10 +180,10 @@ impl FaultMix {
             } else {
                 (50, 200)
             },
-            clients: rng.range(1, 5),
-            keys: rng.range(1, 4),
+            clients: rng.range_inclusive(1, 5),
+            keys: rng.range_inclusive(1, 4),
             client_timeout: rng.pick(&[5, 10, 20, 40, 40]),
-            chaos_every: rng.range(5, 60),
+            chaos_every: rng.range_inclusive(5, 60),
             heartbeat_ticks: rng.pick(&[1, 2, 2, 3, 5]),
             election_ticks: rng.pick(&[6, 10, 10, 15, 25]),
             msg_entries: rng.pick(&[1, 3, 8, 8, 64]),
@@ -304,16 +304,16 @@ impl Fault {
         }
         let node = |rng: &mut Rng| match leader {
             Some(l) if rng.chance(0.5) => l,
-            _ => rng.range(1, nodes),
+            _ => rng.range_inclusive(1, nodes),
         };
         let pair = |rng: &mut Rng| {
-            let a = rng.range(1, nodes);
-            let b = (a + rng.range(0, nodes - 2)) % nodes + 1;
+            let a = rng.range_inclusive(1, nodes);
+            let b = (a + rng.range_inclusive(0, nodes - 2)) % nodes + 1;
             (a, b)
         };
         Some(match rng.pick(&kinds) {
             0 => Fault::Isolate(node(rng)),
-            1 => Fault::Split(rng.range(1, (1 << nodes) - 2)),
+            1 => Fault::Split(rng.range_inclusive(1, (1 << nodes) - 2)),
             2 => {
                 let (from, to) = pair(rng);
                 Fault::OneWay { from, to }
@@ -323,7 +323,7 @@ impl Fault {
                 Fault::CutPair(a, b)
             }
             4 => Fault::Heal,
-            7 => Fault::Transfer(rng.range(1, nodes)),
+            7 => Fault::Transfer(rng.range_inclusive(1, nodes)),
             // A stalled clock breaks the bounded drift leases assume.
             8 if mix.read_lease_ticks > 0 => Fault::Isolate(node(rng)),
             8 => Fault::Stall(node(rng)),
@@ -332,12 +332,12 @@ impl Fault {
                 Fault::Clog {
                     from,
                     to,
-                    ticks: rng.range(1, 30),
+                    ticks: rng.range_inclusive(1, 30),
                 }
             }
             _ => Fault::Crash {
                 node: node(rng),
-                down: rng.range(1, 60),
+                down: rng.range_inclusive(1, 60),
             },
         })
     }

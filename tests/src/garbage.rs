@@ -28,14 +28,14 @@ pub fn stream(seed: u64) -> Rng {
 
 /// A value from the edges of `u64` and of the protocol's bounds.
 fn extreme(rng: &mut Rng) -> u64 {
-    match rng.range(0, 7) {
+    match rng.range_inclusive(0, 7) {
         0 => 0,
         1 => 1,
         2 => u64::MAX,
         3 => u64::MAX - 1,
         4 => MAX_SLOT,
         5 => MAX_SLOT + 1,
-        6 => rng.range(2, 1000),
+        6 => rng.range_inclusive(2, 1000),
         _ => rng.next_u64(),
     }
 }
@@ -56,8 +56,8 @@ enum Break {
 
 /// One garbage message to `to`, claiming to come from `from` (never `to`).
 pub fn message(rng: &mut Rng, from: u64, to: u64) -> Message {
-    let kind = rng.range(0, 13);
-    let brk = match rng.range(0, 3) {
+    let kind = rng.range_inclusive(0, 13);
+    let brk = match rng.range_inclusive(0, 3) {
         0 => Break::Round,
         1 => Break::NoBallot,
         2 => Break::Foreign,
@@ -68,19 +68,22 @@ pub fn message(rng: &mut Rng, from: u64, to: u64) -> Message {
     // The broken ballot, or a plausible-looking one (with the slot broken).
     let ballot = |rng: &mut Rng, owned: bool| -> Option<Ballot> {
         match brk {
-            Break::Round => Some(Ballot::new(MAX_ROUND + 1 + rng.range(0, 1 << 20), from)),
+            Break::Round => Some(Ballot::new(
+                MAX_ROUND + 1 + rng.range_inclusive(0, 1 << 20),
+                from,
+            )),
             Break::NoBallot => None,
             Break::Foreign if owned => Some(Ballot::new(extreme(rng).max(1), from + 1)),
             Break::Foreign => Some(Ballot::new(0, 0)),
-            Break::Slot => Some(Ballot::new(rng.range(1, 50), from)),
+            Break::Slot => Some(Ballot::new(rng.range_inclusive(1, 50), from)),
         }
     };
     let slot = |rng: &mut Rng| match brk {
-        Break::Slot => MAX_SLOT + 1 + rng.range(0, 1 << 20),
+        Break::Slot => MAX_SLOT + 1 + rng.range_inclusive(0, 1 << 20),
         _ => extreme(rng),
     };
     let entries = |rng: &mut Rng, slot0: u64| -> Vec<Entry> {
-        let n = rng.range(0, 3);
+        let n = rng.range_inclusive(0, 3);
         let wraps = matches!(brk, Break::Slot) && rng.chance(0.5);
         (0..n)
             .map(|i| Entry {
@@ -90,8 +93,8 @@ pub fn message(rng: &mut Rng, from: u64, to: u64) -> Message {
                     slot0.wrapping_add(i)
                 },
                 ballot: Some(Ballot::new(extreme(rng), extreme(rng))),
-                kind: rng.range(0, 2) as i32,
-                data: bytes::Bytes::from(vec![0xAB; rng.range(0, 64) as usize]),
+                kind: rng.range_inclusive(0, 2) as i32,
+                data: bytes::Bytes::from(vec![0xAB; rng.range_inclusive(0, 64) as usize]),
             })
             .collect()
     };
@@ -159,7 +162,7 @@ pub fn message(rng: &mut Rng, from: u64, to: u64) -> Message {
                 conf_state: None,
             }),
             offset: extreme(rng),
-            data: bytes::Bytes::from(vec![0xCD; rng.range(0, 64) as usize]),
+            data: bytes::Bytes::from(vec![0xCD; rng.range_inclusive(0, 64) as usize]),
             done: rng.chance(0.5),
         })),
         11 => Body::SnapshotReply(SnapshotReply {
@@ -176,7 +179,7 @@ pub fn message(rng: &mut Rng, from: u64, to: u64) -> Message {
             // Only unknown kinds: a forwarded proposal is otherwise a
             // client's command, and members may forward those.
             entries: vec![Entry {
-                kind: 7 + rng.range(0, 100) as i32,
+                kind: 7 + rng.range_inclusive(0, 100) as i32,
                 ..Entry::default()
             }],
         }),

@@ -439,6 +439,7 @@ fn check_key(all: &[Operation], indices: &[usize], budget: u64) -> KeyOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paxos_core::SplitMix64;
 
     const BUDGET: u64 = 1_000_000;
 
@@ -877,33 +878,11 @@ mod tests {
 
     // ---------------------------------------------------------- randomized
 
-    /// Small deterministic xorshift64* PRNG.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn new(seed: u64) -> Self {
-            Self(seed.max(1))
-        }
-
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.0 = x;
-            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     /// Builds a linearizable history: operation `k` takes effect at time
     /// `10 * (k + 1)`, its interval is chosen around that point on a client
     /// that is idle, and returns are computed from the sequential model.
     fn random_linearizable_history(
-        rng: &mut XorShift,
+        rng: &mut SplitMix64,
         n_ops: usize,
         n_keys: u64,
         n_clients: usize,
@@ -914,18 +893,18 @@ mod tests {
         let mut h = History::new();
         for k in 0..n_ops as u64 {
             let point = 10 * (k + 1);
-            let start = rng.below(n_clients as u64) as usize;
+            let start = rng.range(0, n_clients as u64) as usize;
             let client = (0..n_clients)
                 .map(|i| (start + i) % n_clients)
                 .find(|&c| client_free[c] < point)
                 .unwrap_or_else(|| panic!("no idle client at op {k}"));
-            let invoke = client_free[client] + rng.below(point - client_free[client]);
-            let ret_time = point + 1 + rng.below(max_tail);
+            let invoke = client_free[client] + rng.range(0, point - client_free[client]);
+            let ret_time = point + 1 + rng.range(0, max_tail);
             client_free[client] = ret_time + 1;
-            let key = rng.below(n_keys);
-            let (op, ret) = match rng.below(10) {
+            let key = rng.range(0, n_keys);
+            let (op, ret) = match rng.range(0, 10) {
                 0..=3 => {
-                    let value = 1 + rng.below(1000);
+                    let value = 1 + rng.range(0, 1000);
                     model.insert(key, value);
                     (put(key, value), Ret::Ok)
                 }
@@ -943,7 +922,7 @@ mod tests {
 
     #[test]
     fn randomized_large_history_then_corrupted() {
-        let mut rng = XorShift::new(0x5eed_1234_abcd_0001);
+        let mut rng = SplitMix64::new(0x5eed_1234_abcd_0001);
         let mut h = random_linearizable_history(&mut rng, 300, 3, 6, 40);
         assert_eq!(h.len(), 300);
         // Sanity: the intervals really overlap.
@@ -970,7 +949,7 @@ mod tests {
         // 300 operations on one key with 8 clients and long intervals; the
         // corrupted read is the last one, so the search must exhaust every
         // configuration before it.
-        let mut rng = XorShift::new(0xdead_beef);
+        let mut rng = SplitMix64::new(0xdead_beef);
         let mut h = random_linearizable_history(&mut rng, 300, 1, 8, 60);
         assert_eq!(check(&h, 10_000_000), Verdict::Linearizable);
         let victim = (0..h.len())
@@ -988,13 +967,13 @@ mod tests {
 
     #[test]
     fn randomized_histories_with_pending_ops_stay_linearizable() {
-        let mut rng = XorShift::new(42);
+        let mut rng = SplitMix64::new(42);
         for _ in 0..20 {
             let mut h = random_linearizable_history(&mut rng, 150, 2, 6, 40);
             // Forget some returns: a completed op that "never returned" is
             // still allowed to have taken effect.
             for i in 0..h.len() {
-                if rng.below(25) == 0 {
+                if rng.range(0, 25) == 0 {
                     h.ops[i].ret = None;
                 }
             }
@@ -1037,28 +1016,28 @@ mod tests {
 
     #[test]
     fn randomized_small_histories_match_brute_force() {
-        let mut rng = XorShift::new(7);
+        let mut rng = SplitMix64::new(7);
         let (mut yes, mut no) = (0, 0);
         for _ in 0..3000 {
-            let n = 1 + rng.below(7) as usize;
+            let n = 1 + rng.range(0, 7) as usize;
             let mut h = History::new();
             for _ in 0..n {
-                let invoke = rng.below(12);
-                let op = match rng.below(3) {
-                    0 => put(1, 1 + rng.below(2)),
+                let invoke = rng.range(0, 12);
+                let op = match rng.range(0, 3) {
+                    0 => put(1, 1 + rng.range(0, 2)),
                     1 => get(1),
                     _ => del(1),
                 };
-                let id = h.invoke(rng.below(3), op, invoke);
-                if rng.below(6) != 0 {
+                let id = h.invoke(rng.range(0, 3), op, invoke);
+                if rng.range(0, 6) != 0 {
                     let ret = match op {
-                        Op::Get { .. } => match rng.below(3) {
+                        Op::Get { .. } => match rng.range(0, 3) {
                             0 => val(None),
                             v => val(Some(v)),
                         },
                         _ => Ret::Ok,
                     };
-                    h.complete(id, invoke + rng.below(6), ret);
+                    h.complete(id, invoke + rng.range(0, 6), ret);
                 }
             }
             let expected = brute_force_key(&h.ops);

@@ -72,7 +72,7 @@ impl Net {
         let floor = self.clogged.get(&(a, b)).copied().unwrap_or(0);
         (0..copies)
             .map(|_| {
-                let mut d = rng.range(mix.min_delay, mix.max_delay);
+                let mut d = rng.range_inclusive(mix.min_delay, mix.max_delay);
                 if faults && rng.chance(mix.tail) {
                     d *= 10;
                 }

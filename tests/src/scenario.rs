@@ -118,7 +118,7 @@ impl<S: Storage> std::fmt::Debug for Cluster<S> {
             .field("applied_slot", &self.applied_slot)
             .field("queued", &self.queue.len())
             .field("cut", &self.cut)
-            .field("violations", &self.checker.violations)
+            .field("violations", &self.checker.violations())
             .finish_non_exhaustive()
     }
 }
@@ -398,9 +398,7 @@ impl<S: Storage> Cluster<S> {
             Some(cs) => {
                 self.conf.insert(id, cs);
             }
-            None => self.checker.violations.push(format!(
-                "node {id} installed a snapshot at slot {slot} without its membership"
-            )),
+            None => self.checker.snapshot_without_membership(id, slot),
         }
         *self.installed.entry(id).or_default() += 1;
     }
@@ -417,10 +415,7 @@ impl<S: Storage> Cluster<S> {
                         self.conf.insert(id, cs);
                     }
                 }
-                None => self.checker.violations.push(format!(
-                    "node {id} applied a garbled membership change at slot {}",
-                    e.slot
-                )),
+                None => self.checker.garbled_change_applied(id, e.slot),
             }
         }
         self.digest.get_mut(&id).expect("live").apply(&e.data);
@@ -552,9 +547,9 @@ impl<S: Storage> Cluster<S> {
     /// Panics if the checker found a violation.
     pub fn assert_clean(&self) {
         assert!(
-            self.checker.violations.is_empty(),
+            self.checker.violations().is_empty(),
             "the checker found violations: {:#?}",
-            self.checker.violations
+            self.checker.violations()
         );
     }
 

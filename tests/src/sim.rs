@@ -12,7 +12,10 @@ use crate::linearizability::{check, History, Op, Ret, Verdict};
 use crate::net::Net;
 use crate::reconfig::{Action, Replacement};
 use crate::rng::Rng;
-use crate::trace::{describe, message_words, TraceHash};
+use crate::trace::{
+    message_words, TraceHash, TRACE_APPLY, TRACE_CLIENT_DONE, TRACE_CRASH, TRACE_FAULT,
+    TRACE_INSTALL, TRACE_LIVENESS, TRACE_RECONFIG, TRACE_SNAPSHOT, TRACE_START,
+};
 use bytes::Bytes;
 use paxos_core::proto::{Body, ConfChange, ConfState, EntryKind, Message};
 use paxos_core::{Config, Error, MemStorage, Proposed, RawNode, Ready, StateRole, Storage};
@@ -224,7 +227,11 @@ impl Sim {
         drawn_mix.draw_reconfig(opts.seed);
         drawn_mix.draw_lease(opts.seed);
         let drawn_voters = rng.pick(&[3, 3, 5, 5, 7]);
-        let drawn_learners = if rng.chance(0.3) { rng.range(1, 2) } else { 0 };
+        let drawn_learners = if rng.chance(0.3) {
+            rng.range_inclusive(1, 2)
+        } else {
+            0
+        };
         let mix = opts.mix.clone().unwrap_or(drawn_mix);
         let voters = opts.nodes.unwrap_or(drawn_voters);
         let learners = opts.learners.unwrap_or(drawn_learners);
@@ -281,7 +288,8 @@ impl Sim {
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
         for id in 1..=sim.total {
             let tick_period = if sim.mix.skew {
-                sim.rng.range(sim.mix.skew_range.0, sim.mix.skew_range.1)
+                sim.rng
+                    .range_inclusive(sim.mix.skew_range.0, sim.mix.skew_range.1)
             } else {
                 TICK
             };
@@ -305,7 +313,7 @@ impl Sim {
                 flush_scheduled: false,
             });
             sim.start(id);
-            let first = sim.rng.range(1, tick_period);
+            let first = sim.rng.range_inclusive(1, tick_period);
             sim.schedule(first, Ev::Tick(id));
         }
         for c in 0..sim.mix.clients {
@@ -314,18 +322,18 @@ impl Sim {
                 pending: None,
                 hint: c % n + 1,
             });
-            let at = sim.rng.range(1, 5 * TICK);
+            let at = sim.rng.range_inclusive(1, 5 * TICK);
             sim.schedule(at, Ev::Wake(c));
         }
         if sim.mix.reconfig_every > 0 {
             sim.schedule(sim.mix.reconfig_every * TICK, Ev::Reconfig);
         }
         if sim.garbage_every > 0 {
-            let at = sim.garbage_rng.range(1, 2 * sim.garbage_every) * TICK;
+            let at = sim.garbage_rng.range_inclusive(1, 2 * sim.garbage_every) * TICK;
             sim.schedule(at, Ev::Garbage);
         }
         if sim.host.campaign_every > 0 {
-            let at = sim.host_rng.range(1, 2 * sim.host.campaign_every) * TICK;
+            let at = sim.host_rng.range_inclusive(1, 2 * sim.host.campaign_every) * TICK;
             sim.schedule(at, Ev::HostCampaign);
         }
         match sim.opts.schedule.clone() {
@@ -335,7 +343,7 @@ impl Sim {
                 }
             }
             None if sim.mix.chaos_every > 0 => {
-                let at = sim.rng.range(1, 2 * sim.mix.chaos_every) * TICK;
+                let at = sim.rng.range_inclusive(1, 2 * sim.mix.chaos_every) * TICK;
                 sim.schedule(at, Ev::Chaos);
             }
             None => {}
@@ -405,8 +413,7 @@ impl Sim {
             KvState::decode(&snap.data)
         };
         let Some(kv) = kv else {
-            let v = format!("node {id} cannot decode its own snapshot at slot {slot}");
-            self.checker.violations.push(v);
+            self.checker.own_snapshot_undecodable(id, slot);
             return;
         };
         cfg.applied = slot;
@@ -431,12 +438,9 @@ impl Sim {
                 node.snapshot_slot = slot;
                 node.conf = conf;
                 self.trace(|| format!("START node {id}"));
-                self.hash.mix(&[self.now, 1, id]);
+                self.hash.mix(&[self.now, TRACE_START, id]);
             }
-            Err(e) => self
-                .checker
-                .violations
-                .push(format!("node {id} failed to restart: {e}")),
+            Err(e) => self.checker.restart_failed(id, e),
         }
     }
 
@@ -456,7 +460,7 @@ impl Sim {
         node.inflight.clear();
         node.flush_scheduled = false;
         self.trace(|| format!("CRASH node {id}"));
-        self.hash.mix(&[self.now, 2, id]);
+        self.hash.mix(&[self.now, TRACE_CRASH, id]);
     }
 
     /// Runs events until the liveness phase settles or its bound passes.
@@ -472,11 +476,7 @@ impl Sim {
             }
             self.events += 1;
             if self.events > MAX_EVENTS {
-                let v = format!(
-                    "message storm: over {MAX_EVENTS} events by tick {}",
-                    self.now / TICK
-                );
-                self.checker.violations.push(v);
+                self.checker.message_storm(MAX_EVENTS, self.now / TICK);
                 break;
             }
             self.handle(s.ev);
@@ -546,7 +546,7 @@ impl Sim {
                     let f = f.map_nodes(|x| present.get((x - 1) as usize).copied().unwrap_or(x));
                     self.apply_fault(f);
                 }
-                let next = self.now + rng.range(1, 2 * self.mix.chaos_every) * TICK;
+                let next = self.now + rng.range_inclusive(1, 2 * self.mix.chaos_every) * TICK;
                 self.schedule(next, Ev::Chaos);
             }
         }
@@ -616,13 +616,40 @@ impl Sim {
             Some(Body::Accept(a)) => a.ballot,
             Some(Body::Heartbeat(h)) => h.ballot,
             Some(Body::Decide(d)) => d.ballot,
-            _ => None,
+            Some(
+                Body::PrePrepare(_)
+                | Body::PrePrepareReply(_)
+                | Body::Prepare(_)
+                | Body::Promise(_)
+                | Body::Accepted(_)
+                | Body::Reject(_)
+                | Body::HeartbeatReply(_)
+                | Body::Propose(_)
+                | Body::TimeoutNow(_)
+                | Body::InstallSnapshot(_)
+                | Body::SnapshotReply(_),
+            )
+            | None => None,
         };
         let from = m.from;
         let transfer = match &m.body {
             Some(Body::PrePrepare(p)) => p.transfer,
             Some(Body::Prepare(p)) => p.transfer,
-            _ => None,
+            Some(
+                Body::PrePrepareReply(_)
+                | Body::Promise(_)
+                | Body::Accept(_)
+                | Body::Accepted(_)
+                | Body::Reject(_)
+                | Body::Heartbeat(_)
+                | Body::HeartbeatReply(_)
+                | Body::Propose(_)
+                | Body::Decide(_)
+                | Body::TimeoutNow(_)
+                | Body::InstallSnapshot(_)
+                | Body::SnapshotReply(_),
+            )
+            | None => None,
         };
         // The observer's own reading of the transfer rule: a transfer is
         // exempt from stickiness only at a node that follows exactly the
@@ -648,9 +675,7 @@ impl Sim {
                 self.trace(|| format!("node {id} ignores a reply from non-member {from}"));
                 return;
             }
-            self.checker
-                .violations
-                .push(format!("node {id} refused a cluster message: {e}"));
+            self.checker.refused_cluster_message(id, e);
             return;
         }
         if let Some(b) = leader_ballot.filter(|b| *b >= before.promised) {
@@ -687,7 +712,7 @@ impl Sim {
                 [t] => format!("+{}", t - self.now),
                 ts => format!("x{} +{}", ts.len(), ts[0] - self.now),
             };
-            format!("{} [{fate}]", describe(&m))
+            format!("{m} [{fate}]")
         });
         for t in times {
             self.schedule(t, Ev::Deliver(m.clone()));

@@ -23,11 +23,11 @@ fn a_planted_bug_is_reported_by_the_checker() {
     assert_eq!(c.applied_of(1), &[cmd(0)], "the planted bug took effect");
     assert!(
         c.checker
-            .violations
+            .violations()
             .iter()
             .any(|v| v.contains("applied slot 1 before it was chosen")),
         "violations: {:?}",
-        c.checker.violations
+        c.checker.violations()
     );
 }
 

@@ -151,7 +151,7 @@ fn a_forged_acceptance_counts_only_what_was_sent() {
     // Node 1 applied the slots the forged replies vouched for (both sent to
     // node 2) before node 2 held them; nothing else went wrong.
     assert_eq!(
-        c.checker.violations,
+        c.checker.violations(),
         [
             "node 1 applied slot 1 before it was chosen",
             "node 1 applied slot 2 before it was chosen",

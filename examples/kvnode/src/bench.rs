@@ -9,6 +9,7 @@ use crate::commands::kv_path;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hyper::{Method, StatusCode};
+use paxos_core::SplitMix64;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,20 +60,9 @@ impl Totals {
     }
 }
 
-/// xorshift64*: cheap, good enough to pick keys and operations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// A float in `[0, 1)` from the generator's top 53 bits.
+fn unit(rng: &mut SplitMix64) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn histogram() -> Histogram<u64> {
@@ -168,7 +158,7 @@ async fn worker(
     end: Instant,
 ) -> Histogram<u64> {
     let mut hist = histogram();
-    let mut rng = Rng(crate::ids::random_u64() | 1);
+    let mut rng = SplitMix64::new(crate::ids::random_u64());
     let session = crate::ids::random_u64();
     let mut seq = 0u64;
     let session_base = opts.session_base;
@@ -177,8 +167,8 @@ async fn worker(
         .collect::<Vec<u8>>()
         .into();
     while Instant::now() < end {
-        let key = format!("bench-{}", rng.next() % opts.keys);
-        let read = rng.unit() < opts.read_ratio;
+        let key = format!("bench-{}", rng.range(0, opts.keys));
+        let read = unit(&mut rng) < opts.read_ratio;
         let (method, mut path, headers, body) = if read {
             (Method::GET, kv_path(&key), Vec::new(), Bytes::new())
         } else {

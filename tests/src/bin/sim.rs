@@ -9,6 +9,7 @@
 use clap::Parser;
 use paxos_core::PlantedBug;
 use paxos_sim::host::HostMix;
+use paxos_sim::trace::TraceHash;
 use paxos_sim::{run, Schedule, SimOptions};
 use std::io::Write;
 use std::process::ExitCode;
@@ -130,9 +131,12 @@ fn sweep(args: &Args, a: u64, b: u64) -> ExitCode {
     let mut last_progress = Instant::now();
     let (mut steps, mut decided, mut violations, mut undecided) = (0u64, 0u64, 0usize, 0usize);
     let mut failing = Vec::new();
+    // Every seed's trace hash folded in seed order: one number for the sweep.
+    let mut sweep_hash = TraceHash::default();
     for seed in a..b {
         let opts = options(args, seed);
         let out = run(opts.clone());
+        sweep_hash.mix(&[seed, out.trace_hash]);
         steps += out.steps;
         decided += out.decided;
         undecided += out.undecided_keys.len();
@@ -161,8 +165,9 @@ fn sweep(args: &Args, a: u64, b: u64) -> ExitCode {
         (b - a) as f64 / secs
     );
     say!(
-        "seeds={} steps={steps} decided={decided} violations={violations}",
-        b - a
+        "seeds={} steps={steps} decided={decided} violations={violations} trace_hash={:016x}",
+        b - a,
+        sweep_hash.value()
     );
     if violations == 0 {
         ExitCode::SUCCESS

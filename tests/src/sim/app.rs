@@ -8,11 +8,10 @@ impl Sim {
     pub(super) fn install(&mut self, id: u64, s: &paxos_core::proto::Snapshot) {
         let slot = s.metadata.as_ref().map_or(0, |m| m.slot);
         self.checker.on_install(id, slot, &s.data);
-        self.hash.mix(&[self.now, 6, id, slot]);
+        self.hash.mix(&[self.now, TRACE_INSTALL, id, slot]);
         self.trace(|| format!("node {id} installs a snapshot at slot {slot}"));
         let Some(kv) = KvState::decode(&s.data) else {
-            let v = format!("node {id} got an undecodable snapshot at slot {slot}");
-            self.checker.violations.push(v);
+            self.checker.snapshot_undecodable(id, slot);
             return;
         };
         let conf = s.metadata.as_ref().and_then(|m| m.conf_state.clone());
@@ -43,7 +42,7 @@ impl Sim {
             disk.compact(slot.saturating_sub(keep));
         }
         self.checker.on_snapshot(id, slot, &data);
-        self.hash.mix(&[self.now, 7, id, slot]);
+        self.hash.mix(&[self.now, TRACE_SNAPSHOT, id, slot]);
         self.trace(|| format!("node {id} snapshots at slot {slot} and compacts"));
     }
 
@@ -51,7 +50,7 @@ impl Sim {
         self.checker.on_apply(id, e);
         self.node(id).applied = e.slot;
         self.max_applied = self.max_applied.max(e.slot);
-        self.hash.mix(&[self.now, 4, id, e.slot]);
+        self.hash.mix(&[self.now, TRACE_APPLY, id, e.slot]);
         if let Some(cc) = e.conf_change() {
             match cc.ok().filter(|cc| cc.result.is_some()) {
                 Some(cc) => match cc.outcome(&self.node(id).conf, e.slot) {
@@ -68,13 +67,7 @@ impl Sim {
                         )
                     }),
                 },
-                None => {
-                    let v = format!(
-                        "node {id} applied a garbled membership change at slot {}",
-                        e.slot
-                    );
-                    self.checker.violations.push(v);
-                }
+                None => self.checker.garbled_change_applied(id, e.slot),
             }
             return;
         }

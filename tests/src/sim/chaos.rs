@@ -26,7 +26,7 @@ impl Sim {
             let old = if self.rng.chance(0.5) {
                 leader
             } else {
-                st.voters[self.rng.range(0, st.voters.len() as u64 - 1) as usize]
+                st.voters[self.rng.range_inclusive(0, st.voters.len() as u64 - 1) as usize]
             };
             self.replacement = Some(Replacement::new(spare, old));
         }
@@ -42,7 +42,7 @@ impl Sim {
         let action = r.next(&st.voters, &st.learners, caught_up);
         self.replacement = Some(r);
         self.trace(|| format!("RECONFIG {action:?}"));
-        self.hash.mix(&[self.now, 8, r.new, r.old]);
+        self.hash.mix(&[self.now, TRACE_RECONFIG, r.new, r.old]);
         match action {
             Action::Boot(id) => {
                 self.joined.insert(id);
@@ -146,7 +146,7 @@ impl Sim {
             }
             _ => {}
         }
-        self.hash.mix(&[self.now, 3, fault_word(&f)]);
+        self.hash.mix(&[self.now, TRACE_FAULT, fault_word(&f)]);
     }
 
     /// Restores every link and every stalled clock.

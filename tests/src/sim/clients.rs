@@ -26,9 +26,7 @@ impl Sim {
             Err(Error::NotLeader { leader }) => Some(Reply::NotLeader(leader)),
             Err(Error::ProposalDropped(_)) => Some(Reply::Busy),
             Err(e) => {
-                self.checker
-                    .violations
-                    .push(format!("node {id} failed a proposal: {e}"));
+                self.checker.proposal_failed(id, e);
                 Some(Reply::Busy)
             }
         };
@@ -83,8 +81,7 @@ impl Sim {
             // PROTOCOL.md rule R1: the read index covers everything decided before the
             // read began; a slot some node had already applied is decided.
             if index < floor {
-                let v = format!("node {id} confirmed a read at index {index}, below slot {floor} applied before it was asked");
-                self.checker.violations.push(v);
+                self.checker.read_below_floor(id, index, floor);
             }
             let node = self.node(id);
             let ret = Ret::Value(node.kv.get(key));
@@ -103,7 +100,10 @@ impl Sim {
     }
 
     pub(super) fn send_to_client(&mut self, client: u64, reply: Reply) {
-        let at = self.now + self.net_rng.range(self.mix.min_delay, self.mix.max_delay);
+        let at = self.now
+            + self
+                .net_rng
+                .range_inclusive(self.mix.min_delay, self.mix.max_delay);
         self.schedule(at, Ev::Reply { client, reply });
     }
 
@@ -114,8 +114,8 @@ impl Sim {
         match &cl.pending {
             None if generating => {
                 cl.seq += 1;
-                let key = self.rng.range(1, self.mix.keys);
-                let op = match self.rng.range(0, 19) {
+                let key = self.rng.range_inclusive(1, self.mix.keys);
+                let op = match self.rng.range_inclusive(0, 19) {
                     0..=9 => Op::Put {
                         key,
                         value: c * 1_000_000 + cl.seq,
@@ -164,11 +164,14 @@ impl Sim {
         let (cmd, mut node, deadline, read) = (p.cmd, cl.hint, p.deadline, p.read);
         if read && self.mix.read_anywhere > 0.0 && self.read_rng.chance(self.mix.read_anywhere) {
             let present = self.present_ids();
-            node = present[self.read_rng.range(0, present.len() as u64 - 1) as usize];
+            node = present[self.read_rng.range_inclusive(0, present.len() as u64 - 1) as usize];
         }
         let lost = self.faults_on && self.net_rng.chance(self.mix.drop);
         if !lost {
-            let at = now + self.net_rng.range(self.mix.min_delay, self.mix.max_delay);
+            let at = now
+                + self
+                    .net_rng
+                    .range_inclusive(self.mix.min_delay, self.mix.max_delay);
             self.schedule(at, Ev::Arrive { node, cmd, read });
         }
         self.schedule(deadline, Ev::Wake(c));
@@ -190,10 +193,10 @@ impl Sim {
                 if let Some(slot) = slot {
                     self.acked.push((slot, p.cmd.encode()));
                 }
-                self.hash.mix(&[now, 5, c, seq]);
+                self.hash.mix(&[now, TRACE_CLIENT_DONE, c, seq]);
                 cl.pending = None;
                 self.trace(|| format!("client {c} completes #{seq} -> {ret:?}"));
-                let at = now + self.rng.range(0, 3 * TICK);
+                let at = now + self.rng.range_inclusive(0, 3 * TICK);
                 self.schedule(at, Ev::Wake(c));
             }
             Reply::Done { .. } => {}

@@ -6,6 +6,7 @@
 
 use super::{Ev, Sim, TICK};
 use crate::host;
+use crate::trace::TRACE_HOST_CAMPAIGN;
 use paxos_core::proto::{Body, Message, Snapshot};
 use paxos_core::Ready;
 
@@ -85,8 +86,7 @@ impl Sim {
                 return;
             }
         }
-        let v = format!("node {id} still has a Ready after {MAX_READIES_PER_DRIVE} in a row");
-        self.checker.violations.push(v);
+        self.checker.endless_readies(id, MAX_READIES_PER_DRIVE);
         self.done = true;
     }
 
@@ -101,7 +101,7 @@ impl Sim {
         // election from completing: no deployment may run so, and liveness
         // could not be asked of it.
         let most = self.host.flush_delay.min(self.election_ticks * TICK / 3);
-        let at = self.now + self.host_rng.range(1, most);
+        let at = self.now + self.host_rng.range_inclusive(1, most);
         self.schedule(at, Ev::Flush(id));
     }
 
@@ -190,7 +190,7 @@ impl Sim {
         }
         self.trace(|| format!("crash inside a torn persist, {point}"));
         self.crash(id);
-        let down = self.host_rng.range(1, 40);
+        let down = self.host_rng.range_inclusive(1, 40);
         self.schedule(self.now + down * TICK, Ev::Restart(id));
         true
     }
@@ -199,7 +199,7 @@ impl Sim {
         if self.faults_on && self.mix.ready_crashes && self.rng.chance(READY_CRASH_CHANCE) {
             self.trace(|| format!("crash inside the Ready cycle {point}"));
             self.crash(id);
-            let down = self.rng.range(1, 40);
+            let down = self.rng.range_inclusive(1, 40);
             self.schedule(self.now + down * TICK, Ev::Restart(id));
             return true;
         }
@@ -213,16 +213,20 @@ impl Sim {
         if !self.faults_on || self.host.campaign_every == 0 {
             return;
         }
-        let next = self.now + self.host_rng.range(1, 2 * self.host.campaign_every) * TICK;
+        let next = self.now
+            + self
+                .host_rng
+                .range_inclusive(1, 2 * self.host.campaign_every)
+                * TICK;
         self.schedule(next, Ev::HostCampaign);
         let present = self.present_ids();
-        let id = present[self.host_rng.range(0, present.len() as u64 - 1) as usize];
+        let id = present[self.host_rng.range_inclusive(0, present.len() as u64 - 1) as usize];
         let Some(raw) = self.node(id).raw.as_mut() else {
             return;
         };
         let result = raw.campaign();
         self.trace(|| format!("HOST campaign() at node {id}: {result:?}"));
-        self.hash.mix(&[self.now, 9, id]);
+        self.hash.mix(&[self.now, TRACE_HOST_CAMPAIGN, id]);
         self.drive(id);
     }
 }

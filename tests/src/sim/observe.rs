@@ -4,6 +4,7 @@
 //! messages, every one of which must be refused.
 
 use super::{Ev, Sim, TICK};
+use crate::trace::TRACE_GARBAGE;
 use paxos_core::proto::{Body, Message};
 
 impl Sim {
@@ -28,7 +29,20 @@ impl Sim {
                 node.followed = None;
                 return;
             }
-            _ => false,
+            Some(
+                Body::Prepare(_)
+                | Body::Accept(_)
+                | Body::Accepted(_)
+                | Body::Reject(_)
+                | Body::Heartbeat(_)
+                | Body::HeartbeatReply(_)
+                | Body::Propose(_)
+                | Body::Decide(_)
+                | Body::TimeoutNow(_)
+                | Body::InstallSnapshot(_)
+                | Body::SnapshotReply(_),
+            )
+            | None => false,
         };
         if !grant {
             return;
@@ -38,34 +52,24 @@ impl Sim {
         let lease = node
             .contact
             .filter(|&(leader, at)| leader != m.to && node.ticks - at < election_ticks);
-        if matches!(m.body, Some(Body::Promise(_))) {
+        if let Some(Body::Promise(p)) = &m.body {
             // It follows no one now, unless it promised a transfer inside
             // its window: then it stays sticky to the transfer's target.
             // A later transfer asked for by that target's leadership is
             // then exempt here, as if this node had heard from it.
             let sticky = exempt && (was_leader || lease.is_some());
             node.contact = sticky.then_some((m.to, node.ticks));
-            let ballot = match &m.body {
-                Some(Body::Promise(p)) => p.ballot,
-                _ => None,
-            };
-            node.followed = ballot.filter(|_| sticky);
+            node.followed = p.ballot.filter(|_| sticky);
         }
         if exempt {
             return; // a leadership transfer may override the lease
         }
         if was_leader {
-            let v = format!("leader {id} promised candidate {}", m.to);
-            self.checker.violations.push(v);
+            self.checker.leader_promised(id, m.to);
         } else if let Some((leader, at)) = lease {
             let ticks = self.node(id).ticks;
-            let v = format!(
-                "node {id} granted candidate {} ({}) while hearing from leader {leader} {} ticks ago",
-                m.to,
-                m.kind_name(),
-                ticks - at
-            );
-            self.checker.violations.push(v);
+            self.checker
+                .stickiness_broken(id, m.to, m.kind_name(), leader, ticks - at);
         }
     }
 
@@ -75,24 +79,25 @@ impl Sim {
         if !self.faults_on {
             return;
         }
-        let next = self.now + self.garbage_rng.range(1, 2 * self.garbage_every) * TICK;
+        let next = self.now + self.garbage_rng.range_inclusive(1, 2 * self.garbage_every) * TICK;
         self.schedule(next, Ev::Garbage);
         let present = self.present_ids();
-        let to = present[self.garbage_rng.range(0, present.len() as u64 - 1) as usize];
-        let mut from = self.garbage_rng.range(1, self.total + 2);
+        let to = present[self
+            .garbage_rng
+            .range_inclusive(0, present.len() as u64 - 1) as usize];
+        let mut from = self.garbage_rng.range_inclusive(1, self.total + 2);
         if from == to {
             from = self.total + 3;
         }
         let m = crate::garbage::message(&mut self.garbage_rng, from, to);
-        self.hash.mix(&[self.now, 10, from, to]);
+        self.hash.mix(&[self.now, TRACE_GARBAGE, from, to]);
         let Some(raw) = self.node(to).raw.as_mut() else {
             return;
         };
         let shown = m.to_string();
         match raw.step(m) {
             Ok(()) => {
-                let v = format!("node {to} accepted garbage: {shown}");
-                self.checker.violations.push(v);
+                self.checker.accepted_garbage(to, &shown);
             }
             Err(e) => self.trace(|| format!("GARBAGE {shown} refused: {e}")),
         }
@@ -116,11 +121,12 @@ impl Sim {
         voters.sort_unstable();
         learners.sort_unstable();
         if st.voters != voters || st.learners != learners {
-            let v = format!(
-                "node {id} at slot {} has membership {:?}/{:?}, but its decided log yields {voters:?}/{learners:?}",
-                st.committed, st.voters, st.learners
+            self.checker.membership_diverged(
+                id,
+                st.committed,
+                (&st.voters, &st.learners),
+                (&voters, &learners),
             );
-            self.checker.violations.push(v);
         }
     }
 }

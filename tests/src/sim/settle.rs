@@ -8,7 +8,7 @@ impl Sim {
         self.faults_on = false;
         self.heal();
         self.trace(|| "LIVENESS: faults stop, every link heals, crashed nodes restart".to_string());
-        self.hash.mix(&[self.now, 6]);
+        self.hash.mix(&[self.now, TRACE_LIVENESS]);
         for id in 1..=self.total {
             if self.node(id).raw.is_none() {
                 self.start(id);
@@ -29,10 +29,8 @@ impl Sim {
                     })
             })
             .collect();
-        self.checker.violations.push(format!(
-            "liveness: not settled {} ticks after healing ({pending} clients waiting, applied/committed {applied:?})",
-            self.opts.liveness_ticks
-        ));
+        self.checker
+            .not_settled(self.opts.liveness_ticks, pending, &applied);
     }
 
     /// Checks after every event: leaders per ballot, and (once healed)
@@ -45,8 +43,7 @@ impl Sim {
                     let id = i as u64 + 1;
                     self.checker.on_leader(id, st.promised);
                     if !st.voters.contains(&id) {
-                        let v = format!("node {id} leads in {} though not a voter", st.promised);
-                        self.checker.violations.push(v);
+                        self.checker.non_voter_leads(id, st.promised);
                     }
                 }
             }
@@ -94,24 +91,17 @@ impl Sim {
         for (slot, data) in &self.acked {
             let held = self.checker.chosen(*slot).is_some_and(|(_, v)| v == data);
             if !held {
-                self.checker
-                    .violations
-                    .push(format!("acknowledged command at slot {slot} lost"));
+                self.checker.acknowledged_lost(*slot);
             }
             if self.done && applied_min < *slot {
-                self.checker
-                    .violations
-                    .push(format!("acknowledged slot {slot} not applied everywhere"));
+                self.checker.acknowledged_not_applied(*slot);
             }
         }
         let mut undecided_keys = Vec::new();
         match check(&self.history, LIN_BUDGET) {
             Verdict::Linearizable => {}
             Verdict::NotLinearizable { key, ops } => {
-                self.checker.violations.push(format!(
-                    "history not linearizable on key {key} ({} operations)",
-                    ops.len()
-                ));
+                self.checker.not_linearizable(key, ops.len());
             }
             Verdict::Undecided { key } => undecided_keys.push(key),
         }
@@ -127,7 +117,7 @@ impl Sim {
             elections: self.checker.leadership_count(),
             snapshots_installed: self.checker.installs,
             replaced: self.retired.len() as u64,
-            violations: self.checker.violations,
+            violations: self.checker.into_violations(),
             trace_hash: self.hash.value(),
             undecided_keys,
             mix: self.mix,
