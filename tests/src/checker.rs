@@ -3,7 +3,7 @@
 
 use crate::kv::Command;
 use paxos_core::proto::{
-    Ballot, Body, ConfChange, Entry, EntryKind, HardState, Message, ProstMessage,
+    Ballot, Body, ConfChange, Entry, EntryKind, HardState, Message, ProstMessage, Quorums,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,15 +16,16 @@ type Value = (i32, bytes::Bytes);
 /// The invariants the simulator checks (README, "Simulation"), and what they saw.
 #[derive(Debug, Default)]
 pub struct Checker {
-    /// The voters governing each slot from the key on: only their
-    /// acceptances choose a value. A chosen membership change that takes
-    /// effect starts a new entry at the slot after it.
-    configs: BTreeMap<u64, BTreeSet<u64>>,
-    /// The voters the cluster started with.
-    initial: BTreeSet<u64>,
+    /// The membership governing each slot from the key on: only its
+    /// voters' acceptances choose a value, a phase-2 quorum of them (rule
+    /// M4). A chosen membership change that takes effect starts a new
+    /// entry at the slot after it.
+    configs: BTreeMap<u64, Governing>,
+    /// The membership the cluster started with.
+    initial: Governing,
     /// Every chosen membership change: (slot, the slot of the change its
-    /// proposer built on, if it says, and the voters it results in).
-    changes: BTreeMap<u64, (Option<u64>, BTreeSet<u64>)>,
+    /// proposer built on, if it says, and the membership it results in).
+    changes: BTreeMap<u64, (Option<u64>, Governing)>,
     /// Slots where a membership change was accepted and nothing is chosen
     /// yet: the voters of any later slot are unknown until it is.
     conf_pending: BTreeSet<u64>,
@@ -56,10 +57,34 @@ pub struct Checker {
     violations: Vec<String>,
 }
 
+/// The voters governing slots, and how many of them choose a value.
+#[derive(Clone, Debug, Default)]
+struct Governing {
+    voters: BTreeSet<u64>,
+    phase2: usize,
+}
+
+impl Governing {
+    /// The membership of `voters` with the configured sizes `p1`, `p2` (0:
+    /// a majority), by the rule every replica applies.
+    fn new(voters: BTreeSet<u64>, p1: u32, p2: u32) -> Governing {
+        let phase2 = Quorums::for_voters(voters.len(), p1, p2).phase2;
+        Governing { voters, phase2 }
+    }
+}
+
 impl Checker {
-    /// A checker for a cluster with these voters.
+    /// A checker for a cluster with these voters, choosing by majorities.
     pub fn new(voters: Vec<u64>) -> Self {
-        let initial: BTreeSet<u64> = voters.into_iter().collect();
+        Checker::with_quorums(voters, crate::quorums::MAJORITIES)
+    }
+
+    /// A checker for a cluster with these voters and configured quorum
+    /// sizes: a value is chosen once a phase-2 quorum of the membership
+    /// governing its slot accepted it in one ballot.
+    pub fn with_quorums(voters: Vec<u64>, sizes: crate::quorums::Sizes) -> Self {
+        let size = |q: Option<usize>| q.and_then(|q| u32::try_from(q).ok()).unwrap_or(0);
+        let initial = Governing::new(voters.into_iter().collect(), size(sizes.0), size(sizes.1));
         Checker {
             configs: BTreeMap::from([(1, initial.clone())]),
             initial,
@@ -130,14 +155,17 @@ impl Checker {
         let Some((value, acceptors)) = self.accepted.get(&(slot, ballot)) else {
             return;
         };
-        let voters = self
+        let governing = self
             .configs
             .range(..=slot)
             .next_back()
-            .map(|(_, v)| v)
+            .map(|(_, g)| g)
             .expect("a membership governs slot 1 on");
-        let votes = acceptors.iter().filter(|a| voters.contains(a)).count();
-        if votes < voters.len() / 2 + 1 {
+        let votes = acceptors
+            .iter()
+            .filter(|a| governing.voters.contains(a))
+            .count();
+        if votes < governing.phase2 {
             return;
         }
         let value = value.clone();
@@ -166,8 +194,12 @@ impl Checker {
             let cc = <ConfChange as ProstMessage>::decode(value.1.clone()).ok();
             match cc.and_then(|cc| Some((cc.base, cc.result?))) {
                 Some((base, cs)) => {
-                    self.changes
-                        .insert(slot, (base, cs.voters.into_iter().collect()));
+                    let governing = Governing::new(
+                        cs.voters.into_iter().collect(),
+                        cs.phase1_quorum,
+                        cs.phase2_quorum,
+                    );
+                    self.changes.insert(slot, (base, governing));
                     self.rebuild_configs();
                 }
                 None => self.change_without_result(slot),
@@ -190,9 +222,9 @@ impl Checker {
     fn rebuild_configs(&mut self) {
         let mut configs = BTreeMap::from([(1, self.initial.clone())]);
         let mut since = 0;
-        for (&slot, (base, voters)) in &self.changes {
+        for (&slot, (base, governing)) in &self.changes {
             if base.is_none_or(|b| b == since) {
-                configs.insert(slot + 1, voters.clone());
+                configs.insert(slot + 1, governing.clone());
                 since = slot;
             }
         }

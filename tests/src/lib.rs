@@ -18,6 +18,7 @@ pub mod host;
 pub mod kv;
 pub mod linearizability;
 pub mod net;
+pub mod quorums;
 pub mod reconfig;
 pub mod rng;
 pub mod scenario;

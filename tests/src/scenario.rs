@@ -164,7 +164,12 @@ impl<S: Storage> Cluster<S> {
             installed: BTreeMap::new(),
             conf: BTreeMap::new(),
             boot_conf: BTreeMap::new(),
-            checker: Checker::new(ids.clone()),
+            checker: Checker::with_quorums(ids.clone(), {
+                // The sizes the nodes start with, as `config` gives them.
+                let mut cfg = Config::new(1, ids.clone());
+                tweak(&mut cfg);
+                (cfg.phase1_quorum, cfg.phase2_quorum)
+            }),
             fail_fast: true,
             tweak,
             wrap: Box::new(wrap),

@@ -207,6 +207,8 @@ pub struct Sim {
     /// Mean ticks between garbage messages (0: none), and their stream.
     garbage_every: u64,
     garbage_rng: Rng,
+    /// The configured quorum sizes (rule M4).
+    quorums: crate::quorums::Sizes,
 }
 
 /// Runs one simulation.
@@ -247,6 +249,9 @@ impl Sim {
             .garbage_every
             .unwrap_or_else(|| crate::garbage::draw_every(opts.seed));
         let garbage_rng = crate::garbage::stream(opts.seed);
+        let quorums = opts
+            .quorums
+            .unwrap_or_else(|| crate::quorums::draw(opts.seed, voters));
         let mut sim = Sim {
             fault_end: opts.ticks * TICK,
             deadline: (opts.ticks + opts.liveness_ticks) * TICK,
@@ -262,7 +267,7 @@ impl Sim {
             nodes: Vec::new(),
             clients: Vec::new(),
             history: History::new(),
-            checker: Checker::new((1..=voters).collect()),
+            checker: Checker::with_quorums((1..=voters).collect(), quorums),
             voters,
             net: Net::default(),
             hash: TraceHash::default(),
@@ -283,6 +288,7 @@ impl Sim {
             host_rng,
             garbage_every,
             garbage_rng,
+            quorums,
         };
         sim.total = n + sim.mix.spares;
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
@@ -370,6 +376,7 @@ impl Sim {
         cfg.max_msg_entries = self.mix.msg_entries;
         cfg.max_msg_bytes = self.mix.msg_bytes;
         cfg.read_lease_ticks = self.mix.read_lease_ticks;
+        (cfg.phase1_quorum, cfg.phase2_quorum) = self.quorums;
         cfg.max_ready_entries = 16;
         cfg.planted_bug = self.opts.bug;
         cfg
@@ -419,12 +426,7 @@ impl Sim {
         cfg.applied = slot;
         let conf = match snap.metadata.and_then(|m| m.conf_state) {
             Some(cs) if slot > 0 => cs,
-            _ => ConfState {
-                voters: cfg.voters.clone(),
-                learners: cfg.learners.clone(),
-                since: 0,
-                ..Default::default()
-            },
+            _ => cfg.initial_conf_state(),
         };
         match RawNode::new(&cfg, storage, &self.logger) {
             Ok(raw) => {

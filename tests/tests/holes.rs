@@ -4,6 +4,7 @@
 
 use paxos_core::PlantedBug;
 use paxos_sim::host::HostMix;
+use paxos_sim::quorums::MAJORITIES;
 use paxos_sim::{run, Schedule, SimOptions};
 
 fn assert_clean(opts: &SimOptions) {
@@ -31,6 +32,8 @@ fn regression_seeds_outside_the_usual_ranges() {
     for seed in [8_038_702, 8_079_868, 8_205_013, 9_004_162, 9_019_165] {
         assert_clean(&SimOptions {
             seed,
+            // Found, or scripted, with majorities.
+            quorums: Some(MAJORITIES),
             ..SimOptions::default()
         });
     }
@@ -57,6 +60,8 @@ fn regression_a_stale_transfer_breaks_no_lease() {
         schedule: Some(schedule.clone()),
         host: Some(HostMix::kind()),
         bug,
+        // Found, or scripted, with majorities.
+        quorums: Some(MAJORITIES),
         ..SimOptions::default()
     };
     assert_clean(&opts(None));
@@ -116,6 +121,8 @@ fn planted_campaign_inside_a_lease_is_caught() {
                 schedule: Some(schedule.clone()),
                 host: Some(HostMix::kind()),
                 bug,
+                // Found, or scripted, with majorities.
+                quorums: Some(MAJORITIES),
                 ..SimOptions::default()
             };
             assert_clean(&opts(None));

@@ -2,6 +2,7 @@
 //! and proof that each planted protocol bug is caught.
 
 use paxos_core::PlantedBug;
+use paxos_sim::quorums::MAJORITIES;
 use paxos_sim::{run, Fault, FaultMix, Schedule, SimOptions};
 
 fn sweep_size() -> u64 {
@@ -271,6 +272,8 @@ fn regression_lagging_candidate_livelock() {
     ] {
         let opts = SimOptions {
             seed,
+            // Found, or scripted, with majorities.
+            quorums: Some(MAJORITIES),
             ..SimOptions::default()
         };
         let out = run(opts.clone());
@@ -288,6 +291,8 @@ fn regression_lagging_candidate_livelock() {
 fn regression_promise_chunk_storm() {
     let opts = SimOptions {
         seed: 88,
+        // Found, or scripted, with majorities.
+        quorums: Some(MAJORITIES),
         ..SimOptions::default()
     };
     let out = run(opts.clone());
@@ -306,6 +311,8 @@ fn regression_promise_chunk_storm() {
 fn regression_decide_renews_the_observed_lease() {
     let opts = SimOptions {
         seed: 4410,
+        // Found, or scripted, with majorities.
+        quorums: Some(MAJORITIES),
         ..SimOptions::default()
     };
     let out = run(opts.clone());
@@ -324,6 +331,8 @@ fn regression_decide_renews_the_observed_lease() {
 fn regression_byte_limited_promise_chunk_hides_chosen_values() {
     let opts = SimOptions {
         seed: 11622,
+        // Found, or scripted, with majorities.
+        quorums: Some(MAJORITIES),
         ..SimOptions::default()
     };
     let out = run(opts.clone());
@@ -368,6 +377,8 @@ fn planted_lease_outliving_an_election_is_caught() {
             (200, Fault::Heal),
         ])),
         bug,
+        // Found, or scripted, with majorities.
+        quorums: Some(MAJORITIES),
         ..SimOptions::default()
     };
     let mut caught = 0;

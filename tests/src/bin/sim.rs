@@ -50,6 +50,10 @@ struct Args {
     /// instead of the host behaviours the seed draws.
     #[arg(long)]
     kind_host: bool,
+    /// Quorum sizes Q1/Q2 (`4/2`; `m` for a majority, or `majority`);
+    /// drawn from the seed when unset.
+    #[arg(long, value_parser = paxos_sim::quorums::parse)]
+    quorums: Option<paxos_sim::quorums::Sizes>,
 }
 
 /// Prints a line; a closed pipe (`sim ... | head`) is not an error.
@@ -87,6 +91,7 @@ fn options(args: &Args, seed: u64) -> SimOptions {
         bug: args.bug,
         trace: args.trace,
         host: args.kind_host.then(HostMix::kind),
+        quorums: args.quorums,
         ..SimOptions::default()
     }
 }
@@ -99,9 +104,10 @@ fn main() -> ExitCode {
     let opts = options(&args, args.seed.unwrap_or(0));
     let out = run(opts.clone());
     say!(
-        "nodes={} learners={} ops={}/{} elections={} events={} mix={:?} host={:?}",
+        "nodes={} learners={} quorums={} ops={}/{} elections={} events={} mix={:?} host={:?}",
         out.nodes,
         out.learners,
+        paxos_sim::quorums::show(out.quorums),
         out.ops.1,
         out.ops.0,
         out.elections,

@@ -61,7 +61,12 @@ impl Sim {
                 .filter(|m| {
                     matches!(
                         m.body,
-                        Some(Body::Promise(_) | Body::PrePrepareReply(_) | Body::PrePrepare(_))
+                        Some(
+                            Body::Promise(_)
+                                | Body::PrePrepareReply(_)
+                                | Body::PrePrepare(_)
+                                | Body::Prepare(_)
+                        )
                     )
                 })
                 .cloned()

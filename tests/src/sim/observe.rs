@@ -23,15 +23,16 @@ impl Sim {
         let grant = match &m.body {
             Some(Body::Promise(_)) => m.to != id,
             Some(Body::PrePrepareReply(r)) => r.granted,
-            Some(Body::PrePrepare(_)) => {
+            // A campaign starts: with a pre-vote, or with phase 1 itself
+            // where the candidate alone is a phase-1 quorum (rule M4).
+            Some(Body::PrePrepare(_) | Body::Prepare(_)) => {
                 let node = self.node(id);
                 node.contact = None;
                 node.followed = None;
                 return;
             }
             Some(
-                Body::Prepare(_)
-                | Body::Accept(_)
+                Body::Accept(_)
                 | Body::Accepted(_)
                 | Body::Reject(_)
                 | Body::Heartbeat(_)

@@ -26,6 +26,8 @@ pub struct SimOptions {
     pub host: Option<HostMix>,
     /// Mean ticks between garbage messages (0: none); drawn when unset.
     pub garbage_every: Option<u64>,
+    /// Flexible quorum sizes (rule M4); drawn from the seed when unset.
+    pub quorums: Option<crate::quorums::Sizes>,
     /// A protocol bug to plant in every node.
     pub bug: Option<PlantedBug>,
     /// Print every event.
@@ -44,6 +46,7 @@ impl Default for SimOptions {
             schedule: None,
             host: None,
             garbage_every: None,
+            quorums: None,
             bug: None,
             trace: false,
         }
@@ -84,6 +87,8 @@ pub struct Outcome {
     pub mix: FaultMix,
     /// The host behaviours used.
     pub host: HostMix,
+    /// The configured quorum sizes used.
+    pub quorums: crate::quorums::Sizes,
 }
 
 impl Outcome {
@@ -114,6 +119,12 @@ impl Outcome {
         if opts.host == Some(HostMix::kind()) {
             cmd.push_str(" --kind-host");
         }
+        // The sizes are drawn for the drawn voter count: printed, so a
+        // replay with other overrides keeps them.
+        cmd.push_str(&format!(
+            " --quorums {}",
+            crate::quorums::show(self.quorums)
+        ));
         cmd + " --trace"
     }
 }

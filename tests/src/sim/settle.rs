@@ -117,6 +117,7 @@ impl Sim {
             elections: self.checker.leadership_count(),
             snapshots_installed: self.checker.installs,
             replaced: self.retired.len() as u64,
+            quorums: self.quorums,
             violations: self.checker.into_violations(),
             trace_hash: self.hash.value(),
             undecided_keys,
