@@ -388,6 +388,24 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "peers")]
+    #[test]
+    fn every_swept_peer_setting_applies_everything_everywhere() {
+        use crate::peers::{omni, raft};
+        for batch in [64, 1] {
+            for size in omni::BATCH_SIZES {
+                run_workload(
+                    &mut omni::OmniCluster::elected_with_batch(size),
+                    batch,
+                    1000,
+                );
+            }
+            for knobs in raft::Knobs::sweep() {
+                run_workload(&mut raft::RaftCluster::elected_with(knobs), batch, 1000);
+            }
+        }
+    }
+
     #[test]
     fn the_harness_alone_applies_everything_too() {
         for batch in [64, 1] {
