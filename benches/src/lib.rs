@@ -93,6 +93,15 @@ pub struct Cluster {
 impl Cluster {
     /// `n` fresh nodes with the benchmark configuration, no leader yet.
     pub fn new(n: u64) -> Self {
+        Cluster::with_quorums(n, None, None)
+    }
+
+    /// `n` fresh nodes like [`Cluster::new`], with the given phase-1 and
+    /// phase-2 quorum sizes (`None`: a majority; see
+    /// [`Config::phase1_quorum`]). Panics unless
+    /// `phase1 + phase2 > n` and `phase2 >= 2` (the sizes `Config::validate`
+    /// accepts).
+    pub fn with_quorums(n: u64, phase1: Option<usize>, phase2: Option<usize>) -> Self {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let voters: Vec<u64> = (1..=n).collect();
         let disks: Vec<MemStorage> = voters.iter().map(|_| MemStorage::new()).collect();
@@ -105,6 +114,8 @@ impl Cluster {
                     max_msg_bytes: 16 << 20,
                     max_ready_entries: 1 << 20,
                     max_ready_bytes: 1 << 30,
+                    phase1_quorum: phase1,
+                    phase2_quorum: phase2,
                     ..Config::new(id, voters.clone())
                 };
                 RawNode::new(&cfg, disks[(id - 1) as usize].clone(), &logger).expect("valid config")
@@ -124,7 +135,13 @@ impl Cluster {
 
     /// A cluster of `n` with a stable leader and nothing in flight.
     pub fn elected(n: u64) -> Self {
-        let mut c = Cluster::new(n);
+        Cluster::elected_with_quorums(n, None, None)
+    }
+
+    /// [`Cluster::with_quorums`], ticked to a stable leader (which needs
+    /// `phase1` promises) with nothing in flight.
+    pub fn elected_with_quorums(n: u64, phase1: Option<usize>, phase2: Option<usize>) -> Self {
+        let mut c = Cluster::with_quorums(n, phase1, phase2);
         c.elect_by_ticks();
         c
     }
@@ -356,6 +373,36 @@ mod tests {
             let mut c = Cluster::elected(nodes);
             let r = run_workload(&mut c, batch, 1000);
             assert!(r.ops_per_sec > 0.0 && r.msgs_per_cmd > 0.0);
+        }
+    }
+
+    #[test]
+    fn flexible_quorums_still_apply_everything_everywhere() {
+        // Q2 = 2 of 5: the leader commits on one follower's accept, yet
+        // every follower still receives and applies every command.
+        for batch in [64, 1] {
+            let mut c = Cluster::elected_with_quorums(5, Some(4), Some(2));
+            let r = run_workload(&mut c, batch, 1000);
+            assert!(r.ops_per_sec > 0.0 && r.msgs_per_cmd > 0.0);
+            assert_eq!(c.min_applied(), 1000);
+        }
+    }
+
+    #[cfg(feature = "peers")]
+    #[test]
+    fn every_swept_peer_setting_applies_everything_everywhere() {
+        use crate::peers::{omni, raft};
+        for batch in [64, 1] {
+            for size in omni::BATCH_SIZES {
+                run_workload(
+                    &mut omni::OmniCluster::elected_with_batch(size),
+                    batch,
+                    1000,
+                );
+            }
+            for knobs in raft::Knobs::sweep() {
+                run_workload(&mut raft::RaftCluster::elected_with(knobs), batch, 1000);
+            }
         }
     }
 

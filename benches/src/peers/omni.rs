@@ -28,23 +28,38 @@ pub struct OmniCluster {
     delivered: u64,
 }
 
-fn server_config(pid: u64) -> ServerConfig {
+/// The `ServerConfig::batch_size` values `compare` sweeps. 1 is no
+/// batching: appends go out at once, and back-to-back appends still merge
+/// into the queued AcceptDecide. Larger sizes hold entries (at the leader,
+/// and again at each follower) until the batch fills or a flush tick.
+pub const BATCH_SIZES: [usize; 4] = [1, 64, 256, 1024];
+
+fn server_config(pid: u64, batch_size: usize) -> ServerConfig {
     ServerConfig {
         pid,
-        // No batching delay: appends go out at once, and back-to-back appends
-        // still merge into the queued AcceptDecide.
-        batch_size: 1,
+        batch_size,
         election_tick_timeout: 1,
         resend_message_tick_timeout: 100,
-        flush_batch_tick_timeout: 200,
+        // Every tick flushes a partial batch; `pump` ticks only when the
+        // cluster would otherwise be idle.
+        flush_batch_tick_timeout: 1,
         buffer_size: 4096,
         leader_priority: 0,
     }
 }
 
 impl OmniCluster {
-    /// Three servers, ticked until all follow one leader in the accept phase.
+    /// Three servers without batching (`batch_size` 1), ticked until all
+    /// follow one leader in the accept phase.
     pub fn elected() -> Self {
+        OmniCluster::elected_with_batch(1)
+    }
+
+    /// [`OmniCluster::elected`] with the given `batch_size`. A batch that
+    /// has not filled is flushed by a tick of every server (which also runs
+    /// a leader-election heartbeat round) as soon as the cluster is
+    /// otherwise idle: the earliest a flush timer could fire.
+    pub fn elected_with_batch(batch_size: usize) -> Self {
         let ids = vec![1, 2, 3];
         let cluster = ClusterConfig {
             configuration_id: 1,
@@ -56,7 +71,7 @@ impl OmniCluster {
             .map(|&pid| {
                 cluster
                     .clone()
-                    .build_for_server(server_config(pid), MemoryStorage::default())
+                    .build_for_server(server_config(pid, batch_size), MemoryStorage::default())
                     .expect("omnipaxos config")
             })
             .collect();
@@ -131,6 +146,13 @@ impl Replicated for OmniCluster {
                 let to = m.get_receiver() as usize - 1;
                 self.nodes[to].handle_incoming(m);
             }
+        }
+        if !did && self.nodes.iter().any(|n| n.get_batched_len() > 0) {
+            // Idle with a partial batch held somewhere: the flush timer.
+            for n in &mut self.nodes {
+                n.tick();
+            }
+            did = true;
         }
         did
     }

@@ -16,17 +16,80 @@ pub struct RaftCluster {
     delivered: u64,
 }
 
-fn config(id: u64) -> Config {
+/// The raft-rs settings that bear on throughput here, which `compare`
+/// sweeps (see [`Knobs::sweep`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Knobs {
+    /// `Config::max_size_per_msg`: bytes of entries per append message.
+    pub max_size_per_msg: u64,
+    /// `Config::max_inflight_msgs`: appends in flight per follower.
+    pub max_inflight_msgs: usize,
+    /// `Config::batch_append`: proposals merged into an append still queued.
+    pub batch_append: bool,
+}
+
+impl Default for Knobs {
+    /// Whole batches in one append, many appends in flight, proposals merged
+    /// into the queued append.
+    fn default() -> Self {
+        Knobs {
+            max_size_per_msg: raft::NO_LIMIT,
+            max_inflight_msgs: 256,
+            batch_append: true,
+        }
+    }
+}
+
+impl Knobs {
+    /// Every combination of `max_size_per_msg` in {unlimited, 1 MiB,
+    /// 16 KiB}, `max_inflight_msgs` in {256, 4096} and `batch_append` on or
+    /// off; the default first. (`skip_bcast_commit` stays off: with it on,
+    /// followers learn a commit only from the next append, so the last
+    /// commands would never apply everywhere.)
+    pub fn sweep() -> Vec<Knobs> {
+        let mut all = vec![Knobs::default()];
+        for max_size_per_msg in [raft::NO_LIMIT, 1 << 20, 16 << 10] {
+            for max_inflight_msgs in [256, 4096] {
+                for batch_append in [true, false] {
+                    let k = Knobs {
+                        max_size_per_msg,
+                        max_inflight_msgs,
+                        batch_append,
+                    };
+                    if !all.contains(&k) {
+                        all.push(k);
+                    }
+                }
+            }
+        }
+        all
+    }
+}
+
+impl std::fmt::Display for Knobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.max_size_per_msg == raft::NO_LIMIT {
+            write!(f, "max_size_per_msg=unlimited")?;
+        } else {
+            write!(f, "max_size_per_msg={}KiB", self.max_size_per_msg >> 10)?;
+        }
+        write!(
+            f,
+            ",max_inflight_msgs={},batch_append={}",
+            self.max_inflight_msgs, self.batch_append
+        )
+    }
+}
+
+fn config(id: u64, knobs: Knobs) -> Config {
     Config {
         id,
         election_tick: 10,
         heartbeat_tick: 3,
-        // Whole batches in one append, many appends in flight, proposals
-        // merged into the queued append, commits broadcast at once: the
-        // library's fastest settings for this workload.
-        max_size_per_msg: raft::NO_LIMIT,
-        max_inflight_msgs: 256,
-        batch_append: true,
+        max_size_per_msg: knobs.max_size_per_msg,
+        max_inflight_msgs: knobs.max_inflight_msgs,
+        batch_append: knobs.batch_append,
+        // Commits broadcast at once, so followers apply without waiting.
         skip_bcast_commit: false,
         max_uncommitted_size: raft::NO_LIMIT,
         max_committed_size_per_ready: raft::NO_LIMIT,
@@ -45,16 +108,21 @@ fn apply(a: &mut Applied, node: usize, entries: Vec<Entry>) {
 }
 
 impl RaftCluster {
-    /// Three nodes, ticked until one leads and every node applied its
-    /// first-term entry.
+    /// Three nodes with the default [`Knobs`], ticked until one leads and
+    /// every node applied its first-term entry.
     pub fn elected() -> Self {
+        RaftCluster::elected_with(Knobs::default())
+    }
+
+    /// [`RaftCluster::elected`] with the given settings.
+    pub fn elected_with(knobs: Knobs) -> Self {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let voters = vec![1, 2, 3];
         let nodes = voters
             .iter()
             .map(|&id| {
                 let store = MemStorage::new_with_conf_state((voters.clone(), vec![]));
-                RawNode::new(&config(id), store, &logger).expect("raft config")
+                RawNode::new(&config(id, knobs), store, &logger).expect("raft config")
             })
             .collect();
         let mut c = RaftCluster {
