@@ -634,25 +634,7 @@ impl Sim {
             | None => None,
         };
         let from = m.from;
-        let transfer = match &m.body {
-            Some(Body::PrePrepare(p)) => p.transfer,
-            Some(Body::Prepare(p)) => p.transfer,
-            Some(
-                Body::PrePrepareReply(_)
-                | Body::Promise(_)
-                | Body::Accept(_)
-                | Body::Accepted(_)
-                | Body::Reject(_)
-                | Body::Heartbeat(_)
-                | Body::HeartbeatReply(_)
-                | Body::Propose(_)
-                | Body::Decide(_)
-                | Body::TimeoutNow(_)
-                | Body::InstallSnapshot(_)
-                | Body::SnapshotReply(_),
-            )
-            | None => None,
-        };
+        let transfer = m.body.as_ref().and_then(Body::transfer);
         // The observer's own reading of the transfer rule: a transfer is
         // exempt from stickiness only at a node that follows exactly the
         // leadership that asked for it (its last contact, in that very
