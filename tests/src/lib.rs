@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod checker;
+pub mod explore;
 pub mod faults;
 pub mod garbage;
 pub mod host;

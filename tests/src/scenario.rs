@@ -49,6 +49,9 @@ const MAX_SETTLE_ROUNDS: usize = 100_000;
 /// [`Cluster::with_storage`]).
 type Wrap<S> = Box<dyn Fn(&MemStorage) -> S>;
 
+/// How a test adjusts every node's configuration.
+type Tweak = Box<dyn Fn(&mut Config)>;
+
 /// An in-memory cluster: nodes, their durable storages, an application per
 /// node, and a network with cut links, duplication and reordering.
 ///
@@ -105,7 +108,7 @@ pub struct Cluster<S: Storage = MemStorage> {
     /// violation (on by default). Off, violations only accumulate in
     /// [`Checker::violations`], for tests that expect some.
     pub fail_fast: bool,
-    tweak: fn(&mut Config),
+    tweak: Tweak,
     wrap: Wrap<S>,
     logger: slog::Logger,
 }
@@ -130,7 +133,7 @@ impl Cluster {
     }
 
     /// `n` nodes whose configuration `tweak` adjusts.
-    pub fn with_config(n: u64, tweak: fn(&mut Config)) -> Self {
+    pub fn with_config(n: u64, tweak: impl Fn(&mut Config) + 'static) -> Self {
         Self::with_storage(n, tweak, MemStorage::clone)
     }
 }
@@ -141,7 +144,7 @@ impl<S: Storage> Cluster<S> {
     /// [`MemStorage`] underneath.
     pub fn with_storage(
         n: u64,
-        tweak: fn(&mut Config),
+        tweak: impl Fn(&mut Config) + 'static,
         wrap: impl Fn(&MemStorage) -> S + 'static,
     ) -> Self {
         let ids: Vec<u64> = (1..=n).collect();
@@ -171,7 +174,7 @@ impl<S: Storage> Cluster<S> {
                 (cfg.phase1_quorum, cfg.phase2_quorum)
             }),
             fail_fast: true,
-            tweak,
+            tweak: Box::new(tweak),
             wrap: Box::new(wrap),
             logger: slog::Logger::root(slog::Discard, slog::o!()),
         };
@@ -452,13 +455,40 @@ impl<S: Storage> Cluster<S> {
             for _ in 0..copies {
                 if let Some(node) = self.nodes.get_mut(&m.to) {
                     self.delivered += 1;
-                    node.step(m.clone())
-                        .expect("a cluster message is well formed");
+                    if let Err(e) = node.step(m.clone()) {
+                        self.checker.refused_cluster_message(m.to, e);
+                    }
                 }
             }
         }
         self.checked();
         true
+    }
+
+    /// Delivers the `i`th message in flight, `copies` times (a duplicate
+    /// arrives twice), unless its link is cut; false when there is no
+    /// `i`th message. The caller processes the `Ready`s it causes.
+    pub fn deliver_one(&mut self, i: usize, copies: u32) -> bool {
+        let Some(m) = self.queue.remove(i) else {
+            return false;
+        };
+        if !self.cut.contains(&(m.from, m.to)) {
+            for _ in 0..copies {
+                if let Some(node) = self.nodes.get_mut(&m.to) {
+                    self.delivered += 1;
+                    if let Err(e) = node.step(m.clone()) {
+                        self.checker.refused_cluster_message(m.to, e);
+                    }
+                }
+            }
+        }
+        self.checked();
+        true
+    }
+
+    /// Loses the `i`th message in flight; false when there is none.
+    pub fn drop_one(&mut self, i: usize) -> bool {
+        self.queue.remove(i).is_some()
     }
 
     /// Runs until no node has anything to do and no message is in flight.

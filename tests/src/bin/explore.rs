@@ -1,0 +1,113 @@
+//! Explores every state of a small cluster within bounds, or replays one
+//! trace.
+//!
+//! ```text
+//! explore                                   # the CI bound
+//! explore --depth 12 --crashes 0            # deeper, without crashes
+//! explore --bug CommitWithoutQuorum         # find a planted bug's shortest trace
+//! explore --replay campaign:1,deliver:0     # replay a trace, show what it did
+//! ```
+
+use clap::Parser;
+use paxos_core::PlantedBug;
+use paxos_sim::explore::{explore, parse_trace, replay, show_trace, Action, Bounds};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(about = "Bounded exhaustive exploration of a paxos-core cluster")]
+struct Args {
+    /// Voters.
+    #[arg(long, default_value_t = Bounds::default().nodes)]
+    nodes: u64,
+    /// Actions from the start.
+    #[arg(long, default_value_t = Bounds::default().depth)]
+    depth: usize,
+    /// Host `campaign()` calls.
+    #[arg(long, default_value_t = Bounds::default().campaigns)]
+    campaigns: u32,
+    /// Proposals.
+    #[arg(long, default_value_t = Bounds::default().proposals)]
+    proposals: u32,
+    /// Ticks.
+    #[arg(long, default_value_t = Bounds::default().ticks)]
+    ticks: u32,
+    /// Election timeout and stickiness window, in ticks.
+    #[arg(long, default_value_t = Bounds::default().election_ticks)]
+    election_ticks: u32,
+    /// Crashes.
+    #[arg(long, default_value_t = Bounds::default().crashes)]
+    crashes: u32,
+    /// Messages lost.
+    #[arg(long, default_value_t = Bounds::default().drops)]
+    drops: u32,
+    /// Messages delivered twice.
+    #[arg(long, default_value_t = Bounds::default().duplicates)]
+    duplicates: u32,
+    /// Give up after this many distinct states.
+    #[arg(long, default_value_t = Bounds::default().max_states)]
+    max_states: usize,
+    /// FIFO links (as TCP): only each link's oldest message moves.
+    #[arg(long)]
+    fifo: bool,
+    /// Plant a protocol bug (one of `PlantedBug::ALL`).
+    #[arg(long, value_parser = parse_bug)]
+    bug: Option<PlantedBug>,
+    /// Replay this trace (as printed with a violation) instead of searching.
+    #[arg(long, value_parser = parse_trace)]
+    replay: Option<Vec<Action>>,
+}
+
+fn parse_bug(s: &str) -> Result<PlantedBug, String> {
+    PlantedBug::ALL
+        .into_iter()
+        .find(|b| format!("{b:?}").eq_ignore_ascii_case(s))
+        .ok_or_else(|| format!("unknown bug {s:?}; one of {:?}", PlantedBug::ALL))
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    let bounds = Bounds {
+        nodes: a.nodes,
+        depth: a.depth,
+        campaigns: a.campaigns,
+        proposals: a.proposals,
+        ticks: a.ticks,
+        election_ticks: a.election_ticks,
+        crashes: a.crashes,
+        drops: a.drops,
+        duplicates: a.duplicates,
+        max_states: a.max_states,
+        fifo: a.fifo,
+    };
+    if let Some(trace) = &a.replay {
+        let (violations, lines) = replay(&bounds, a.bug, trace);
+        for line in lines {
+            println!("{line}");
+        }
+        for v in &violations {
+            println!("VIOLATION {v}");
+        }
+        return if violations.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let r = explore(&bounds, a.bug);
+    println!("{bounds:?}");
+    println!("{r}");
+    match &r.counterexample {
+        Some((trace, _)) => {
+            let bug = a.bug.map_or(String::new(), |b| format!(" --bug {b:?}"));
+            println!(
+                "replay: cargo run --release -p paxos-sim --bin explore -- --nodes {} --election-ticks {}{bug}{} --replay {}",
+                bounds.nodes,
+                bounds.election_ticks,
+                if bounds.fifo { " --fifo" } else { "" },
+                show_trace(trace)
+            );
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
