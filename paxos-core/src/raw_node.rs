@@ -11,7 +11,7 @@ use paxos_proto::{ConfChange, ConfState, Entry, EntryKind, HardState, Message, S
 use slog::Logger;
 use std::collections::VecDeque;
 
-/// What the host must do next (PROTOCOL.md rules D1-D3), in this order:
+/// What the host must do next (PROTOCOL.md rules D1-D4), in this order:
 /// 1. persist, durably: [`Ready::snapshot`] (if any: from then on storage
 ///    holds no slot it covers and returns it from [`Storage::snapshot`]),
 ///    then [`Ready::entries`] (each replaces whatever its slot held), then
@@ -45,6 +45,14 @@ use std::collections::VecDeque;
 /// replies to itself (its own promise and acceptance) count only when the
 /// `Ready` carrying them is advanced, so nothing it decides ever rests on
 /// state that is not yet durable.
+///
+/// If a persist fails (a write or sync error), the host must not retry it
+/// in place and carry on: the node's memory may already count on it. It
+/// sends nothing more of this `Ready` (its [`Ready::messages`] sent
+/// already are fine) nor of later ones, reveals no result that depends on
+/// it, does not advance it, and stops the node, restarting it from
+/// storage. What reached the disk is a prefix of the order in step 1, and
+/// the node restarts safely from each one (PROTOCOL.md rule D4).
 #[derive(Debug, Default)]
 pub struct Ready {
     number: u64,

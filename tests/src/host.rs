@@ -4,8 +4,9 @@
 //! before the next input) replays exactly as it did before these existed.
 
 use crate::checker::Checker;
+use crate::disk::Reached;
 use crate::rng::Rng;
-use paxos_core::proto::Snapshot;
+use paxos_core::proto::{Entry, Snapshot};
 use paxos_core::{MemStorage, Ready};
 
 /// The host behaviours a run uses.
@@ -63,16 +64,23 @@ impl HostMix {
     }
 }
 
+/// A persist whose sync failed, and what of it reached the disk. The host
+/// must then send, reveal and advance nothing of that `Ready` (beyond a
+/// leader's `messages` sent already), must not retry the write, and must
+/// stop the node so it restarts from storage (rule D4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncFailed(pub Reached);
+
 /// Persists a `Ready`'s snapshot: the first part in the contract's order.
 pub fn persist_snapshot(storage: &MemStorage, snapshot: &Snapshot) {
     storage.wl().apply_snapshot(snapshot.clone());
 }
 
-/// Persists a `Ready`'s entries (after its snapshot, before its hard state)
-/// and shows them to the checker as node `id`'s acceptances.
-pub fn persist_entries(storage: &MemStorage, checker: &mut Checker, id: u64, rd: &Ready) {
-    storage.wl().store_entries(rd.entries());
-    checker.on_persist(id, None, rd.entries());
+/// Persists entries of node `id`'s `Ready` (after its snapshot, before its
+/// hard state) and shows them to the checker as the node's acceptances.
+pub fn persist_entries(storage: &MemStorage, checker: &mut Checker, id: u64, entries: &[Entry]) {
+    storage.wl().store_entries(entries);
+    checker.on_persist(id, None, entries);
 }
 
 /// Persists a `Ready`'s membership and hard state, the last part in the
@@ -90,21 +98,38 @@ pub fn persist_state(storage: &MemStorage, checker: &mut Checker, id: u64, rd: &
     checker.on_persist(id, rd.hard_state(), &[]);
 }
 
-/// Persists a whole `Ready` of node `id` at once, as a kind host does: the
+/// Persists a whole `Ready` of node `id` in the contract's order: the
 /// snapshot taken from it (if any), the entries, then the hard state with
-/// the membership, each shown to the checker.
+/// the membership, each shown to the checker. With `failure`, the sync
+/// fails: only the prefix it names reaches the disk, and the host must
+/// stop the node (see [`SyncFailed`]).
 pub fn persist(
     storage: &MemStorage,
     checker: &mut Checker,
     id: u64,
     rd: &Ready,
     snapshot: Option<&Snapshot>,
-) {
+    failure: Option<Reached>,
+) -> Result<(), SyncFailed> {
+    if failure == Some(Reached::Nothing) {
+        return Err(SyncFailed(Reached::Nothing));
+    }
     if let Some(s) = snapshot {
         persist_snapshot(storage, s);
     }
-    persist_entries(storage, checker, id, rd);
-    persist_state(storage, checker, id, rd);
+    let entries = match failure {
+        Some(Reached::Snapshot) => &[][..],
+        Some(Reached::Entries(n)) => &rd.entries()[..n.min(rd.entries().len())],
+        _ => rd.entries(),
+    };
+    persist_entries(storage, checker, id, entries);
+    match failure {
+        Some(reached) => Err(SyncFailed(reached)),
+        None => {
+            persist_state(storage, checker, id, rd);
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

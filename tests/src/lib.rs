@@ -3,8 +3,8 @@
 //! Whole clusters run in one thread from one seed: per-link delay, drop,
 //! duplication, reordering and clogging; symmetric, one-way, isolate-one and
 //! partial partitions; crashes between events and inside the Ready cycle,
-//! restarting from durable storage alone; per-node clock skew; clients that
-//! retry. After every event the checker verifies the safety invariants; at
+//! and failed disk syncs that stop the node, each restarting from durable
+//! storage alone; per-node clock skew; clients that retry. After every event the checker verifies the safety invariants; at
 //! the end a liveness phase heals everything and requires every command to be
 //! applied everywhere, and the client history must be linearizable.
 //!
@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod checker;
+pub mod disk;
 pub mod explore;
 pub mod faults;
 pub mod garbage;

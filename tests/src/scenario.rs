@@ -28,6 +28,7 @@
 //! ```
 
 use crate::checker::Checker;
+use crate::disk::Reached;
 use crate::host;
 use bytes::Bytes;
 use paxos_core::proto::{
@@ -104,6 +105,9 @@ pub struct Cluster<S: Storage = MemStorage> {
     /// The simulator's checker: sees every persist, send, apply, snapshot,
     /// install, start and leadership.
     pub checker: Checker,
+    /// Per node: the next sync fails, leaving this prefix on disk (see
+    /// [`Cluster::fail_next_sync`]).
+    pub failing_syncs: BTreeMap<u64, Reached>,
     /// Panic at the end of any step after which the checker holds a
     /// violation (on by default). Off, violations only accumulate in
     /// [`Checker::violations`], for tests that expect some.
@@ -173,6 +177,7 @@ impl<S: Storage> Cluster<S> {
                 tweak(&mut cfg);
                 (cfg.phase1_quorum, cfg.phase2_quorum)
             }),
+            failing_syncs: BTreeMap::new(),
             fail_fast: true,
             tweak: Box::new(tweak),
             wrap: Box::new(wrap),
@@ -349,35 +354,54 @@ impl<S: Storage> Cluster<S> {
                 any = true;
                 let mut rd = self.nodes.get_mut(&id).expect("live").ready();
                 self.handle_ready(id, &mut rd);
-                self.nodes.get_mut(&id).expect("live").advance(rd);
+                // A failed sync stopped the node: nothing to advance.
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    break;
+                };
+                node.advance(rd);
             }
         }
         self.checked();
         any
     }
 
+    /// The next sync of node `id` fails, leaving `reached` on disk: the
+    /// host then stops the node (rule D4) until [`Cluster::restart`].
+    pub fn fail_next_sync(&mut self, id: u64, reached: Reached) {
+        self.failing_syncs.insert(id, reached);
+    }
+
     /// Does what a host does with one `Ready` of node `id` before advancing
     /// it: persists it (through [`host::persist`]), queues its messages,
     /// records its confirmed reads, installs its snapshot and applies its
     /// decided entries. Returns the entries applied; the caller advances.
+    /// If the sync fails (see [`Cluster::fail_next_sync`]) the node is
+    /// stopped instead, with nothing of the `Ready` sent but its
+    /// `messages`, and nothing applied: the caller must not advance.
     pub fn handle_ready(&mut self, id: u64, rd: &mut Ready) -> Vec<Entry> {
         let snapshot = rd.take_snapshot();
-        host::persist(
+        for m in rd.take_messages() {
+            self.checker.on_send(&m);
+            self.queue.push_back(m);
+        }
+        let failure = self.failing_syncs.remove(&id);
+        let synced = host::persist(
             &self.storages[&id],
             &mut self.checker,
             id,
             rd,
             snapshot.as_ref(),
+            failure,
         );
+        if synced.is_err() {
+            self.crash(id);
+            return Vec::new();
+        }
         if let Some(hs) = rd.hard_state() {
             let max = self.max_promised.entry(id).or_insert(Ballot::ZERO);
             *max = (*max).max(hs.promised());
         }
-        for m in rd
-            .take_messages()
-            .into_iter()
-            .chain(rd.take_persisted_messages())
-        {
+        for m in rd.take_persisted_messages() {
             self.checker.on_send(&m);
             self.queue.push_back(m);
         }

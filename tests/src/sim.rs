@@ -209,6 +209,10 @@ pub struct Sim {
     garbage_rng: Rng,
     /// The configured quorum sizes (rule M4).
     quorums: crate::quorums::Sizes,
+    /// The disk, its own stream, and the syncs that failed so far.
+    disk: crate::disk::Disk,
+    disk_rng: Rng,
+    sync_failures: u64,
 }
 
 /// Runs one simulation.
@@ -252,6 +256,10 @@ impl Sim {
         let quorums = opts
             .quorums
             .unwrap_or_else(|| crate::quorums::draw(opts.seed, voters));
+        let disk = opts
+            .disk
+            .unwrap_or_else(|| crate::disk::Disk::draw(opts.seed));
+        let disk_rng = crate::disk::Disk::stream(opts.seed);
         let mut sim = Sim {
             fault_end: opts.ticks * TICK,
             deadline: (opts.ticks + opts.liveness_ticks) * TICK,
@@ -289,6 +297,9 @@ impl Sim {
             garbage_every,
             garbage_rng,
             quorums,
+            disk,
+            disk_rng,
+            sync_failures: 0,
         };
         sim.total = n + sim.mix.spares;
         sim.election_ticks = u64::from(sim.config(1).election_ticks);

@@ -2,6 +2,7 @@
 //! shrinks to a minimal schedule whose seed and replay command are printed.
 
 use paxos_core::PlantedBug;
+use paxos_sim::disk::Disk;
 use paxos_sim::{run, Fault, FaultMix, Schedule, SimOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, RngSeed, TestCaseError, TestRunner};
@@ -61,6 +62,8 @@ fn check_with(
         mix: Some(mix),
         schedule: Some(sched),
         bug,
+        // Only the scripted faults: no sync fails.
+        disk: Some(Disk::healthy()),
         ..SimOptions::default()
     };
     let out = run(opts.clone());

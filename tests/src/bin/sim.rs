@@ -8,6 +8,7 @@
 
 use clap::Parser;
 use paxos_core::PlantedBug;
+use paxos_sim::disk::Disk;
 use paxos_sim::host::HostMix;
 use paxos_sim::trace::TraceHash;
 use paxos_sim::{run, Schedule, SimOptions};
@@ -54,6 +55,14 @@ struct Args {
     /// drawn from the seed when unset.
     #[arg(long, value_parser = paxos_sim::quorums::parse)]
     quorums: Option<paxos_sim::quorums::Sizes>,
+    /// Chance that a sync fails (0: a healthy disk); drawn from the seed
+    /// when unset (half the seeds get a failing disk).
+    #[arg(long)]
+    disk_fail: Option<f64>,
+    /// Plant a host bug: send replies and answer clients before each
+    /// sync, and leave them out when it fails.
+    #[arg(long)]
+    ack_before_sync: bool,
 }
 
 /// Prints a line; a closed pipe (`sim ... | head`) is not an error.
@@ -92,6 +101,8 @@ fn options(args: &Args, seed: u64) -> SimOptions {
         trace: args.trace,
         host: args.kind_host.then(HostMix::kind),
         quorums: args.quorums,
+        disk: args.disk_fail.map(Disk::failing),
+        ack_before_sync: args.ack_before_sync,
         ..SimOptions::default()
     }
 }
@@ -104,7 +115,7 @@ fn main() -> ExitCode {
     let opts = options(&args, args.seed.unwrap_or(0));
     let out = run(opts.clone());
     say!(
-        "nodes={} learners={} quorums={} ops={}/{} elections={} events={} mix={:?} host={:?}",
+        "nodes={} learners={} quorums={} ops={}/{} elections={} events={} mix={:?} host={:?} disk={:?} sync_failures={}",
         out.nodes,
         out.learners,
         paxos_sim::quorums::show(out.quorums),
@@ -113,7 +124,9 @@ fn main() -> ExitCode {
         out.elections,
         out.events,
         out.mix,
-        out.host
+        out.host,
+        out.disk,
+        out.sync_failures
     );
     for v in &out.violations {
         say!("VIOLATION {v}");

@@ -5,6 +5,7 @@
 //! [`HostMix`]: crate::host::HostMix
 
 use super::{Ev, Sim, TICK};
+use crate::disk::Reached;
 use crate::host;
 use crate::trace::TRACE_HOST_CAMPAIGN;
 use paxos_core::proto::{Body, Message, Snapshot};
@@ -126,6 +127,16 @@ impl Sim {
     /// crashing between each pair of steps. False if the node crashed.
     fn complete(&mut self, id: u64, mut rd: Ready) -> bool {
         let snapshot = rd.take_snapshot();
+        let early = self.opts.ack_before_sync;
+        let mut applied_any = false;
+        if early {
+            // The planted host bug: replies and client answers leave before
+            // the sync, and stay out when it fails.
+            for m in rd.drain_persisted_messages() {
+                self.send(id, m);
+            }
+            applied_any = self.reveal(id, &mut rd, snapshot.as_ref(), false);
+        }
         if !self.persist(id, &rd, snapshot.as_ref()) {
             return false;
         }
@@ -138,19 +149,11 @@ impl Sim {
         if self.ready_crash(id, "after sending, before applying") {
             return false;
         }
-        let applied_any = snapshot.is_some() || !rd.committed_entries().is_empty();
-        if let Some(s) = snapshot {
-            self.install(id, &s);
+        if early {
+            self.maybe_compact(id);
+        } else {
+            applied_any = self.reveal(id, &mut rd, snapshot.as_ref(), true);
         }
-        for e in rd.committed_entries() {
-            self.apply(id, e);
-        }
-        self.maybe_compact(id);
-        let confirmed = rd.take_read_states();
-        self.node(id)
-            .reads_confirmed
-            .extend(confirmed.into_iter().map(|r| (r.index, r.ctx)));
-        self.serve_reads(id);
         if self.ready_crash(id, "after applying, before advancing") {
             return false;
         }
@@ -163,41 +166,108 @@ impl Sim {
         true
     }
 
-    /// Persists a `Ready` in the contract's order: the snapshot, the
-    /// entries, then the hard state with the membership. A torn host makes
-    /// each part durable on its own, and may crash between them. False if
-    /// the node crashed.
-    fn persist(&mut self, id: u64, rd: &Ready, snapshot: Option<&Snapshot>) -> bool {
-        let storage = self.node(id).storage.clone();
-        let torn = self.host.torn_persist;
+    /// Installs the `Ready`'s snapshot, applies its decided entries
+    /// (answering the clients waiting here), compacts if `compact`, and
+    /// serves the reads it confirmed. True if anything was applied.
+    fn reveal(
+        &mut self,
+        id: u64,
+        rd: &mut Ready,
+        snapshot: Option<&Snapshot>,
+        compact: bool,
+    ) -> bool {
+        let applied_any = snapshot.is_some() || !rd.committed_entries().is_empty();
         if let Some(s) = snapshot {
-            host::persist_snapshot(&storage, s);
-            if torn && self.torn_crash(id, "after the snapshot") {
-                return false;
-            }
+            self.install(id, s);
         }
-        host::persist_entries(&storage, &mut self.checker, id, rd);
-        let hs_follows = rd.hard_state().is_some() || rd.conf_state().is_some();
-        if torn
-            && hs_follows
-            && !rd.entries().is_empty()
-            && self.torn_crash(id, "after the entries")
-        {
-            return false;
+        for e in rd.committed_entries() {
+            self.apply(id, e);
         }
-        host::persist_state(&storage, &mut self.checker, id, rd);
-        true
+        if compact {
+            self.maybe_compact(id);
+        }
+        let confirmed = rd.take_read_states();
+        self.node(id)
+            .reads_confirmed
+            .extend(confirmed.into_iter().map(|r| (r.index, r.ctx)));
+        self.serve_reads(id);
+        applied_any
     }
 
-    fn torn_crash(&mut self, id: u64, point: &str) -> bool {
-        if !(self.faults_on && self.host_rng.chance(TORN_CRASH_CHANCE)) {
-            return false;
-        }
-        self.trace(|| format!("crash inside a torn persist, {point}"));
-        self.crash(id);
-        let down = self.host_rng.range_inclusive(1, 40);
+    /// Persists a `Ready` in the contract's order: the snapshot, the
+    /// entries, then the hard state with the membership. A failing disk's
+    /// sync may fail, leaving a prefix of that on disk: the host then stops
+    /// the node, which restarts from storage (rule D4). A torn host makes
+    /// each part durable on its own, and may crash between them. False if
+    /// the node stopped.
+    fn persist(&mut self, id: u64, rd: &Ready, snapshot: Option<&Snapshot>) -> bool {
+        let storage = self.node(id).storage.clone();
+        let state = rd.hard_state().is_some() || rd.conf_state().is_some();
+        let failed = if self.faults_on {
+            self.disk.sync(
+                &mut self.disk_rng,
+                snapshot.is_some(),
+                rd.entries().len(),
+                state,
+            )
+        } else {
+            None
+        };
+        let (failure, point) = match failed {
+            Some(reached) => (Some(reached), None),
+            None => match self.torn_point(rd, snapshot.is_some(), state) {
+                Some((reached, point)) => (Some(reached), Some(point)),
+                None => (None, None),
+            },
+        };
+        let Err(host::SyncFailed(reached)) =
+            host::persist(&storage, &mut self.checker, id, rd, snapshot, failure)
+        else {
+            return true;
+        };
+        let down = match point {
+            Some(point) => {
+                self.trace(|| format!("crash inside a torn persist, {point}"));
+                self.crash(id);
+                self.host_rng.range_inclusive(1, 40)
+            }
+            None => {
+                self.sync_failures += 1;
+                self.trace(|| {
+                    format!(
+                        "node {id}: sync fails ({reached:?} reached the disk); the host stops it"
+                    )
+                });
+                self.crash(id);
+                self.disk_rng.range_inclusive(1, 10)
+            }
+        };
         self.schedule(self.now + down * TICK, Ev::Restart(id));
-        true
+        false
+    }
+
+    /// Where a torn persist crashes, if it does: after the snapshot, or
+    /// after the entries (before the hard state that follows them).
+    fn torn_point(
+        &mut self,
+        rd: &Ready,
+        snapshot: bool,
+        state: bool,
+    ) -> Option<(Reached, &'static str)> {
+        if !self.host.torn_persist {
+            return None;
+        }
+        if snapshot && self.torn_crash() {
+            return Some((Reached::Snapshot, "after the snapshot"));
+        }
+        if state && !rd.entries().is_empty() && self.torn_crash() {
+            return Some((Reached::AllButState, "after the entries"));
+        }
+        None
+    }
+
+    fn torn_crash(&mut self) -> bool {
+        self.faults_on && self.host_rng.chance(TORN_CRASH_CHANCE)
     }
 
     fn ready_crash(&mut self, id: u64, point: &str) -> bool {

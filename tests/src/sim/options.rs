@@ -1,5 +1,6 @@
 //! What a run is asked to do, and what it reports.
 
+use crate::disk::Disk;
 use crate::faults::{FaultMix, Schedule};
 use crate::host::HostMix;
 use paxos_core::PlantedBug;
@@ -30,6 +31,12 @@ pub struct SimOptions {
     pub quorums: Option<crate::quorums::Sizes>,
     /// A protocol bug to plant in every node.
     pub bug: Option<PlantedBug>,
+    /// The disk; drawn from the seed when unset (half the seeds fail
+    /// syncs).
+    pub disk: Option<Disk>,
+    /// A planted host bug: send each `Ready`'s persisted messages and
+    /// answer clients before its sync, and leave them out when it fails.
+    pub ack_before_sync: bool,
     /// Print every event.
     pub trace: bool,
 }
@@ -48,6 +55,8 @@ impl Default for SimOptions {
             garbage_every: None,
             quorums: None,
             bug: None,
+            disk: None,
+            ack_before_sync: false,
             trace: false,
         }
     }
@@ -89,6 +98,10 @@ pub struct Outcome {
     pub host: HostMix,
     /// The configured quorum sizes used.
     pub quorums: crate::quorums::Sizes,
+    /// The disk used.
+    pub disk: Disk,
+    /// Syncs that failed (each stopped its node).
+    pub sync_failures: u64,
 }
 
 impl Outcome {
@@ -115,6 +128,12 @@ impl Outcome {
         }
         if let Some(b) = opts.bug {
             cmd.push_str(&format!(" --bug {b:?}"));
+        }
+        if let Some(d) = opts.disk {
+            cmd.push_str(&format!(" --disk-fail {}", d.fail_rate));
+        }
+        if opts.ack_before_sync {
+            cmd.push_str(" --ack-before-sync");
         }
         if opts.host == Some(HostMix::kind()) {
             cmd.push_str(" --kind-host");

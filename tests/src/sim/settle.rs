@@ -123,6 +123,8 @@ impl Sim {
             undecided_keys,
             mix: self.mix,
             host: self.host,
+            disk: self.disk,
+            sync_failures: self.sync_failures,
         }
     }
 }
