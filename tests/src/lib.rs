@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod checker;
+pub mod diagram;
 pub mod faults;
 pub mod garbage;
 pub mod host;

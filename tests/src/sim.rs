@@ -28,6 +28,7 @@ mod clients;
 mod cycle;
 mod observe;
 mod options;
+mod record;
 mod settle;
 
 pub use options::{Outcome, SimOptions};
@@ -209,6 +210,8 @@ pub struct Sim {
     garbage_rng: Rng,
     /// The configured quorum sizes (rule M4).
     quorums: crate::quorums::Sizes,
+    /// The space-time diagram being recorded (`SimOptions::record`).
+    rec: Option<Box<crate::diagram::Diagram>>,
 }
 
 /// Runs one simulation.
@@ -252,6 +255,7 @@ impl Sim {
         let quorums = opts
             .quorums
             .unwrap_or_else(|| crate::quorums::draw(opts.seed, voters));
+        let rec = opts.record.then(Box::default);
         let mut sim = Sim {
             fault_end: opts.ticks * TICK,
             deadline: (opts.ticks + opts.liveness_ticks) * TICK,
@@ -289,6 +293,7 @@ impl Sim {
             garbage_every,
             garbage_rng,
             quorums,
+            rec,
         };
         sim.total = n + sim.mix.spares;
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
@@ -483,6 +488,9 @@ impl Sim {
             }
             self.handle(s.ev);
             self.check_step();
+            if self.rec.is_some() {
+                self.record_step();
+            }
             if self.done {
                 break;
             }
@@ -606,6 +614,9 @@ impl Sim {
     }
 
     fn deliver(&mut self, m: Message) {
+        if self.rec.is_some() {
+            self.record_delivery(&m);
+        }
         let id = m.to;
         if id == 0 || id > self.total {
             return; // a reply to a garbage peer's claimed sender: no such node
@@ -686,6 +697,9 @@ impl Sim {
             m.to,
             self.now,
         );
+        if self.rec.is_some() {
+            self.record_send(id, &m, &times);
+        }
         let mut words = message_words(&m).to_vec();
         words.push(self.now);
         words.extend(&times);

@@ -32,6 +32,9 @@ pub struct SimOptions {
     pub bug: Option<PlantedBug>,
     /// Print every event.
     pub trace: bool,
+    /// Record a space-time diagram of the run into [`Outcome::diagram`]
+    /// (see [`crate::diagram`]); the run itself is the same either way.
+    pub record: bool,
 }
 
 impl Default for SimOptions {
@@ -49,6 +52,7 @@ impl Default for SimOptions {
             quorums: None,
             bug: None,
             trace: false,
+            record: false,
         }
     }
 }
@@ -89,6 +93,9 @@ pub struct Outcome {
     pub host: HostMix,
     /// The configured quorum sizes used.
     pub quorums: crate::quorums::Sizes,
+    /// The run's space-time diagram, when `SimOptions::record` was set;
+    /// [`crate::diagram::render`] draws it.
+    pub diagram: Option<Box<crate::diagram::Diagram>>,
 }
 
 impl Outcome {
