@@ -112,6 +112,8 @@ if(l){l.addEventListener('change',function(){
 /// Geometry of one page.
 struct Page<'a> {
     d: &'a Diagram,
+    /// Drawn from this time (a tick before anything happens).
+    start: u64,
     /// Drawn up to this time.
     until: u64,
     /// Pixels per tick.
@@ -121,13 +123,33 @@ struct Page<'a> {
 impl<'a> Page<'a> {
     fn new(d: &'a Diagram) -> Page<'a> {
         let until = d.shown_until().max(TICK);
-        let ticks = until as f64 / TICK as f64;
+        let first = [
+            d.arrows.first().map(|a| a.sent),
+            d.drops.first().map(|m| m.sent),
+            d.faults.first().map(|f| f.at),
+            d.downs.first().map(|x| x.from),
+            d.commits.first().map(|c| c.at),
+            d.violation.as_ref().map(|v| v.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(0);
+        let start = (first / TICK).saturating_sub(1) * TICK;
+        let start = start.min(until.saturating_sub(TICK));
+        let ticks = (until - start) as f64 / TICK as f64;
         let ppt = (24_000.0 / ticks).clamp(4.0, 40.0);
-        Page { d, until, ppt }
+        Page {
+            d,
+            start,
+            until,
+            ppt,
+        }
     }
 
     fn y(&self, t: u64) -> f64 {
-        TOP + 10.0 + t.min(self.until) as f64 / TICK as f64 * self.ppt
+        let t = t.clamp(self.start, self.until) - self.start;
+        TOP + 10.0 + t as f64 / TICK as f64 * self.ppt
     }
 
     fn x(&self, node: u64) -> Option<f64> {
@@ -196,6 +218,13 @@ impl<'a> Page<'a> {
                 d.delivered + d.lost
             );
         }
+        if self.start > 0 {
+            let _ = writeln!(
+                html,
+                "<div class=\"info\">No message, fault or commit before t={}: the drawing starts there.</div>",
+                self.start / TICK
+            );
+        }
         html.push_str("<div class=\"info legend\">");
         for (kind, _) in KINDS {
             if d.arrows.iter().any(|a| a.kind == kind) {
@@ -244,7 +273,7 @@ impl<'a> Page<'a> {
             .find(|&k| k as f64 * self.ppt >= 40.0)
             .unwrap_or(10_000);
         s.push_str("<g class=\"axis\">");
-        let mut t = 0;
+        let mut t = (self.start / TICK).div_ceil(step) * step;
         while t * TICK <= self.until {
             let y = self.y(t * TICK);
             let _ = write!(
