@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod checker;
+pub mod diagram;
 pub mod disk;
 pub mod explore;
 pub mod faults;

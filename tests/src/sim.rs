@@ -28,6 +28,7 @@ mod clients;
 mod cycle;
 mod observe;
 mod options;
+mod record;
 mod settle;
 
 pub use options::{Outcome, SimOptions};
@@ -213,6 +214,8 @@ pub struct Sim {
     disk: crate::disk::Disk,
     disk_rng: Rng,
     sync_failures: u64,
+    /// The space-time diagram being recorded (`SimOptions::record`).
+    rec: Option<Box<crate::diagram::Diagram>>,
 }
 
 /// Runs one simulation.
@@ -260,6 +263,7 @@ impl Sim {
             .disk
             .unwrap_or_else(|| crate::disk::Disk::draw(opts.seed));
         let disk_rng = crate::disk::Disk::stream(opts.seed);
+        let rec = opts.record.then(Box::default);
         let mut sim = Sim {
             fault_end: opts.ticks * TICK,
             deadline: (opts.ticks + opts.liveness_ticks) * TICK,
@@ -300,6 +304,7 @@ impl Sim {
             disk,
             disk_rng,
             sync_failures: 0,
+            rec,
         };
         sim.total = n + sim.mix.spares;
         sim.election_ticks = u64::from(sim.config(1).election_ticks);
@@ -494,6 +499,9 @@ impl Sim {
             }
             self.handle(s.ev);
             self.check_step();
+            if self.rec.is_some() {
+                self.record_step();
+            }
             if self.done {
                 break;
             }
@@ -617,6 +625,9 @@ impl Sim {
     }
 
     fn deliver(&mut self, m: Message) {
+        if self.rec.is_some() {
+            self.record_delivery(&m);
+        }
         let id = m.to;
         if id == 0 || id > self.total {
             return; // a reply to a garbage peer's claimed sender: no such node
@@ -697,6 +708,9 @@ impl Sim {
             m.to,
             self.now,
         );
+        if self.rec.is_some() {
+            self.record_send(id, &m, &times);
+        }
         let mut words = message_words(&m).to_vec();
         words.push(self.now);
         words.extend(&times);

@@ -4,6 +4,7 @@
 //! sim --seed 42 --trace              # one run, every event on its own line
 //! sim --seeds 0..1000                # a sweep with a progress line and a summary
 //! sim --seed 7 --bug ApplyPastGap    # plant a protocol bug and watch it get caught
+//! sim --seed 7 --diagram run.html    # the run as a space-time diagram
 //! ```
 
 use clap::Parser;
@@ -63,6 +64,13 @@ struct Args {
     /// sync, and leave them out when it fails.
     #[arg(long)]
     ack_before_sync: bool,
+    /// Write a space-time diagram of the run to FILE: one self-contained
+    /// HTML page with a lane per node, an arrow per delivered message
+    /// (kind and ballot), drops, duplicates, crashes, faults, each node's
+    /// committed slot and the first violation. Works with every other
+    /// option of a single run; the run itself is unchanged.
+    #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
+    diagram: Option<std::path::PathBuf>,
 }
 
 /// Prints a line; a closed pipe (`sim ... | head`) is not an error.
@@ -103,6 +111,7 @@ fn options(args: &Args, seed: u64) -> SimOptions {
         quorums: args.quorums,
         disk: args.disk_fail.map(Disk::failing),
         ack_before_sync: args.ack_before_sync,
+        record: args.diagram.is_some(),
         ..SimOptions::default()
     }
 }
@@ -136,6 +145,14 @@ fn main() -> ExitCode {
             "linearizability undecided (budget) on keys {:?}",
             out.undecided_keys
         );
+    }
+    if let Some(path) = &args.diagram {
+        let html = paxos_sim::diagram::render(&out).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, html) {
+            eprintln!("cannot write the diagram to {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("diagram written to {}", path.display());
     }
     say!("{}", out.summary_line());
     if out.violations.is_empty() {

@@ -147,6 +147,9 @@ impl Sim {
             _ => {}
         }
         self.hash.mix(&[self.now, TRACE_FAULT, fault_word(&f)]);
+        if self.rec.is_some() {
+            self.record_fault(&f);
+        }
     }
 
     /// Restores every link and every stalled clock.

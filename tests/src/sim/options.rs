@@ -39,6 +39,9 @@ pub struct SimOptions {
     pub ack_before_sync: bool,
     /// Print every event.
     pub trace: bool,
+    /// Record a space-time diagram of the run into [`Outcome::diagram`]
+    /// (see [`crate::diagram`]); the run itself is the same either way.
+    pub record: bool,
 }
 
 impl Default for SimOptions {
@@ -58,6 +61,7 @@ impl Default for SimOptions {
             disk: None,
             ack_before_sync: false,
             trace: false,
+            record: false,
         }
     }
 }
@@ -102,6 +106,9 @@ pub struct Outcome {
     pub disk: Disk,
     /// Syncs that failed (each stopped its node).
     pub sync_failures: u64,
+    /// The run's space-time diagram, when `SimOptions::record` was set;
+    /// [`crate::diagram::render`] draws it.
+    pub diagram: Option<Box<crate::diagram::Diagram>>,
 }
 
 impl Outcome {

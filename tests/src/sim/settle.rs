@@ -106,6 +106,10 @@ impl Sim {
             Verdict::Undecided { key } => undecided_keys.push(key),
         }
         let completed = self.history.ops.iter().filter(|o| o.ret.is_some()).count();
+        let diagram = self.rec.take().map(|mut d| {
+            d.finish(self.now, self.checker.violations());
+            d
+        });
         Outcome {
             seed: self.opts.seed,
             nodes: self.voters,
@@ -125,6 +129,7 @@ impl Sim {
             host: self.host,
             disk: self.disk,
             sync_failures: self.sync_failures,
+            diagram,
         }
     }
 }
