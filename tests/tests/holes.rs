@@ -39,6 +39,20 @@ fn regression_seeds_outside_the_usual_ranges() {
     }
 }
 
+/// Seed 10036 with the flexible quorums it draws (Q1 = 3, Q2 = 4 on five
+/// voters) and one-entry report chunks: candidates whose long phase 1s
+/// out-bid each other never settled, because a candidate granted a rival's
+/// pre-vote and promise mid phase 1. Rule E2 now makes a candidate sticky
+/// to itself while its phase 1 progresses.
+#[test]
+fn regression_dueling_long_phase_ones_settle() {
+    assert_clean(&SimOptions {
+        seed: 10_036,
+        quorums: Some((Some(3), Some(4))),
+        ..SimOptions::default()
+    });
+}
+
 /// The stale lease read: a delayed transfer Prepare from a campaign its
 /// candidate had abandoned captured a voter that had acknowledged a newer
 /// leader's lease, and that leader then served a stale read. Scripted, so

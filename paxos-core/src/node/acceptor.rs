@@ -8,8 +8,9 @@ use paxos_proto::{
 };
 
 impl<S: Storage> Node<S> {
-    /// Leader stickiness: while this node hears from a live leader (or is
-    /// one, or from the candidate it promised), it refuses to promise anyone
+    /// Leader stickiness (rule E2): while this node hears from a live
+    /// leader (or is one, or from the candidate it promised, or is a
+    /// candidate whose phase 1 progresses), it refuses to promise anyone
     /// else, so a partitioned or rejoining node cannot depose a healthy
     /// leader, nor cut short a phase 1 in progress.
     pub(super) fn lease_blocks(&self, candidate: u64) -> bool {
@@ -19,6 +20,13 @@ impl<S: Storage> Node<S> {
         match self.role {
             Role::Leader(_) => true,
             _ if self.restart_quiet => true,
+            // Rule E2: a candidate is the candidate it promised. While its
+            // phase 1 makes progress (each chunk restarts the clock) it
+            // neither promises nor pre-grants a rival: two candidates that
+            // out-bid each other's long phase 1 would livelock.
+            Role::Candidate(_) => {
+                candidate != self.id && self.timer.within(self.cfg.election_ticks)
+            }
             _ => {
                 matches!(self.leader.or(self.promised_to), Some(l) if l != candidate)
                     && self.timer.within(self.cfg.election_ticks)
