@@ -371,6 +371,14 @@ impl<S: Storage> Node<S> {
         if slot <= self.log.committed {
             return;
         }
+        // Only held slots are decided: a hole would be applied as nothing
+        // (rules F1, F2). Checker: `applied_before_chosen`.
+        debug_assert!(
+            !self.checks_on() || slot <= self.log.last().max(self.log.snapshot_floor()),
+            "deciding slot {slot} past the log ({}) and the snapshot ({})",
+            self.log.last(),
+            self.log.snapshot_floor()
+        );
         self.hs_dirty = true;
         if !self.log.has_conf_slots() {
             self.log.committed = slot; // the hot path: no change in flight
