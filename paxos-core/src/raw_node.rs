@@ -152,9 +152,17 @@ impl Ready {
         self.persisted_messages.drain(..)
     }
 
-    /// Decided entries to apply, in slot order, contiguous, each exactly once.
+    /// Decided entries to apply, in slot order, contiguous, each exactly
+    /// once. There is no `drain_committed_entries`: a host that reads them
+    /// here, in place, hands the vector back with the `Ready` in
+    /// [`RawNode::advance`], which is all a drain would do.
     pub fn committed_entries(&self) -> &[Entry] {
         &self.committed_entries
+    }
+
+    /// Takes the decided entries, leaving none.
+    pub fn take_committed_entries(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.committed_entries)
     }
 
     /// Reads confirmed by the leader: serve each once the application has
@@ -166,11 +174,6 @@ impl Ready {
     /// Takes the confirmed reads, leaving none.
     pub fn take_read_states(&mut self) -> Vec<ReadState> {
         std::mem::take(&mut self.read_states)
-    }
-
-    /// Takes the decided entries, leaving none.
-    pub fn take_committed_entries(&mut self) -> Vec<Entry> {
-        std::mem::take(&mut self.committed_entries)
     }
 }
 
