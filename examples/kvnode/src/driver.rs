@@ -191,6 +191,27 @@ struct ReadWaiter {
     waiter: Waiter,
 }
 
+/// The driver's links to the rest of the process: its inbox, the peer
+/// senders, what it publishes, its stop flag, and who its peers are.
+pub(crate) struct Links {
+    /// Requests, peer messages and ticks, in arrival order.
+    pub(crate) inbox: Receiver<Input>,
+    /// One bounded queue per peer.
+    pub(crate) outbox: Outbox,
+    /// Counters the metrics endpoint serves.
+    pub(crate) metrics: Arc<Metrics>,
+    /// What `/status` serves.
+    pub(crate) view: Arc<Mutex<StatusJson>>,
+    /// Set to stop the driver at its next turn.
+    pub(crate) stop: Arc<AtomicBool>,
+    /// Who to talk to: updated as membership changes are applied.
+    pub(crate) directory: Directory,
+    /// The members `--peers` lists: their addresses win over learned ones.
+    pub(crate) configured: Vec<Member>,
+    /// Looks up member addresses that are names, off the driver thread.
+    pub(crate) resolver: Resolver,
+}
+
 /// Everything the driver thread owns.
 pub(crate) struct Driver {
     node: RawNode<RedbStorage>,
@@ -244,25 +265,33 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
-    #[allow(clippy::too_many_arguments)]
+    /// A driver for the node restored from `storage` (with its state
+    /// machine and the slot of its latest snapshot), linked to the rest of
+    /// the process by `links`.
     pub(crate) fn new(
-        node: RawNode<RedbStorage>,
-        storage: RedbStorage,
-        sm: StateMachine,
-        inbox: Receiver<Input>,
-        outbox: Outbox,
-        metrics: Arc<Metrics>,
-        view: Arc<Mutex<StatusJson>>,
+        restored: crate::server::Restored,
+        links: Links,
         logger: Logger,
         tick: Duration,
         own_client: u64,
-        stop: Arc<AtomicBool>,
         policy: SnapshotPolicy,
-        last_snapshot: u64,
-        directory: Directory,
-        configured: Vec<Member>,
-        resolver: Resolver,
     ) -> Self {
+        let crate::server::Restored {
+            storage,
+            sm,
+            last_snapshot,
+            node,
+        } = restored;
+        let Links {
+            inbox,
+            outbox,
+            metrics,
+            view,
+            stop,
+            directory,
+            configured,
+            resolver,
+        } = links;
         let role = node.status().role;
         Driver {
             node,

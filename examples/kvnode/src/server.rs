@@ -143,17 +143,13 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let (root, _guard) = logger(opts.verbose);
     // A damaged file can make the store panic while it is read back: that
     // is reported as the file's damage, not as a crash.
-    let Restored {
-        storage,
-        sm,
-        last_snapshot,
-        node,
-    } = crate::contain::contained(|| restore(&opts, &db, &ids, &root)).unwrap_or_else(|what| {
-        Err(ServeError::Store(StoreError::Corrupt {
-            path: db.display().to_string(),
-            what,
-        }))
-    })?;
+    let restored =
+        crate::contain::contained(|| restore(&opts, &db, &ids, &root)).unwrap_or_else(|what| {
+            Err(ServeError::Store(StoreError::Corrupt {
+                path: db.display().to_string(),
+                what,
+            }))
+        })?;
     let logger = root.new(slog::o!("node" => opts.id));
     if peer_tls.is_none() {
         slog::warn!(
@@ -162,7 +158,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             speak as any member (give --peer-cert, --peer-key and --peer-ca for mutual TLS)"
         );
     }
-    slog::info!(logger, "restored"; "applied" => sm.applied(), "height" => sm.head().0,
+    slog::info!(logger, "restored"; "applied" => restored.sm.applied(), "height" => restored.sm.head().0,
         "data_dir" => %opts.data_dir.display());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -199,24 +195,24 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             }),
         ));
         let stop = Arc::new(AtomicBool::new(false));
-        let store = storage.clone();
-        let driver = Driver::new(
-            node,
-            storage,
-            sm,
-            inbox_rx,
+        let store = restored.storage.clone();
+        let links = crate::driver::Links {
+            inbox: inbox_rx,
             outbox,
-            metrics.clone(),
-            view.clone(),
+            metrics: metrics.clone(),
+            view: view.clone(),
+            stop: stop.clone(),
+            directory: directory.clone(),
+            configured: members.clone(),
+            resolver: crate::driver::Resolver::new(inbox.clone(), tokio::runtime::Handle::current()),
+        };
+        let driver = Driver::new(
+            restored,
+            links,
             logger.clone(),
             opts.tick,
             crate::ids::random_u64(),
-            stop.clone(),
             opts.snapshots,
-            last_snapshot,
-            directory.clone(),
-            members.clone(),
-            crate::driver::Resolver::new(inbox.clone(), tokio::runtime::Handle::current()),
         );
         let (done_tx, mut done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -274,11 +270,15 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
 }
 
 /// A node restored from its store.
-struct Restored {
-    storage: RedbStorage,
-    sm: crate::state::StateMachine,
-    last_snapshot: u64,
-    node: RawNode<RedbStorage>,
+pub(crate) struct Restored {
+    /// The store.
+    pub(crate) storage: RedbStorage,
+    /// The state machine, at its last checkpoint plus the blocks after it.
+    pub(crate) sm: crate::state::StateMachine,
+    /// The slot of the latest snapshot.
+    pub(crate) last_snapshot: u64,
+    /// The node, restored from the store.
+    pub(crate) node: RawNode<RedbStorage>,
 }
 
 /// Opens the store at `db` and restores the state machine and the node
