@@ -88,9 +88,9 @@ pub struct Config {
     /// sum does not exceed the voters. The sizes are the cluster's: give
     /// every member the same ones, as with `voters`. They travel in the
     /// membership ([`crate::proto::ConfState`]), snapshots included; once
-    /// storage holds a membership, its sizes govern, not these. After a
-    /// membership change the sizes in effect follow
-    /// [`crate::proto::Quorums::for_voters`].
+    /// storage holds a membership, its sizes govern, not these, and these
+    /// are not checked. After a membership change the sizes in effect
+    /// follow [`crate::proto::Quorums::for_voters`].
     pub phase1_quorum: Option<usize>,
     /// Flexible quorums: acceptances that choose a value, and the
     /// acknowledgements a leader needs to stay (check quorum), to confirm
@@ -141,11 +141,18 @@ impl Config {
 
     /// Checks every field; a node never starts from an invalid configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_except_quorums()?;
+        self.validate_quorums()
+    }
+
+    /// Every check but the quorum sizes': what a restart needs, since a
+    /// membership in storage governs and carries its own sizes (rule M4),
+    /// whatever `voters` and the sizes here say.
+    pub(crate) fn validate_except_quorums(&self) -> Result<(), ConfigError> {
         if self.id == 0 {
             return Err(ConfigError::ZeroId);
         }
         validate_membership(&self.voters, &self.learners)?;
-        self.validate_quorums()?;
         if self.heartbeat_ticks == 0 {
             return Err(ConfigError::ZeroLimit("heartbeat_ticks"));
         }

@@ -393,6 +393,19 @@ impl Sim {
         cfg.max_msg_bytes = self.mix.msg_bytes;
         cfg.read_lease_ticks = self.mix.read_lease_ticks;
         (cfg.phase1_quorum, cfg.phase2_quorum) = self.quorums;
+        if cfg.voters.len() as u64 != self.voters && self.quorums != crate::quorums::MAJORITIES {
+            // A node joining a membership of another size boots with the
+            // sizes in effect for it (the configured pair need not fit
+            // there); it takes the cluster's own from the log or a
+            // snapshot, before it ever votes.
+            let size = |q: Option<usize>| q.and_then(|q| u32::try_from(q).ok()).unwrap_or(0);
+            let q = paxos_core::proto::Quorums::for_voters(
+                cfg.voters.len(),
+                size(self.quorums.0),
+                size(self.quorums.1),
+            );
+            (cfg.phase1_quorum, cfg.phase2_quorum) = (Some(q.phase1), Some(q.phase2));
+        }
         cfg.max_ready_entries = 16;
         cfg.planted_bug = self.opts.bug;
         cfg

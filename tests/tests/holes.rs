@@ -53,6 +53,20 @@ fn regression_dueling_long_phase_ones_settle() {
     });
 }
 
+/// Seed 17252 (three voters, two learners, Q1 = 1, Q2 = 3, membership
+/// churn): a spare joining a membership of four voters could not start,
+/// because the configured pair does not fit four. A restart now takes its
+/// sizes from storage, and the simulated host boots a joiner with the sizes
+/// in effect for the membership it joins.
+#[test]
+fn regression_a_joiner_starts_whatever_the_configured_sizes() {
+    assert_clean(&SimOptions {
+        seed: 17_252,
+        quorums: Some((Some(1), Some(3))),
+        ..SimOptions::default()
+    });
+}
+
 /// The stale lease read: a delayed transfer Prepare from a campaign its
 /// candidate had abandoned captured a voter that had acknowledged a newer
 /// leader's lease, and that leader then served a stale read. Scripted, so

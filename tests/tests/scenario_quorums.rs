@@ -141,3 +141,26 @@ fn a_pair_that_need_not_intersect_is_a_typed_error() {
         Err(paxos_core::Error::Config(_))
     ));
 }
+
+/// The configured sizes describe a new cluster's voters: a restart takes
+/// its membership and sizes from storage, so a configuration whose pair
+/// does not fit its own (stale) voter list still restarts; a new node with
+/// it is refused.
+#[test]
+fn a_restart_takes_its_sizes_from_storage() {
+    let cfg = Config {
+        phase1_quorum: Some(1),
+        phase2_quorum: Some(3),
+        ..Config::new(1, vec![1, 2, 3, 4])
+    };
+    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let fresh = paxos_core::MemStorage::new();
+    assert!(paxos_core::RawNode::new(&cfg, fresh, &logger).is_err());
+    let mut held = Config::new(1, vec![1, 2, 3]).initial_conf_state();
+    (held.phase1_quorum, held.phase2_quorum) = (1, 3);
+    let stored = paxos_core::MemStorage::new();
+    stored.wl().set_conf_state(held);
+    let node = paxos_core::RawNode::new(&cfg, stored, &logger).expect("restarts");
+    let q = node.status().quorums;
+    assert_eq!((q.voters, q.phase1, q.phase2), (3, 1, 3));
+}

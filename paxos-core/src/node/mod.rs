@@ -131,8 +131,14 @@ pub(crate) struct Node<S: Storage> {
 
 impl<S: Storage> Node<S> {
     pub(crate) fn new(cfg: &Config, storage: S, logger: Logger) -> Result<Self> {
-        cfg.validate()?;
         let init = storage.initial_state()?;
+        // A restart takes its membership, quorum sizes included, from
+        // storage: the configured sizes describe a new cluster's voters.
+        if init.conf_state.voters.is_empty() {
+            cfg.validate()?;
+        } else {
+            cfg.validate_except_quorums()?;
+        }
         let members = if init.conf_state.voters.is_empty() {
             Membership::from_conf_state(&cfg.initial_conf_state())?
         } else {
