@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 mod html;
 
-pub use html::render;
+pub use html::{render, render_page};
 
 /// Deliveries drawn at most: past the time of the last of them, the page
 /// stops and says so.

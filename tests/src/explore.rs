@@ -28,6 +28,10 @@
 //! Identical messages in flight are delivered, dropped or duplicated only
 //! once per state: the multiset makes the copies interchangeable.
 
+mod draw;
+
+pub use draw::diagram;
+
 use crate::scenario::Cluster;
 use paxos_core::proto::ProstMessage;
 use paxos_core::{PlantedBug, StateRole};

@@ -2,7 +2,8 @@
 //! planted bugs are found with shortest traces that replay.
 
 use paxos_core::PlantedBug;
-use paxos_sim::explore::{explore, replay, show_trace, Bounds};
+use paxos_sim::diagram::render_page;
+use paxos_sim::explore::{diagram, explore, replay, show_trace, Action, Bounds};
 
 /// Three nodes, one campaign, one proposal, one crash and one drop, every
 /// interleaving ten actions deep: no violation anywhere.
@@ -52,5 +53,19 @@ fn planted_bugs_are_found_with_shortest_traces() {
         // Without the bug the same trace is clean.
         let (clean, _) = replay(&bounds, None, &trace);
         assert!(clean.is_empty(), "{bug:?}: {clean:?}");
+        // Drawn, the trace shows its violation and every delivery.
+        let d = diagram(&bounds, Some(bug), &trace);
+        assert_eq!(
+            d.violation.as_ref().map(|(_, v)| v),
+            Some(&violation),
+            "{bug:?}"
+        );
+        let delivered = trace
+            .iter()
+            .filter(|a| matches!(a, Action::Deliver(_)))
+            .count();
+        assert_eq!(d.arrows.len(), delivered, "{bug:?}: one arrow per delivery");
+        let page = render_page(&d, "t", &format!("{bug:?}"), &show_trace(&trace));
+        assert_eq!(page.matches("class=\"msg\"").count(), delivered, "{bug:?}");
     }
 }

@@ -55,6 +55,22 @@ struct Args {
     /// Replay this trace (as printed with a violation) instead of searching.
     #[arg(long, value_parser = parse_trace)]
     replay: Option<Vec<Action>>,
+    /// Write the replayed trace, or the counterexample found, to FILE as a
+    /// space-time diagram (one action per tick).
+    #[arg(long, value_name = "FILE")]
+    diagram: Option<std::path::PathBuf>,
+}
+
+/// Writes `trace` as a diagram page to `path`.
+fn draw(path: &std::path::Path, bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) {
+    let d = paxos_sim::explore::diagram(bounds, bug, trace);
+    let bug = bug.map_or(String::new(), |b| format!(", planted {b:?}"));
+    let heading = format!("explored trace — {} voters{bug}", bounds.nodes);
+    let page = paxos_sim::diagram::render_page(&d, "explored trace", &heading, &show_trace(trace));
+    match std::fs::write(path, page) {
+        Ok(()) => println!("diagram: {}", path.display()),
+        Err(e) => eprintln!("explore: cannot write {}: {e}", path.display()),
+    }
 }
 
 fn parse_bug(s: &str) -> Result<PlantedBug, String> {
@@ -80,6 +96,9 @@ fn main() -> ExitCode {
         fifo: a.fifo,
     };
     if let Some(trace) = &a.replay {
+        if let Some(path) = &a.diagram {
+            draw(path, &bounds, a.bug, trace);
+        }
         let (violations, lines) = replay(&bounds, a.bug, trace);
         for line in lines {
             println!("{line}");
@@ -98,6 +117,9 @@ fn main() -> ExitCode {
     println!("{r}");
     match &r.counterexample {
         Some((trace, _)) => {
+            if let Some(path) = &a.diagram {
+                draw(path, &bounds, a.bug, trace);
+            }
             let bug = a.bug.map_or(String::new(), |b| format!(" --bug {b:?}"));
             println!(
                 "replay: cargo run --release -p paxos-sim --bin explore -- --nodes {} --election-ticks {}{bug}{} --replay {}",

@@ -41,26 +41,41 @@ const KINDS: [(&str, &str); 15] = [
 /// run was not recorded.
 pub fn render(out: &Outcome) -> Option<String> {
     let d = out.diagram.as_deref()?;
+    let heading = format!(
+        "seed {} — {} voters, {} learners, quorums {}",
+        out.seed,
+        out.nodes,
+        out.learners,
+        crate::quorums::show(out.quorums)
+    );
+    Some(render_page(
+        d,
+        &format!("sim seed {} space-time diagram", out.seed),
+        &heading,
+        &out.summary_line(),
+    ))
+}
+
+/// The page for any recorded [`Diagram`] (a simulated run, or an explored
+/// trace): `title` for the browser, `heading` and `summary` above the
+/// drawing.
+pub fn render_page(d: &Diagram, title: &str, heading: &str, summary: &str) -> String {
     let page = Page::new(d);
     let mut svg = String::new();
     page.svg(&mut svg);
     let mut html = String::with_capacity(svg.len() + 8192);
     html.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
-    let _ = writeln!(
-        html,
-        "<title>sim seed {} space-time diagram</title>",
-        out.seed
-    );
+    let _ = writeln!(html, "<title>{}</title>", esc(title));
     html.push_str(STYLE);
     page.css_kinds(&mut html);
     html.push_str("</head><body>\n");
-    page.header(out, &mut html);
+    page.header(heading, summary, &mut html);
     html.push_str(&svg);
     // Filled in by the script with what the browser drew, for tests.
     html.push_str("<div id=\"counts\" hidden></div>\n");
     html.push_str(SCRIPT);
     html.push_str("</body></html>\n");
-    Some(html)
+    html
 }
 
 const STYLE: &str = "<style>
@@ -176,16 +191,9 @@ impl<'a> Page<'a> {
         html.push_str("</style>\n");
     }
 
-    fn header(&self, out: &Outcome, html: &mut String) {
+    fn header(&self, heading: &str, summary: &str, html: &mut String) {
         let d = self.d;
-        let _ = writeln!(
-            html,
-            "<h1>seed {} — {} voters, {} learners, quorums {}</h1>",
-            out.seed,
-            out.nodes,
-            out.learners,
-            crate::quorums::show(out.quorums)
-        );
+        let _ = writeln!(html, "<h1>{}</h1>", esc(heading));
         if let Some((at, text)) = &d.violation {
             let more = match d.violations {
                 0 | 1 => String::new(),
@@ -202,7 +210,7 @@ impl<'a> Page<'a> {
         let _ = writeln!(
             html,
             "<div class=\"info\">{} &nbsp; {} delivered, {} lost at a down node, {} dropped, {} duplicated; run ended at t={}.</div>",
-            esc(&out.summary_line()),
+            esc(summary),
             d.delivered,
             d.lost,
             d.dropped,
