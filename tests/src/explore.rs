@@ -53,7 +53,12 @@ pub struct Bounds {
     pub proposals: u32,
     /// Ticks, of any node.
     pub ticks: u32,
-    /// Each node's `Config::election_ticks` (with `heartbeat_ticks` 1):
+    /// Waits: time passes for every running node at once, `election_ticks`
+    /// ticks (stickiness windows close; timeouts may fire), with nothing
+    /// delivered meanwhile.
+    pub waits: u32,
+    /// Each node's `Config::election_ticks` (with `heartbeat_ticks` one
+    /// less):
     /// how long stickiness lasts, and when a timeout may start a
     /// campaign. Large, elections come only from `campaigns`.
     pub election_ticks: u32,
@@ -81,6 +86,7 @@ impl Default for Bounds {
             campaigns: 1,
             proposals: 1,
             ticks: 0,
+            waits: 0,
             election_ticks: 1_000,
             crashes: 1,
             drops: 1,
@@ -102,6 +108,8 @@ pub enum Action {
     Drop(usize),
     /// Tick a node.
     Tick(u64),
+    /// Every running node ticks `election_ticks` times.
+    Wait,
     /// The node's host calls `campaign()`.
     Campaign(u64),
     /// The leader is given a new value to propose.
@@ -119,6 +127,7 @@ impl fmt::Display for Action {
             Action::Duplicate(i) => write!(f, "duplicate:{i}"),
             Action::Drop(i) => write!(f, "drop:{i}"),
             Action::Tick(n) => write!(f, "tick:{n}"),
+            Action::Wait => write!(f, "wait:0"),
             Action::Campaign(n) => write!(f, "campaign:{n}"),
             Action::Propose(n) => write!(f, "propose:{n}"),
             Action::Crash(n) => write!(f, "crash:{n}"),
@@ -144,6 +153,7 @@ impl std::str::FromStr for Action {
             "duplicate" => Action::Duplicate(i),
             "drop" => Action::Drop(i),
             "tick" => Action::Tick(n),
+            "wait" => Action::Wait,
             "campaign" => Action::Campaign(n),
             "propose" => Action::Propose(n),
             "crash" => Action::Crash(n),
@@ -236,7 +246,9 @@ impl World {
         let election_ticks = bounds.election_ticks.max(2);
         let mut cluster = Cluster::with_config(bounds.nodes, move |cfg| {
             cfg.election_ticks = election_ticks;
-            cfg.heartbeat_ticks = 1;
+            // One heartbeat round per election timeout: a wait sends one
+            // round, not a flood of them.
+            cfg.heartbeat_ticks = (election_ticks - 1).max(1);
             cfg.planted_bug = bug;
         });
         cluster.fail_fast = false;
@@ -278,6 +290,9 @@ impl World {
             if self.left.duplicates > 0 {
                 out.push(Action::Duplicate(i));
             }
+        }
+        if self.left.waits > 0 && !c.nodes.is_empty() {
+            out.push(Action::Wait);
         }
         for id in 1..=self.left.nodes {
             match c.nodes.get(&id) {
@@ -321,6 +336,16 @@ impl World {
                 self.left.ticks = self.left.ticks.saturating_sub(1);
                 if let Some(node) = c.nodes.get_mut(&id) {
                     node.tick();
+                }
+            }
+            Action::Wait => {
+                self.left.waits = self.left.waits.saturating_sub(1);
+                for _ in 0..self.left.election_ticks.max(2) {
+                    for node in c.nodes.values_mut() {
+                        node.tick();
+                    }
+                    // Each tick's Readys are handled as they come.
+                    c.process_readies();
                 }
             }
             Action::Campaign(id) => {

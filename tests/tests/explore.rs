@@ -69,3 +69,35 @@ fn planted_bugs_are_found_with_shortest_traces() {
         assert_eq!(page.matches("class=\"msg\"").count(), delivered, "{bug:?}");
     }
 }
+
+/// The binary replays a printed trace: it shows the violation and fails
+/// with the bug planted, and passes without it.
+#[test]
+fn the_binary_replays_a_printed_trace() {
+    let trace = "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,propose:1";
+    let run = |bug: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+            .args(bug)
+            .args(["--replay", trace])
+            .output()
+            .expect("explore runs")
+    };
+    let caught = run(&["--bug", "CommitWithoutQuorum"]);
+    let out = String::from_utf8_lossy(&caught.stdout);
+    assert_eq!(caught.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("VIOLATION node 1 applied slot 1 before it was chosen"),
+        "{out}"
+    );
+    let clean = run(&[]);
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+        .args(["--replay", "fly:1"])
+        .output()
+        .expect("explore runs");
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -31,6 +31,9 @@ struct Args {
     /// Ticks.
     #[arg(long, default_value_t = Bounds::default().ticks)]
     ticks: u32,
+    /// Waits: every node ticks `--election-ticks` times at once.
+    #[arg(long, default_value_t = Bounds::default().waits)]
+    waits: u32,
     /// Election timeout and stickiness window, in ticks.
     #[arg(long, default_value_t = Bounds::default().election_ticks)]
     election_ticks: u32,
@@ -53,8 +56,8 @@ struct Args {
     #[arg(long, value_parser = parse_bug)]
     bug: Option<PlantedBug>,
     /// Replay this trace (as printed with a violation) instead of searching.
-    #[arg(long, value_parser = parse_trace)]
-    replay: Option<Vec<Action>>,
+    #[arg(long, value_name = "TRACE")]
+    replay: Option<String>,
     /// Write the replayed trace, or the counterexample found, to FILE as a
     /// space-time diagram (one action per tick).
     #[arg(long, value_name = "FILE")]
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         campaigns: a.campaigns,
         proposals: a.proposals,
         ticks: a.ticks,
+        waits: a.waits,
         election_ticks: a.election_ticks,
         crashes: a.crashes,
         drops: a.drops,
@@ -95,7 +99,15 @@ fn main() -> ExitCode {
         max_states: a.max_states,
         fifo: a.fifo,
     };
-    if let Some(trace) = &a.replay {
+    if let Some(text) = &a.replay {
+        let trace = match parse_trace(text) {
+            Ok(trace) => trace,
+            Err(e) => {
+                eprintln!("explore: --replay: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let trace = &trace;
         if let Some(path) = &a.diagram {
             draw(path, &bounds, a.bug, trace);
         }

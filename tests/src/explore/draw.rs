@@ -105,7 +105,11 @@ fn follow(bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) -> (Vec<Se
                     keep
                 });
             }
-            Action::Tick(_) | Action::Campaign(_) | Action::Propose(_) | Action::Restart(_) => {}
+            Action::Tick(_)
+            | Action::Wait
+            | Action::Campaign(_)
+            | Action::Propose(_)
+            | Action::Restart(_) => {}
         }
         w.apply(a);
         adopt(&w, at, &mut ids, &mut sent);
