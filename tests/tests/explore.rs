@@ -101,3 +101,28 @@ fn the_binary_replays_a_printed_trace() {
         .expect("explore runs");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Deeper than the search reaches so far: a second leader that skips
+/// adopting the value a promiser reported overwrites a chosen slot. The
+/// trace (15 actions, written by hand) replays to the violation with the
+/// bug and is clean without it; breadth-first search over the same budgets
+/// stops at depth 12 after 4,000,000 states.
+#[test]
+fn a_hand_written_trace_reaches_skip_highest_ballot_adoption() {
+    let bounds = Bounds {
+        election_ticks: 3,
+        ..Bounds::default()
+    };
+    let trace = paxos_sim::explore::parse_trace(
+        "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,propose:1,deliver:4,deliver:5,\
+         wait:0,campaign:3,deliver:10,deliver:10,deliver:11,deliver:11,propose:3",
+    )
+    .expect("a trace");
+    let (violations, _) = replay(&bounds, Some(PlantedBug::SkipHighestBallotAdoption), &trace);
+    assert_eq!(
+        violations.first().map(String::as_str),
+        Some("node 3 accepted b\"v2\" at slot 1 in ballot 2.3 after b\"v1\" was chosen in 1.1")
+    );
+    let (clean, _) = replay(&bounds, None, &trace);
+    assert!(clean.is_empty(), "{clean:?}");
+}
