@@ -471,19 +471,9 @@ impl<S: Storage> Cluster<S> {
                 batch.swap(i, j);
             }
         }
+        let copies = if self.duplicate { 2 } else { 1 };
         for m in batch {
-            if self.cut.contains(&(m.from, m.to)) {
-                continue;
-            }
-            let copies = if self.duplicate { 2 } else { 1 };
-            for _ in 0..copies {
-                if let Some(node) = self.nodes.get_mut(&m.to) {
-                    self.delivered += 1;
-                    if let Err(e) = node.step(m.clone()) {
-                        self.checker.refused_cluster_message(m.to, e);
-                    }
-                }
-            }
+            self.arrive(&m, copies);
         }
         self.checked();
         true
@@ -496,18 +486,25 @@ impl<S: Storage> Cluster<S> {
         let Some(m) = self.queue.remove(i) else {
             return false;
         };
-        if !self.cut.contains(&(m.from, m.to)) {
-            for _ in 0..copies {
-                if let Some(node) = self.nodes.get_mut(&m.to) {
-                    self.delivered += 1;
-                    if let Err(e) = node.step(m.clone()) {
-                        self.checker.refused_cluster_message(m.to, e);
-                    }
+        self.arrive(&m, copies);
+        self.checked();
+        true
+    }
+
+    /// `copies` of `m` reach its receiver, unless the link is cut or the
+    /// receiver is down; a refusal is the checker's to judge.
+    fn arrive(&mut self, m: &Message, copies: u32) {
+        if self.cut.contains(&(m.from, m.to)) {
+            return;
+        }
+        for _ in 0..copies {
+            if let Some(node) = self.nodes.get_mut(&m.to) {
+                self.delivered += 1;
+                if let Err(e) = node.step(m.clone()) {
+                    self.checker.refused_cluster_message(m.to, e);
                 }
             }
         }
-        self.checked();
-        true
     }
 
     /// Loses the `i`th message in flight; false when there is none.
