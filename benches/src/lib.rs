@@ -11,7 +11,7 @@
 pub mod peers;
 
 use bytes::Bytes;
-use paxos_core::proto::{EntryKind, Message};
+use paxos_core::proto::Message;
 use paxos_core::{Config, MemStorage, Proposed, RawNode, StateRole};
 use std::time::{Duration, Instant};
 
@@ -191,8 +191,10 @@ impl Cluster {
                 self.queue.extend(rd.drain_messages());
                 self.queue.extend(rd.drain_persisted_messages());
                 for e in rd.committed_entries() {
-                    if e.kind == EntryKind::Normal as i32 {
-                        self.applied[i].apply(i as u64 + 1, &e.data);
+                    // One command, several batched into the slot, or none.
+                    let commands = e.commands().expect("the cluster frames its batches");
+                    for c in commands {
+                        self.applied[i].apply(i as u64 + 1, &c.data);
                     }
                 }
                 node.advance(rd);

@@ -153,10 +153,10 @@ fuzz_target!(|data: &[u8]| {
         if let Some(l) = c.leader() {
             match target {
                 None => {
-                    if let Ok(paxos_core::Proposed::At(slot)) =
+                    if let Ok(paxos_core::Proposed::At(at)) =
                         c.nodes[l].propose(b"after".to_vec())
                     {
-                        target = Some((l, slot));
+                        target = Some((l, at.slot));
                     }
                 }
                 Some((tl, slot)) if c.applied[tl] >= slot => {

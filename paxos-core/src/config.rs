@@ -36,6 +36,16 @@ pub struct Config {
     pub max_inflight_slots: u64,
     /// Most payload bytes a leader holds proposed but not yet chosen.
     pub max_inflight_bytes: u64,
+    /// Most commands a leader puts into one slot (instance batching).
+    /// Proposals made between two `Ready`s share a slot up to this many
+    /// commands and [`Config::max_batch_bytes`]; the per-slot work of the
+    /// protocol is then paid once for all of them. 1 turns batching off:
+    /// every proposal takes a slot of its own.
+    pub max_batch_commands: u32,
+    /// Most payload bytes of one batched slot, counting each command's
+    /// length prefix. A command larger than this alone takes a slot of its
+    /// own.
+    pub max_batch_bytes: u64,
     /// Most entries in one `Accept` or `Promise` message.
     pub max_msg_entries: usize,
     /// Most payload bytes in one message (a single larger entry still goes alone).
@@ -112,6 +122,8 @@ impl Default for Config {
             election_ticks: 10,
             max_inflight_slots: 8192,
             max_inflight_bytes: 64 << 20,
+            max_batch_commands: 1024,
+            max_batch_bytes: 256 << 10,
             max_msg_entries: 1024,
             max_msg_bytes: 1 << 20,
             max_ready_entries: 4096,
@@ -171,6 +183,8 @@ impl Config {
         for (name, value) in [
             ("max_inflight_slots", self.max_inflight_slots),
             ("max_inflight_bytes", self.max_inflight_bytes),
+            ("max_batch_commands", u64::from(self.max_batch_commands)),
+            ("max_batch_bytes", self.max_batch_bytes),
             ("max_msg_entries", self.max_msg_entries as u64),
             ("max_msg_bytes", self.max_msg_bytes),
             ("max_ready_entries", self.max_ready_entries as u64),

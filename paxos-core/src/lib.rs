@@ -8,7 +8,8 @@
 //!
 //! # The Ready loop
 //!
-//! A three-node cluster in memory, driven to agree on three commands:
+//! A three-node cluster in memory, driven to agree on three commands (in
+//! one slot):
 //!
 //! ```
 //! use paxos_core::{Config, MemStorage, RawNode, StateRole};
@@ -41,10 +42,12 @@
 //!                 drop(disk);
 //!                 // 2. Then send.
 //!                 net.extend(rd.take_persisted_messages());
-//!                 // 3. Apply decided entries, in order.
+//!                 // 3. Apply decided commands, in order. Proposals made
+//!                 //    between two Readys share a slot: each entry hands
+//!                 //    out its commands (none for a leader's no-op).
 //!                 for e in rd.take_committed_entries() {
-//!                     if !e.data.is_empty() {
-//!                         applied.entry(*id).or_default().push(e.data);
+//!                     for cmd in e.commands().expect("a well-framed batch") {
+//!                         applied.entry(*id).or_default().push(cmd.data);
 //!                     }
 //!                 }
 //!                 // 4. Tell the node.
@@ -123,6 +126,7 @@ pub use node::ReadState;
 pub use node::StateRole;
 pub use node::{PeerProgress, Status};
 pub use paxos_proto as proto;
+pub use paxos_proto::Position;
 #[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
 pub use progress::ProgressState;

@@ -232,6 +232,7 @@ impl<S: Storage> RawNode<S> {
     /// Advances logical time by one tick (heartbeats, election timeouts).
     pub fn tick(&mut self) {
         self.apply_stalled = false;
+        self.node.seal_batch();
         self.node.tick();
         self.node.assert_invariants();
     }
@@ -240,14 +241,21 @@ impl<S: Storage> RawNode<S> {
     /// change nothing.
     pub fn step(&mut self, msg: Message) -> Result<()> {
         self.apply_stalled = false;
+        self.node.seal_batch();
         let r = self.node.step(msg);
         self.node.assert_invariants();
         r
     }
 
-    /// Proposes a command. At the leader it takes the next slot; elsewhere it
-    /// fails with [`crate::Error::NotLeader`] naming the known leader (or is
-    /// forwarded, with `Config::forward_proposals`).
+    /// Proposes a command. At the leader it returns the command's
+    /// [`Position`](paxos_proto::Position): commands proposed between two
+    /// `Ready`s share one slot, up to `Config::max_batch_commands` and
+    /// `Config::max_batch_bytes` (instance batching), and the decided
+    /// entry hands each out again with its position
+    /// ([`paxos_proto::Entry::commands`]). Any other call on the node
+    /// closes the slot being filled; the next proposal takes a new one.
+    /// Elsewhere it fails with [`crate::Error::NotLeader`] naming the known
+    /// leader (or is forwarded, with `Config::forward_proposals`).
     ///
     /// A payload of up to 256 bytes is copied into a chunk shared with the
     /// leader's other small proposals, so the caller's buffer (perhaps a
@@ -266,6 +274,7 @@ impl<S: Storage> RawNode<S> {
     /// `index`. Elsewhere it fails with [`crate::Error::NotLeader`]. A read
     /// in flight when the leader loses leadership is dropped: retry it.
     pub fn read_index(&mut self, ctx: impl Into<Bytes>) -> Result<()> {
+        self.node.seal_batch();
         let r = self.node.read_index(ctx.into());
         self.node.assert_invariants();
         r
@@ -278,6 +287,7 @@ impl<S: Storage> RawNode<S> {
     /// resumes. Fails with `NotLeader` elsewhere and `NotVoter` for a learner
     /// or stranger. A transfer to the leader itself cancels one in progress.
     pub fn transfer_leader(&mut self, to: u64) -> Result<()> {
+        self.node.seal_batch();
         let r = self.node.transfer_leader(to);
         self.node.assert_invariants();
         r
@@ -292,6 +302,7 @@ impl<S: Storage> RawNode<S> {
     /// decided. Promoting a learner more than `max_inflight_slots` behind
     /// fails with [`crate::ConfChangeError::LearnerBehind`].
     pub fn propose_conf_change(&mut self, cc: ConfChange) -> Result<u64> {
+        self.node.seal_batch();
         let r = self.node.propose_conf_change(cc);
         self.node.assert_invariants();
         r
@@ -304,6 +315,7 @@ impl<S: Storage> RawNode<S> {
     /// `election_ticks`): use [`RawNode::transfer_leader`] at the leader
     /// instead, or retry once the leader has been silent that long.
     pub fn campaign(&mut self) -> Result<()> {
+        self.node.seal_batch();
         let r = self.node.campaign(None);
         self.node.assert_invariants();
         r
@@ -316,6 +328,7 @@ impl<S: Storage> RawNode<S> {
 
     /// Collects what to persist, send and apply since the last `Ready`.
     pub fn ready(&mut self) -> Ready {
+        self.node.seal_batch();
         let out = self.node.take_output(&mut self.buffers);
         if let Some(m) = out.snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
             // The application's state jumps to the snapshot's slot; decided
@@ -363,6 +376,7 @@ impl<S: Storage> RawNode<S> {
             return;
         };
         debug_assert_eq!(done.number, rd.number, "Readys must be advanced in order");
+        self.node.seal_batch();
         self.applied = done.handed;
         self.node.release(self.applied);
         let mut to_self = done.to_self;

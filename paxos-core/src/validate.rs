@@ -63,6 +63,9 @@ pub(crate) fn check(from: u64, body: &Body, round_limit: u64) -> Result<()> {
             if EntryKind::try_from(e.kind).is_err() {
                 return Err(malformed(from, "unknown entry kind"));
             }
+            if e.check_batch().is_err() {
+                return Err(malformed(from, "batch entry does not frame its commands"));
+            }
             ballot(&e.ballot)?;
         }
         Ok(())

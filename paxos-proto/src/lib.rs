@@ -8,9 +8,11 @@
 
 use std::fmt;
 
+mod batch;
 mod display;
 mod quorums;
 
+pub use batch::{framed_len, put_framed, BatchError, Command, Commands, Position};
 pub use quorums::Quorums;
 
 #[allow(missing_docs)]

@@ -309,13 +309,17 @@ impl Checker {
             }
             None => self.applied_before_chosen(node, e.slot),
         }
-        if e.kind == EntryKind::Normal as i32 {
-            let known = Command::decode(&e.data)
-                .and_then(|c| self.proposed.get(&(c.client, c.seq)))
-                .is_some_and(|d| *d == e.data)
-                || self.payloads.contains(&e.data);
+        let commands = match e.commands() {
+            Ok(commands) => commands,
+            Err(err) => return self.applied_malformed_batch(node, e.slot, err),
+        };
+        for c in commands {
+            let known = Command::decode(&c.data)
+                .and_then(|cmd| self.proposed.get(&(cmd.client, cmd.seq)))
+                .is_some_and(|d| *d == c.data)
+                || self.payloads.contains(&c.data);
             if !known {
-                self.applied_unproposed(node, e.slot);
+                self.applied_unproposed(node, c.position);
             }
         }
     }

@@ -31,9 +31,7 @@ use crate::checker::Checker;
 use crate::disk::Reached;
 use crate::host;
 use bytes::Bytes;
-use paxos_core::proto::{
-    Ballot, ConfChange, ConfChangeType, ConfState, Entry, EntryKind, Message, Snapshot,
-};
+use paxos_core::proto::{Ballot, ConfChange, ConfChangeType, ConfState, Entry, Message, Snapshot};
 use paxos_core::{
     Config, MemStorage, Proposed, RawNode, Ready, Result, SplitMix64, StateRole, Storage,
 };
@@ -192,7 +190,8 @@ impl<S: Storage> Cluster<S> {
     }
 
     /// The configuration node `id` starts with: the cluster's membership
-    /// (or the one it joined with), seed 42, then the test's tweak.
+    /// (or the one it joined with), seed 42, one command per slot, then the
+    /// test's tweak.
     pub fn config(&self, id: u64) -> Config {
         let mut cfg = match self.boot_conf.get(&id) {
             Some(cs) => {
@@ -203,6 +202,9 @@ impl<S: Storage> Cluster<S> {
             None => Config::new(id, self.ids.clone()),
         };
         cfg.seed = 42;
+        // Scripts count slots: a slot per command, unless the test's tweak
+        // turns instance batching on (`tests/scenario_batching.rs`).
+        cfg.max_batch_commands = 1;
         (self.tweak)(&mut cfg);
         cfg
     }
@@ -451,11 +453,10 @@ impl<S: Storage> Cluster<S> {
             }
         }
         self.digest.get_mut(&id).expect("live").apply(&e.data);
-        if self.keep_history && e.kind == EntryKind::Normal as i32 {
-            self.applied
-                .get_mut(&id)
-                .expect("live")
-                .push(e.data.clone());
+        if self.keep_history {
+            // The checker saw a malformed batch above.
+            let commands = e.commands().into_iter().flatten().map(|c| c.data);
+            self.applied.get_mut(&id).expect("live").extend(commands);
         }
     }
 

@@ -18,6 +18,7 @@ use crate::errors::{ConfChangeError, DropReason, Error, Result};
 use crate::membership::Membership;
 use crate::progress::Progress;
 use crate::storage::Storage;
+use paxos_proto::Position;
 use paxos_proto::{Body, ConfChange, ConfChangeType, Decide, Entry, EntryKind, ProstMessage};
 
 impl<S: Storage> Node<S> {
@@ -49,7 +50,7 @@ impl<S: Storage> Node<S> {
         cc.result = Some(next.to_conf_state());
         cc.base = Some(self.members.since);
         match self.propose_entry(EntryKind::ConfChange, cc.encode_to_vec().into())? {
-            Proposed::At(slot) => {
+            Proposed::At(Position { slot, .. }) => {
                 slog::info!(self.logger, "proposed membership change"; "slot" => slot,
                     "node" => cc.node_id, "type" => cc.change_type);
                 Ok(slot)

@@ -8,14 +8,21 @@ use super::{malformed, Node, Role};
 use crate::errors::{DropReason, Error, Result, StorageError};
 use crate::progress::{quorum_value, Progress, ProgressState};
 use crate::storage::Storage;
-use bytes::Bytes;
-use paxos_proto::{Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat, Propose};
+use bytes::{Bytes, BytesMut};
+use paxos_proto::{
+    framed_len, put_framed, Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat,
+    Position, Propose,
+};
 
 /// Where a proposal went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proposed {
-    /// This node leads: the proposal holds this slot.
-    At(u64),
+    /// This node leads: the proposal holds this position (its slot, and
+    /// its index among the commands batched into that slot). A decided
+    /// entry hands the command out with the same position
+    /// ([`paxos_proto::Entry::commands`]); another value decided at that
+    /// slot means the proposal was lost.
+    At(Position),
     /// Forwarded to this leader (`Config::forward_proposals`). Like any
     /// message it may be lost: the client retries on timeout.
     Forwarded(u64),
@@ -52,6 +59,21 @@ pub(super) struct LeaderState {
     /// check after every `Accepted` neither allocates nor clears a
     /// `MAX_VOTERS` array.
     prefixes: Vec<u64>,
+    /// Commands proposed since the last `Ready`, sharing one slot.
+    open: OpenBatch,
+}
+
+/// The slot being filled by proposals made between two `Ready`s (instance
+/// batching). It is not in the log yet: every entry point of the node but
+/// `propose` seals it into one entry first, so nothing else ever sees a
+/// slot still growing.
+#[derive(Debug, Default)]
+struct OpenBatch {
+    /// The slot the commands will hold (0: none open).
+    slot: u64,
+    commands: Vec<Bytes>,
+    /// Their size framed as a batch payload.
+    bytes: u64,
 }
 
 impl LeaderState {
@@ -76,6 +98,7 @@ impl LeaderState {
             pending_flush: true,
             lease: super::lease::Lease::default(),
             prefixes: Vec::new(),
+            open: OpenBatch::default(),
         }
     }
 }
@@ -110,18 +133,48 @@ impl<S: Storage> Node<S> {
         if self.log.next_conf_slot().is_some() && !planted!(self.cfg, ProposePastConfChange) {
             return Err(Error::ProposalDropped(DropReason::ConfChangePending));
         }
-        if self.log.last() - self.log.committed >= self.cfg.max_inflight_slots {
-            return Err(Error::ProposalDropped(DropReason::TooManyInflightSlots));
-        }
         if size > self.cfg.max_inflight_bytes {
             return Err(Error::ProposalDropped(DropReason::EntryTooLarge));
+        }
+        let framed = framed_len(data.len()) as u64;
+        let open = &mut ls.open;
+        if kind == EntryKind::Normal
+            && open.slot != 0
+            && open.commands.len() < self.cfg.max_batch_commands as usize
+            && open.bytes + framed <= self.cfg.max_batch_bytes
+        {
+            if ls.uncommitted_bytes + open.bytes + framed > self.cfg.max_inflight_bytes {
+                return Err(Error::ProposalDropped(DropReason::TooManyInflightBytes));
+            }
+            // Below `max_batch_commands`, a u32.
+            let index = open.commands.len() as u32;
+            open.commands.push(data);
+            open.bytes += framed;
+            return Ok(Proposed::At(Position {
+                slot: open.slot,
+                index,
+            }));
+        }
+        self.seal_batch();
+        let Role::Leader(ls) = &mut self.role else {
+            unreachable!("sealing keeps the role");
+        };
+        if self.log.last() - self.log.committed >= self.cfg.max_inflight_slots {
+            return Err(Error::ProposalDropped(DropReason::TooManyInflightSlots));
         }
         if ls.uncommitted_bytes + size > self.cfg.max_inflight_bytes {
             return Err(Error::ProposalDropped(DropReason::TooManyInflightBytes));
         }
         let slot = self.log.last() + 1;
-        ls.uncommitted_bytes += size;
         ls.pending_flush = true;
+        if kind == EntryKind::Normal && self.cfg.max_batch_commands > 1 {
+            // Later proposals before the next `Ready` may join this slot.
+            ls.open.slot = slot;
+            ls.open.commands.push(data);
+            ls.open.bytes = framed;
+            return Ok(Proposed::At(Position { slot, index: 0 }));
+        }
+        ls.uncommitted_bytes += size;
         let ballot = Some(ls.ballot);
         let data = self.arena.intern(data);
         self.log.write(Entry {
@@ -131,7 +184,44 @@ impl<S: Storage> Node<S> {
             data,
         });
         self.accept_prefix = slot;
-        Ok(Proposed::At(slot))
+        Ok(Proposed::At(Position { slot, index: 0 }))
+    }
+
+    /// Writes the open batch, if any, into the log as one entry: a normal
+    /// entry for one command, a batch entry for several.
+    pub(crate) fn seal_batch(&mut self) {
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        let open = &mut ls.open;
+        if open.slot == 0 {
+            return;
+        }
+        let slot = std::mem::take(&mut open.slot);
+        let (kind, data) = match open.commands.len() {
+            1 => (
+                EntryKind::Normal,
+                self.arena.intern(open.commands.pop().unwrap_or_default()),
+            ),
+            _ => {
+                // Within `max_batch_bytes`, which fits in memory.
+                let mut buf = BytesMut::with_capacity(open.bytes as usize);
+                for c in open.commands.drain(..) {
+                    put_framed(&mut buf, &c);
+                }
+                (EntryKind::Batch, buf.freeze())
+            }
+        };
+        open.bytes = 0;
+        ls.uncommitted_bytes += data.len() as u64;
+        let ballot = Some(ls.ballot);
+        self.log.write(Entry {
+            slot,
+            ballot,
+            kind: kind as i32,
+            data,
+        });
+        self.accept_prefix = slot;
     }
 
     pub(super) fn on_propose(&mut self, from: u64, entries: Vec<Entry>) -> Result<()> {
@@ -165,6 +255,10 @@ impl<S: Storage> Node<S> {
             return;
         }
         ls.pending_flush = false;
+        self.seal_batch();
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
         let announce = self.log.committed > ls.announced;
         ls.announced = self.log.committed;
         for i in 0..ls.progress.len() {

@@ -5,7 +5,7 @@
 //! simulator's probes both report through these, and only through these.
 
 use super::Checker;
-use paxos_core::proto::Ballot;
+use paxos_core::proto::{Ballot, BatchError, Position};
 use std::fmt::Display;
 
 impl Checker {
@@ -161,9 +161,17 @@ impl Checker {
 
     /// Rule P3 (a candidate takes only reported values, else a no-op): every
     /// command applied is one a client proposed.
-    pub(crate) fn applied_unproposed(&mut self, node: u64, slot: u64) {
+    pub(crate) fn applied_unproposed(&mut self, node: u64, position: Position) {
         self.record(format!(
-            "node {node} applied slot {slot} holding a value no client proposed"
+            "node {node} applied command {position} (slot.index), which no client proposed"
+        ));
+    }
+
+    /// Rule V1 (the core's edge checks what it takes in): a batch entry
+    /// handed out to apply frames its commands.
+    pub(crate) fn applied_malformed_batch(&mut self, node: u64, slot: u64, err: BatchError) {
+        self.record(format!(
+            "node {node} was handed slot {slot} to apply, a batch that does not decode: {err}"
         ));
     }
 

@@ -71,29 +71,32 @@ impl Sim {
             }
             return;
         }
-        if e.kind != EntryKind::Normal as i32 {
+        if e.kind == EntryKind::Noop as i32 {
             self.trace(|| format!("node {id} applies slot {} (no-op)", e.slot));
             return;
         }
-        let Some(cmd) = Command::decode(&e.data) else {
-            return;
-        };
-        let node = self.node(id);
-        let ret = node.kv.apply(&cmd);
-        let waiting = node.waiting.remove(&(cmd.client, cmd.seq));
-        self.trace(|| {
-            format!(
-                "node {id} applies slot {} c{}#{} {:?} -> {ret:?}",
-                e.slot, cmd.client, cmd.seq, cmd.op
-            )
-        });
-        if let (true, Some(ret)) = (waiting, ret) {
-            let reply = Reply::Done {
-                seq: cmd.seq,
-                slot: Some(e.slot),
-                ret,
+        // The checker saw a malformed batch above.
+        for c in e.commands().into_iter().flatten() {
+            let Some(cmd) = Command::decode(&c.data) else {
+                continue;
             };
-            self.send_to_client(cmd.client, reply);
+            let node = self.node(id);
+            let ret = node.kv.apply(&cmd);
+            let waiting = node.waiting.remove(&(cmd.client, cmd.seq));
+            self.trace(|| {
+                format!(
+                    "node {id} applies {} c{}#{} {:?} -> {ret:?}",
+                    c.position, cmd.client, cmd.seq, cmd.op
+                )
+            });
+            if let (true, Some(ret)) = (waiting, ret) {
+                let reply = Reply::Done {
+                    seq: cmd.seq,
+                    slot: Some(e.slot),
+                    ret,
+                };
+                self.send_to_client(cmd.client, reply);
+            }
         }
     }
 }
