@@ -97,6 +97,27 @@ impl Checker {
         self.chosen.len() as u64
     }
 
+    /// Chosen slots holding several commands (instance batching).
+    pub fn batched_count(&self) -> u64 {
+        let batch = paxos_core::proto::EntryKind::Batch as i32;
+        self.chosen.values().filter(|(v, _)| v.0 == batch).count() as u64
+    }
+
+    /// Whether the value chosen at `at.slot` holds `data` at `at.index`.
+    pub fn holds(&self, at: paxos_core::Position, data: &[u8]) -> bool {
+        let Some((kind, payload)) = self.chosen(at.slot) else {
+            return false;
+        };
+        let entry = Entry {
+            slot: at.slot,
+            ballot: None,
+            kind: *kind,
+            data: payload.clone(),
+        };
+        let mut commands = entry.commands().into_iter().flatten();
+        commands.any(|c| c.position == at && c.data == data)
+    }
+
     /// The value chosen in `slot`, if any.
     pub fn chosen(&self, slot: u64) -> Option<&Value> {
         self.chosen.get(&slot).map(|(v, _)| v)

@@ -29,6 +29,11 @@ pub struct HostMix {
     /// Mean ticks between host calls of `campaign()` at a random node
     /// (0: never).
     pub campaign_every: u64,
+    /// The most time units a proposal waits before the host takes the
+    /// node's next `Ready` (0: at once). Proposals arriving meanwhile share
+    /// a slot (instance batching, rule L5), until any other input closes
+    /// it.
+    pub propose_delay: u64,
 }
 
 impl HostMix {
@@ -39,6 +44,7 @@ impl HostMix {
             flush_delay: 0,
             torn_persist: false,
             campaign_every: 0,
+            propose_delay: 0,
         }
     }
 
@@ -54,6 +60,9 @@ impl HostMix {
         mix.torn_persist = rng.chance(0.5);
         if rng.chance(0.25) {
             mix.campaign_every = rng.pick(&[3, 10, 40]);
+        }
+        if rng.chance(0.5) {
+            mix.propose_delay = rng.pick(&[5, 30, 100, 250]);
         }
         mix
     }
@@ -139,6 +148,7 @@ mod tests {
     #[test]
     fn draws_cover_every_behaviour_and_the_kind_host() {
         let draws: Vec<HostMix> = (0..400).map(HostMix::draw).collect();
+        assert!(draws.iter().any(|m| m.propose_delay > 0));
         assert!(draws.iter().any(|m| *m == HostMix::kind()));
         assert!(draws.iter().any(|m| m.pipeline > 1 && m.torn_persist));
         assert!(draws.iter().any(|m| m.campaign_every > 0));

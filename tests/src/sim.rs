@@ -44,7 +44,8 @@ const LIN_BUDGET: u64 = 2_000_000;
 enum Reply {
     Done {
         seq: u64,
-        slot: Option<u64>,
+        /// Where the command was applied (none for a read).
+        at: Option<paxos_core::Position>,
         ret: Ret,
     },
     NotLeader(Option<u64>),
@@ -71,6 +72,8 @@ enum Ev {
     Reconfig,
     /// The host persists the Readys it took from this node.
     Flush(u64),
+    /// The host takes the Readys of a node it let proposals gather at.
+    Drive(u64),
     HostCampaign,
     /// A garbage peer sends one message.
     Garbage,
@@ -135,6 +138,8 @@ struct SimNode {
     inflight: VecDeque<Ready>,
     /// A flush of `inflight` is scheduled.
     flush_scheduled: bool,
+    /// The host holds proposals: a `Drive` is scheduled.
+    drive_scheduled: bool,
 }
 
 #[derive(Debug)]
@@ -184,8 +189,8 @@ pub struct Sim {
     election_ticks: u64,
     logger: slog::Logger,
     done: bool,
-    /// Every acknowledged command and the slot it was applied at.
-    acked: Vec<(u64, bytes::Bytes)>,
+    /// Every acknowledged command and the position it was applied at.
+    acked: Vec<(paxos_core::Position, bytes::Bytes)>,
     /// The highest slot any node has applied.
     max_applied: u64,
     /// Reads asked so far (each attempt gets its own context).
@@ -333,6 +338,7 @@ impl Sim {
                 boot_conf: None,
                 inflight: VecDeque::new(),
                 flush_scheduled: false,
+                drive_scheduled: false,
             });
             sim.start(id);
             let first = sim.rng.range_inclusive(1, tick_period);
@@ -562,6 +568,10 @@ impl Sim {
                 if self.node(id).raw.is_some() {
                     self.flush(id);
                 }
+            }
+            Ev::Drive(id) => {
+                self.node(id).drive_scheduled = false;
+                self.drive(id);
             }
             Ev::HostCampaign => self.host_campaign(),
             Ev::Garbage => self.garbage(),

@@ -3,6 +3,7 @@
 
 use paxos_core::PlantedBug;
 use paxos_sim::disk::Disk;
+use paxos_sim::host::HostMix;
 use paxos_sim::{run, Fault, FaultMix, Schedule, SimOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, RngSeed, TestCaseError, TestRunner};
@@ -64,6 +65,12 @@ fn check_with(
         bug,
         // Only the scripted faults: no sync fails.
         disk: Some(Disk::healthy()),
+        // Each proposal's Ready at once: the schedule alone decides when a
+        // slot closes, so removing one fault changes one thing.
+        host: Some(HostMix {
+            propose_delay: 0,
+            ..HostMix::draw(seed)
+        }),
         ..SimOptions::default()
     };
     let out = run(opts.clone());

@@ -166,6 +166,7 @@ fn sweep(args: &Args, a: u64, b: u64) -> ExitCode {
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let (mut steps, mut decided, mut violations, mut undecided) = (0u64, 0u64, 0usize, 0usize);
+    let mut batched = 0u64;
     let mut failing = Vec::new();
     // Every seed's trace hash folded in seed order: one number for the sweep.
     let mut sweep_hash = TraceHash::default();
@@ -175,6 +176,7 @@ fn sweep(args: &Args, a: u64, b: u64) -> ExitCode {
         sweep_hash.mix(&[seed, out.trace_hash]);
         steps += out.steps;
         decided += out.decided;
+        batched += out.batched;
         undecided += out.undecided_keys.len();
         if !out.violations.is_empty() {
             violations += out.violations.len();
@@ -201,7 +203,7 @@ fn sweep(args: &Args, a: u64, b: u64) -> ExitCode {
         (b - a) as f64 / secs
     );
     say!(
-        "seeds={} steps={steps} decided={decided} violations={violations} trace_hash={:016x}",
+        "seeds={} steps={steps} decided={decided} batched={batched} violations={violations} trace_hash={:016x}",
         b - a,
         sweep_hash.value()
     );

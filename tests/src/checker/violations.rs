@@ -127,8 +127,8 @@ impl Checker {
 
     /// Rule L1: a chosen slot stays chosen; an acknowledged command is never
     /// lost from its slot.
-    pub(crate) fn acknowledged_lost(&mut self, slot: u64) {
-        self.record(format!("acknowledged command at slot {slot} lost"));
+    pub(crate) fn acknowledged_lost(&mut self, at: Position) {
+        self.record(format!("acknowledged command at {at} (slot.index) lost"));
     }
 
     // ------------------------------------------------------------ learning

@@ -92,7 +92,7 @@ impl Sim {
             if let (true, Some(ret)) = (waiting, ret) {
                 let reply = Reply::Done {
                     seq: cmd.seq,
-                    slot: Some(e.slot),
+                    at: Some(c.position),
                     ret,
                 };
                 self.send_to_client(cmd.client, reply);

@@ -33,7 +33,21 @@ impl Sim {
         if let Some(reply) = reply {
             self.send_to_client(cmd.client, reply);
         }
-        self.drive(id);
+        self.drive_after_proposal(id);
+    }
+
+    /// A host that lets proposals gather takes the node's `Ready` a while
+    /// later, so those arriving meanwhile share a slot; otherwise at once.
+    fn drive_after_proposal(&mut self, id: u64) {
+        let delay = self.host.propose_delay;
+        if delay == 0 {
+            return self.drive(id);
+        }
+        if !self.node(id).drive_scheduled {
+            self.node(id).drive_scheduled = true;
+            let at = self.now + self.host_rng.range_inclusive(1, delay);
+            self.schedule(at, Ev::Drive(id));
+        }
     }
 
     pub(super) fn arrive_read(&mut self, id: u64, cmd: Command) {
@@ -88,14 +102,7 @@ impl Sim {
             self.trace(|| {
                 format!("node {id} serves read c{client}#{seq} at index {index} -> {ret:?}")
             });
-            self.send_to_client(
-                client,
-                Reply::Done {
-                    seq,
-                    slot: None,
-                    ret,
-                },
-            );
+            self.send_to_client(client, Reply::Done { seq, at: None, ret });
         }
     }
 
@@ -188,10 +195,10 @@ impl Sim {
             return;
         };
         match reply {
-            Reply::Done { seq, slot, ret } if seq == p.cmd.seq => {
+            Reply::Done { seq, at, ret } if seq == p.cmd.seq => {
                 self.history.complete(p.hist, now, ret);
-                if let Some(slot) = slot {
-                    self.acked.push((slot, p.cmd.encode()));
+                if let Some(at) = at {
+                    self.acked.push((at, p.cmd.encode()));
                 }
                 self.hash.mix(&[now, TRACE_CLIENT_DONE, c, seq]);
                 cl.pending = None;

@@ -81,6 +81,8 @@ pub struct Outcome {
     pub events: u64,
     /// Slots chosen.
     pub decided: u64,
+    /// Of those, slots holding several commands (instance batching).
+    pub batched: u64,
     /// Client operations invoked / completed.
     pub ops: (usize, usize),
     /// Leaderships won.
@@ -115,10 +117,11 @@ impl Outcome {
     /// The closing line of a run.
     pub fn summary_line(&self) -> String {
         format!(
-            "seed={} steps={} decided={} violations={} trace_hash={:016x}",
+            "seed={} steps={} decided={} batched={} violations={} trace_hash={:016x}",
             self.seed,
             self.steps,
             self.decided,
+            self.batched,
             self.violations.len(),
             self.trace_hash
         )

@@ -88,13 +88,13 @@ impl Sim {
             })
             .min()
             .unwrap_or(0);
-        for (slot, data) in &self.acked {
-            let held = self.checker.chosen(*slot).is_some_and(|(_, v)| v == data);
+        for (at, data) in &self.acked {
+            let held = self.checker.holds(*at, data);
             if !held {
-                self.checker.acknowledged_lost(*slot);
+                self.checker.acknowledged_lost(*at);
             }
-            if self.done && applied_min < *slot {
-                self.checker.acknowledged_not_applied(*slot);
+            if self.done && applied_min < at.slot {
+                self.checker.acknowledged_not_applied(at.slot);
             }
         }
         let mut undecided_keys = Vec::new();
@@ -117,6 +117,7 @@ impl Sim {
             steps: self.now / TICK,
             events: self.events,
             decided: self.checker.chosen_count(),
+            batched: self.checker.batched_count(),
             ops: (self.history.len(), completed),
             elections: self.checker.leadership_count(),
             snapshots_installed: self.checker.installs,
