@@ -20,9 +20,7 @@
 use crate::api::{hex, StatusJson};
 use crate::config::{Directory, Member};
 use crate::metrics::Metrics;
-use crate::state::{
-    Batch, Command, Lookup, MemberAddress, Op, Outcome, SnapshotError, StateMachine,
-};
+use crate::state::{Command, Lookup, MemberAddress, Op, Outcome, SnapshotError, StateMachine};
 use crate::storage::{Compaction, ReadyWrite, RedbStorage, StoreError};
 use crate::transport::Outbox;
 use bytes::Bytes;
@@ -58,11 +56,6 @@ pub(crate) const CLIENT_WAIT: Duration = Duration::from_secs(5);
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Most clients waiting at once; more are refused as overload.
 const MAX_WAITING: usize = 64 * 1024;
-/// A turn's writes are proposed as one entry of at most this many bytes (or
-/// one command, if larger) or commands: big enough to make a slot's costs
-/// negligible per command, small enough to stay well inside one message.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
-const MAX_BATCH_COMMANDS: usize = 1024;
 /// Every Ready stores its blocks, which carry the commands; the KV and
 /// session tables are brought up to date (a checkpoint) once this many
 /// keys and sessions changed, or this many commands ran, since the last
@@ -177,13 +170,12 @@ struct Waiter {
     since: Instant,
 }
 
-/// The writes of one turn, proposed together as a [`Batch`].
+/// The writes of one turn, proposed back to back at its end.
 #[derive(Default)]
 struct WriteBatch {
     commands: Vec<Bytes>,
     /// Each command's session and who waits for it, in the same order.
     waiters: Vec<((u64, u64), Waiter)>,
-    bytes: usize,
 }
 
 struct ReadWaiter {

@@ -46,32 +46,27 @@ impl Command {
     }
 }
 
-/// What a normal entry carries: every write the leader's driver took in
-/// one turn, proposed together. One slot, one log row and one block per
-/// batch rather than per command: the per-slot costs (the protocol's
-/// bookkeeping, a row and a block written per sync) are paid once.
-#[derive(Clone, PartialEq, Eq, Message)]
-pub struct Batch {
-    /// The encoded [`Command`]s, in the order they apply.
-    #[prost(bytes = "bytes", repeated, tag = "1")]
-    pub commands: Vec<Bytes>,
+/// The commands a decided entry carries, in the order they apply: the
+/// library batches the writes proposed between two of its `Ready`s into one
+/// slot (one log row and one block per slot, not per command), and hands
+/// each out again. A batch that does not decode (a faulty store; the core
+/// refuses one from a peer) is kept whole as one command, which applies as
+/// [`Outcome::Invalid`]: it is recorded, never dropped.
+pub fn commands_of(entry: &Entry) -> Vec<Bytes> {
+    match entry.commands() {
+        Ok(commands) => commands.map(|c| c.data).collect(),
+        Err(_) => vec![entry.data.clone()],
+    }
 }
 
-impl Batch {
-    /// The entry data carrying `commands`.
-    pub fn encode_commands(commands: Vec<Bytes>) -> Bytes {
-        Bytes::from(Batch { commands }.encode_to_vec())
+/// The entry data carrying `commands`, as the library frames a batch
+/// (one command is carried as itself, in a normal entry).
+pub fn batch_data(commands: &[Bytes]) -> Bytes {
+    let mut buf = bytes::BytesMut::new();
+    for c in commands {
+        paxos_core::proto::put_framed(&mut buf, c);
     }
-
-    /// The commands a normal entry's data carries. Data that is not a
-    /// batch (a malformed proposal) is kept whole as one command, which
-    /// applies as [`Outcome::Invalid`]: it is recorded, never dropped.
-    pub fn commands_of(data: &Bytes) -> Vec<Bytes> {
-        match Batch::decode(data.clone()) {
-            Ok(batch) => batch.commands,
-            Err(_) => vec![data.clone()],
-        }
-    }
+    buf.freeze()
 }
 
 impl Op {
@@ -182,14 +177,14 @@ impl Block {
         Bytes::copy_from_slice(&Sha256::digest(unsealed.encode_to_vec()))
     }
 
-    /// The decided entry this block records: its commands re-batched apply
+    /// The decided entry this block records: its commands re-framed apply
     /// exactly as the entry's did. (A membership change's block keeps no
     /// data: its effect is stored apart from the chain.)
     fn to_entry(&self) -> Entry {
-        let data = if self.kind == EntryKind::Normal as i32 {
-            Batch::encode_commands(self.commands.clone())
-        } else {
-            Bytes::new()
+        let data = match EntryKind::try_from(self.kind) {
+            Ok(EntryKind::Normal) => self.commands.first().cloned().unwrap_or_default(),
+            Ok(EntryKind::Batch) => batch_data(&self.commands),
+            _ => Bytes::new(),
         };
         Entry {
             slot: self.slot,
@@ -643,11 +638,7 @@ impl StateMachine {
             self.applied + 1,
             "decided entries apply in slot order"
         );
-        let commands = if entry.kind == EntryKind::Normal as i32 {
-            Batch::commands_of(&entry.data)
-        } else {
-            Vec::new()
-        };
+        let commands = commands_of(entry);
         if let Some(Ok(cc)) = entry.conf_change() {
             self.apply_conf_change(entry.slot, cc);
         }
@@ -740,9 +731,9 @@ impl StateMachine {
 mod tests {
     use super::*;
 
-    /// An entry's data carrying one command.
+    /// A normal entry's data: one command.
     fn cmd(client: u64, seq: u64, op: Op) -> Bytes {
-        Batch::encode_commands(vec![Command::encode_op(client, seq, op)])
+        Command::encode_op(client, seq, op)
     }
 
     fn normal(slot: u64, data: Bytes) -> Entry {
@@ -789,7 +780,7 @@ mod tests {
     #[test]
     fn a_batch_applies_in_order_as_one_block_and_replays_alike() {
         let mut sm = StateMachine::default();
-        let batch = Batch::encode_commands(vec![
+        let batch = batch_data(&[
             Command::encode_op(1, 1, put("x", "1")),
             Command::encode_op(2, 1, put("y", "2")),
             // A retry inside the same batch gets the first outcome back.
@@ -797,7 +788,10 @@ mod tests {
             Bytes::from_static(b"\xff\xff garbage"),
             Command::encode_op(1, 2, Op::Get("x".into())),
         ]);
-        let outs = sm.apply(&normal(1, batch));
+        let outs = sm.apply(&Entry {
+            kind: EntryKind::Batch as i32,
+            ..normal(1, batch)
+        });
         assert_eq!(
             outs,
             vec![
@@ -816,8 +810,11 @@ mod tests {
         );
         assert_eq!(sm.unsaved_blocks()[0].commands.len(), 5);
         verify_chain(sm.unsaved_blocks(), &sm).expect("the chain replays to the same state");
-        // Data that is no batch at all is recorded whole and changes nothing.
-        let outs = sm.apply(&normal(2, Bytes::from_static(b"\xff\xff")));
+        // A batch that does not decode is recorded whole and changes nothing.
+        let outs = sm.apply(&Entry {
+            kind: EntryKind::Batch as i32,
+            ..normal(2, Bytes::from_static(b"\xff\xff"))
+        });
         assert_eq!(outs, vec![(0, 0, Outcome::Invalid)]);
         assert_eq!(sm.unsaved_blocks()[1].commands.len(), 1);
         verify_chain(sm.unsaved_blocks(), &sm).expect("still replays");

@@ -58,6 +58,11 @@ const STATE_APPLIED: &str = "state_applied";
 const COMPACTED: &str = "compacted";
 /// The latest snapshot (encoded `Snapshot`), covering the compacted prefix.
 const SNAPSHOT: &str = "snapshot";
+/// How entries carry commands: [`ENTRY_FORMAT`] since the library batches
+/// commands into slots itself; absent in stores of earlier kvnodes, whose
+/// normal entries held a batch encoding of kvnode's own.
+const FORMAT: &str = "entry_format";
+const ENTRY_FORMAT: &[u8] = b"library-batches";
 /// The membership after the applied slot (the persisted `conf_state` is the
 /// one after the committed slot, which may be ahead).
 const SM_CONF_STATE: &str = "sm_conf_state";
@@ -203,6 +208,39 @@ fn refuse_legacy_sessions(db: &Database) -> Result<(), String> {
     Ok(())
 }
 
+/// Marks a new store with the entry format, and refuses one an earlier
+/// kvnode wrote: its entries would apply as garbage here, and two
+/// replicas must never read one history two ways. The file is left as it
+/// is (the transaction is not committed).
+fn check_format(txn: &redb::WriteTransaction) -> Result<(), String> {
+    let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+    let held = meta.get(FORMAT).map_err(|e| e.to_string())?;
+    match held.map(|v| v.value().to_vec()) {
+        Some(f) if f == ENTRY_FORMAT => Ok(()),
+        Some(f) => Err(format!(
+            "its entries are in format {:?}, which this kvnode does not read",
+            String::from_utf8_lossy(&f)
+        )),
+        None => {
+            let entries = txn.open_table(ENTRIES).map_err(|e| e.to_string())?;
+            let chain = txn.open_table(CHAIN).map_err(|e| e.to_string())?;
+            let empty = entries.is_empty().map_err(|e| e.to_string())?
+                && chain.is_empty().map_err(|e| e.to_string())?
+                && meta.get(SNAPSHOT).map_err(|e| e.to_string())?.is_none();
+            if !empty {
+                return Err("it was written by an earlier kvnode, whose entries carry \
+                    commands in a format this version does not read; serve it with the \
+                    kvnode that wrote it, or start this member from an empty data \
+                    directory and let it catch up from the others"
+                    .into());
+            }
+            meta.insert(FORMAT, ENTRY_FORMAT)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    }
+}
+
 fn slot_of(snapshot: &Snapshot) -> u64 {
     snapshot.metadata.as_ref().map_or(0, |m| m.slot)
 }
@@ -289,6 +327,7 @@ impl RedbStorage {
         txn.open_table(CLIENTS)
             .map_err(|e| open_err(e.to_string()))?;
         txn.open_table(CHAIN).map_err(|e| open_err(e.to_string()))?;
+        check_format(&txn).map_err(open_err)?;
         txn.commit().map_err(|e| open_err(e.to_string()))?;
         refuse_legacy_sessions(&db).map_err(open_err)?;
         Ok(RedbStorage { db: Arc::new(db) })

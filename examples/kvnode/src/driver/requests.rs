@@ -1,5 +1,6 @@
-//! Client requests at the driver: writes batched into one proposal per
-//! turn, linearizable reads through `read_index`, membership changes, and
+//! Client requests at the driver: writes proposed back to back at the end
+//! of each turn (so the library batches them into one slot), linearizable
+//! reads through `read_index`, membership changes, and
 //! the answers once applied (or refused, with the leader to try).
 
 use super::*;
@@ -86,50 +87,35 @@ impl Driver {
             (self.own_client, self.next_seq - 1)
         });
         let data = Command::encode_op(client, seq, op);
-        // A batch stays within the bound unless one command alone exceeds it.
-        if self.write_batch.bytes + data.len() > MAX_BATCH_BYTES {
-            self.propose_writes();
-        }
-        self.write_batch.bytes += data.len();
         self.write_batch.commands.push(data);
         self.write_batch.waiters.push(((client, seq), waiter));
-        if self.write_batch.commands.len() >= MAX_BATCH_COMMANDS {
-            self.propose_writes();
-        }
     }
 
-    /// Proposes every write of this turn as one entry (see [`Batch`]).
+    /// Proposes every write of this turn, back to back: nothing reaches the
+    /// node in between, so the library puts them into as few slots as its
+    /// batch limits allow (`Config::max_batch_commands`, `max_batch_bytes`).
     pub(super) fn propose_writes(&mut self) {
         if self.write_batch.commands.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.write_batch);
-        let count = batch.commands.len() as u64;
-        match self.node.propose(Batch::encode_commands(batch.commands)) {
-            Ok(Proposed::At(_)) => {
-                self.metrics.proposals.fetch_add(count, Relaxed);
-                for (session, waiter) in batch.waiters {
+        let mut batch = std::mem::take(&mut self.write_batch);
+        for (data, (session, waiter)) in batch.commands.drain(..).zip(batch.waiters.drain(..)) {
+            match self.node.propose(data) {
+                Ok(Proposed::At(_)) => {
+                    self.metrics.proposals.fetch_add(1, Relaxed);
                     self.writes.entry(session).or_default().push(waiter);
                 }
-            }
-            Ok(Proposed::Forwarded(leader)) => {
                 // Not configured; a forwarded proposal has no slot to wait on.
-                for (_, waiter) in batch.waiters {
-                    self.refuse(waiter, Some(leader));
-                }
-            }
-            Err(CoreError::NotLeader { leader }) => {
-                for (_, waiter) in batch.waiters {
-                    self.refuse(waiter, leader);
-                }
-            }
-            Err(e) => {
-                self.metrics.proposals_refused.fetch_add(count, Relaxed);
-                for (_, waiter) in batch.waiters {
+                Ok(Proposed::Forwarded(leader)) => self.refuse(waiter, Some(leader)),
+                Err(CoreError::NotLeader { leader }) => self.refuse(waiter, leader),
+                Err(e) => {
+                    self.metrics.proposals_refused.fetch_add(1, Relaxed);
                     let _ = waiter.tx.send(unavailable(&e));
                 }
             }
         }
+        // The vectors keep their capacity for the next turn.
+        self.write_batch = batch;
     }
 
     pub(super) fn member(
