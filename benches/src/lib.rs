@@ -192,9 +192,9 @@ impl Cluster {
                 self.queue.extend(rd.drain_persisted_messages());
                 for e in rd.committed_entries() {
                     // One command, several batched into the slot, or none.
-                    let commands = e.commands().expect("the cluster frames its batches");
-                    for c in commands {
-                        self.applied[i].apply(i as u64 + 1, &c.data);
+                    let commands = e.command_slices().expect("the cluster frames its batches");
+                    for (_, data) in commands {
+                        self.applied[i].apply(i as u64 + 1, data);
                     }
                 }
                 node.advance(rd);

@@ -11,7 +11,7 @@
 //! payload is copied.
 
 use crate::{Entry, EntryKind};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use std::fmt;
 
 /// Where a command sits in the log: its slot, and its index among the
@@ -69,65 +69,141 @@ pub struct Command {
     pub data: Bytes,
 }
 
-/// The commands of one entry, in proposal order. Made by
-/// [`Entry::commands`], which checks the framing first, so iterating
-/// cannot fail.
+/// Where an iteration over an entry's commands stands.
 #[derive(Clone, Debug)]
-pub struct Commands {
-    /// What is left to hand out: framed commands of a batch, or the one
-    /// command of a normal entry.
-    rest: Bytes,
+struct Cursor {
+    /// The next command's first byte (its length prefix, in a batch).
+    offset: usize,
     framed: bool,
     slot: u64,
     next: u32,
     count: u32,
 }
 
-impl Iterator for Commands {
-    type Item = Command;
-
-    fn next(&mut self) -> Option<Command> {
+impl Cursor {
+    /// The next command's position and byte range within `data`, the
+    /// entry's payload, which `frames` checked.
+    #[inline]
+    fn step(&mut self, data: &[u8]) -> Option<(Position, std::ops::Range<usize>)> {
         if self.next >= self.count {
             return None;
         }
-        let data = if self.framed {
-            // Checked by `frames`: every prefix decodes and fits.
-            let len = prost::encoding::decode_varint(&mut self.rest).ok()?;
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|&l| l <= self.rest.len())?;
-            self.rest.split_to(len)
+        let range = if self.framed {
+            let (len, prefix) = read_len(data.get(self.offset..)?)?;
+            let start = self.offset + prefix;
+            let end = start.checked_add(len).filter(|&e| e <= data.len())?;
+            self.offset = end;
+            start..end
         } else {
-            std::mem::take(&mut self.rest)
+            0..data.len()
         };
         let position = Position {
             slot: self.slot,
             index: self.next,
         };
         self.next += 1;
-        Some(Command { position, data })
+        Some((position, range))
+    }
+
+    fn left(&self) -> usize {
+        (self.count - self.next) as usize
+    }
+}
+
+/// The commands of one entry, in proposal order, each a [`Bytes`] slice of
+/// the entry's payload. Made by [`Entry::commands`], which checks the
+/// framing first, so iterating cannot fail.
+#[derive(Clone, Debug)]
+pub struct Commands {
+    data: Bytes,
+    cursor: Cursor,
+}
+
+impl Iterator for Commands {
+    type Item = Command;
+
+    fn next(&mut self) -> Option<Command> {
+        let (position, range) = self.cursor.step(&self.data)?;
+        Some(Command {
+            position,
+            data: self.data.slice(range),
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = (self.count - self.next) as usize;
-        (left, Some(left))
+        (self.cursor.left(), Some(self.cursor.left()))
     }
 }
 
 impl ExactSizeIterator for Commands {}
 
+/// The commands of one entry, in proposal order, borrowed: for an
+/// application that reads each command in place and keeps none (no
+/// reference count is touched). Made by [`Entry::command_slices`].
+#[derive(Clone, Debug)]
+pub struct CommandSlices<'a> {
+    data: &'a [u8],
+    cursor: Cursor,
+}
+
+impl<'a> Iterator for CommandSlices<'a> {
+    type Item = (Position, &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<(Position, &'a [u8])> {
+        let (position, range) = self.cursor.step(self.data)?;
+        Some((position, self.data.get(range)?))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.cursor.left(), Some(self.cursor.left()))
+    }
+}
+
+impl ExactSizeIterator for CommandSlices<'_> {}
+
+/// Reads a command's length prefix, a protobuf varint: the length and the
+/// bytes the prefix took. `None` for a prefix that runs past the data or
+/// past ten bytes, or whose tenth byte would overflow 64 bits (as prost
+/// refuses it). Lengths below 16 KiB take one or two bytes: those first.
+#[inline]
+fn read_len(data: &[u8]) -> Option<(usize, usize)> {
+    match *data {
+        [b0, ..] if b0 < 0x80 => Some((usize::from(b0), 1)),
+        [b0, b1, ..] if b1 < 0x80 => Some((usize::from(b0 & 0x7f) | usize::from(b1) << 7, 2)),
+        _ => read_long_len(data),
+    }
+}
+
+/// `read_len` for prefixes of three bytes or more.
+#[cold]
+fn read_long_len(data: &[u8]) -> Option<(usize, usize)> {
+    let mut value: u64 = 0;
+    for (i, &b) in data.iter().take(10).enumerate() {
+        if i == 9 && b > 1 {
+            return None;
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return usize::try_from(value).ok().map(|v| (v, i + 1));
+        }
+    }
+    None
+}
+
 /// Counts the commands of a framed payload, checking that each length
 /// prefix decodes and fits.
 fn frames(mut data: &[u8]) -> Result<u32, BatchError> {
     let mut count: u32 = 0;
-    while data.has_remaining() {
+    while !data.is_empty() {
         let truncated = BatchError::Truncated { index: count };
-        let len = prost::encoding::decode_varint(&mut data).map_err(|_| truncated)?;
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= data.len())
-            .ok_or(truncated)?;
-        data.advance(len);
+        let (len, prefix) = read_len(data).ok_or(truncated)?;
+        // The prefix is within `data`: `read_len` read it there.
+        let rest = &data[prefix..];
+        if len > rest.len() {
+            return Err(truncated);
+        }
+        data = &rest[len..];
         count = count.checked_add(1).ok_or(BatchError::TooMany)?;
     }
     match count {
@@ -142,13 +218,29 @@ impl Entry {
     /// none for a no-op or a membership change. Fails only for a batch
     /// whose payload does not frame its commands.
     pub fn commands(&self) -> Result<Commands, BatchError> {
+        Ok(Commands {
+            data: self.data.clone(),
+            cursor: self.cursor()?,
+        })
+    }
+
+    /// [`Entry::commands`], borrowed from the entry: each command as a
+    /// byte slice of its payload.
+    pub fn command_slices(&self) -> Result<CommandSlices<'_>, BatchError> {
+        Ok(CommandSlices {
+            data: &self.data,
+            cursor: self.cursor()?,
+        })
+    }
+
+    fn cursor(&self) -> Result<Cursor, BatchError> {
         let (framed, count) = match EntryKind::try_from(self.kind) {
             Ok(EntryKind::Normal) => (false, 1),
             Ok(EntryKind::Batch) => (true, frames(&self.data)?),
             Ok(EntryKind::Noop | EntryKind::ConfChange) | Err(_) => (false, 0),
         };
-        Ok(Commands {
-            rest: self.data.clone(),
+        Ok(Cursor {
+            offset: 0,
             framed,
             slot: self.slot,
             next: 0,
@@ -172,7 +264,7 @@ pub fn framed_len(command_len: usize) -> usize {
 }
 
 /// Appends one command to a batch payload being built.
-pub fn put_framed(buf: &mut BytesMut, command: &[u8]) {
+pub fn put_framed(buf: &mut impl BufMut, command: &[u8]) {
     prost::encoding::encode_varint(command.len() as u64, buf);
     buf.put_slice(command);
 }
@@ -180,6 +272,7 @@ pub fn put_framed(buf: &mut BytesMut, command: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     fn batch(commands: &[&[u8]]) -> Entry {
         let mut buf = BytesMut::new();
@@ -208,6 +301,10 @@ mod tests {
         let at = commands[2].data.as_ptr() as usize;
         assert!(at > base && at < base + e.data.len());
         assert_eq!(e.commands().expect("framed").len(), 4);
+        let slices: Vec<(Position, &[u8])> = e.command_slices().expect("framed").collect();
+        let owned: Vec<(Position, &[u8])> =
+            commands.iter().map(|c| (c.position, &c.data[..])).collect();
+        assert_eq!(slices, owned, "borrowed and owned agree");
         assert_eq!(
             e.data.len(),
             [1, 0, 300, 3].iter().map(|&l| framed_len(l)).sum::<usize>()
@@ -253,5 +350,19 @@ mod tests {
         assert_eq!(e.check_batch(), Err(BatchError::Truncated { index: 0 }));
         e.data = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
         assert_eq!(e.check_batch(), Err(BatchError::Truncated { index: 0 }));
+        // A tenth byte past 64 bits, which would wrap to a small length.
+        e.data = Bytes::from_static(&[0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02]);
+        assert_eq!(e.check_batch(), Err(BatchError::Truncated { index: 0 }));
+    }
+
+    #[test]
+    fn length_prefixes_read_as_prost_writes_them() {
+        for len in [0u64, 1, 127, 128, 300, 16_383, 16_384, 1 << 35, u64::MAX] {
+            let mut buf = Vec::new();
+            prost::encoding::encode_varint(len, &mut buf);
+            let want = usize::try_from(len).ok().map(|l| (l, buf.len()));
+            assert_eq!(read_len(&buf), want, "{len}");
+            assert_eq!(read_len(&buf[..buf.len() - 1]), None, "{len} cut short");
+        }
     }
 }

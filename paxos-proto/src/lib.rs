@@ -12,7 +12,7 @@ mod batch;
 mod display;
 mod quorums;
 
-pub use batch::{framed_len, put_framed, BatchError, Command, Commands, Position};
+pub use batch::{framed_len, put_framed, BatchError, Command, CommandSlices, Commands, Position};
 pub use quorums::Quorums;
 
 #[allow(missing_docs)]

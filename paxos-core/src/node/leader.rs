@@ -8,7 +8,7 @@ use super::{malformed, Node, Role};
 use crate::errors::{DropReason, Error, Result, StorageError};
 use crate::progress::{quorum_value, Progress, ProgressState};
 use crate::storage::Storage;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use paxos_proto::{
     framed_len, put_framed, Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat,
     Position, Propose,
@@ -126,18 +126,14 @@ impl<S: Storage> Node<S> {
             };
         };
         let size = data.len() as u64;
-        if ls.transfer.is_some() {
-            return Err(Error::ProposalDropped(DropReason::TransferInProgress));
-        }
-        // Rule L3: nothing past an undecided membership change.
-        if self.log.next_conf_slot().is_some() && !planted!(self.cfg, ProposePastConfChange) {
-            return Err(Error::ProposalDropped(DropReason::ConfChangePending));
-        }
         if size > self.cfg.max_inflight_bytes {
             return Err(Error::ProposalDropped(DropReason::EntryTooLarge));
         }
         let framed = framed_len(data.len()) as u64;
         let open = &mut ls.open;
+        // Joining the slot being filled: only proposals reached the node
+        // since it opened (rule L5), so what its first command was checked
+        // against (a transfer, rule L3, the window) still holds.
         if kind == EntryKind::Normal
             && open.slot != 0
             && open.commands.len() < self.cfg.max_batch_commands as usize
@@ -155,9 +151,19 @@ impl<S: Storage> Node<S> {
                 index,
             }));
         }
+        if ls.transfer.is_some() {
+            return Err(Error::ProposalDropped(DropReason::TransferInProgress));
+        }
+        // Rule L3: nothing past an undecided membership change.
+        if self.log.next_conf_slot().is_some() && !planted!(self.cfg, ProposePastConfChange) {
+            return Err(Error::ProposalDropped(DropReason::ConfChangePending));
+        }
         self.seal_batch();
+        // Sealing keeps the role.
         let Role::Leader(ls) = &mut self.role else {
-            unreachable!("sealing keeps the role");
+            return Err(Error::NotLeader {
+                leader: self.leader,
+            });
         };
         if self.log.last() - self.log.committed >= self.cfg.max_inflight_slots {
             return Err(Error::ProposalDropped(DropReason::TooManyInflightSlots));
@@ -204,12 +210,14 @@ impl<S: Storage> Node<S> {
                 self.arena.intern(open.commands.pop().unwrap_or_default()),
             ),
             _ => {
-                // Within `max_batch_bytes`, which fits in memory.
-                let mut buf = BytesMut::with_capacity(open.bytes as usize);
+                // Within `max_batch_bytes`, which fits in memory. A plain
+                // vector filled to its capacity: one allocation, and the
+                // `Bytes` made of it takes it over without copying.
+                let mut buf = Vec::with_capacity(open.bytes as usize);
                 for c in open.commands.drain(..) {
                     put_framed(&mut buf, &c);
                 }
-                (EntryKind::Batch, buf.freeze())
+                (EntryKind::Batch, Bytes::from(buf))
             }
         };
         open.bytes = 0;
