@@ -198,8 +198,8 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1_000)]
     log_tail: u64,
     /// MiB of the store's pages cached in memory (the rest is read from
-    /// the file when needed).
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    /// the file when needed). Raise it when the hot keys outgrow it.
+    #[arg(long, default_value_t = (crate::storage::DEFAULT_CACHE_BYTES >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     cache_mb: u64,
     /// Join a running cluster as a new, empty node: it starts as a learner
     /// (--peers lists the current members and this node); add it with

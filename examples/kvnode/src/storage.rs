@@ -29,8 +29,11 @@ use std::sync::Arc;
 
 /// Page cache of a store opened with [`RedbStorage::open`]: the pages a
 /// Ready rewrites (the log's tail, the chain's tail, the hot KV leaves) stay
-/// cached, while memory stays bounded however large the file grows.
-pub const DEFAULT_CACHE_BYTES: usize = 128 << 20;
+/// cached, while memory stays bounded however large the file grows. 16 MiB
+/// holds those with room to spare (10,000 keys of 128 B take about 2 MiB):
+/// measured with 256 clients putting, a member's resident memory was
+/// 61-70 MB with 16 MiB and 161-170 MB with 128 MiB, at the same rate.
+pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
 
 mod reads;
 pub use reads::{ChainPage, StateDigest};
