@@ -81,8 +81,10 @@ pub(crate) struct Api {
 /// How often a request waiting for a leader looks again.
 const LEADER_POLL: Duration = Duration::from_millis(5);
 
-/// The API's routes.
+/// The API's routes. Every request gets the state by one reference count
+/// (cloning `Api` itself would copy the admin token and bump each handle).
 pub(crate) fn router(api: Api) -> Router {
+    let api = Arc::new(api);
     Router::new()
         .route("/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/kv/{key}/cas", post(cas_key))
@@ -463,7 +465,7 @@ impl Api {
 }
 
 async fn put_key(
-    State(api): State<Api>,
+    State(api): State<Arc<Api>>,
     uri: Uri,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<KvQuery>, QueryRejection>,
@@ -484,7 +486,7 @@ async fn put_key(
 }
 
 async fn delete_key(
-    State(api): State<Api>,
+    State(api): State<Arc<Api>>,
     uri: Uri,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<KvQuery>, QueryRejection>,
@@ -503,7 +505,7 @@ async fn delete_key(
 }
 
 async fn cas_key(
-    State(api): State<Api>,
+    State(api): State<Arc<Api>>,
     uri: Uri,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<KvQuery>, QueryRejection>,
@@ -529,7 +531,7 @@ async fn cas_key(
 }
 
 async fn get_key(
-    State(api): State<Api>,
+    State(api): State<Arc<Api>>,
     uri: Uri,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<KvQuery>, QueryRejection>,
@@ -552,7 +554,7 @@ async fn get_key(
     }
 }
 
-async fn status(State(api): State<Api>) -> Json<StatusJson> {
+async fn status(State(api): State<Arc<Api>>) -> Json<StatusJson> {
     let mut view = match api.view.lock() {
         Ok(v) => v.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
@@ -569,7 +571,7 @@ struct ChainQuery {
 }
 
 async fn chain(
-    State(api): State<Api>,
+    State(api): State<Arc<Api>>,
     query: Result<Query<ChainQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = query?;
@@ -589,7 +591,7 @@ async fn chain(
     .into_response())
 }
 
-async fn digest(State(api): State<Api>) -> ApiResult {
+async fn digest(State(api): State<Arc<Api>>) -> ApiResult {
     let d = api.read_store(|s| s.digest()).await?;
     Ok(Json(DigestJson {
         applied: d.height,
@@ -610,7 +612,7 @@ struct TransferRequest {
 /// Hands leadership over (admin): answers once `to` leads, or `503` if it
 /// does not within two election timeouts (the old leader then resumes).
 async fn transfer(
-    State(api): State<Api>,
+    State(api): State<Arc<Api>>,
     uri: Uri,
     headers: HeaderMap,
     cert: Option<Extension<ClientCert>>,
@@ -632,7 +634,7 @@ async fn transfer(
 }
 
 async fn members(
-    State(api): State<Api>,
+    State(api): State<Arc<Api>>,
     uri: Uri,
     headers: HeaderMap,
     cert: Option<Extension<ClientCert>>,
@@ -698,7 +700,7 @@ async fn members(
     }
 }
 
-async fn metrics(State(api): State<Api>) -> Response {
+async fn metrics(State(api): State<Arc<Api>>) -> Response {
     let view = match api.view.lock() {
         Ok(v) => v.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
