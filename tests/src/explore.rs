@@ -385,16 +385,35 @@ impl World {
     }
 
     /// A fingerprint of everything that decides this state's futures.
+    ///
+    /// Each part is written with `Debug` into one reused buffer, hashed at
+    /// the end: formatting is most of a state's cost. A node shows only
+    /// [`paxos_core::RawNode::state`], which leaves out what cannot change
+    /// its futures (its configuration, fixed per node id within a search;
+    /// its storage, shown here once; counters and buffer pools).
     fn fingerprint(&self) -> u64 {
+        use std::fmt::Write;
+        thread_local! {
+            static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
         let c = &self.cluster;
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        for id in 1..=self.left.nodes {
-            match c.nodes.get(&id) {
-                Some(node) => without_bookkeeping(&format!("{node:?}")).hash(&mut h),
-                None => "crashed".hash(&mut h),
-            }
-            format!("{:?}", c.storages.get(&id)).hash(&mut h);
-        }
+        TEXT.with_borrow_mut(|t| {
+            t.clear();
+            // Writing into a String cannot fail.
+            let _ = (|| -> fmt::Result {
+                for id in 1..=self.left.nodes {
+                    match c.nodes.get(&id) {
+                        Some(node) => write!(t, "{:?}", node.state())?,
+                        None => t.write_str("crashed")?,
+                    }
+                    write!(t, "{:?}", c.storages.get(&id))?;
+                }
+                write!(t, "{:?}{:?}", c.applied, c.applied_slot)?;
+                write!(t, "{:?}{:?}{}", c.checker, self.left, self.proposed)
+            })();
+            h.write(t.as_bytes());
+        });
         let mut flight: Vec<(u64, u64, Vec<u8>)> = c
             .queue
             .iter()
@@ -408,28 +427,8 @@ impl World {
             flight.sort_unstable();
         }
         flight.hash(&mut h);
-        format!("{:?}", c.applied).hash(&mut h);
-        format!("{:?}", c.applied_slot).hash(&mut h);
-        format!("{:?}", c.checker).hash(&mut h);
-        format!("{:?}", self.left).hash(&mut h);
-        self.proposed.hash(&mut h);
         h.finish()
     }
-}
-
-/// A node's `Debug` text without what does not decide its futures: the
-/// number of the next `Ready` and the pools of vectors handed back for
-/// reuse. Two nodes that differ only there behave alike.
-fn without_bookkeeping(debug: &str) -> String {
-    let mut out = debug.to_owned();
-    for (field, end) in [("next_ready: ", ","), ("buffers: Buffers {", "},")] {
-        if let Some(a) = out.find(field) {
-            if let Some(b) = out[a..].find(end) {
-                out.replace_range(a..a + b + end.len(), "");
-            }
-        }
-    }
-    out
 }
 
 /// Searches every state within `bounds`, breadth first, with `bug` planted

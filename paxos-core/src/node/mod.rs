@@ -130,6 +130,66 @@ pub(crate) struct Node<S: Storage> {
 }
 
 impl<S: Storage> Node<S> {
+    /// `Debug` of the state that decides this node's futures (see
+    /// [`crate::RawNode::state`]). Every field is named in the pattern, so
+    /// a field added to `Node` fails to compile here until it is either
+    /// shown or argued away.
+    pub(crate) fn fmt_state(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Node {
+            id,
+            // Fixed per node for the life of a cluster but for `applied`,
+            // which only `new` reads.
+            cfg: _,
+            logger: _,
+            // The host's: it shows its durable state itself.
+            storage: _,
+            members,
+            promised,
+            log,
+            accept_prefix,
+            role,
+            leader,
+            promised_to,
+            max_round,
+            timer,
+            outbox,
+            read_states,
+            hs_dirty,
+            conf_dirty,
+            restart_quiet,
+            behind,
+            snap_recv,
+            pending_snapshot,
+            // Where small payloads are copied: its free room changes no
+            // behaviour.
+            arena: _,
+            restored_promised,
+        } = self;
+        f.debug_struct("Node")
+            .field("id", id)
+            .field("members", members)
+            .field("promised", promised)
+            .field("log", log)
+            .field("accept_prefix", accept_prefix)
+            .field("role", role)
+            .field("leader", leader)
+            .field("promised_to", promised_to)
+            .field("max_round", max_round)
+            .field("timer", timer)
+            .field("outbox", outbox)
+            .field("read_states", read_states)
+            .field("hs_dirty", hs_dirty)
+            .field("conf_dirty", conf_dirty)
+            .field("restart_quiet", restart_quiet)
+            .field("behind", behind)
+            .field("snap_recv", snap_recv)
+            .field("pending_snapshot", pending_snapshot)
+            .field("restored_promised", restored_promised)
+            .finish()
+    }
+}
+
+impl<S: Storage> Node<S> {
     pub(crate) fn new(cfg: &Config, storage: S, logger: Logger) -> Result<Self> {
         let init = storage.initial_state()?;
         // A restart takes its membership, quorum sizes included, from
