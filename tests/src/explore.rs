@@ -10,15 +10,18 @@
 //!
 //! - deliver any message in flight, drop it, or deliver it twice;
 //! - tick a node, or have its host call `campaign()`;
-//! - propose a new value at a leader;
+//! - propose a new value at a leader, ask it for a read (`read_index`),
+//!   a leadership transfer, or the removal of a voter;
 //! - crash a node (between `Ready`s: the kind host has none outstanding),
 //!   or restart a crashed one from its storage.
 //!
-//! Each kind of action but delivery has a budget ([`Bounds`]). A state is
-//! everything that decides its futures and what the checker can still
-//! find: every node's volatile and durable state, the application's, the
-//! messages in flight as a multiset, the checker's record and the budgets
-//! left. States are merged by a 64-bit fingerprint of all that, so the
+//! Each kind of action but delivery has a budget ([`Bounds`]). Beyond the
+//! checker, an observer (`observe.rs`) judges what the simulator's own
+//! observer does: stickiness at each grant, each confirmed read's index,
+//! and each node's membership. A state is everything that decides its
+//! futures and what the checker can still find: every node's volatile and
+//! durable state, the application's, the messages in flight as a
+//! multiset, the checker's and observer's records and the budgets left. States are merged by a 64-bit fingerprint of all that, so the
 //! search is breadth first over distinct states, and the first violation
 //! found comes with a shortest trace.
 //!
@@ -28,17 +31,19 @@
 //! Identical messages in flight are delivered, dropped or duplicated only
 //! once per state: the multiset makes the copies interchangeable.
 
+mod action;
 mod draw;
+mod observe;
+mod world;
 
+pub use action::{parse_trace, show_trace, Action};
 pub use draw::diagram;
 
-use crate::scenario::Cluster;
-use paxos_core::proto::ProstMessage;
-use paxos_core::{PlantedBug, StateRole};
+use paxos_core::PlantedBug;
 use std::collections::HashSet;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::time::Instant;
+use world::World;
 
 /// The bounds of a search.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +56,12 @@ pub struct Bounds {
     pub campaigns: u32,
     /// Proposals (each a new value).
     pub proposals: u32,
+    /// Reads asked of a leader (`read_index`).
+    pub reads: u32,
+    /// Leadership transfers asked of a leader (`transfer_leader`).
+    pub transfers: u32,
+    /// Removals of a voter proposed at a leader (`propose_conf_change`).
+    pub removals: u32,
     /// Ticks, of any node.
     pub ticks: u32,
     /// Waits: time passes for every running node at once, `election_ticks`
@@ -62,6 +73,12 @@ pub struct Bounds {
     /// how long stickiness lasts, and when a timeout may start a
     /// campaign. Large, elections come only from `campaigns`.
     pub election_ticks: u32,
+    /// Each node's `Config::read_lease_ticks` (0: no lease reads).
+    pub lease_ticks: u32,
+    /// Each node's `Config::phase1_quorum` (`None`: a majority).
+    pub phase1: Option<usize>,
+    /// Each node's `Config::phase2_quorum` (`None`: a majority).
+    pub phase2: Option<usize>,
     /// Crashes (a crashed node may restart at any later point).
     pub crashes: u32,
     /// Messages lost.
@@ -85,9 +102,15 @@ impl Default for Bounds {
             depth: 10,
             campaigns: 1,
             proposals: 1,
+            reads: 0,
+            transfers: 0,
+            removals: 0,
             ticks: 0,
             waits: 0,
             election_ticks: 1_000,
+            lease_ticks: 0,
+            phase1: None,
+            phase2: None,
             crashes: 1,
             drops: 1,
             duplicates: 0,
@@ -95,89 +118,6 @@ impl Default for Bounds {
             fifo: false,
         }
     }
-}
-
-/// One step of a trace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// Deliver the message at this position in flight.
-    Deliver(usize),
-    /// Deliver it twice.
-    Duplicate(usize),
-    /// Lose it.
-    Drop(usize),
-    /// Tick a node.
-    Tick(u64),
-    /// Every running node ticks `election_ticks` times.
-    Wait,
-    /// The node's host calls `campaign()`.
-    Campaign(u64),
-    /// The leader is given a new value to propose.
-    Propose(u64),
-    /// The node crashes.
-    Crash(u64),
-    /// The crashed node restarts from its storage.
-    Restart(u64),
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::Deliver(i) => write!(f, "deliver:{i}"),
-            Action::Duplicate(i) => write!(f, "duplicate:{i}"),
-            Action::Drop(i) => write!(f, "drop:{i}"),
-            Action::Tick(n) => write!(f, "tick:{n}"),
-            Action::Wait => write!(f, "wait:0"),
-            Action::Campaign(n) => write!(f, "campaign:{n}"),
-            Action::Propose(n) => write!(f, "propose:{n}"),
-            Action::Crash(n) => write!(f, "crash:{n}"),
-            Action::Restart(n) => write!(f, "restart:{n}"),
-        }
-    }
-}
-
-impl std::str::FromStr for Action {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Action, String> {
-        let (kind, arg) = s
-            .trim()
-            .split_once(':')
-            .ok_or_else(|| format!("action {s:?}: expected kind:number"))?;
-        let n: u64 = arg
-            .parse()
-            .map_err(|e| format!("action {s:?}: bad number: {e}"))?;
-        let i = usize::try_from(n).map_err(|e| format!("action {s:?}: {e}"))?;
-        Ok(match kind {
-            "deliver" => Action::Deliver(i),
-            "duplicate" => Action::Duplicate(i),
-            "drop" => Action::Drop(i),
-            "tick" => Action::Tick(n),
-            "wait" => Action::Wait,
-            "campaign" => Action::Campaign(n),
-            "propose" => Action::Propose(n),
-            "crash" => Action::Crash(n),
-            "restart" => Action::Restart(n),
-            other => return Err(format!("action {s:?}: unknown kind {other:?}")),
-        })
-    }
-}
-
-/// Parses a trace as [`Action`]'s `Display` writes it, comma-separated.
-pub fn parse_trace(s: &str) -> Result<Vec<Action>, String> {
-    s.split(',')
-        .filter(|a| !a.trim().is_empty())
-        .map(str::parse)
-        .collect()
-}
-
-/// Shows a trace as [`parse_trace`] reads it.
-pub fn show_trace(trace: &[Action]) -> String {
-    trace
-        .iter()
-        .map(Action::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// What a search found.
@@ -230,204 +170,6 @@ impl fmt::Display for Report {
             ),
             None => write!(f, " violations=0"),
         }
-    }
-}
-
-/// The explored world: the cluster and what is left of each budget.
-struct World {
-    cluster: Cluster,
-    left: Bounds,
-    /// Values proposed so far (the next one is new).
-    proposed: u64,
-}
-
-impl World {
-    fn new(bounds: &Bounds, bug: Option<PlantedBug>) -> World {
-        let election_ticks = bounds.election_ticks.max(2);
-        let mut cluster = Cluster::with_config(bounds.nodes, move |cfg| {
-            cfg.election_ticks = election_ticks;
-            // One heartbeat round per election timeout: a wait sends one
-            // round, not a flood of them.
-            cfg.heartbeat_ticks = (election_ticks - 1).max(1);
-            cfg.planted_bug = bug;
-        });
-        cluster.fail_fast = false;
-        World {
-            cluster,
-            left: bounds.clone(),
-            proposed: 0,
-        }
-    }
-
-    /// Replays `trace` from the start.
-    fn replay(bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) -> World {
-        let mut w = World::new(bounds, bug);
-        for &a in trace {
-            w.apply(a);
-        }
-        w
-    }
-
-    /// The actions enabled here, one per distinct outcome.
-    fn enabled(&self) -> Vec<Action> {
-        let mut out = Vec::new();
-        let c = &self.cluster;
-        let mut seen = HashSet::new();
-        let mut links = HashSet::new();
-        for (i, m) in c.queue.iter().enumerate() {
-            // Over FIFO links only each link's oldest message can move.
-            if self.left.fifo && !links.insert((m.from, m.to)) {
-                continue;
-            }
-            // Identical copies in flight have identical futures.
-            if !seen.insert(m.encode_to_vec()) {
-                continue;
-            }
-            out.push(Action::Deliver(i));
-            if self.left.drops > 0 {
-                out.push(Action::Drop(i));
-            }
-            if self.left.duplicates > 0 {
-                out.push(Action::Duplicate(i));
-            }
-        }
-        if self.left.waits > 0 && !c.nodes.is_empty() {
-            out.push(Action::Wait);
-        }
-        for id in 1..=self.left.nodes {
-            match c.nodes.get(&id) {
-                Some(node) => {
-                    let leads = node.status().role == StateRole::Leader;
-                    if self.left.ticks > 0 {
-                        out.push(Action::Tick(id));
-                    }
-                    if self.left.campaigns > 0 && !leads {
-                        out.push(Action::Campaign(id));
-                    }
-                    if self.left.proposals > 0 && leads {
-                        out.push(Action::Propose(id));
-                    }
-                    if self.left.crashes > 0 {
-                        out.push(Action::Crash(id));
-                    }
-                }
-                None => out.push(Action::Restart(id)),
-            }
-        }
-        out
-    }
-
-    /// Takes one action, then lets every node's host handle its `Ready`s.
-    fn apply(&mut self, a: Action) {
-        let c = &mut self.cluster;
-        match a {
-            Action::Deliver(i) => {
-                c.deliver_one(i, 1);
-            }
-            Action::Duplicate(i) => {
-                self.left.duplicates = self.left.duplicates.saturating_sub(1);
-                c.deliver_one(i, 2);
-            }
-            Action::Drop(i) => {
-                self.left.drops = self.left.drops.saturating_sub(1);
-                c.drop_one(i);
-            }
-            Action::Tick(id) => {
-                self.left.ticks = self.left.ticks.saturating_sub(1);
-                if let Some(node) = c.nodes.get_mut(&id) {
-                    node.tick();
-                }
-            }
-            Action::Wait => {
-                self.left.waits = self.left.waits.saturating_sub(1);
-                for _ in 0..self.left.election_ticks.max(2) {
-                    for node in c.nodes.values_mut() {
-                        node.tick();
-                    }
-                    // Each tick's Readys are handled as they come.
-                    c.process_readies();
-                }
-            }
-            Action::Campaign(id) => {
-                self.left.campaigns = self.left.campaigns.saturating_sub(1);
-                if let Some(node) = c.nodes.get_mut(&id) {
-                    // A refusal (a lease held, say) is an outcome too.
-                    let _ = node.campaign();
-                }
-            }
-            Action::Propose(id) => {
-                self.left.proposals = self.left.proposals.saturating_sub(1);
-                self.proposed += 1;
-                let value = bytes::Bytes::from(format!("v{}", self.proposed));
-                if c.nodes.contains_key(&id) {
-                    // Refused proposals (a full window, say) change nothing.
-                    let _ = c.propose(id, value);
-                }
-            }
-            Action::Crash(id) => {
-                self.left.crashes = self.left.crashes.saturating_sub(1);
-                if c.nodes.contains_key(&id) {
-                    c.crash(id);
-                }
-            }
-            Action::Restart(id) => {
-                if !c.nodes.contains_key(&id) {
-                    c.restart(id);
-                }
-            }
-        }
-        c.process_readies();
-    }
-
-    /// The first violation the checker holds, if any.
-    fn violation(&self) -> Option<String> {
-        self.cluster.checker.first_violation().map(str::to_owned)
-    }
-
-    /// A fingerprint of everything that decides this state's futures.
-    ///
-    /// Each part is written with `Debug` into one reused buffer, hashed at
-    /// the end: formatting is most of a state's cost. A node shows only
-    /// [`paxos_core::RawNode::state`], which leaves out what cannot change
-    /// its futures (its configuration, fixed per node id within a search;
-    /// its storage, shown here once; counters and buffer pools).
-    fn fingerprint(&self) -> u64 {
-        use std::fmt::Write;
-        thread_local! {
-            static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-        }
-        let c = &self.cluster;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        TEXT.with_borrow_mut(|t| {
-            t.clear();
-            // Writing into a String cannot fail.
-            let _ = (|| -> fmt::Result {
-                for id in 1..=self.left.nodes {
-                    match c.nodes.get(&id) {
-                        Some(node) => write!(t, "{:?}", node.state())?,
-                        None => t.write_str("crashed")?,
-                    }
-                    write!(t, "{:?}", c.storages.get(&id))?;
-                }
-                write!(t, "{:?}{:?}", c.applied, c.applied_slot)?;
-                write!(t, "{:?}{:?}{}", c.checker, self.left, self.proposed)
-            })();
-            h.write(t.as_bytes());
-        });
-        let mut flight: Vec<(u64, u64, Vec<u8>)> = c
-            .queue
-            .iter()
-            .map(|m| (m.from, m.to, m.encode_to_vec()))
-            .collect();
-        if self.left.fifo {
-            // Per link, the order is part of the state: a stable sort by
-            // link keeps it.
-            flight.sort_by_key(|(from, to, _)| (*from, *to));
-        } else {
-            flight.sort_unstable();
-        }
-        flight.hash(&mut h);
-        h.finish()
     }
 }
 
@@ -506,22 +248,6 @@ pub fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn traces_round_trip() {
-        let t = vec![
-            Action::Campaign(1),
-            Action::Deliver(0),
-            Action::Drop(2),
-            Action::Duplicate(1),
-            Action::Propose(1),
-            Action::Crash(2),
-            Action::Restart(2),
-            Action::Tick(3),
-        ];
-        assert_eq!(parse_trace(&show_trace(&t)), Ok(t));
-        assert!(parse_trace("fly:1").is_err());
-    }
 
     #[test]
     fn replays_reach_the_same_state() {
