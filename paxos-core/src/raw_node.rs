@@ -178,7 +178,7 @@ impl Ready {
 }
 
 /// Bookkeeping for a `Ready` handed out and not yet advanced.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Outstanding {
     number: u64,
     /// Our own replies to ourselves: they may only count once the `Ready`
@@ -404,6 +404,24 @@ impl<S: Storage> RawNode<S> {
     /// The storage this node reads from.
     pub fn storage(&self) -> &S {
         self.node.storage()
+    }
+
+    /// A copy of this node that reads from `storage`, which must hold
+    /// exactly what this node's storage holds (a deep copy of it): the two
+    /// then behave alike on every input, independently. For model checkers
+    /// that branch a run instead of replaying it from the start. The host
+    /// must have advanced every `Ready` it took (none outstanding), and the
+    /// copy hands out no buffers handed back to this one.
+    pub fn fork(&self, storage: S) -> RawNode<S> {
+        RawNode {
+            node: self.node.fork(storage),
+            next_ready: self.next_ready,
+            handed: self.handed,
+            applied: self.applied,
+            outstanding: self.outstanding.clone(),
+            apply_stalled: self.apply_stalled,
+            buffers: Buffers::default(),
+        }
     }
 
     /// A view for model checkers that merge equal states: its `Debug`

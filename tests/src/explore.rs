@@ -46,7 +46,7 @@ use std::time::Instant;
 use world::World;
 
 /// The bounds of a search.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Bounds {
     /// Voters, `1..=nodes`.
     pub nodes: u64,
@@ -177,7 +177,7 @@ impl fmt::Display for Report {
 /// (or none), and stops at the first violation.
 pub fn explore(bounds: &Bounds, bug: Option<PlantedBug>) -> Report {
     let start = Instant::now();
-    let root = World::new(bounds, bug);
+    let mut root = World::new(bounds, bug);
     let mut visited = HashSet::new();
     visited.insert(root.fingerprint());
     let mut frontier: Vec<Vec<Action>> = vec![Vec::new()];
@@ -199,12 +199,16 @@ pub fn explore(bounds: &Bounds, bug: Option<PlantedBug>) -> Report {
     while depth < bounds.depth && !frontier.is_empty() {
         let mut next = Vec::new();
         for trace in &frontier {
-            let actions = World::replay(bounds, bug, trace).enabled();
-            for a in actions {
+            // Rebuilt once, then forked for each action: a replay per
+            // state, not per transition.
+            let mut parent = World::replay(bounds, bug, trace);
+            parent.rehash();
+            for a in parent.enabled() {
                 transitions += 1;
+                let mut w = parent.fork();
+                w.apply(a);
                 let mut child = trace.clone();
                 child.push(a);
-                let w = World::replay(bounds, bug, &child);
                 if let Some(v) = w.violation() {
                     return report(&visited, transitions, depth + 1, None, Some((child, v)));
                 }
@@ -253,11 +257,52 @@ mod tests {
     fn replays_reach_the_same_state() {
         let bounds = Bounds::default();
         let t = [Action::Campaign(1), Action::Deliver(0), Action::Deliver(0)];
-        let a = World::replay(&bounds, None, &t);
-        let b = World::replay(&bounds, None, &t);
+        let mut a = World::replay(&bounds, None, &t);
+        let mut b = World::replay(&bounds, None, &t);
         assert_eq!(a.fingerprint(), b.fingerprint());
-        let c = World::replay(&bounds, None, &t[..2]);
+        let mut c = World::replay(&bounds, None, &t[..2]);
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    /// A forked world, one action on, is the world the longer trace
+    /// replays to: the fork copies everything, and the hashes kept per node
+    /// are those of the nodes as they are.
+    #[test]
+    fn forks_reach_the_states_replays_do() {
+        let bounds = Bounds {
+            reads: 1,
+            transfers: 1,
+            removals: 1,
+            waits: 1,
+            election_ticks: 3,
+            ..Bounds::default()
+        };
+        let mut frontier = vec![Vec::new()];
+        let mut checked = 0;
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for trace in &frontier {
+                let mut parent = World::replay(&bounds, None, trace);
+                parent.rehash();
+                for a in parent.enabled() {
+                    let mut child = trace.clone();
+                    child.push(a);
+                    let mut forked = parent.fork();
+                    forked.apply(a);
+                    let mut replayed = World::replay(&bounds, None, &child);
+                    assert_eq!(
+                        forked.fingerprint(),
+                        replayed.fingerprint(),
+                        "{}",
+                        show_trace(&child)
+                    );
+                    checked += 1;
+                    next.push(child);
+                }
+            }
+            frontier = next;
+        }
+        assert!(checked > 1_000, "{checked}");
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub enum StateRole {
     Leader,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Role {
     Follower,
     PreCandidate(PreVote),
@@ -130,6 +130,38 @@ pub(crate) struct Node<S: Storage> {
 }
 
 impl<S: Storage> Node<S> {
+    /// A copy of this node reading from `storage` (see
+    /// [`crate::RawNode::fork`]).
+    pub(crate) fn fork(&self, storage: S) -> Node<S> {
+        Node {
+            id: self.id,
+            cfg: self.cfg.clone(),
+            logger: self.logger.clone(),
+            storage,
+            members: self.members.clone(),
+            promised: self.promised,
+            log: self.log.clone(),
+            accept_prefix: self.accept_prefix,
+            role: self.role.clone(),
+            leader: self.leader,
+            promised_to: self.promised_to,
+            max_round: self.max_round,
+            timer: self.timer.clone(),
+            outbox: self.outbox.clone(),
+            read_states: self.read_states.clone(),
+            hs_dirty: self.hs_dirty,
+            conf_dirty: self.conf_dirty,
+            restart_quiet: self.restart_quiet,
+            behind: self.behind,
+            snap_recv: self.snap_recv.clone(),
+            pending_snapshot: self.pending_snapshot.clone(),
+            // Where small payloads are copied: entries already made keep
+            // their own handles on the old chunk.
+            arena: crate::arena::Arena::default(),
+            restored_promised: self.restored_promised,
+        }
+    }
+
     /// `Debug` of the state that decides this node's futures (see
     /// [`crate::RawNode::state`]). Every field is named in the pattern, so
     /// a field added to `Node` fails to compile here until it is either

@@ -8,7 +8,7 @@ use super::Bounds;
 use crate::scenario::Cluster;
 use paxos_core::proto::{ConfChange, ConfChangeType, ProstMessage};
 use paxos_core::{Error, PlantedBug, StateRole};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
@@ -23,6 +23,13 @@ pub(super) struct World {
     /// Membership changes are explored: a reply from a node the receiver
     /// no longer counts is then refused by design, not a violation.
     removals: bool,
+    /// Per node: a hash of its state and storage, as of the last
+    /// fingerprint. An action changes only the nodes it drives (the kind
+    /// host leaves no `Ready` pending anywhere else), so only those are
+    /// formatted again: most of a fingerprint's cost is formatting.
+    hashes: BTreeMap<u64, u64>,
+    /// Nodes driven since their hash was taken.
+    dirty: BTreeSet<u64>,
 }
 
 impl World {
@@ -46,6 +53,21 @@ impl World {
             proposed: 0,
             obs: Observer::default(),
             removals: bounds.removals > 0,
+            hashes: BTreeMap::new(),
+            dirty: (1..=bounds.nodes).collect(),
+        }
+    }
+
+    /// An independent copy of this world (see [`Cluster::fork`]).
+    pub(super) fn fork(&self) -> World {
+        World {
+            cluster: self.cluster.fork(),
+            left: self.left.clone(),
+            proposed: self.proposed,
+            obs: self.obs.clone(),
+            removals: self.removals,
+            hashes: self.hashes.clone(),
+            dirty: self.dirty.clone(),
         }
     }
 
@@ -137,6 +159,10 @@ impl World {
             | Action::Transfer(id, _)
             | Action::Remove(id, _) => Some(id),
             Action::Drop(_) | Action::Wait | Action::Crash(_) | Action::Restart(_) => None,
+        };
+        match a {
+            Action::Crash(id) | Action::Restart(id) => self.dirty.insert(id),
+            _ => driven.is_some_and(|id| self.dirty.insert(id)),
         };
         let before: BTreeMap<u64, Before> = driven
             .and_then(|id| Some((id, Observer::before(c, id)?)))
@@ -246,6 +272,7 @@ impl World {
     /// each tick's `Ready`s handled as they come, nothing delivered.
     fn wait(&mut self) {
         self.left.waits = self.left.waits.saturating_sub(1);
+        self.dirty.extend(1..=self.left.nodes);
         for _ in 0..self.left.election_ticks.max(2) {
             let c = &mut self.cluster;
             let ids: Vec<u64> = c.nodes.keys().copied().collect();
@@ -284,37 +311,45 @@ impl World {
         self.cluster.checker.first_violation().map(str::to_owned)
     }
 
-    /// A fingerprint of everything that decides this state's futures.
-    ///
-    /// Each part is written with `Debug` into one reused buffer, hashed at
-    /// the end: formatting is most of a state's cost. A node shows only
+    /// Hashes again the nodes driven since their last hash.
+    pub(super) fn rehash(&mut self) {
+        for id in std::mem::take(&mut self.dirty) {
+            let h = self.node_hash(id);
+            self.hashes.insert(id, h);
+        }
+    }
+
+    /// A hash of node `id`'s state and storage. A node shows only
     /// [`paxos_core::RawNode::state`], which leaves out what cannot change
     /// its futures (its configuration, fixed per node id within a search;
     /// its storage, shown here once; counters and buffer pools).
-    pub(super) fn fingerprint(&self) -> u64 {
-        use std::fmt::Write;
-        thread_local! {
-            static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-        }
+    fn node_hash(&self, id: u64) -> u64 {
         let c = &self.cluster;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        TEXT.with_borrow_mut(|t| {
-            t.clear();
-            // Writing into a String cannot fail.
-            let _ = (|| -> fmt::Result {
-                for id in 1..=self.left.nodes {
-                    match c.nodes.get(&id) {
-                        Some(node) => write!(t, "{:?}", node.state())?,
-                        None => t.write_str("crashed")?,
-                    }
-                    write!(t, "{:?}", c.storages.get(&id))?;
-                }
-                write!(t, "{:?}{:?}{:?}", c.applied, c.applied_slot, c.conf)?;
-                write!(t, "{:?}{:?}{}", c.checker, self.left, self.proposed)?;
-                write!(t, "{:?}", self.obs)
-            })();
-            h.write(t.as_bytes());
+        hash_debug(|t| {
+            use std::fmt::Write;
+            match c.nodes.get(&id) {
+                Some(node) => write!(t, "{:?}", node.state())?,
+                None => t.write_str("crashed")?,
+            }
+            write!(t, "{:?}", c.storages.get(&id))
+        })
+    }
+
+    /// A fingerprint of everything that decides this state's futures: each
+    /// node's hash (see [`World::rehash`]), the applications, the checker's
+    /// and observer's records, the budgets left, and the messages in flight
+    /// (a multiset, or per link in order over FIFO links).
+    pub(super) fn fingerprint(&mut self) -> u64 {
+        self.rehash();
+        let c = &self.cluster;
+        // What has no `Hash` is hashed through its `Debug` text.
+        let rest = hash_debug(|t| {
+            use std::fmt::Write;
+            write!(t, "{:?}{:?}", c.conf, c.checker)
         });
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (rest, &self.hashes, &c.applied, &c.applied_slot).hash(&mut h);
+        (&self.left, self.proposed, &self.obs).hash(&mut h);
         let mut flight: Vec<(u64, u64, Vec<u8>)> = c
             .queue
             .iter()
@@ -330,4 +365,20 @@ impl World {
         flight.hash(&mut h);
         h.finish()
     }
+}
+
+/// Hashes what `write` writes with `Debug`, into one reused buffer:
+/// formatting straight into a hasher costs a call per fragment.
+fn hash_debug(write: impl FnOnce(&mut String) -> fmt::Result) -> u64 {
+    thread_local! {
+        static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    TEXT.with_borrow_mut(|t| {
+        t.clear();
+        // Writing into a String cannot fail.
+        let _ = write(t);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write(t.as_bytes());
+        h.finish()
+    })
 }
