@@ -12,6 +12,7 @@
 //! - tick a node, or have its host call `campaign()`;
 //! - propose a new value at a leader, ask it for a read (`read_index`),
 //!   a leadership transfer, or the removal of a voter;
+//! - forge a message from one member to another, which must be refused;
 //! - crash a node (between `Ready`s: the kind host has none outstanding),
 //!   or restart a crashed one from its storage.
 //!
@@ -62,6 +63,8 @@ pub struct Bounds {
     pub transfers: u32,
     /// Removals of a voter proposed at a leader (`propose_conf_change`).
     pub removals: u32,
+    /// Forged messages (see [`Action::Forge`]).
+    pub forgeries: u32,
     /// Ticks, of any node.
     pub ticks: u32,
     /// Waits: time passes for every running node at once, `election_ticks`
@@ -94,17 +97,18 @@ pub struct Bounds {
 }
 
 impl Default for Bounds {
-    /// The CI bound: three nodes, one campaign, one proposal, one crash and
-    /// one drop, ten actions deep.
+    /// The CI bound: three nodes, one campaign, one proposal, one read, one
+    /// transfer, one removal, one crash and one drop, ten actions deep.
     fn default() -> Self {
         Bounds {
             nodes: 3,
             depth: 10,
             campaigns: 1,
             proposals: 1,
-            reads: 0,
-            transfers: 0,
-            removals: 0,
+            reads: 1,
+            transfers: 1,
+            removals: 1,
+            forgeries: 0,
             ticks: 0,
             waits: 0,
             election_ticks: 1_000,
@@ -176,6 +180,16 @@ impl fmt::Display for Report {
 /// Searches every state within `bounds`, breadth first, with `bug` planted
 /// (or none), and stops at the first violation.
 pub fn explore(bounds: &Bounds, bug: Option<PlantedBug>) -> Report {
+    explore_with(bounds, bug, |_, _, _| {})
+}
+
+/// [`explore`], telling `level` after each level is done: its depth, the
+/// distinct states so far, and how many of them are new at that depth.
+pub fn explore_with(
+    bounds: &Bounds,
+    bug: Option<PlantedBug>,
+    mut level: impl FnMut(usize, usize, usize),
+) -> Report {
     let start = Instant::now();
     let mut root = World::new(bounds, bug);
     let mut visited = HashSet::new();
@@ -222,6 +236,7 @@ pub fn explore(bounds: &Bounds, bug: Option<PlantedBug>) -> Report {
         }
         frontier = next;
         depth += 1;
+        level(depth, visited.len(), frontier.len());
     }
     report(
         &visited,
@@ -309,6 +324,9 @@ mod tests {
     fn a_tiny_bound_is_exhausted_clean() {
         let bounds = Bounds {
             depth: 4,
+            reads: 0,
+            transfers: 0,
+            removals: 0,
             crashes: 0,
             drops: 0,
             ..Bounds::default()

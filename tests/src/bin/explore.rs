@@ -10,7 +10,7 @@
 
 use clap::Parser;
 use paxos_core::PlantedBug;
-use paxos_sim::explore::{explore, parse_trace, replay, show_trace, Action, Bounds};
+use paxos_sim::explore::{explore_with, parse_trace, replay, show_trace, Action, Bounds};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -37,6 +37,10 @@ struct Args {
     /// Removals of a voter proposed at a leader.
     #[arg(long, default_value_t = Bounds::default().removals)]
     removals: u32,
+    /// Forged messages, each a Prepare from another member in a ballot
+    /// past the highest round allowed, which must be refused.
+    #[arg(long, default_value_t = Bounds::default().forgeries)]
+    forgeries: u32,
     /// Ticks.
     #[arg(long, default_value_t = Bounds::default().ticks)]
     ticks: u32,
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
         reads: a.reads,
         transfers: a.transfers,
         removals: a.removals,
+        forgeries: a.forgeries,
         ticks: a.ticks,
         waits: a.waits,
         election_ticks: a.election_ticks,
@@ -175,7 +180,9 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    let r = explore(&bounds, a.bug);
+    let r = explore_with(&bounds, a.bug, |depth, states, new| {
+        eprintln!("depth {depth}: {states} states, {new} new");
+    });
     println!("{bounds:?}");
     println!("{r}");
     match &r.counterexample {

@@ -27,6 +27,10 @@ pub enum Action {
     /// The leader (first) proposes removing the second from the membership
     /// (`propose_conf_change`).
     Remove(u64, u64),
+    /// A forged `Prepare` reaches the node: sent in the name of another
+    /// member, in a ballot whose round no honest node reaches (above
+    /// `MAX_ROUND`). The node must refuse it (rule V1).
+    Forge(u64),
     /// The node crashes.
     Crash(u64),
     /// The crashed node restarts from its storage.
@@ -46,6 +50,7 @@ impl fmt::Display for Action {
             Action::Read(n) => write!(f, "read:{n}"),
             Action::Transfer(n, to) => write!(f, "transfer:{n}-{to}"),
             Action::Remove(n, who) => write!(f, "remove:{n}-{who}"),
+            Action::Forge(n) => write!(f, "forge:{n}"),
             Action::Crash(n) => write!(f, "crash:{n}"),
             Action::Restart(n) => write!(f, "restart:{n}"),
         }
@@ -89,6 +94,7 @@ impl std::str::FromStr for Action {
             "campaign" => Action::Campaign(n),
             "propose" => Action::Propose(n),
             "read" => Action::Read(n),
+            "forge" => Action::Forge(n),
             "crash" => Action::Crash(n),
             "restart" => Action::Restart(n),
             other => return Err(format!("action {s:?}: unknown kind {other:?}")),
@@ -128,6 +134,7 @@ mod tests {
             Action::Read(1),
             Action::Transfer(1, 2),
             Action::Remove(1, 3),
+            Action::Forge(2),
             Action::Crash(2),
             Action::Restart(2),
             Action::Tick(3),

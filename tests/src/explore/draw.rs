@@ -113,6 +113,7 @@ fn follow(bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) -> (Vec<Se
             | Action::Read(_)
             | Action::Transfer(..)
             | Action::Remove(..)
+            | Action::Forge(_)
             | Action::Restart(_) => {}
         }
         w.apply(a);

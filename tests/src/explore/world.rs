@@ -6,7 +6,7 @@ use super::action::Action;
 use super::observe::{Before, Observer};
 use super::Bounds;
 use crate::scenario::Cluster;
-use paxos_core::proto::{ConfChange, ConfChangeType, ProstMessage};
+use paxos_core::proto::{Ballot, Body, ConfChange, ConfChangeType, Message, Prepare, ProstMessage};
 use paxos_core::{Error, PlantedBug, StateRole};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
@@ -135,6 +135,9 @@ impl World {
                     }
                 }
             }
+            if self.left.forgeries > 0 {
+                out.push(Action::Forge(id));
+            }
             if self.left.crashes > 0 {
                 out.push(Action::Crash(id));
             }
@@ -157,7 +160,8 @@ impl World {
             | Action::Propose(id)
             | Action::Read(id)
             | Action::Transfer(id, _)
-            | Action::Remove(id, _) => Some(id),
+            | Action::Remove(id, _)
+            | Action::Forge(id) => Some(id),
             Action::Drop(_) | Action::Wait | Action::Crash(_) | Action::Restart(_) => None,
         };
         match a {
@@ -249,6 +253,27 @@ impl World {
                         ..ConfChange::default()
                     };
                     let _ = node.propose_conf_change(cc);
+                }
+            }
+            Action::Forge(id) => {
+                self.left.forgeries = self.left.forgeries.saturating_sub(1);
+                // In the name of the next member: a ballot owned by its
+                // sender, well formed but for its round.
+                let from = id % self.left.nodes + 1;
+                let m = Message {
+                    from,
+                    to: id,
+                    body: Some(Body::Prepare(Prepare {
+                        ballot: Some(Ballot::new(1 << 63, from)),
+                        from_slot: 1,
+                        transfer: None,
+                    })),
+                };
+                if let Some(node) = c.nodes.get_mut(&id) {
+                    let shown = m.to_string();
+                    if node.step(m).is_ok() {
+                        c.checker.accepted_garbage(id, &shown);
+                    }
                 }
             }
             Action::Crash(id) => {
