@@ -288,6 +288,7 @@ mod tests {
             reads: 1,
             transfers: 1,
             removals: 1,
+            forgeries: 1,
             waits: 1,
             election_ticks: 3,
             ..Bounds::default()
