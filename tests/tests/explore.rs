@@ -218,6 +218,22 @@ fn the_binary_replays_a_printed_trace() {
         .output()
         .expect("explore runs");
     assert_eq!(bad.status.code(), Some(2));
+    // A trace with a two-node action and a violation only the observer
+    // sees (a leader's grant to a transfer another leader asked for).
+    let transfer = std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+        .args(["--bug", "StaleTransferExempt", "--replay"])
+        .arg(
+            "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,campaign:2,deliver:5,deliver:5,\
+             deliver:6,deliver:6,deliver:7,transfer:2-3,deliver:8,deliver:8",
+        )
+        .output()
+        .expect("explore runs");
+    let out = String::from_utf8_lossy(&transfer.stdout);
+    assert_eq!(transfer.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("VIOLATION leader 1 promised candidate 3"),
+        "{out}"
+    );
 }
 
 /// A bound for a second leader elected after the first one's followers'
