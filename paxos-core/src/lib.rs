@@ -130,7 +130,7 @@ pub use paxos_proto::Position;
 #[cfg(feature = "planted-bugs")]
 pub use planted::PlantedBug;
 pub use progress::ProgressState;
-pub use raw_node::{RawNode, Ready};
+pub use raw_node::{NodeState, RawNode, Ready};
 pub use rng::SplitMix64;
 pub use storage::{InitialState, MemStorage, MemStorageCore, Storage};
 pub use validate::{MAX_ROUND, MAX_ROUND_JUMP, MAX_SLOT};

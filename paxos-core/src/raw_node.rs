@@ -178,7 +178,7 @@ impl Ready {
 }
 
 /// Bookkeeping for a `Ready` handed out and not yet advanced.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Outstanding {
     number: u64,
     /// Our own replies to ourselves: they may only count once the `Ready`
@@ -404,5 +404,63 @@ impl<S: Storage> RawNode<S> {
     /// The storage this node reads from.
     pub fn storage(&self) -> &S {
         self.node.storage()
+    }
+
+    /// A copy of this node that reads from `storage`, which must hold
+    /// exactly what this node's storage holds (a deep copy of it): the two
+    /// then behave alike on every input, independently. For model checkers
+    /// that branch a run instead of replaying it from the start. The host
+    /// must have advanced every `Ready` it took (none outstanding), and the
+    /// copy hands out no buffers handed back to this one.
+    pub fn fork(&self, storage: S) -> RawNode<S> {
+        RawNode {
+            node: self.node.fork(storage),
+            next_ready: self.next_ready,
+            handed: self.handed,
+            applied: self.applied,
+            outstanding: self.outstanding.clone(),
+            apply_stalled: self.apply_stalled,
+            buffers: Buffers::default(),
+        }
+    }
+
+    /// A view for model checkers that merge equal states: its `Debug`
+    /// shows everything that decides this node's futures and nothing that
+    /// does not. Left out: the configuration (fixed per node; its
+    /// `applied` is read only at start), the storage (the host holds it and
+    /// can show it), the logger, the count of `Ready`s handed out, the
+    /// pools of vectors handed back, and the free room of the buffer small
+    /// proposals are copied into. Two nodes of one cluster whose views
+    /// print alike behave alike on every input.
+    pub fn state(&self) -> NodeState<'_, S> {
+        NodeState(self)
+    }
+}
+
+/// See [`RawNode::state`].
+pub struct NodeState<'a, S: Storage>(&'a RawNode<S>);
+
+impl<S: Storage> std::fmt::Debug for NodeState<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let RawNode {
+            node,
+            // Numbers the Readys; nothing depends on it but the check that
+            // they are advanced in order, which `outstanding` carries.
+            next_ready: _,
+            handed,
+            applied,
+            outstanding,
+            apply_stalled,
+            buffers: _,
+        } = self.0;
+        f.write_str("RawNode { node: ")?;
+        node.fmt_state(f)?;
+        f.debug_struct(", rest")
+            .field("handed", handed)
+            .field("applied", applied)
+            .field("outstanding", outstanding)
+            .field("apply_stalled", apply_stalled)
+            .finish()?;
+        f.write_str(" }")
     }
 }

@@ -53,7 +53,7 @@ pub trait Storage {
 }
 
 /// The state inside a [`MemStorage`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MemStorageCore {
     hard_state: HardState,
     conf_state: ConfState,
@@ -167,6 +167,14 @@ impl MemStorage {
             ..Default::default()
         });
         s
+    }
+
+    /// An independent storage holding the same state now (a clone shares
+    /// one state instead).
+    pub fn deep_copy(&self) -> Self {
+        MemStorage {
+            core: Arc::new(RwLock::new(self.rl().clone())),
+        }
     }
 
     /// Read access. A poisoned lock is recovered: the state is plain data.

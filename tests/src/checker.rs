@@ -14,7 +14,7 @@ mod violations;
 type Value = (i32, bytes::Bytes);
 
 /// The invariants the simulator checks (README, "Simulation"), and what they saw.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Checker {
     /// The membership governing each slot from the key on: only its
     /// voters' acceptances choose a value, a phase-2 quorum of them (rule

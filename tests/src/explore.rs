@@ -10,15 +10,19 @@
 //!
 //! - deliver any message in flight, drop it, or deliver it twice;
 //! - tick a node, or have its host call `campaign()`;
-//! - propose a new value at a leader;
+//! - propose a new value at a leader, ask it for a read (`read_index`),
+//!   a leadership transfer, or the removal of a voter;
+//! - forge a message from one member to another, which must be refused;
 //! - crash a node (between `Ready`s: the kind host has none outstanding),
 //!   or restart a crashed one from its storage.
 //!
-//! Each kind of action but delivery has a budget ([`Bounds`]). A state is
-//! everything that decides its futures and what the checker can still
-//! find: every node's volatile and durable state, the application's, the
-//! messages in flight as a multiset, the checker's record and the budgets
-//! left. States are merged by a 64-bit fingerprint of all that, so the
+//! Each kind of action but delivery has a budget ([`Bounds`]). Beyond the
+//! checker, an observer (`observe.rs`) judges what the simulator's own
+//! observer does: stickiness at each grant, each confirmed read's index,
+//! and each node's membership. A state is everything that decides its
+//! futures and what the checker can still find: every node's volatile and
+//! durable state, the application's, the messages in flight as a
+//! multiset, the checker's and observer's records and the budgets left. States are merged by a 64-bit fingerprint of all that, so the
 //! search is breadth first over distinct states, and the first violation
 //! found comes with a shortest trace.
 //!
@@ -28,20 +32,22 @@
 //! Identical messages in flight are delivered, dropped or duplicated only
 //! once per state: the multiset makes the copies interchangeable.
 
+mod action;
 mod draw;
+mod observe;
+mod world;
 
+pub use action::{parse_trace, show_trace, Action};
 pub use draw::diagram;
 
-use crate::scenario::Cluster;
-use paxos_core::proto::ProstMessage;
-use paxos_core::{PlantedBug, StateRole};
+use paxos_core::PlantedBug;
 use std::collections::HashSet;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::time::Instant;
+use world::World;
 
 /// The bounds of a search.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Bounds {
     /// Voters, `1..=nodes`.
     pub nodes: u64,
@@ -51,6 +57,14 @@ pub struct Bounds {
     pub campaigns: u32,
     /// Proposals (each a new value).
     pub proposals: u32,
+    /// Reads asked of a leader (`read_index`).
+    pub reads: u32,
+    /// Leadership transfers asked of a leader (`transfer_leader`).
+    pub transfers: u32,
+    /// Removals of a voter proposed at a leader (`propose_conf_change`).
+    pub removals: u32,
+    /// Forged messages (see [`Action::Forge`]).
+    pub forgeries: u32,
     /// Ticks, of any node.
     pub ticks: u32,
     /// Waits: time passes for every running node at once, `election_ticks`
@@ -62,6 +76,12 @@ pub struct Bounds {
     /// how long stickiness lasts, and when a timeout may start a
     /// campaign. Large, elections come only from `campaigns`.
     pub election_ticks: u32,
+    /// Each node's `Config::read_lease_ticks` (0: no lease reads).
+    pub lease_ticks: u32,
+    /// Each node's `Config::phase1_quorum` (`None`: a majority).
+    pub phase1: Option<usize>,
+    /// Each node's `Config::phase2_quorum` (`None`: a majority).
+    pub phase2: Option<usize>,
     /// Crashes (a crashed node may restart at any later point).
     pub crashes: u32,
     /// Messages lost.
@@ -77,17 +97,24 @@ pub struct Bounds {
 }
 
 impl Default for Bounds {
-    /// The CI bound: three nodes, one campaign, one proposal, one crash and
-    /// one drop, ten actions deep.
+    /// The CI bound: three nodes, one campaign, one proposal, one read, one
+    /// transfer, one removal, one crash and one drop, ten actions deep.
     fn default() -> Self {
         Bounds {
             nodes: 3,
             depth: 10,
             campaigns: 1,
             proposals: 1,
+            reads: 1,
+            transfers: 1,
+            removals: 1,
+            forgeries: 0,
             ticks: 0,
             waits: 0,
             election_ticks: 1_000,
+            lease_ticks: 0,
+            phase1: None,
+            phase2: None,
             crashes: 1,
             drops: 1,
             duplicates: 0,
@@ -95,89 +122,6 @@ impl Default for Bounds {
             fifo: false,
         }
     }
-}
-
-/// One step of a trace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// Deliver the message at this position in flight.
-    Deliver(usize),
-    /// Deliver it twice.
-    Duplicate(usize),
-    /// Lose it.
-    Drop(usize),
-    /// Tick a node.
-    Tick(u64),
-    /// Every running node ticks `election_ticks` times.
-    Wait,
-    /// The node's host calls `campaign()`.
-    Campaign(u64),
-    /// The leader is given a new value to propose.
-    Propose(u64),
-    /// The node crashes.
-    Crash(u64),
-    /// The crashed node restarts from its storage.
-    Restart(u64),
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::Deliver(i) => write!(f, "deliver:{i}"),
-            Action::Duplicate(i) => write!(f, "duplicate:{i}"),
-            Action::Drop(i) => write!(f, "drop:{i}"),
-            Action::Tick(n) => write!(f, "tick:{n}"),
-            Action::Wait => write!(f, "wait:0"),
-            Action::Campaign(n) => write!(f, "campaign:{n}"),
-            Action::Propose(n) => write!(f, "propose:{n}"),
-            Action::Crash(n) => write!(f, "crash:{n}"),
-            Action::Restart(n) => write!(f, "restart:{n}"),
-        }
-    }
-}
-
-impl std::str::FromStr for Action {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Action, String> {
-        let (kind, arg) = s
-            .trim()
-            .split_once(':')
-            .ok_or_else(|| format!("action {s:?}: expected kind:number"))?;
-        let n: u64 = arg
-            .parse()
-            .map_err(|e| format!("action {s:?}: bad number: {e}"))?;
-        let i = usize::try_from(n).map_err(|e| format!("action {s:?}: {e}"))?;
-        Ok(match kind {
-            "deliver" => Action::Deliver(i),
-            "duplicate" => Action::Duplicate(i),
-            "drop" => Action::Drop(i),
-            "tick" => Action::Tick(n),
-            "wait" => Action::Wait,
-            "campaign" => Action::Campaign(n),
-            "propose" => Action::Propose(n),
-            "crash" => Action::Crash(n),
-            "restart" => Action::Restart(n),
-            other => return Err(format!("action {s:?}: unknown kind {other:?}")),
-        })
-    }
-}
-
-/// Parses a trace as [`Action`]'s `Display` writes it, comma-separated.
-pub fn parse_trace(s: &str) -> Result<Vec<Action>, String> {
-    s.split(',')
-        .filter(|a| !a.trim().is_empty())
-        .map(str::parse)
-        .collect()
-}
-
-/// Shows a trace as [`parse_trace`] reads it.
-pub fn show_trace(trace: &[Action]) -> String {
-    trace
-        .iter()
-        .map(Action::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// What a search found.
@@ -233,210 +177,21 @@ impl fmt::Display for Report {
     }
 }
 
-/// The explored world: the cluster and what is left of each budget.
-struct World {
-    cluster: Cluster,
-    left: Bounds,
-    /// Values proposed so far (the next one is new).
-    proposed: u64,
-}
-
-impl World {
-    fn new(bounds: &Bounds, bug: Option<PlantedBug>) -> World {
-        let election_ticks = bounds.election_ticks.max(2);
-        let mut cluster = Cluster::with_config(bounds.nodes, move |cfg| {
-            cfg.election_ticks = election_ticks;
-            // One heartbeat round per election timeout: a wait sends one
-            // round, not a flood of them.
-            cfg.heartbeat_ticks = (election_ticks - 1).max(1);
-            cfg.planted_bug = bug;
-        });
-        cluster.fail_fast = false;
-        World {
-            cluster,
-            left: bounds.clone(),
-            proposed: 0,
-        }
-    }
-
-    /// Replays `trace` from the start.
-    fn replay(bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) -> World {
-        let mut w = World::new(bounds, bug);
-        for &a in trace {
-            w.apply(a);
-        }
-        w
-    }
-
-    /// The actions enabled here, one per distinct outcome.
-    fn enabled(&self) -> Vec<Action> {
-        let mut out = Vec::new();
-        let c = &self.cluster;
-        let mut seen = HashSet::new();
-        let mut links = HashSet::new();
-        for (i, m) in c.queue.iter().enumerate() {
-            // Over FIFO links only each link's oldest message can move.
-            if self.left.fifo && !links.insert((m.from, m.to)) {
-                continue;
-            }
-            // Identical copies in flight have identical futures.
-            if !seen.insert(m.encode_to_vec()) {
-                continue;
-            }
-            out.push(Action::Deliver(i));
-            if self.left.drops > 0 {
-                out.push(Action::Drop(i));
-            }
-            if self.left.duplicates > 0 {
-                out.push(Action::Duplicate(i));
-            }
-        }
-        if self.left.waits > 0 && !c.nodes.is_empty() {
-            out.push(Action::Wait);
-        }
-        for id in 1..=self.left.nodes {
-            match c.nodes.get(&id) {
-                Some(node) => {
-                    let leads = node.status().role == StateRole::Leader;
-                    if self.left.ticks > 0 {
-                        out.push(Action::Tick(id));
-                    }
-                    if self.left.campaigns > 0 && !leads {
-                        out.push(Action::Campaign(id));
-                    }
-                    if self.left.proposals > 0 && leads {
-                        out.push(Action::Propose(id));
-                    }
-                    if self.left.crashes > 0 {
-                        out.push(Action::Crash(id));
-                    }
-                }
-                None => out.push(Action::Restart(id)),
-            }
-        }
-        out
-    }
-
-    /// Takes one action, then lets every node's host handle its `Ready`s.
-    fn apply(&mut self, a: Action) {
-        let c = &mut self.cluster;
-        match a {
-            Action::Deliver(i) => {
-                c.deliver_one(i, 1);
-            }
-            Action::Duplicate(i) => {
-                self.left.duplicates = self.left.duplicates.saturating_sub(1);
-                c.deliver_one(i, 2);
-            }
-            Action::Drop(i) => {
-                self.left.drops = self.left.drops.saturating_sub(1);
-                c.drop_one(i);
-            }
-            Action::Tick(id) => {
-                self.left.ticks = self.left.ticks.saturating_sub(1);
-                if let Some(node) = c.nodes.get_mut(&id) {
-                    node.tick();
-                }
-            }
-            Action::Wait => {
-                self.left.waits = self.left.waits.saturating_sub(1);
-                for _ in 0..self.left.election_ticks.max(2) {
-                    for node in c.nodes.values_mut() {
-                        node.tick();
-                    }
-                    // Each tick's Readys are handled as they come.
-                    c.process_readies();
-                }
-            }
-            Action::Campaign(id) => {
-                self.left.campaigns = self.left.campaigns.saturating_sub(1);
-                if let Some(node) = c.nodes.get_mut(&id) {
-                    // A refusal (a lease held, say) is an outcome too.
-                    let _ = node.campaign();
-                }
-            }
-            Action::Propose(id) => {
-                self.left.proposals = self.left.proposals.saturating_sub(1);
-                self.proposed += 1;
-                let value = bytes::Bytes::from(format!("v{}", self.proposed));
-                if c.nodes.contains_key(&id) {
-                    // Refused proposals (a full window, say) change nothing.
-                    let _ = c.propose(id, value);
-                }
-            }
-            Action::Crash(id) => {
-                self.left.crashes = self.left.crashes.saturating_sub(1);
-                if c.nodes.contains_key(&id) {
-                    c.crash(id);
-                }
-            }
-            Action::Restart(id) => {
-                if !c.nodes.contains_key(&id) {
-                    c.restart(id);
-                }
-            }
-        }
-        c.process_readies();
-    }
-
-    /// The first violation the checker holds, if any.
-    fn violation(&self) -> Option<String> {
-        self.cluster.checker.first_violation().map(str::to_owned)
-    }
-
-    /// A fingerprint of everything that decides this state's futures.
-    fn fingerprint(&self) -> u64 {
-        let c = &self.cluster;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for id in 1..=self.left.nodes {
-            match c.nodes.get(&id) {
-                Some(node) => without_bookkeeping(&format!("{node:?}")).hash(&mut h),
-                None => "crashed".hash(&mut h),
-            }
-            format!("{:?}", c.storages.get(&id)).hash(&mut h);
-        }
-        let mut flight: Vec<(u64, u64, Vec<u8>)> = c
-            .queue
-            .iter()
-            .map(|m| (m.from, m.to, m.encode_to_vec()))
-            .collect();
-        if self.left.fifo {
-            // Per link, the order is part of the state: a stable sort by
-            // link keeps it.
-            flight.sort_by_key(|(from, to, _)| (*from, *to));
-        } else {
-            flight.sort_unstable();
-        }
-        flight.hash(&mut h);
-        format!("{:?}", c.applied).hash(&mut h);
-        format!("{:?}", c.applied_slot).hash(&mut h);
-        format!("{:?}", c.checker).hash(&mut h);
-        format!("{:?}", self.left).hash(&mut h);
-        self.proposed.hash(&mut h);
-        h.finish()
-    }
-}
-
-/// A node's `Debug` text without what does not decide its futures: the
-/// number of the next `Ready` and the pools of vectors handed back for
-/// reuse. Two nodes that differ only there behave alike.
-fn without_bookkeeping(debug: &str) -> String {
-    let mut out = debug.to_owned();
-    for (field, end) in [("next_ready: ", ","), ("buffers: Buffers {", "},")] {
-        if let Some(a) = out.find(field) {
-            if let Some(b) = out[a..].find(end) {
-                out.replace_range(a..a + b + end.len(), "");
-            }
-        }
-    }
-    out
-}
-
 /// Searches every state within `bounds`, breadth first, with `bug` planted
 /// (or none), and stops at the first violation.
 pub fn explore(bounds: &Bounds, bug: Option<PlantedBug>) -> Report {
+    explore_with(bounds, bug, |_, _, _| {})
+}
+
+/// [`explore`], telling `level` after each level is done: its depth, the
+/// distinct states so far, and how many of them are new at that depth.
+pub fn explore_with(
+    bounds: &Bounds,
+    bug: Option<PlantedBug>,
+    mut level: impl FnMut(usize, usize, usize),
+) -> Report {
     let start = Instant::now();
-    let root = World::new(bounds, bug);
+    let mut root = World::new(bounds, bug);
     let mut visited = HashSet::new();
     visited.insert(root.fingerprint());
     let mut frontier: Vec<Vec<Action>> = vec![Vec::new()];
@@ -458,12 +213,16 @@ pub fn explore(bounds: &Bounds, bug: Option<PlantedBug>) -> Report {
     while depth < bounds.depth && !frontier.is_empty() {
         let mut next = Vec::new();
         for trace in &frontier {
-            let actions = World::replay(bounds, bug, trace).enabled();
-            for a in actions {
+            // Rebuilt once, then forked for each action: a replay per
+            // state, not per transition.
+            let mut parent = World::replay(bounds, bug, trace);
+            parent.rehash();
+            for a in parent.enabled() {
                 transitions += 1;
+                let mut w = parent.fork();
+                w.apply(a);
                 let mut child = trace.clone();
                 child.push(a);
-                let w = World::replay(bounds, bug, &child);
                 if let Some(v) = w.violation() {
                     return report(&visited, transitions, depth + 1, None, Some((child, v)));
                 }
@@ -477,6 +236,7 @@ pub fn explore(bounds: &Bounds, bug: Option<PlantedBug>) -> Report {
         }
         frontier = next;
         depth += 1;
+        level(depth, visited.len(), frontier.len());
     }
     report(
         &visited,
@@ -509,36 +269,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn traces_round_trip() {
-        let t = vec![
-            Action::Campaign(1),
-            Action::Deliver(0),
-            Action::Drop(2),
-            Action::Duplicate(1),
-            Action::Propose(1),
-            Action::Crash(2),
-            Action::Restart(2),
-            Action::Tick(3),
-        ];
-        assert_eq!(parse_trace(&show_trace(&t)), Ok(t));
-        assert!(parse_trace("fly:1").is_err());
-    }
-
-    #[test]
     fn replays_reach_the_same_state() {
         let bounds = Bounds::default();
         let t = [Action::Campaign(1), Action::Deliver(0), Action::Deliver(0)];
-        let a = World::replay(&bounds, None, &t);
-        let b = World::replay(&bounds, None, &t);
+        let mut a = World::replay(&bounds, None, &t);
+        let mut b = World::replay(&bounds, None, &t);
         assert_eq!(a.fingerprint(), b.fingerprint());
-        let c = World::replay(&bounds, None, &t[..2]);
+        let mut c = World::replay(&bounds, None, &t[..2]);
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    /// A forked world, one action on, is the world the longer trace
+    /// replays to: the fork copies everything, and the hashes kept per node
+    /// are those of the nodes as they are.
+    #[test]
+    fn forks_reach_the_states_replays_do() {
+        let bounds = Bounds {
+            reads: 1,
+            transfers: 1,
+            removals: 1,
+            forgeries: 1,
+            waits: 1,
+            election_ticks: 3,
+            ..Bounds::default()
+        };
+        let mut frontier = vec![Vec::new()];
+        let mut checked = 0;
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for trace in &frontier {
+                let mut parent = World::replay(&bounds, None, trace);
+                parent.rehash();
+                for a in parent.enabled() {
+                    let mut child = trace.clone();
+                    child.push(a);
+                    let mut forked = parent.fork();
+                    forked.apply(a);
+                    let mut replayed = World::replay(&bounds, None, &child);
+                    assert_eq!(
+                        forked.fingerprint(),
+                        replayed.fingerprint(),
+                        "{}",
+                        show_trace(&child)
+                    );
+                    checked += 1;
+                    next.push(child);
+                }
+            }
+            frontier = next;
+        }
+        assert!(checked > 1_000, "{checked}");
     }
 
     #[test]
     fn a_tiny_bound_is_exhausted_clean() {
         let bounds = Bounds {
             depth: 4,
+            reads: 0,
+            transfers: 0,
+            removals: 0,
             crashes: 0,
             drops: 0,
             ..Bounds::default()

@@ -46,10 +46,10 @@ const MAX_SETTLE_ROUNDS: usize = 100_000;
 
 /// How a node's storage is built over its durable [`MemStorage`] (see
 /// [`Cluster::with_storage`]).
-type Wrap<S> = Box<dyn Fn(&MemStorage) -> S>;
+type Wrap<S> = std::rc::Rc<dyn Fn(&MemStorage) -> S>;
 
 /// How a test adjusts every node's configuration.
-type Tweak = Box<dyn Fn(&mut Config)>;
+type Tweak = std::rc::Rc<dyn Fn(&mut Config)>;
 
 /// An in-memory cluster: nodes, their durable storages, an application per
 /// node, and a network with cut links, duplication and reordering.
@@ -177,8 +177,8 @@ impl<S: Storage> Cluster<S> {
             }),
             failing_syncs: BTreeMap::new(),
             fail_fast: true,
-            tweak: Box::new(tweak),
-            wrap: Box::new(wrap),
+            tweak: std::rc::Rc::new(tweak),
+            wrap: std::rc::Rc::new(wrap),
             logger: slog::Logger::root(slog::Discard, slog::o!()),
         };
         for &id in &ids {
@@ -187,6 +187,49 @@ impl<S: Storage> Cluster<S> {
         }
         c.checked();
         c
+    }
+
+    /// An independent copy of the cluster as it is now: every storage
+    /// copied deep, every running node forked onto its copy (see
+    /// [`RawNode::fork`]), the network, the applications and the checker
+    /// cloned. Call it between steps, with no `Ready` outstanding.
+    pub fn fork(&self) -> Self {
+        let storages: BTreeMap<u64, MemStorage> = self
+            .storages
+            .iter()
+            .map(|(&id, s)| (id, s.deep_copy()))
+            .collect();
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|(&id, n)| (id, n.fork((self.wrap)(&storages[&id]))))
+            .collect();
+        Cluster {
+            ids: self.ids.clone(),
+            nodes,
+            storages,
+            applied: self.applied.clone(),
+            applied_slot: self.applied_slot.clone(),
+            queue: self.queue.clone(),
+            cut: self.cut.clone(),
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+            rng: self.rng.clone(),
+            max_promised: self.max_promised.clone(),
+            delivered: self.delivered,
+            reads: self.reads.clone(),
+            digest: self.digest.clone(),
+            keep_history: self.keep_history,
+            installed: self.installed.clone(),
+            conf: self.conf.clone(),
+            boot_conf: self.boot_conf.clone(),
+            checker: self.checker.clone(),
+            failing_syncs: self.failing_syncs.clone(),
+            fail_fast: self.fail_fast,
+            tweak: self.tweak.clone(),
+            wrap: self.wrap.clone(),
+            logger: self.logger.clone(),
+        }
     }
 
     /// The configuration node `id` starts with: the cluster's membership

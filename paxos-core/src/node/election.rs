@@ -106,7 +106,7 @@ impl Timer {
 }
 
 /// A pre-vote in progress.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct PreVote {
     pub(super) ballot: Ballot,
     pub(super) granted: Vec<u64>,

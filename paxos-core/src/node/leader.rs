@@ -28,7 +28,7 @@ pub enum Proposed {
     Forwarded(u64),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct LeaderState {
     pub(super) ballot: Ballot,
     /// Every member but this node.
@@ -67,7 +67,7 @@ pub(super) struct LeaderState {
 /// batching). It is not in the log yet: every entry point of the node but
 /// `propose` seals it into one entry first, so nothing else ever sees a
 /// slot still growing.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct OpenBatch {
     /// The slot the commands will hold (0: none open).
     slot: u64,

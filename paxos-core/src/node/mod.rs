@@ -69,7 +69,7 @@ pub enum StateRole {
     Leader,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Role {
     Follower,
     PreCandidate(PreVote),
@@ -127,6 +127,98 @@ pub(crate) struct Node<S: Storage> {
     arena: crate::arena::Arena,
     /// The promise restored at start (only a planted bug reads it).
     restored_promised: Ballot,
+}
+
+impl<S: Storage> Node<S> {
+    /// A copy of this node reading from `storage` (see
+    /// [`crate::RawNode::fork`]).
+    pub(crate) fn fork(&self, storage: S) -> Node<S> {
+        Node {
+            id: self.id,
+            cfg: self.cfg.clone(),
+            logger: self.logger.clone(),
+            storage,
+            members: self.members.clone(),
+            promised: self.promised,
+            log: self.log.clone(),
+            accept_prefix: self.accept_prefix,
+            role: self.role.clone(),
+            leader: self.leader,
+            promised_to: self.promised_to,
+            max_round: self.max_round,
+            timer: self.timer.clone(),
+            outbox: self.outbox.clone(),
+            read_states: self.read_states.clone(),
+            hs_dirty: self.hs_dirty,
+            conf_dirty: self.conf_dirty,
+            restart_quiet: self.restart_quiet,
+            behind: self.behind,
+            snap_recv: self.snap_recv.clone(),
+            pending_snapshot: self.pending_snapshot.clone(),
+            // Where small payloads are copied: entries already made keep
+            // their own handles on the old chunk.
+            arena: crate::arena::Arena::default(),
+            restored_promised: self.restored_promised,
+        }
+    }
+
+    /// `Debug` of the state that decides this node's futures (see
+    /// [`crate::RawNode::state`]). Every field is named in the pattern, so
+    /// a field added to `Node` fails to compile here until it is either
+    /// shown or argued away.
+    pub(crate) fn fmt_state(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Node {
+            id,
+            // Fixed per node for the life of a cluster but for `applied`,
+            // which only `new` reads.
+            cfg: _,
+            logger: _,
+            // The host's: it shows its durable state itself.
+            storage: _,
+            members,
+            promised,
+            log,
+            accept_prefix,
+            role,
+            leader,
+            promised_to,
+            max_round,
+            timer,
+            outbox,
+            read_states,
+            hs_dirty,
+            conf_dirty,
+            restart_quiet,
+            behind,
+            snap_recv,
+            pending_snapshot,
+            // Where small payloads are copied: its free room changes no
+            // behaviour.
+            arena: _,
+            restored_promised,
+        } = self;
+        f.debug_struct("Node")
+            .field("id", id)
+            .field("members", members)
+            .field("promised", promised)
+            .field("log", log)
+            .field("accept_prefix", accept_prefix)
+            .field("role", role)
+            .field("leader", leader)
+            .field("promised_to", promised_to)
+            .field("max_round", max_round)
+            .field("timer", timer)
+            .field("outbox", outbox)
+            .field("read_states", read_states)
+            .field("hs_dirty", hs_dirty)
+            .field("conf_dirty", conf_dirty)
+            .field("restart_quiet", restart_quiet)
+            .field("behind", behind)
+            .field("snap_recv", snap_recv)
+            .field("pending_snapshot", pending_snapshot)
+            .field("restored_promised", restored_promised)
+            .finish()
+    }
 }
 
 impl<S: Storage> Node<S> {

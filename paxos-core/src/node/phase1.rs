@@ -18,13 +18,13 @@ use std::collections::BTreeSet;
 /// would make the new leader fill a gap of no-ops without bound.
 const MAX_REPORT_SPAN_WINDOWS: u64 = 64;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Report {
     entry: Entry,
     chosen: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Phase1 {
     /// The candidate.
     me: u64,

@@ -22,7 +22,7 @@ pub struct ReadState {
     pub ctx: Bytes,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PendingRead {
     ctx: Bytes,
     index: u64,
@@ -32,7 +32,7 @@ struct PendingRead {
 
 /// Reads in flight at a leader. Dropped with the leadership: a read that
 /// never confirms is retried by its caller, like a lost proposal.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct ReadQueue {
     /// Waiting for the leader's re-proposals to be chosen.
     waiting: Vec<Bytes>,

@@ -10,7 +10,7 @@
 
 use clap::Parser;
 use paxos_core::PlantedBug;
-use paxos_sim::explore::{explore, parse_trace, replay, show_trace, Action, Bounds};
+use paxos_sim::explore::{explore_with, parse_trace, replay, show_trace, Action, Bounds};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -28,6 +28,19 @@ struct Args {
     /// Proposals.
     #[arg(long, default_value_t = Bounds::default().proposals)]
     proposals: u32,
+    /// Reads asked of a leader (`read_index`).
+    #[arg(long, default_value_t = Bounds::default().reads)]
+    reads: u32,
+    /// Leadership transfers asked of a leader.
+    #[arg(long, default_value_t = Bounds::default().transfers)]
+    transfers: u32,
+    /// Removals of a voter proposed at a leader.
+    #[arg(long, default_value_t = Bounds::default().removals)]
+    removals: u32,
+    /// Forged messages, each a Prepare from another member in a ballot
+    /// past the highest round allowed, which must be refused.
+    #[arg(long, default_value_t = Bounds::default().forgeries)]
+    forgeries: u32,
     /// Ticks.
     #[arg(long, default_value_t = Bounds::default().ticks)]
     ticks: u32,
@@ -37,6 +50,13 @@ struct Args {
     /// Election timeout and stickiness window, in ticks.
     #[arg(long, default_value_t = Bounds::default().election_ticks)]
     election_ticks: u32,
+    /// Lease reads: each node's `read_lease_ticks` (0: off).
+    #[arg(long, default_value_t = Bounds::default().lease_ticks)]
+    lease_ticks: u32,
+    /// Flexible quorums as PHASE1,PHASE2 (each node's `phase1_quorum` and
+    /// `phase2_quorum`); majorities without it.
+    #[arg(long, value_name = "Q1,Q2", value_parser = parse_quorums)]
+    quorums: Option<(usize, usize)>,
     /// Crashes.
     #[arg(long, default_value_t = Bounds::default().crashes)]
     crashes: u32,
@@ -76,11 +96,40 @@ fn draw(path: &std::path::Path, bounds: &Bounds, bug: Option<PlantedBug>, trace:
     }
 }
 
+fn parse_quorums(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("quorums {s:?}: expected Q1,Q2"))?;
+    let n = |x: &str| x.trim().parse().map_err(|e| format!("quorums {s:?}: {e}"));
+    Ok((n(a)?, n(b)?))
+}
+
 fn parse_bug(s: &str) -> Result<PlantedBug, String> {
     PlantedBug::ALL
         .into_iter()
         .find(|b| format!("{b:?}").eq_ignore_ascii_case(s))
         .ok_or_else(|| format!("unknown bug {s:?}; one of {:?}", PlantedBug::ALL))
+}
+
+/// The flags that make `--replay` rebuild the cluster this search used.
+fn replay_flags(b: &Bounds, bug: Option<PlantedBug>) -> String {
+    let mut f = format!(" --nodes {} --election-ticks {}", b.nodes, b.election_ticks);
+    if let Some(bug) = bug {
+        f += &format!(" --bug {bug:?}");
+    }
+    if b.fifo {
+        f += " --fifo";
+    }
+    if b.lease_ticks > 0 {
+        f += &format!(" --lease-ticks {}", b.lease_ticks);
+    }
+    if let (Some(q1), Some(q2)) = (b.phase1, b.phase2) {
+        f += &format!(" --quorums {q1},{q2}");
+    }
+    if b.removals > 0 {
+        f += &format!(" --removals {}", b.removals);
+    }
+    f
 }
 
 fn main() -> ExitCode {
@@ -90,9 +139,16 @@ fn main() -> ExitCode {
         depth: a.depth,
         campaigns: a.campaigns,
         proposals: a.proposals,
+        reads: a.reads,
+        transfers: a.transfers,
+        removals: a.removals,
+        forgeries: a.forgeries,
         ticks: a.ticks,
         waits: a.waits,
         election_ticks: a.election_ticks,
+        lease_ticks: a.lease_ticks,
+        phase1: a.quorums.map(|q| q.0),
+        phase2: a.quorums.map(|q| q.1),
         crashes: a.crashes,
         drops: a.drops,
         duplicates: a.duplicates,
@@ -124,7 +180,9 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    let r = explore(&bounds, a.bug);
+    let r = explore_with(&bounds, a.bug, |depth, states, new| {
+        eprintln!("depth {depth}: {states} states, {new} new");
+    });
     println!("{bounds:?}");
     println!("{r}");
     match &r.counterexample {
@@ -132,12 +190,9 @@ fn main() -> ExitCode {
             if let Some(path) = &a.diagram {
                 draw(path, &bounds, a.bug, trace);
             }
-            let bug = a.bug.map_or(String::new(), |b| format!(" --bug {b:?}"));
             println!(
-                "replay: cargo run --release -p paxos-sim --bin explore -- --nodes {} --election-ticks {}{bug}{} --replay {}",
-                bounds.nodes,
-                bounds.election_ticks,
-                if bounds.fifo { " --fifo" } else { "" },
+                "replay: cargo run --release -p paxos-sim --bin explore --{} --replay {}",
+                replay_flags(&bounds, a.bug),
                 show_trace(trace)
             );
             ExitCode::FAILURE

@@ -2,7 +2,8 @@
 //! each action takes one tick of the drawing. Messages are followed from
 //! the action that sent them to the one that delivered (or dropped) them.
 
-use super::{Action, Bounds, World};
+use super::world::World;
+use super::{Action, Bounds};
 use crate::diagram::{Diagram, NodeView, Role};
 use crate::sim::TICK;
 use paxos_core::proto::Message;
@@ -109,6 +110,10 @@ fn follow(bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) -> (Vec<Se
             | Action::Wait
             | Action::Campaign(_)
             | Action::Propose(_)
+            | Action::Read(_)
+            | Action::Transfer(..)
+            | Action::Remove(..)
+            | Action::Forge(_)
             | Action::Restart(_) => {}
         }
         w.apply(a);

@@ -1,0 +1,409 @@
+//! The explored world: a [`Cluster`] driven by one [`Action`] at a time,
+//! with the [`Observer`] and what is left of each budget, and the
+//! fingerprint by which equal states are merged.
+
+use super::action::Action;
+use super::observe::{Before, Observer};
+use super::Bounds;
+use crate::scenario::Cluster;
+use paxos_core::proto::{Ballot, Body, ConfChange, ConfChangeType, Message, Prepare, ProstMessage};
+use paxos_core::{Error, PlantedBug, StateRole};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// The explored world: the cluster, the observer, and what is left of
+/// each budget.
+pub(super) struct World {
+    pub(super) cluster: Cluster,
+    pub(super) left: Bounds,
+    /// Values proposed so far (the next one is new).
+    proposed: u64,
+    obs: Observer,
+    /// Membership changes are explored: a reply from a node the receiver
+    /// no longer counts is then refused by design, not a violation.
+    removals: bool,
+    /// Per node: a hash of its state and storage, as of the last
+    /// fingerprint. An action changes only the nodes it drives (the kind
+    /// host leaves no `Ready` pending anywhere else), so only those are
+    /// formatted again: most of a fingerprint's cost is formatting.
+    hashes: BTreeMap<u64, u64>,
+    /// Nodes driven since their hash was taken.
+    dirty: BTreeSet<u64>,
+}
+
+impl World {
+    pub(super) fn new(bounds: &Bounds, bug: Option<PlantedBug>) -> World {
+        let election_ticks = bounds.election_ticks.max(2);
+        let (lease, q1, q2) = (bounds.lease_ticks, bounds.phase1, bounds.phase2);
+        let mut cluster = Cluster::with_config(bounds.nodes, move |cfg| {
+            cfg.election_ticks = election_ticks;
+            // One heartbeat round per election timeout: a wait sends one
+            // round, not a flood of them.
+            cfg.heartbeat_ticks = (election_ticks - 1).max(1);
+            cfg.read_lease_ticks = lease;
+            cfg.phase1_quorum = q1;
+            cfg.phase2_quorum = q2;
+            cfg.planted_bug = bug;
+        });
+        cluster.fail_fast = false;
+        World {
+            cluster,
+            left: bounds.clone(),
+            proposed: 0,
+            obs: Observer::default(),
+            removals: bounds.removals > 0,
+            hashes: BTreeMap::new(),
+            dirty: (1..=bounds.nodes).collect(),
+        }
+    }
+
+    /// An independent copy of this world (see [`Cluster::fork`]).
+    pub(super) fn fork(&self) -> World {
+        World {
+            cluster: self.cluster.fork(),
+            left: self.left.clone(),
+            proposed: self.proposed,
+            obs: self.obs.clone(),
+            removals: self.removals,
+            hashes: self.hashes.clone(),
+            dirty: self.dirty.clone(),
+        }
+    }
+
+    /// Replays `trace` from the start.
+    pub(super) fn replay(bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) -> World {
+        let mut w = World::new(bounds, bug);
+        for &a in trace {
+            w.apply(a);
+        }
+        w
+    }
+
+    /// The actions enabled here, one per distinct outcome.
+    pub(super) fn enabled(&self) -> Vec<Action> {
+        let mut out = Vec::new();
+        let c = &self.cluster;
+        let mut seen = HashSet::new();
+        let mut links = HashSet::new();
+        for (i, m) in c.queue.iter().enumerate() {
+            // Over FIFO links only each link's oldest message can move.
+            if self.left.fifo && !links.insert((m.from, m.to)) {
+                continue;
+            }
+            // Identical copies in flight have identical futures.
+            if !seen.insert(m.encode_to_vec()) {
+                continue;
+            }
+            out.push(Action::Deliver(i));
+            if self.left.drops > 0 {
+                out.push(Action::Drop(i));
+            }
+            if self.left.duplicates > 0 {
+                out.push(Action::Duplicate(i));
+            }
+        }
+        if self.left.waits > 0 && !c.nodes.is_empty() {
+            out.push(Action::Wait);
+        }
+        for id in 1..=self.left.nodes {
+            let Some(node) = c.nodes.get(&id) else {
+                out.push(Action::Restart(id));
+                continue;
+            };
+            let st = node.status();
+            let leads = st.role == StateRole::Leader;
+            if self.left.ticks > 0 {
+                out.push(Action::Tick(id));
+            }
+            if self.left.campaigns > 0 && !leads {
+                out.push(Action::Campaign(id));
+            }
+            if leads {
+                if self.left.proposals > 0 {
+                    out.push(Action::Propose(id));
+                }
+                if self.left.reads > 0 {
+                    out.push(Action::Read(id));
+                }
+                for &v in &st.voters {
+                    if self.left.transfers > 0 && v != id {
+                        out.push(Action::Transfer(id, v));
+                    }
+                    if self.left.removals > 0 {
+                        out.push(Action::Remove(id, v));
+                    }
+                }
+            }
+            if self.left.forgeries > 0 {
+                out.push(Action::Forge(id));
+            }
+            if self.left.crashes > 0 {
+                out.push(Action::Crash(id));
+            }
+        }
+        out
+    }
+
+    /// Takes one action, then lets every node's host handle its `Ready`s,
+    /// and has the observer judge what they sent.
+    pub(super) fn apply(&mut self, a: Action) {
+        if a == Action::Wait {
+            return self.wait();
+        }
+        let c = &mut self.cluster;
+        // The node this action drives, as it was before.
+        let driven = match a {
+            Action::Deliver(i) | Action::Duplicate(i) => c.queue.get(i).map(|m| m.to),
+            Action::Tick(id)
+            | Action::Campaign(id)
+            | Action::Propose(id)
+            | Action::Read(id)
+            | Action::Transfer(id, _)
+            | Action::Remove(id, _)
+            | Action::Forge(id) => Some(id),
+            Action::Drop(_) | Action::Wait | Action::Crash(_) | Action::Restart(_) => None,
+        };
+        match a {
+            Action::Crash(id) | Action::Restart(id) => self.dirty.insert(id),
+            _ => driven.is_some_and(|id| self.dirty.insert(id)),
+        };
+        let before: BTreeMap<u64, Before> = driven
+            .and_then(|id| Some((id, Observer::before(c, id)?)))
+            .into_iter()
+            .collect();
+        let mut exempt = None;
+        match a {
+            Action::Deliver(i) | Action::Duplicate(i) => {
+                let copies = if matches!(a, Action::Duplicate(_)) {
+                    self.left.duplicates = self.left.duplicates.saturating_sub(1);
+                    2
+                } else {
+                    1
+                };
+                if let Some(m) = c.queue.remove(i) {
+                    if let Some(&b) = before.get(&m.to) {
+                        if self.obs.exempt(m.to, b, &m) {
+                            exempt = Some(m.from);
+                        }
+                        for _ in 0..copies {
+                            let Some(node) = c.nodes.get_mut(&m.to) else {
+                                break;
+                            };
+                            match node.step(m.clone()) {
+                                Ok(()) => self.obs.arrived(m.to, b, &m),
+                                // A reply from a node the receiver no
+                                // longer counts is refused by design.
+                                Err(Error::UnknownPeer(_)) if self.removals => {}
+                                Err(e) => c.checker.refused_cluster_message(m.to, e),
+                            }
+                        }
+                    }
+                }
+            }
+            Action::Drop(i) => {
+                self.left.drops = self.left.drops.saturating_sub(1);
+                c.drop_one(i);
+            }
+            Action::Wait => unreachable!("handled above"),
+            Action::Tick(id) => {
+                self.left.ticks = self.left.ticks.saturating_sub(1);
+                if let Some(node) = c.nodes.get_mut(&id) {
+                    node.tick();
+                    self.obs.tick_one(id);
+                }
+            }
+            Action::Campaign(id) => {
+                self.left.campaigns = self.left.campaigns.saturating_sub(1);
+                if let Some(node) = c.nodes.get_mut(&id) {
+                    // A refusal (a lease held, say) is an outcome too.
+                    let _ = node.campaign();
+                }
+            }
+            Action::Propose(id) => {
+                self.left.proposals = self.left.proposals.saturating_sub(1);
+                self.proposed += 1;
+                let value = bytes::Bytes::from(format!("v{}", self.proposed));
+                if c.nodes.contains_key(&id) {
+                    // Refused proposals (a full window, say) change nothing.
+                    let _ = c.propose(id, value);
+                }
+            }
+            Action::Read(id) => {
+                self.left.reads = self.left.reads.saturating_sub(1);
+                let ctx = self.obs.ask_read(c);
+                if let Some(node) = c.nodes.get_mut(&id) {
+                    if node.read_index(ctx.to_be_bytes().to_vec()).is_err() {
+                        self.obs.read_refused(ctx);
+                    }
+                }
+            }
+            Action::Transfer(id, to) => {
+                self.left.transfers = self.left.transfers.saturating_sub(1);
+                if let Some(node) = c.nodes.get_mut(&id) {
+                    let _ = node.transfer_leader(to);
+                }
+            }
+            Action::Remove(id, who) => {
+                self.left.removals = self.left.removals.saturating_sub(1);
+                if let Some(node) = c.nodes.get_mut(&id) {
+                    let cc = ConfChange {
+                        change_type: ConfChangeType::RemoveNode as i32,
+                        node_id: who,
+                        ..ConfChange::default()
+                    };
+                    let _ = node.propose_conf_change(cc);
+                }
+            }
+            Action::Forge(id) => {
+                self.left.forgeries = self.left.forgeries.saturating_sub(1);
+                // In the name of the next member: a ballot owned by its
+                // sender, well formed but for its round.
+                let from = id % self.left.nodes + 1;
+                let m = Message {
+                    from,
+                    to: id,
+                    body: Some(Body::Prepare(Prepare {
+                        ballot: Some(Ballot::new(1 << 63, from)),
+                        from_slot: 1,
+                        transfer: None,
+                    })),
+                };
+                if let Some(node) = c.nodes.get_mut(&id) {
+                    let shown = m.to_string();
+                    if node.step(m).is_ok() {
+                        c.checker.accepted_garbage(id, &shown);
+                    }
+                }
+            }
+            Action::Crash(id) => {
+                self.left.crashes = self.left.crashes.saturating_sub(1);
+                if c.nodes.contains_key(&id) {
+                    c.crash(id);
+                    self.obs.forget(id);
+                }
+            }
+            Action::Restart(id) => {
+                if !c.nodes.contains_key(&id) {
+                    c.restart(id);
+                    self.obs.forget(id);
+                }
+            }
+        }
+        self.settle(&before, exempt);
+    }
+
+    /// Time passes for every running node at once: `election_ticks` ticks,
+    /// each tick's `Ready`s handled as they come, nothing delivered.
+    fn wait(&mut self) {
+        self.left.waits = self.left.waits.saturating_sub(1);
+        self.dirty.extend(1..=self.left.nodes);
+        for _ in 0..self.left.election_ticks.max(2) {
+            let c = &mut self.cluster;
+            let ids: Vec<u64> = c.nodes.keys().copied().collect();
+            let before: BTreeMap<u64, Before> = ids
+                .iter()
+                .filter_map(|&id| Some((id, Observer::before(c, id)?)))
+                .collect();
+            for node in c.nodes.values_mut() {
+                node.tick();
+            }
+            for id in ids {
+                self.obs.tick_one(id);
+            }
+            self.settle(&before, None);
+        }
+    }
+
+    /// Every host handles its node's `Ready`s; the observer judges what
+    /// they sent, the reads they confirmed, and who leads.
+    fn settle(&mut self, before: &BTreeMap<u64, Before>, exempt: Option<u64>) {
+        let c = &mut self.cluster;
+        // The host takes Readys only here, so whatever is queued past this
+        // mark is what the driven nodes sent now.
+        let mark = c.queue.len();
+        c.process_readies();
+        let sent: Vec<_> = c.queue.iter().skip(mark).cloned().collect();
+        let election_ticks = self.left.election_ticks.max(2);
+        self.obs
+            .sent(&mut c.checker, election_ticks, before, exempt, &sent);
+        self.obs.confirmed_reads(c);
+        Observer::membership(c);
+    }
+
+    /// The first violation the checker holds, if any.
+    pub(super) fn violation(&self) -> Option<String> {
+        self.cluster.checker.first_violation().map(str::to_owned)
+    }
+
+    /// Hashes again the nodes driven since their last hash.
+    pub(super) fn rehash(&mut self) {
+        for id in std::mem::take(&mut self.dirty) {
+            let h = self.node_hash(id);
+            self.hashes.insert(id, h);
+        }
+    }
+
+    /// A hash of node `id`'s state and storage. A node shows only
+    /// [`paxos_core::RawNode::state`], which leaves out what cannot change
+    /// its futures (its configuration, fixed per node id within a search;
+    /// its storage, shown here once; counters and buffer pools).
+    fn node_hash(&self, id: u64) -> u64 {
+        let c = &self.cluster;
+        hash_debug(|t| {
+            use std::fmt::Write;
+            match c.nodes.get(&id) {
+                Some(node) => write!(t, "{:?}", node.state())?,
+                None => t.write_str("crashed")?,
+            }
+            write!(t, "{:?}", c.storages.get(&id))
+        })
+    }
+
+    /// A fingerprint of everything that decides this state's futures: each
+    /// node's hash (see [`World::rehash`]), the applications, the checker's
+    /// and observer's records, the budgets left, and the messages in flight
+    /// (a multiset, or per link in order over FIFO links).
+    pub(super) fn fingerprint(&mut self) -> u64 {
+        self.rehash();
+        let c = &self.cluster;
+        // What has no `Hash` is hashed through its `Debug` text.
+        let rest = hash_debug(|t| {
+            use std::fmt::Write;
+            write!(t, "{:?}{:?}", c.conf, c.checker)
+        });
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (rest, &self.hashes, &c.applied, &c.applied_slot).hash(&mut h);
+        (&self.left, self.proposed, &self.obs).hash(&mut h);
+        let mut flight: Vec<(u64, u64, Vec<u8>)> = c
+            .queue
+            .iter()
+            .map(|m| (m.from, m.to, m.encode_to_vec()))
+            .collect();
+        if self.left.fifo {
+            // Per link, the order is part of the state: a stable sort by
+            // link keeps it.
+            flight.sort_by_key(|(from, to, _)| (*from, *to));
+        } else {
+            flight.sort_unstable();
+        }
+        flight.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// Hashes what `write` writes with `Debug`, into one reused buffer:
+/// formatting straight into a hasher costs a call per fragment.
+fn hash_debug(write: impl FnOnce(&mut String) -> fmt::Result) -> u64 {
+    thread_local! {
+        static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    TEXT.with_borrow_mut(|t| {
+        t.clear();
+        // Writing into a String cannot fail.
+        let _ = write(t);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write(t.as_bytes());
+        h.finish()
+    })
+}
