@@ -31,20 +31,34 @@ impl Buffers {
             .unwrap_or_else(|| Vec::with_capacity(room))
     }
 
+    /// Keeps `v` for reuse.
+    ///
+    /// Most vectors a `Ready` brings back are empty: never allocated (a
+    /// `Ready` without that kind of output), or drained by the host. Both
+    /// skip the elements' drop, an out-of-line call even for no element,
+    /// made several times per `Ready` otherwise: an unallocated vector
+    /// owns nothing and is forgotten, a drained one needs no `clear`.
     #[inline]
-    pub(crate) fn give_messages(&mut self, mut v: Vec<Message>) {
-        if v.capacity() > 0 && self.messages.len() < KEEP {
-            v.clear();
-            self.messages.push(v);
-        }
+    pub(crate) fn give_messages(&mut self, v: Vec<Message>) {
+        keep(&mut self.messages, v);
     }
 
+    /// Keeps `v` for reuse (see [`Buffers::give_messages`]).
     #[inline]
-    pub(crate) fn give_entries(&mut self, mut v: Vec<Entry>) {
-        if v.capacity() > 0 && self.entries.len() < KEEP {
+    pub(crate) fn give_entries(&mut self, v: Vec<Entry>) {
+        keep(&mut self.entries, v);
+    }
+}
+
+#[inline]
+fn keep<T>(pool: &mut Vec<Vec<T>>, mut v: Vec<T>) {
+    if v.capacity() == 0 {
+        std::mem::forget(v);
+    } else if pool.len() < KEEP {
+        if !v.is_empty() {
             v.clear();
-            self.entries.push(v);
         }
+        pool.push(v);
     }
 }
 
