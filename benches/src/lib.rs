@@ -187,9 +187,14 @@ impl Cluster {
                     disk.store_owned_entries(rd.drain_entries());
                 }
                 // Drained and read in place, the Ready's vectors go back
-                // to the node in `advance` for reuse.
-                self.queue.extend(rd.drain_messages());
-                self.queue.extend(rd.drain_persisted_messages());
+                // to the node in `advance` for reuse. Most Readys carry one
+                // kind of message or none: an empty drain is skipped.
+                if !rd.messages().is_empty() {
+                    self.queue.extend(rd.drain_messages());
+                }
+                if !rd.persisted_messages().is_empty() {
+                    self.queue.extend(rd.drain_persisted_messages());
+                }
                 for e in rd.committed_entries() {
                     // One command, several batched into the slot, or none.
                     let commands = e.command_slices().expect("the cluster frames its batches");
