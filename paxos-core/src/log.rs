@@ -226,8 +226,15 @@ impl Log {
 
     /// Drops slots <= `slot` from memory: the host has persisted and applied
     /// them, so storage serves them from now on.
+    #[inline]
     pub(crate) fn release(&mut self, slot: u64) {
-        self.mem.truncate_prefix(slot.min(self.committed));
+        // Every advance releases, mostly what is released already (decided
+        // entries move out of memory as they are handed out): that case
+        // is answered inline.
+        let slot = slot.min(self.committed);
+        if slot > self.mem.base() {
+            self.mem.truncate_prefix(slot);
+        }
     }
 
     /// Held entries with `lo <= slot <= hi`, bounded like a message. Returns

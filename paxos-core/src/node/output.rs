@@ -198,6 +198,10 @@ impl<S: Storage> Node<S> {
 
     /// Delivers the node's replies to itself, now durable (rule A3).
     pub(crate) fn deliver_to_self(&mut self, msgs: &mut Vec<Message>) {
+        if msgs.is_empty() {
+            // Most Readys carry none: skip the drain's setup and drop.
+            return;
+        }
         for m in msgs.drain(..) {
             if let Some(body) = m.body {
                 // Our own replies are well formed by construction.
