@@ -179,12 +179,17 @@ impl Cluster {
             while node.has_ready() {
                 did = true;
                 let mut rd = node.ready();
-                {
+                // One write under the lock (atomic), taken only when there
+                // is something to persist.
+                let has_entries = !rd.entries().is_empty();
+                if has_entries || rd.hard_state().is_some() {
                     let mut disk = self.disks[i].wl();
                     if let Some(hs) = rd.hard_state() {
                         disk.set_hard_state(*hs);
                     }
-                    disk.store_owned_entries(rd.drain_entries());
+                    if has_entries {
+                        disk.store_owned_entries(rd.drain_entries());
+                    }
                 }
                 // Drained and read in place, the Ready's vectors go back
                 // to the node in `advance` for reuse. Most Readys carry one
