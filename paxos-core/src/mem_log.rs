@@ -59,25 +59,25 @@ impl MemLog {
         self.slots.put(entry.slot, entry.data);
     }
 
-    /// Stores each entry as [`MemLog::insert`] does. A run that appends
-    /// right after the last slot in the ballot and kind of the one before
-    /// (a leader's stream) only pushes payloads: no ballot or kind lookup.
+    /// Stores each entry as [`MemLog::insert`] does. An entry that appends
+    /// right after the last slot, normal and in the last run's ballot (a
+    /// leader's stream, one entry per write or many) only pushes its
+    /// payload: no ballot or kind bookkeeping changes for it.
     pub(crate) fn extend(&mut self, entries: impl IntoIterator<Item = Entry>) {
-        // The ballot of the last run when it reaches `last_slot()` after an
-        // append (None: not known, take the general path).
-        let mut tail: Option<Option<Ballot>> = None;
         for e in entries {
-            if let Some(b) = tail {
-                if e.slot == self.last_slot() + 1 && e.ballot == b && e.kind == NORMAL {
-                    self.slots.put(e.slot, e.data);
-                    continue;
-                }
+            if e.slot == self.last_slot() + 1 && e.kind == NORMAL && self.tail_ballot_is(e.ballot) {
+                // Held slots are all below it: no kind exception to drop.
+                self.slots.push(e.data);
+                continue;
             }
-            let ballot = e.ballot;
-            let append = e.slot == self.last_slot() + 1;
             self.insert(e);
-            tail = append.then_some(ballot);
         }
+    }
+
+    /// Whether the last run has ballot `b`: an appended slot then falls in
+    /// it (every run starts at or below the slot after the last held one).
+    fn tail_ballot_is(&self, b: Option<Ballot>) -> bool {
+        matches!(self.runs.last_key_value(), Some((_, &last)) if last == b)
     }
 
     /// Makes `b` the ballot of `s` alone, leaving every other slot's as it

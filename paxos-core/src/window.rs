@@ -64,6 +64,12 @@ impl<T> SlotWindow<T> {
         true
     }
 
+    /// Stores `value` at the slot after the last held one.
+    #[inline]
+    pub(crate) fn push(&mut self, value: T) {
+        self.slots.push_back(Some(value));
+    }
+
     /// Moves the first held slot's value out, advancing `base` past it.
     /// None (and nothing changes) when the window is empty or starts with a hole.
     #[inline]
