@@ -173,18 +173,20 @@ impl Log {
         !self.unstable.is_empty()
     }
 
-    /// Takes the entries to persist, and the lowest slot among them;
-    /// `spare(len)` gives the (empty) vector that takes their place.
+    /// Moves the entries to persist into `into` (left as it is when there
+    /// are none) and returns the lowest slot among them; `spare(len)` gives
+    /// the (empty) vector that takes their place.
     pub(crate) fn take_unstable(
         &mut self,
+        into: &mut Vec<Entry>,
         spare: impl FnOnce(usize) -> Vec<Entry>,
-    ) -> (Vec<Entry>, u64) {
+    ) -> u64 {
         let min = std::mem::replace(&mut self.unstable_min, u64::MAX);
-        if self.unstable.is_empty() {
-            return (Vec::new(), min);
+        if !self.unstable.is_empty() {
+            let room = self.unstable.len();
+            *into = std::mem::replace(&mut self.unstable, spare(room));
         }
-        let room = self.unstable.len();
-        (std::mem::replace(&mut self.unstable, spare(room)), min)
+        min
     }
 
     /// Moves the next decided entry out of memory (no clone) when it is the
@@ -346,7 +348,8 @@ mod tests {
         log.write(e(1));
         log.write(e(3));
         assert_eq!(log.last(), 3);
-        let (taken, min) = log.take_unstable(Vec::with_capacity);
+        let mut taken = Vec::new();
+        let min = log.take_unstable(&mut taken, Vec::with_capacity);
         assert_eq!((taken.len(), min), (2, 1));
         assert!(!log.has_unstable());
         log.committed = 1;

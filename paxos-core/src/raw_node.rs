@@ -4,7 +4,7 @@
 use crate::buffers::Buffers;
 use crate::config::Config;
 use crate::errors::Result;
-use crate::node::{Node, Proposed, ReadState, Status};
+use crate::node::{Node, Output, Proposed, ReadState, Status};
 use crate::storage::Storage;
 use bytes::Bytes;
 use paxos_proto::{ConfChange, ConfState, Entry, EntryKind, HardState, Message, Snapshot};
@@ -56,15 +56,10 @@ use std::collections::VecDeque;
 #[derive(Debug, Default)]
 pub struct Ready {
     number: u64,
-    hard_state: Option<HardState>,
-    entries: Vec<Entry>,
-    messages: Vec<Message>,
-    persisted_messages: Vec<Message>,
+    /// Filled in place by the node. Its rare parts (snapshot, membership)
+    /// are boxed, so that the Ready moved through every cycle stays small.
+    out: Output,
     committed_entries: Vec<Entry>,
-    read_states: Vec<ReadState>,
-    // Rare: boxed, so that the Ready moved through every cycle stays small.
-    snapshot: Option<Box<Snapshot>>,
-    conf_state: Option<Box<ConfState>>,
 }
 
 impl Ready {
@@ -77,40 +72,40 @@ impl Ready {
     /// every slot it covers. Persist it first, install it before applying
     /// [`Ready::committed_entries`] (which continue right after it).
     pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_deref()
+        self.out.snapshot.as_deref()
     }
 
     /// Takes the snapshot, leaving none.
     pub fn take_snapshot(&mut self) -> Option<Snapshot> {
-        self.snapshot.take().map(|s| *s)
+        self.out.snapshot.take().map(|s| *s)
     }
 
     /// The membership to persist, if it changed: the one in effect after
     /// the decided slots of [`Ready::hard_state`], so persist both together
     /// (a restart restores the node from the pair).
     pub fn conf_state(&self) -> Option<&ConfState> {
-        self.conf_state.as_deref()
+        self.out.conf_state.as_deref()
     }
 
     /// The hard state to persist, if it changed.
     pub fn hard_state(&self) -> Option<&HardState> {
-        self.hard_state.as_ref()
+        self.out.hard_state.as_ref()
     }
 
     /// Entries to persist, in write order (a later one for the same slot wins).
     pub fn entries(&self) -> &[Entry] {
-        &self.entries
+        &self.out.entries
     }
 
     /// Takes the entries to persist, leaving none.
     pub fn take_entries(&mut self) -> Vec<Entry> {
-        std::mem::take(&mut self.entries)
+        std::mem::take(&mut self.out.entries)
     }
 
     /// Moves the entries to persist out one by one, leaving their buffer
     /// here for [`RawNode::advance`] to reuse (see [`Ready::drain_persisted_messages`]).
     pub fn drain_entries(&mut self) -> std::vec::Drain<'_, Entry> {
-        self.entries.drain(..)
+        self.out.entries.drain(..)
     }
 
     /// Messages that may be sent before this `Ready`'s state is durable: a
@@ -118,30 +113,30 @@ impl Ready {
     /// forwarded proposals, which depend on nothing it has yet to persist.
     /// Sending them after persisting is correct too, only slower.
     pub fn messages(&self) -> &[Message] {
-        &self.messages
+        &self.out.messages
     }
 
     /// Takes the messages that may leave at once, leaving none.
     pub fn take_messages(&mut self) -> Vec<Message> {
-        std::mem::take(&mut self.messages)
+        std::mem::take(&mut self.out.messages)
     }
 
     /// Moves the messages that may leave at once out one by one, leaving
     /// their buffer here for [`RawNode::advance`] to reuse: the
     /// allocation-free alternative to [`Ready::take_messages`].
     pub fn drain_messages(&mut self) -> std::vec::Drain<'_, Message> {
-        self.messages.drain(..)
+        self.out.messages.drain(..)
     }
 
     /// Messages to send once this `Ready`'s state is durable (raft-rs's
     /// name, with its meaning).
     pub fn persisted_messages(&self) -> &[Message] {
-        &self.persisted_messages
+        &self.out.persisted_messages
     }
 
     /// Takes the messages that wait for the persist, leaving none.
     pub fn take_persisted_messages(&mut self) -> Vec<Message> {
-        std::mem::take(&mut self.persisted_messages)
+        std::mem::take(&mut self.out.persisted_messages)
     }
 
     /// Moves the messages out one by one, leaving their buffer here for
@@ -149,7 +144,7 @@ impl Ready {
     /// [`Ready::take_persisted_messages`]. The same goes for reading
     /// [`Ready::committed_entries`] in place rather than taking them.
     pub fn drain_persisted_messages(&mut self) -> std::vec::Drain<'_, Message> {
-        self.persisted_messages.drain(..)
+        self.out.persisted_messages.drain(..)
     }
 
     /// Decided entries to apply, in slot order, contiguous, each exactly
@@ -168,12 +163,12 @@ impl Ready {
     /// Reads confirmed by the leader: serve each once the application has
     /// applied up to its `index`.
     pub fn read_states(&self) -> &[ReadState] {
-        &self.read_states
+        &self.out.read_states
     }
 
     /// Takes the confirmed reads, leaving none.
     pub fn take_read_states(&mut self) -> Vec<ReadState> {
-        std::mem::take(&mut self.read_states)
+        std::mem::take(&mut self.out.read_states)
     }
 }
 
@@ -329,8 +324,14 @@ impl<S: Storage> RawNode<S> {
     /// Collects what to persist, send and apply since the last `Ready`.
     pub fn ready(&mut self) -> Ready {
         self.node.seal_batch();
-        let out = self.node.take_output(&mut self.buffers);
-        if let Some(m) = out.snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
+        let number = self.next_ready;
+        self.next_ready += 1;
+        let mut rd = Ready {
+            number,
+            ..Ready::default()
+        };
+        let kept = self.node.take_output(&mut self.buffers, &mut rd.out);
+        if let Some(m) = rd.out.snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
             // The application's state jumps to the snapshot's slot; decided
             // entries continue after it.
             self.handed = self.handed.max(m.slot);
@@ -341,32 +342,21 @@ impl<S: Storage> RawNode<S> {
             .outstanding
             .iter()
             .map(|o| o.min_written)
-            .fold(out.min_written, u64::min);
+            .fold(kept.min_written, u64::min);
         let committed =
             self.node
                 .take_committed(&mut self.handed, durable_floor, &mut self.buffers);
         if let Some(stalled) = committed.stalled {
             self.apply_stalled = stalled;
         }
-        let number = self.next_ready;
-        self.next_ready += 1;
+        rd.committed_entries = committed.entries;
         self.outstanding.push_back(Outstanding {
             number,
-            to_self: out.to_self,
+            to_self: kept.to_self,
             handed: self.handed,
-            min_written: out.min_written,
+            min_written: kept.min_written,
         });
-        Ready {
-            number,
-            hard_state: out.hard_state,
-            entries: out.entries,
-            messages: out.messages,
-            persisted_messages: out.persisted_messages,
-            committed_entries: committed.entries,
-            read_states: out.read_states,
-            snapshot: out.snapshot,
-            conf_state: out.conf_state,
-        }
+        rd
     }
 
     /// Tells the node the host persisted, sent and applied `rd`.
@@ -383,16 +373,14 @@ impl<S: Storage> RawNode<S> {
         self.node.deliver_to_self(&mut to_self);
         self.buffers.give_messages(to_self);
         let Ready {
-            entries,
-            messages,
-            persisted_messages,
+            out,
             committed_entries,
             ..
         } = rd;
-        self.buffers.give_messages(persisted_messages);
-        self.buffers.give_messages(messages);
+        self.buffers.give_messages(out.persisted_messages);
+        self.buffers.give_messages(out.messages);
         self.buffers.give_entries(committed_entries);
-        self.buffers.give_entries(entries);
+        self.buffers.give_entries(out.entries);
         self.node.assert_invariants();
     }
 

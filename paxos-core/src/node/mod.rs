@@ -39,6 +39,7 @@ mod testutil;
 mod transfer;
 
 pub use leader::Proposed;
+pub(crate) use output::Output;
 pub use read_index::ReadState;
 pub use status::{PeerProgress, Status};
 

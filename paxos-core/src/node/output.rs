@@ -7,28 +7,35 @@ use crate::buffers::Buffers;
 use crate::storage::Storage;
 use paxos_proto::{ConfState, Entry, HardState, Message, Snapshot};
 
-/// What one `Ready` carries out of the node (rules D1, D2).
-#[derive(Debug)]
+/// What one `Ready` carries out of the node for the host (rules D1, D2).
+/// It is a part of the `Ready` itself: [`Node::take_output`] fills it in
+/// place, so nothing is copied from one struct into the next per `Ready`.
+#[derive(Debug, Default)]
 pub(crate) struct Output {
     /// The hard state, if it changed.
     pub(crate) hard_state: Option<HardState>,
     /// Entries to persist.
     pub(crate) entries: Vec<Entry>,
-    /// The lowest slot among `entries`: not durable until the `Ready` is
-    /// advanced.
-    pub(crate) min_written: u64,
     /// Messages that may leave at once.
     pub(crate) messages: Vec<Message>,
     /// Messages that wait for the persist.
     pub(crate) persisted_messages: Vec<Message>,
-    /// The node's replies to itself, delivered when the `Ready` is advanced.
-    pub(crate) to_self: Vec<Message>,
     /// Reads confirmed since the last `Ready`.
     pub(crate) read_states: Vec<ReadState>,
     /// The membership, if it changed.
     pub(crate) conf_state: Option<Box<ConfState>>,
     /// A snapshot installed from the leader, if any.
     pub(crate) snapshot: Option<Box<Snapshot>>,
+}
+
+/// What [`Node::take_output`] hands `RawNode` rather than the host.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    /// The lowest slot among the `Ready`'s entries: not durable until the
+    /// `Ready` is advanced.
+    pub(crate) min_written: u64,
+    /// The node's replies to itself, delivered when the `Ready` is advanced.
+    pub(crate) to_self: Vec<Message>,
 }
 
 /// Decided entries handed out by [`Node::take_committed`].
@@ -59,46 +66,47 @@ impl<S: Storage> Node<S> {
         self.log.committed
     }
 
-    /// Takes what changed since the last `Ready`, flushing the leader's
-    /// batched Accepts first. Message queues are swapped for vectors from
-    /// `buffers`, so none is allocated per `Ready`.
-    pub(crate) fn take_output(&mut self, buffers: &mut Buffers) -> Output {
+    /// Takes what changed since the last `Ready` into `out` (as
+    /// `Output::default()` leaves it: only what is there is written),
+    /// flushing the leader's batched Accepts first. Message queues are
+    /// swapped for vectors from `buffers`, so none is allocated per `Ready`.
+    pub(crate) fn take_output(&mut self, buffers: &mut Buffers, out: &mut Output) -> Kept {
         self.flush();
-        let hard_state = if std::mem::take(&mut self.hs_dirty) {
+        if std::mem::take(&mut self.hs_dirty) {
             let mut hs = self.hard_state();
             if planted!(self.cfg, ReplyBeforePersist) {
                 hs.promised = Some(self.restored_promised);
             }
-            Some(hs)
-        } else {
-            None
-        };
-        let (entries, min_written) = self.log.take_unstable(|room| buffers.entries(room));
-        let mut out = |queue: &mut Vec<Message>| {
-            if queue.is_empty() {
-                // Nothing to hand out: the queue keeps its capacity.
-                Vec::new()
-            } else {
+            out.hard_state = Some(hs);
+        }
+        let min_written = self
+            .log
+            .take_unstable(&mut out.entries, |room| buffers.entries(room));
+        let mut take = |queue: &mut Vec<Message>, into: &mut Vec<Message>| {
+            // An empty queue keeps its capacity and leaves `into` as it is.
+            if !queue.is_empty() {
                 // A buffer handed back earlier (or room for as many as
                 // this time) takes its place: no regrowth per Ready.
                 let room = queue.len();
-                std::mem::replace(queue, buffers.messages(room))
+                *into = std::mem::replace(queue, buffers.messages(room));
             }
         };
-        let persisted_messages = out(&mut self.outbox.persisted);
-        let messages = out(&mut self.outbox.immediate);
-        let to_self = out(&mut self.outbox.to_self);
-        Output {
-            hard_state,
-            entries,
+        take(&mut self.outbox.persisted, &mut out.persisted_messages);
+        take(&mut self.outbox.immediate, &mut out.messages);
+        let mut to_self = Vec::new();
+        take(&mut self.outbox.to_self, &mut to_self);
+        if !self.read_states.is_empty() {
+            out.read_states = std::mem::take(&mut self.read_states);
+        }
+        if std::mem::take(&mut self.conf_dirty) {
+            out.conf_state = Some(Box::new(self.members.to_conf_state()));
+        }
+        if let Some(snapshot) = self.pending_snapshot.take() {
+            out.snapshot = Some(Box::new(snapshot));
+        }
+        Kept {
             min_written,
-            messages,
-            persisted_messages,
             to_self,
-            read_states: std::mem::take(&mut self.read_states),
-            conf_state: std::mem::take(&mut self.conf_dirty)
-                .then(|| Box::new(self.members.to_conf_state())),
-            snapshot: self.pending_snapshot.take().map(Box::new),
         }
     }
 
