@@ -22,6 +22,7 @@ pub(super) struct Outbox {
 
 impl Outbox {
     /// Files a message from `from` to `to` by its kind.
+    #[inline]
     pub(super) fn send(&mut self, from: u64, to: u64, body: Body) {
         let immediate = kinds::may_leave_before_persist(&body);
         let m = Message::new(from, to, body);
