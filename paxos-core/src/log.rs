@@ -276,6 +276,15 @@ impl Log {
             };
             return Ok((got, next.filter(|&n| n <= hi)));
         }
+        if lo == hi {
+            // One slot, what a leader keeping up sends each peer per Accept:
+            // no bounded walk over the window.
+            return Ok(match self.mem.get(lo) {
+                None => (Vec::new(), None),
+                Some(_) if max_entries == 0 => (Vec::new(), Some(lo)),
+                Some(e) => (vec![e.clone()], None),
+            });
+        }
         let span = hi - lo + 1;
         Ok(take_bounded(
             self.mem.values(lo, hi).cloned(),
