@@ -317,7 +317,27 @@ impl<S: Storage> Node<S> {
 
     /// Sends `Accept`s to the peer at `i`: one probe, or a stream up to the
     /// window, or the next snapshot chunk. Returns whether it sent any.
+    ///
+    /// Called for every peer on every flush and after every reply, mostly
+    /// with nothing to send (the peer has every slot, or a probe is out):
+    /// that first check of the loop below is inlined.
+    #[inline]
     pub(super) fn send_accepts(&mut self, i: usize) -> bool {
+        if let Role::Leader(ls) = &self.role {
+            if let Some(p) = ls.progress.get(i) {
+                if p.state != ProgressState::Snapshot
+                    && (p.next > self.log.last()
+                        || (p.state == ProgressState::Probe && p.probe_sent))
+                {
+                    return false;
+                }
+            }
+        }
+        self.send_accepts_from(i)
+    }
+
+    #[inline(never)]
+    fn send_accepts_from(&mut self, i: usize) -> bool {
         // Split borrows: the peer's progress changes as its Accepts go out
         // through the one router.
         let Node {
@@ -457,11 +477,32 @@ impl<S: Storage> Node<S> {
     /// are governed by the new membership, whose quorum is counted once the
     /// change itself is decided (PROTOCOL.md rule L3).
     fn maybe_commit(&mut self) {
-        while self.commit_step() {}
+        while self.may_choose() && self.commit_step() {}
+    }
+
+    /// False when `commit_step` would certainly decide nothing: fewer than
+    /// a quorum of prefixes, counting ours and every peer's (voters or
+    /// not, a superset of the voters'), pass the watermark. Inlined, it
+    /// spares most acceptances the call.
+    #[inline]
+    fn may_choose(&self) -> bool {
+        let Role::Leader(ls) = &self.role else {
+            return false;
+        };
+        let quorum = if planted!(self.cfg, CommitWithoutQuorum) {
+            1
+        } else {
+            self.members.phase2_quorum()
+        };
+        let committed = self.log.committed;
+        let ahead = usize::from(ls.self_matched > committed)
+            + ls.progress.iter().filter(|p| p.matched > committed).count();
+        ahead >= quorum
     }
 
     /// One round of `maybe_commit`; true if it decided a membership change
     /// and more may follow under the new membership.
+    #[inline(never)]
     fn commit_step(&mut self) -> bool {
         let Role::Leader(ls) = &mut self.role else {
             return false;
