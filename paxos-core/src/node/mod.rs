@@ -374,6 +374,10 @@ impl<S: Storage> Node<S> {
     /// quorum accepted them in one ballot (rule L1), or the leader said so
     /// of slots this node accepted in its ballot (rule F1), or phase 1
     /// learned so (rule P3).
+    ///
+    /// Inlined: the followers call it for every Accept and Decide, mostly
+    /// with nothing new to decide.
+    #[inline]
     fn decide(&mut self, slot: u64) {
         if slot <= self.log.committed {
             return;
@@ -391,6 +395,11 @@ impl<S: Storage> Node<S> {
             self.log.committed = slot; // the hot path: no change in flight
             return;
         }
+        self.decide_changes_up_to(slot);
+    }
+
+    /// `decide` when undecided membership changes are held.
+    fn decide_changes_up_to(&mut self, slot: u64) {
         for e in self.log.decide_up_to(slot) {
             self.adopt_conf_entry(&e);
         }
