@@ -11,7 +11,7 @@ use crate::storage::Storage;
 use bytes::Bytes;
 use paxos_proto::{
     framed_len, put_framed, Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat,
-    Position, Propose,
+    Message, Position, Propose,
 };
 
 /// Where a proposal went.
@@ -294,14 +294,17 @@ impl<S: Storage> Node<S> {
         if last > ls.self_ack_queued {
             ls.self_ack_queued = last;
             let ballot = Some(ls.ballot);
-            self.send(
+            // A reply to ourselves: straight to the queue `Outbox::send`
+            // files it in (rule A3), once per flush.
+            self.outbox.to_self.push(Message::new(
+                self.id,
                 self.id,
                 Body::Accepted(Accepted {
                     ballot,
                     matched: last,
                     last_slot: last,
                 }),
-            );
+            ));
         }
     }
 
@@ -425,18 +428,15 @@ impl<S: Storage> Node<S> {
     }
 
     pub(super) fn on_accepted(&mut self, from: u64, b: Ballot, matched: u64, last_slot: u64) {
+        if from == self.id {
+            self.on_own_accepted(b, matched);
+            return;
+        }
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
         if b != ls.ballot {
             return; // never count acceptances across ballots
-        }
-        if from == self.id {
-            // Our own acceptance is queued for exactly what we wrote.
-            debug_assert!(matched <= self.log.last(), "own acceptance beyond the log");
-            ls.self_matched = ls.self_matched.max(matched);
-            self.maybe_commit();
-            return;
         }
         let Some(i) = ls.progress.iter().position(|p| p.id == from) else {
             return;
@@ -445,6 +445,22 @@ impl<S: Storage> Node<S> {
         self.maybe_commit();
         self.send_accepts_to(from);
         self.maybe_send_timeout_now();
+    }
+
+    /// Our own acceptance of every slot up to `matched` in ballot `b`,
+    /// delivered once durable.
+    #[inline]
+    pub(super) fn on_own_accepted(&mut self, b: Ballot, matched: u64) {
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        if b != ls.ballot {
+            return; // never count acceptances across ballots
+        }
+        // Our own acceptance is queued for exactly what we wrote.
+        debug_assert!(matched <= self.log.last(), "own acceptance beyond the log");
+        ls.self_matched = ls.self_matched.max(matched);
+        self.maybe_commit();
     }
 
     pub(super) fn on_heartbeat_reply(&mut self, from: u64, b: Ballot, matched: u64, seq: u64) {

@@ -5,7 +5,7 @@
 use super::{Node, ReadState, Status};
 use crate::buffers::Buffers;
 use crate::storage::Storage;
-use paxos_proto::{ConfState, Entry, HardState, Message, Snapshot};
+use paxos_proto::{Body, ConfState, Entry, HardState, Message, Snapshot};
 
 /// What one `Ready` carries out of the node for the host (rules D1, D2).
 /// It is a part of the `Ready` itself: [`Node::take_output`] fills it in
@@ -211,11 +211,18 @@ impl<S: Storage> Node<S> {
             return;
         }
         for m in msgs.drain(..) {
-            if let Some(body) = m.body {
-                // Our own replies are well formed by construction.
-                if let Err(e) = self.dispatch(m.from, body) {
-                    slog::error!(self.logger, "own reply failed"; "error" => %e);
+            // Our own replies are well formed by construction.
+            let r = match m.body {
+                // A leader's acceptance of what it wrote, one per Ready:
+                // what `dispatch` does with it, without the match and call.
+                Some(Body::Accepted(a)) if m.from == self.id => {
+                    super::some_ballot(m.from, a.ballot).map(|b| self.on_own_accepted(b, a.matched))
                 }
+                Some(body) => self.dispatch(m.from, body),
+                None => Ok(()),
+            };
+            if let Err(e) = r {
+                slog::error!(self.logger, "own reply failed"; "error" => %e);
             }
         }
     }
