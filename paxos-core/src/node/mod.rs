@@ -250,18 +250,22 @@ impl<S: Storage> Node<S> {
                 "a node's messages to itself never cross the network",
             ));
         }
-        let Some(body) = m.body else {
+        // Checked in place: the body is moved once, into `dispatch`.
+        let Some(body) = &m.body else {
             return Err(malformed(m.from, "empty body"));
         };
-        if !self.knows(m.from, &body) {
+        if !self.knows(m.from, body) {
             return Err(Error::UnknownPeer(m.from));
         }
         let mut limit = crate::validate::round_limit(self.max_round.max(self.promised.round));
         if planted!(self.cfg, UncheckedRound) {
             limit = u64::MAX;
         }
-        crate::validate::check(m.from, &body, limit)?;
-        self.dispatch(m.from, body)
+        crate::validate::check(m.from, body, limit)?;
+        match m.body {
+            Some(body) => self.dispatch(m.from, body),
+            None => Err(malformed(m.from, "empty body")),
+        }
     }
 
     /// Whether to hear `body` from `from`. A leader's or candidate's
