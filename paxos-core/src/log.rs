@@ -166,7 +166,12 @@ impl Log {
             self.conf_slots.remove(&entry.slot);
         }
         self.unstable.push(entry.clone());
-        self.mem.insert(entry);
+        if entry.slot == self.mem.last_slot() + 1 {
+            // Appending, as a leader and its followers do: no hole to fill.
+            self.mem.push(entry);
+        } else {
+            self.mem.insert(entry);
+        }
     }
 
     pub(crate) fn has_unstable(&self) -> bool {
