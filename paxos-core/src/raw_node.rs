@@ -207,6 +207,11 @@ pub struct RawNode<S: Storage> {
     apply_stalled: bool,
     /// Vectors handed back by `advance`, for the next `Ready`s.
     buffers: Buffers,
+    /// What `has_ready` answers, as `advance` left the node: kept until
+    /// any other call changes it (each clears it first). A host that
+    /// checks every node in turn then finds the ones it did not drive
+    /// since without looking through their output again.
+    ready_after_advance: Option<bool>,
 }
 
 impl<S: Storage> RawNode<S> {
@@ -224,11 +229,13 @@ impl<S: Storage> RawNode<S> {
             handed: config.applied,
             applied: config.applied,
             outstanding: Vec::new(),
+            ready_after_advance: None,
         })
     }
 
     /// Advances logical time by one tick (heartbeats, election timeouts).
     pub fn tick(&mut self) {
+        self.ready_after_advance = None;
         self.apply_stalled = false;
         self.node.seal_batch();
         self.node.tick();
@@ -238,6 +245,7 @@ impl<S: Storage> RawNode<S> {
     /// Handles a message from a peer. Bad messages return a typed error and
     /// change nothing.
     pub fn step(&mut self, msg: Message) -> Result<()> {
+        self.ready_after_advance = None;
         self.apply_stalled = false;
         self.node.seal_batch();
         let r = self.node.step(msg);
@@ -261,6 +269,7 @@ impl<S: Storage> RawNode<S> {
     /// per-command reference count is allocated; a larger one is kept as
     /// given, without a copy.
     pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<Proposed> {
+        self.ready_after_advance = None;
         let r = self.node.propose_entry(EntryKind::Normal, data.into());
         self.node.assert_invariants();
         r
@@ -272,6 +281,7 @@ impl<S: Storage> RawNode<S> {
     /// `index`. Elsewhere it fails with [`crate::Error::NotLeader`]. A read
     /// in flight when the leader loses leadership is dropped: retry it.
     pub fn read_index(&mut self, ctx: impl Into<Bytes>) -> Result<()> {
+        self.ready_after_advance = None;
         self.node.seal_batch();
         let r = self.node.read_index(ctx.into());
         self.node.assert_invariants();
@@ -285,6 +295,7 @@ impl<S: Storage> RawNode<S> {
     /// resumes. Fails with `NotLeader` elsewhere and `NotVoter` for a learner
     /// or stranger. A transfer to the leader itself cancels one in progress.
     pub fn transfer_leader(&mut self, to: u64) -> Result<()> {
+        self.ready_after_advance = None;
         self.node.seal_batch();
         let r = self.node.transfer_leader(to);
         self.node.assert_invariants();
@@ -300,6 +311,7 @@ impl<S: Storage> RawNode<S> {
     /// decided. Promoting a learner more than `max_inflight_slots` behind
     /// fails with [`crate::ConfChangeError::LearnerBehind`].
     pub fn propose_conf_change(&mut self, cc: ConfChange) -> Result<u64> {
+        self.ready_after_advance = None;
         self.node.seal_batch();
         let r = self.node.propose_conf_change(cc);
         self.node.assert_invariants();
@@ -313,6 +325,7 @@ impl<S: Storage> RawNode<S> {
     /// `election_ticks`): use [`RawNode::transfer_leader`] at the leader
     /// instead, or retry once the leader has been silent that long.
     pub fn campaign(&mut self) -> Result<()> {
+        self.ready_after_advance = None;
         self.node.seal_batch();
         let r = self.node.campaign(None);
         self.node.assert_invariants();
@@ -321,11 +334,19 @@ impl<S: Storage> RawNode<S> {
 
     /// Whether [`RawNode::ready`] has anything to hand out.
     pub fn has_ready(&self) -> bool {
+        match self.ready_after_advance {
+            Some(known) => known,
+            None => self.ready_pending(),
+        }
+    }
+
+    fn ready_pending(&self) -> bool {
         self.node.has_output() || (self.node.committed() > self.handed && !self.apply_stalled)
     }
 
     /// Collects what to persist, send and apply since the last `Ready`.
     pub fn ready(&mut self) -> Ready {
+        self.ready_after_advance = None;
         self.node.seal_batch();
         let number = self.next_ready;
         self.next_ready += 1;
@@ -364,6 +385,7 @@ impl<S: Storage> RawNode<S> {
 
     /// Tells the node the host persisted, sent and applied `rd`.
     pub fn advance(&mut self, rd: Ready) {
+        self.ready_after_advance = None;
         let done = if self.outstanding.len() > 1 {
             Some(self.outstanding.remove(0))
         } else {
@@ -390,6 +412,7 @@ impl<S: Storage> RawNode<S> {
         self.buffers.give_entries(committed_entries);
         self.buffers.give_entries(out.entries);
         self.node.assert_invariants();
+        self.ready_after_advance = Some(self.ready_pending());
     }
 
     /// A snapshot of the node's state, for monitoring and tests.
