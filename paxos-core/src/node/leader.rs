@@ -523,14 +523,10 @@ impl<S: Storage> Node<S> {
         let Role::Leader(ls) = &mut self.role else {
             return false;
         };
-        let quorum = if planted!(self.cfg, CommitWithoutQuorum) {
-            1
-        } else {
-            self.members.phase2_quorum()
-        };
-        let id = self.id;
-        let prefix = |ls: &LeaderState, v: u64| {
-            if v == id {
+        let prefixes = &mut ls.prefixes;
+        prefixes.clear();
+        prefixes.extend(self.members.voters.iter().map(|&v| {
+            if v == self.id {
                 ls.self_matched
             } else {
                 ls.progress
@@ -538,31 +534,18 @@ impl<S: Storage> Node<S> {
                     .find(|p| p.id == v)
                     .map_or(0, |p| p.matched)
             }
+        }));
+        let quorum = if planted!(self.cfg, CommitWithoutQuorum) {
+            1
+        } else {
+            self.members.phase2_quorum()
         };
-        // The quorum-th highest prefix passes the watermark only if
-        // `quorum` voters' prefixes do. Most acceptances (our own, the
-        // slower followers') decide nothing: counted, without a sort.
-        let committed = self.log.committed;
-        let ahead = self
-            .members
-            .voters
-            .iter()
-            .filter(|&&v| prefix(ls, v) > committed)
-            .count();
-        if ahead < quorum {
-            return false;
-        }
-        let mut prefixes = std::mem::take(&mut ls.prefixes);
-        prefixes.clear();
-        prefixes.extend(self.members.voters.iter().map(|&v| prefix(ls, v)));
-        let chosen = quorum_value(&mut prefixes, quorum);
-        ls.prefixes = prefixes;
         let conf_slot = if planted!(self.cfg, ProposePastConfChange) {
             None
         } else {
             self.log.next_conf_slot()
         };
-        let chosen = chosen
+        let chosen = quorum_value(prefixes, quorum)
             .min(self.log.last())
             .min(conf_slot.unwrap_or(u64::MAX));
         if chosen <= self.log.committed {
