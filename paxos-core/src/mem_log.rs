@@ -1,5 +1,5 @@
 //! `MemStorage`'s log: per slot only the payload handle; the slot is the
-//! position in a [`SlotWindow`], ballots are kept as runs (every slot a
+//! position in a [`ChunkedWindow`], ballots are kept as runs (every slot a
 //! leader writes shares its ballot), and kinds other than `Normal` (no-ops,
 //! membership changes: rare) as exceptions. An entry costs 32 bytes here
 //! instead of a whole `Entry`'s 72, which is most of an in-memory cluster's
@@ -9,7 +9,7 @@
 //! [`crate::MAX_SLOT`] at the edge (rule V1), so `slot + 1` here cannot
 //! overflow; `insert` asserts the bound in debug builds.
 
-use crate::window::SlotWindow;
+use crate::chunked::ChunkedWindow;
 use bytes::Bytes;
 use paxos_proto::{Ballot, Entry, EntryKind};
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ const NORMAL: i32 = EntryKind::Normal as i32;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MemLog {
     /// Each held slot's payload.
-    slots: SlotWindow<Bytes>,
+    slots: ChunkedWindow<Bytes>,
     /// Held slots whose kind is not `Normal`, and that kind.
     kinds: BTreeMap<u64, i32>,
     /// Run start -> the ballot of every held slot from there up to the next
@@ -158,6 +158,7 @@ mod tests {
     /// every entry read back whole after each step.
     #[test]
     fn reads_back_exactly_what_a_plain_window_holds() {
+        use crate::window::SlotWindow;
         let mut rng = crate::rng::SplitMix64::for_node(11, 1);
         let mut below = |n: u64| rng.range(0, n);
         let mut log = MemLog::default();

@@ -103,6 +103,7 @@ impl<T> SlotWindow<T> {
     }
 
     /// Present values with `lo <= slot <= hi` and their slots, in slot order.
+    #[cfg(test)]
     pub(crate) fn slots(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, &T)> {
         let at = self.positions(lo, hi);
         let first = self.base + 1 + at.start as u64;
