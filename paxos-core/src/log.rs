@@ -99,10 +99,15 @@ impl Log {
     }
 
     /// The lowest undecided slot holding a membership change.
+    #[inline]
     pub(crate) fn next_conf_slot(&self) -> Option<u64> {
         if self.conf_slots.is_empty() {
             return None; // the hot path: no change in flight
         }
+        self.next_pending_conf_slot()
+    }
+
+    fn next_pending_conf_slot(&self) -> Option<u64> {
         // Deciding removes every change it passes (`decide_up_to`), and a
         // snapshot every change it covers (`install`).
         debug_assert!(
