@@ -183,18 +183,14 @@ impl Log {
         !self.unstable.is_empty()
     }
 
-    /// Moves the entries to persist into `into` (left as it is when there
-    /// are none) and returns the lowest slot among them; `spare(len)` gives
-    /// the (empty) vector that takes their place.
-    pub(crate) fn take_unstable(
-        &mut self,
-        into: &mut Vec<Entry>,
-        spare: impl FnOnce(usize) -> Vec<Entry>,
-    ) -> u64 {
+    /// Swaps the entries to persist into `into` (empty; left as it is when
+    /// there are none), which leaves its room to the next writes, and
+    /// returns the lowest slot among them.
+    pub(crate) fn take_unstable(&mut self, into: &mut Vec<Entry>) -> u64 {
         let min = std::mem::replace(&mut self.unstable_min, u64::MAX);
         if !self.unstable.is_empty() {
-            let room = self.unstable.len();
-            *into = std::mem::replace(&mut self.unstable, spare(room));
+            debug_assert!(into.is_empty(), "entries to persist overwritten");
+            std::mem::swap(&mut self.unstable, into);
         }
         min
     }
@@ -368,7 +364,7 @@ mod tests {
         log.write(e(3));
         assert_eq!(log.last(), 3);
         let mut taken = Vec::new();
-        let min = log.take_unstable(&mut taken, Vec::with_capacity);
+        let min = log.take_unstable(&mut taken);
         assert_eq!((taken.len(), min), (2, 1));
         assert!(!log.has_unstable());
         log.committed = 1;

@@ -55,10 +55,43 @@ use slog::Logger;
 #[derive(Debug, Default)]
 pub struct Ready {
     number: u64,
+    /// Everything else, boxed: handing a `Ready` out and back moves two
+    /// words. `advance` keeps the box, emptied, for a later `Ready`.
+    parts: Box<ReadyParts>,
+}
+
+/// A `Ready`'s contents.
+#[derive(Debug, Default)]
+struct ReadyParts {
     /// Filled in place by the node. Its rare parts (snapshot, membership)
-    /// are boxed, so that the Ready moved through every cycle stays small.
+    /// are boxed in turn.
     out: Output,
     committed_entries: Vec<Entry>,
+}
+
+impl ReadyParts {
+    /// Empties what the host left, keeping the vectors' room: the node
+    /// swaps its queues into them next time (see `Node::take_output`).
+    fn clear(&mut self) {
+        let out = &mut self.out;
+        out.hard_state = None;
+        clear_if_any(&mut out.entries);
+        clear_if_any(&mut out.messages);
+        clear_if_any(&mut out.persisted_messages);
+        clear_if_any(&mut out.read_states);
+        out.conf_state = None;
+        out.snapshot = None;
+        clear_if_any(&mut self.committed_entries);
+    }
+}
+
+/// A vector drained by the host is empty already: `clear` would still call
+/// the elements' out-of-line drop.
+#[inline]
+fn clear_if_any<T>(v: &mut Vec<T>) {
+    if !v.is_empty() {
+        v.clear();
+    }
 }
 
 impl Ready {
@@ -71,40 +104,40 @@ impl Ready {
     /// every slot it covers. Persist it first, install it before applying
     /// [`Ready::committed_entries`] (which continue right after it).
     pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.out.snapshot.as_deref()
+        self.parts.out.snapshot.as_deref()
     }
 
     /// Takes the snapshot, leaving none.
     pub fn take_snapshot(&mut self) -> Option<Snapshot> {
-        self.out.snapshot.take().map(|s| *s)
+        self.parts.out.snapshot.take().map(|s| *s)
     }
 
     /// The membership to persist, if it changed: the one in effect after
     /// the decided slots of [`Ready::hard_state`], so persist both together
     /// (a restart restores the node from the pair).
     pub fn conf_state(&self) -> Option<&ConfState> {
-        self.out.conf_state.as_deref()
+        self.parts.out.conf_state.as_deref()
     }
 
     /// The hard state to persist, if it changed.
     pub fn hard_state(&self) -> Option<&HardState> {
-        self.out.hard_state.as_ref()
+        self.parts.out.hard_state.as_ref()
     }
 
     /// Entries to persist, in write order (a later one for the same slot wins).
     pub fn entries(&self) -> &[Entry] {
-        &self.out.entries
+        &self.parts.out.entries
     }
 
     /// Takes the entries to persist, leaving none.
     pub fn take_entries(&mut self) -> Vec<Entry> {
-        std::mem::take(&mut self.out.entries)
+        std::mem::take(&mut self.parts.out.entries)
     }
 
     /// Moves the entries to persist out one by one, leaving their buffer
     /// here for [`RawNode::advance`] to reuse (see [`Ready::drain_persisted_messages`]).
     pub fn drain_entries(&mut self) -> std::vec::Drain<'_, Entry> {
-        self.out.entries.drain(..)
+        self.parts.out.entries.drain(..)
     }
 
     /// Messages that may be sent before this `Ready`'s state is durable: a
@@ -112,30 +145,30 @@ impl Ready {
     /// forwarded proposals, which depend on nothing it has yet to persist.
     /// Sending them after persisting is correct too, only slower.
     pub fn messages(&self) -> &[Message] {
-        &self.out.messages
+        &self.parts.out.messages
     }
 
     /// Takes the messages that may leave at once, leaving none.
     pub fn take_messages(&mut self) -> Vec<Message> {
-        std::mem::take(&mut self.out.messages)
+        std::mem::take(&mut self.parts.out.messages)
     }
 
     /// Moves the messages that may leave at once out one by one, leaving
     /// their buffer here for [`RawNode::advance`] to reuse: the
     /// allocation-free alternative to [`Ready::take_messages`].
     pub fn drain_messages(&mut self) -> std::vec::Drain<'_, Message> {
-        self.out.messages.drain(..)
+        self.parts.out.messages.drain(..)
     }
 
     /// Messages to send once this `Ready`'s state is durable (raft-rs's
     /// name, with its meaning).
     pub fn persisted_messages(&self) -> &[Message] {
-        &self.out.persisted_messages
+        &self.parts.out.persisted_messages
     }
 
     /// Takes the messages that wait for the persist, leaving none.
     pub fn take_persisted_messages(&mut self) -> Vec<Message> {
-        std::mem::take(&mut self.out.persisted_messages)
+        std::mem::take(&mut self.parts.out.persisted_messages)
     }
 
     /// Moves the messages out one by one, leaving their buffer here for
@@ -143,7 +176,7 @@ impl Ready {
     /// [`Ready::take_persisted_messages`]. The same goes for reading
     /// [`Ready::committed_entries`] in place rather than taking them.
     pub fn drain_persisted_messages(&mut self) -> std::vec::Drain<'_, Message> {
-        self.out.persisted_messages.drain(..)
+        self.parts.out.persisted_messages.drain(..)
     }
 
     /// Decided entries to apply, in slot order, contiguous, each exactly
@@ -151,25 +184,29 @@ impl Ready {
     /// here, in place, hands the vector back with the `Ready` in
     /// [`RawNode::advance`], which is all a drain would do.
     pub fn committed_entries(&self) -> &[Entry] {
-        &self.committed_entries
+        &self.parts.committed_entries
     }
 
     /// Takes the decided entries, leaving none.
     pub fn take_committed_entries(&mut self) -> Vec<Entry> {
-        std::mem::take(&mut self.committed_entries)
+        std::mem::take(&mut self.parts.committed_entries)
     }
 
     /// Reads confirmed by the leader: serve each once the application has
     /// applied up to its `index`.
     pub fn read_states(&self) -> &[ReadState] {
-        &self.out.read_states
+        &self.parts.out.read_states
     }
 
     /// Takes the confirmed reads, leaving none.
     pub fn take_read_states(&mut self) -> Vec<ReadState> {
-        std::mem::take(&mut self.out.read_states)
+        std::mem::take(&mut self.parts.out.read_states)
     }
 }
+
+/// `Ready` contents kept for reuse at most: a host that pipelines more
+/// `Ready`s allocates for the others.
+const SPARE_PARTS: usize = 4;
 
 /// Bookkeeping for a `Ready` handed out and not yet advanced.
 #[derive(Debug)]
@@ -205,8 +242,14 @@ pub struct RawNode<S: Storage> {
     /// error): `has_ready` stops reporting them until the node is driven
     /// again, so a host's `while has_ready()` loop cannot spin.
     apply_stalled: bool,
-    /// Vectors handed back by `advance`, for the next `Ready`s.
+    /// Vectors handed back by `advance`, for the next `Ready`s' replies to
+    /// ourselves.
     buffers: Buffers,
+    /// `Ready` contents handed back by `advance`, emptied, for the next
+    /// `Ready`s: no allocation per `Ready` in the steady state. Boxes, not
+    /// the contents themselves: each one goes out in a `Ready` as it is.
+    #[allow(clippy::vec_box)]
+    spare_parts: Vec<Box<ReadyParts>>,
     /// What `has_ready` answers, as `advance` left the node: kept until
     /// any other call changes it (each clears it first). A host that
     /// checks every node in turn then finds the ones it did not drive
@@ -224,6 +267,7 @@ impl<S: Storage> RawNode<S> {
         Ok(RawNode {
             apply_stalled: false,
             buffers: Buffers::default(),
+            spare_parts: Vec::new(),
             node,
             next_ready: 1,
             handed: config.applied,
@@ -350,12 +394,15 @@ impl<S: Storage> RawNode<S> {
         self.node.seal_batch();
         let number = self.next_ready;
         self.next_ready += 1;
-        let mut rd = Ready {
-            number,
-            ..Ready::default()
-        };
-        let kept = self.node.take_output(&mut self.buffers, &mut rd.out);
-        if let Some(m) = rd.out.snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
+        // Empty, as `advance` leaves the ones it keeps.
+        let mut parts = self.spare_parts.pop().unwrap_or_default();
+        let kept = self.node.take_output(&mut self.buffers, &mut parts.out);
+        if let Some(m) = parts
+            .out
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.metadata.as_ref())
+        {
             // The application's state jumps to the snapshot's slot; decided
             // entries continue after it.
             self.handed = self.handed.max(m.slot);
@@ -367,20 +414,21 @@ impl<S: Storage> RawNode<S> {
             .iter()
             .map(|o| o.min_written)
             .fold(kept.min_written, u64::min);
-        let committed =
-            self.node
-                .take_committed(&mut self.handed, durable_floor, &mut self.buffers);
-        if let Some(stalled) = committed.stalled {
+        let stalled = self.node.take_committed(
+            &mut self.handed,
+            durable_floor,
+            &mut parts.committed_entries,
+        );
+        if let Some(stalled) = stalled {
             self.apply_stalled = stalled;
         }
-        rd.committed_entries = committed.entries;
         self.outstanding.push(Outstanding {
             number,
             to_self: kept.to_self,
             handed: self.handed,
             min_written: kept.min_written,
         });
-        rd
+        Ready { number, parts }
     }
 
     /// Tells the node the host persisted, sent and applied `rd`.
@@ -402,15 +450,11 @@ impl<S: Storage> RawNode<S> {
         let mut to_self = done.to_self;
         self.node.deliver_to_self(&mut to_self);
         self.buffers.give_messages(to_self);
-        let Ready {
-            out,
-            committed_entries,
-            ..
-        } = rd;
-        self.buffers.give_messages(out.persisted_messages);
-        self.buffers.give_messages(out.messages);
-        self.buffers.give_entries(committed_entries);
-        self.buffers.give_entries(out.entries);
+        if self.spare_parts.len() < SPARE_PARTS {
+            let mut parts = rd.parts;
+            parts.clear();
+            self.spare_parts.push(parts);
+        }
         self.node.assert_invariants();
         self.ready_after_advance = Some(self.ready_pending());
     }

@@ -10,6 +10,8 @@ use paxos_proto::{Body, ConfState, Entry, HardState, Message, Snapshot};
 /// What one `Ready` carries out of the node for the host (rules D1, D2).
 /// It is a part of the `Ready` itself: [`Node::take_output`] fills it in
 /// place, so nothing is copied from one struct into the next per `Ready`.
+/// A `Ready`'s parts are reused once advanced: empty, but its vectors
+/// keep their room.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
     /// The hard state, if it changed.
@@ -38,17 +40,6 @@ pub(crate) struct Kept {
     pub(crate) to_self: Vec<Message>,
 }
 
-/// Decided entries handed out by [`Node::take_committed`].
-#[derive(Debug)]
-pub(crate) struct Committed {
-    /// The entries, contiguous from the slot after the one handed last.
-    pub(crate) entries: Vec<Entry>,
-    /// Whether decided entries remain that could not be read (a storage
-    /// error), so the host's `has_ready` loop must not spin on them: known
-    /// only when a read was tried (`None` otherwise).
-    pub(crate) stalled: Option<bool>,
-}
-
 impl<S: Storage> Node<S> {
     /// Whether a `Ready` would carry anything but decided entries.
     pub(crate) fn has_output(&self) -> bool {
@@ -66,10 +57,11 @@ impl<S: Storage> Node<S> {
         self.log.committed
     }
 
-    /// Takes what changed since the last `Ready` into `out` (as
-    /// `Output::default()` leaves it: only what is there is written),
-    /// flushing the leader's batched Accepts first. Message queues are
-    /// swapped for vectors from `buffers`, so none is allocated per `Ready`.
+    /// Takes what changed since the last `Ready` into `out`, which is
+    /// empty (its vectors hold nothing, its options none), flushing the
+    /// leader's batched Accepts first. A queue with something in it is
+    /// swapped for `out`'s empty vector, which keeps the room it had: no
+    /// vector is allocated per `Ready` in the steady state.
     pub(crate) fn take_output(&mut self, buffers: &mut Buffers, out: &mut Output) -> Kept {
         self.flush();
         if std::mem::take(&mut self.hs_dirty) {
@@ -79,25 +71,18 @@ impl<S: Storage> Node<S> {
             }
             out.hard_state = Some(hs);
         }
-        let min_written = self
-            .log
-            .take_unstable(&mut out.entries, |room| buffers.entries(room));
-        let mut take = |queue: &mut Vec<Message>, into: &mut Vec<Message>| {
-            // An empty queue keeps its capacity and leaves `into` as it is.
-            if !queue.is_empty() {
-                // A buffer handed back earlier (or room for as many as
-                // this time) takes its place: no regrowth per Ready.
-                let room = queue.len();
-                *into = std::mem::replace(queue, buffers.messages(room));
-            }
+        let min_written = self.log.take_unstable(&mut out.entries);
+        swap_if_any(&mut self.outbox.persisted, &mut out.persisted_messages);
+        swap_if_any(&mut self.outbox.immediate, &mut out.messages);
+        swap_if_any(&mut self.read_states, &mut out.read_states);
+        // The replies to ourselves stay with `RawNode` until the advance:
+        // a buffer handed back earlier (or room for as many) replaces them.
+        let to_self = if self.outbox.to_self.is_empty() {
+            Vec::new()
+        } else {
+            let room = self.outbox.to_self.len();
+            std::mem::replace(&mut self.outbox.to_self, buffers.messages(room))
         };
-        take(&mut self.outbox.persisted, &mut out.persisted_messages);
-        take(&mut self.outbox.immediate, &mut out.messages);
-        let mut to_self = Vec::new();
-        take(&mut self.outbox.to_self, &mut to_self);
-        if !self.read_states.is_empty() {
-            out.read_states = std::mem::take(&mut self.read_states);
-        }
         if std::mem::take(&mut self.conf_dirty) {
             out.conf_state = Some(Box::new(self.members.to_conf_state()));
         }
@@ -110,23 +95,23 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// Decided entries after `*handed`, contiguous, bounded by the config,
-    /// never past a gap (rule F2); advances `*handed` past them. Entries
-    /// below `durable_floor` move out of memory without a copy.
+    /// Decided entries after `*handed` into `moved` (empty), contiguous,
+    /// bounded by the config, never past a gap (rule F2); advances
+    /// `*handed` past them. Entries below `durable_floor` move out of
+    /// memory without a copy. Returns whether decided entries remain that
+    /// could not be read (a storage error), so the host's `has_ready` loop
+    /// must not spin on them: known only when a read was tried (`None`
+    /// otherwise).
     pub(crate) fn take_committed(
         &mut self,
         handed: &mut u64,
         durable_floor: u64,
-        buffers: &mut Buffers,
-    ) -> Committed {
+        moved: &mut Vec<Entry>,
+    ) -> Option<bool> {
         if self.log.committed <= *handed {
-            return Committed {
-                entries: Vec::new(),
-                stalled: None,
-            };
+            return None;
         }
         // Durable decided entries move out of memory: no copy on the hot path.
-        let mut moved = buffers.entries(0);
         let (max_entries, max_bytes) = (self.cfg.max_ready_entries, self.cfg.max_ready_bytes);
         let mut bytes = 0u64;
         while moved.len() < max_entries && (moved.is_empty() || bytes < max_bytes) {
@@ -146,10 +131,7 @@ impl<S: Storage> Node<S> {
             || moved.len() >= max_entries
             || (!moved.is_empty() && bytes >= max_bytes)
         {
-            return Committed {
-                entries: moved,
-                stalled: None,
-            };
+            return None;
         }
         let fetched = self.log.fetch(
             &self.storage,
@@ -163,11 +145,7 @@ impl<S: Storage> Node<S> {
             Err(e) => {
                 slog::warn!(self.logger, "cannot read decided entries"; "error" => %e);
                 // What was moved out is handed out: it must not be lost.
-                let stalled = Some(moved.is_empty());
-                return Committed {
-                    entries: moved,
-                    stalled,
-                };
+                return Some(moved.is_empty());
             }
         };
         // Every slot <= committed is held; a hole would be a bug, and
@@ -193,10 +171,7 @@ impl<S: Storage> Node<S> {
             None => stalled = Some(moved.is_empty()),
         }
         moved.extend(entries);
-        Committed {
-            entries: moved,
-            stalled,
-        }
+        stalled
     }
 
     /// The host applied every decided slot up to `applied`.
@@ -235,5 +210,14 @@ impl<S: Storage> Node<S> {
     /// The storage the node reads from.
     pub(crate) fn storage(&self) -> &S {
         &self.storage
+    }
+}
+
+/// Swaps `queue` into `into` (empty) when it holds anything: `queue` is
+/// left with `into`'s empty vector and its room.
+#[inline]
+fn swap_if_any<T>(queue: &mut Vec<T>, into: &mut Vec<T>) {
+    if !queue.is_empty() {
+        std::mem::swap(queue, into);
     }
 }
