@@ -72,6 +72,7 @@ struct ReadyParts {
 impl ReadyParts {
     /// Empties what the host left, keeping the vectors' room: the node
     /// swaps its queues into them next time (see `Node::take_output`).
+    #[inline]
     fn clear(&mut self) {
         let out = &mut self.out;
         out.hard_state = None;
