@@ -179,17 +179,27 @@ impl Cluster {
             while node.has_ready() {
                 did = true;
                 let mut rd = node.ready();
-                {
+                // One write under the lock (atomic), taken only when there
+                // is something to persist.
+                let has_entries = !rd.entries().is_empty();
+                if has_entries || rd.hard_state().is_some() {
                     let mut disk = self.disks[i].wl();
                     if let Some(hs) = rd.hard_state() {
                         disk.set_hard_state(*hs);
                     }
-                    disk.store_owned_entries(rd.drain_entries());
+                    if has_entries {
+                        disk.store_owned_entries(rd.drain_entries());
+                    }
                 }
                 // Drained and read in place, the Ready's vectors go back
-                // to the node in `advance` for reuse.
-                self.queue.extend(rd.drain_messages());
-                self.queue.extend(rd.drain_persisted_messages());
+                // to the node in `advance` for reuse. Most Readys carry one
+                // kind of message or none: an empty drain is skipped.
+                if !rd.messages().is_empty() {
+                    self.queue.extend(rd.drain_messages());
+                }
+                if !rd.persisted_messages().is_empty() {
+                    self.queue.extend(rd.drain_persisted_messages());
+                }
                 for e in rd.committed_entries() {
                     // One command, several batched into the slot, or none.
                     let commands = e.command_slices().expect("the cluster frames its batches");

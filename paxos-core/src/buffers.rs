@@ -1,17 +1,16 @@
-//! Buffers a `Ready` brings back to `advance`, kept for the next `Ready`s:
-//! a host that drains messages and reads decided entries in place hands
-//! their vectors back empty but with capacity, and the steady state then
-//! allocates no vector per `Ready`.
+//! Vectors for the node's replies to itself, which `RawNode` keeps from
+//! `ready` to `advance`: delivered there, they come back empty but with
+//! capacity, and are kept for the next `Ready`s. (A `Ready`'s own vectors
+//! are reused with the `Ready`'s parts, see `RawNode::spare_parts`.)
 
-use paxos_proto::{Entry, Message};
+use paxos_proto::Message;
 
-/// Vectors of each kind kept at most: a `Ready` needs a few of each.
+/// Vectors kept at most: a few `Ready`s may be outstanding.
 const KEEP: usize = 4;
 
 #[derive(Debug, Default)]
 pub(crate) struct Buffers {
     messages: Vec<Vec<Message>>,
-    entries: Vec<Vec<Entry>>,
 }
 
 impl Buffers {
@@ -23,27 +22,22 @@ impl Buffers {
             .unwrap_or_else(|| Vec::with_capacity(room))
     }
 
-    /// An empty entry vector, with room for `room` when none is kept.
-    #[inline]
-    pub(crate) fn entries(&mut self, room: usize) -> Vec<Entry> {
-        self.entries
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(room))
-    }
-
+    /// Keeps `v` for reuse.
+    ///
+    /// Most vectors brought back are empty: never allocated (no reply to
+    /// ourselves in that `Ready`), or delivered. Both skip the elements'
+    /// drop, an out-of-line call even for no element: an unallocated
+    /// vector owns nothing and is forgotten, a delivered one needs no
+    /// `clear`.
     #[inline]
     pub(crate) fn give_messages(&mut self, mut v: Vec<Message>) {
-        if v.capacity() > 0 && self.messages.len() < KEEP {
-            v.clear();
+        if v.capacity() == 0 {
+            std::mem::forget(v);
+        } else if self.messages.len() < KEEP {
+            if !v.is_empty() {
+                v.clear();
+            }
             self.messages.push(v);
-        }
-    }
-
-    #[inline]
-    pub(crate) fn give_entries(&mut self, mut v: Vec<Entry>) {
-        if v.capacity() > 0 && self.entries.len() < KEEP {
-            v.clear();
-            self.entries.push(v);
         }
     }
 }
@@ -63,17 +57,14 @@ mod tests {
         let again = b.messages(0);
         assert!(again.is_empty(), "a stale message would be sent twice");
         assert_eq!(again.capacity(), cap, "the buffer itself is reused");
-        let mut e = b.entries(0);
-        e.push(Entry::default());
-        b.give_entries(e);
-        assert!(b.entries(0).is_empty());
         for _ in 0..2 * KEEP {
             b.give_messages(Vec::with_capacity(1));
         }
         assert_eq!(b.messages.len(), KEEP);
-        b.give_entries(Vec::new());
+        let mut b = Buffers::default();
+        b.give_messages(Vec::new());
         assert!(
-            b.entries.is_empty(),
+            b.messages.is_empty(),
             "nothing to reuse in an unallocated vector"
         );
     }

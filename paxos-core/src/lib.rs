@@ -105,6 +105,7 @@ pub mod protocol {}
 
 mod arena;
 mod buffers;
+mod chunked;
 mod config;
 mod errors;
 mod kinds;

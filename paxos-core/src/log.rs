@@ -99,10 +99,15 @@ impl Log {
     }
 
     /// The lowest undecided slot holding a membership change.
+    #[inline]
     pub(crate) fn next_conf_slot(&self) -> Option<u64> {
         if self.conf_slots.is_empty() {
             return None; // the hot path: no change in flight
         }
+        self.next_pending_conf_slot()
+    }
+
+    fn next_pending_conf_slot(&self) -> Option<u64> {
         // Deciding removes every change it passes (`decide_up_to`), and a
         // snapshot every change it covers (`install`).
         debug_assert!(
@@ -166,25 +171,28 @@ impl Log {
             self.conf_slots.remove(&entry.slot);
         }
         self.unstable.push(entry.clone());
-        self.mem.insert(entry);
+        if entry.slot == self.mem.last_slot() + 1 {
+            // Appending, as a leader and its followers do: no hole to fill.
+            self.mem.push(entry);
+        } else {
+            self.mem.insert(entry);
+        }
     }
 
     pub(crate) fn has_unstable(&self) -> bool {
         !self.unstable.is_empty()
     }
 
-    /// Takes the entries to persist, and the lowest slot among them;
-    /// `spare(len)` gives the (empty) vector that takes their place.
-    pub(crate) fn take_unstable(
-        &mut self,
-        spare: impl FnOnce(usize) -> Vec<Entry>,
-    ) -> (Vec<Entry>, u64) {
+    /// Swaps the entries to persist into `into` (empty; left as it is when
+    /// there are none), which leaves its room to the next writes, and
+    /// returns the lowest slot among them.
+    pub(crate) fn take_unstable(&mut self, into: &mut Vec<Entry>) -> u64 {
         let min = std::mem::replace(&mut self.unstable_min, u64::MAX);
-        if self.unstable.is_empty() {
-            return (Vec::new(), min);
+        if !self.unstable.is_empty() {
+            debug_assert!(into.is_empty(), "entries to persist overwritten");
+            std::mem::swap(&mut self.unstable, into);
         }
-        let room = self.unstable.len();
-        (std::mem::replace(&mut self.unstable, spare(room)), min)
+        min
     }
 
     /// Moves the next decided entry out of memory (no clone) when it is the
@@ -226,8 +234,15 @@ impl Log {
 
     /// Drops slots <= `slot` from memory: the host has persisted and applied
     /// them, so storage serves them from now on.
+    #[inline]
     pub(crate) fn release(&mut self, slot: u64) {
-        self.mem.truncate_prefix(slot.min(self.committed));
+        // Every advance releases, mostly what is released already (decided
+        // entries move out of memory as they are handed out): that case
+        // is answered inline.
+        let slot = slot.min(self.committed);
+        if slot > self.mem.base() {
+            self.mem.truncate_prefix(slot);
+        }
     }
 
     /// Held entries with `lo <= slot <= hi`, bounded like a message. Returns
@@ -266,6 +281,15 @@ impl Log {
                 _ => None,
             };
             return Ok((got, next.filter(|&n| n <= hi)));
+        }
+        if lo == hi {
+            // One slot, what a leader keeping up sends each peer per Accept:
+            // no bounded walk over the window.
+            return Ok(match self.mem.get(lo) {
+                None => (Vec::new(), None),
+                Some(_) if max_entries == 0 => (Vec::new(), Some(lo)),
+                Some(e) => (vec![e.clone()], None),
+            });
         }
         let span = hi - lo + 1;
         Ok(take_bounded(
@@ -339,7 +363,8 @@ mod tests {
         log.write(e(1));
         log.write(e(3));
         assert_eq!(log.last(), 3);
-        let (taken, min) = log.take_unstable(Vec::with_capacity);
+        let mut taken = Vec::new();
+        let min = log.take_unstable(&mut taken);
         assert_eq!((taken.len(), min), (2, 1));
         assert!(!log.has_unstable());
         log.committed = 1;

@@ -1,5 +1,5 @@
 //! `MemStorage`'s log: per slot only the payload handle; the slot is the
-//! position in a [`SlotWindow`], ballots are kept as runs (every slot a
+//! position in a [`ChunkedWindow`], ballots are kept as runs (every slot a
 //! leader writes shares its ballot), and kinds other than `Normal` (no-ops,
 //! membership changes: rare) as exceptions. An entry costs 32 bytes here
 //! instead of a whole `Entry`'s 72, which is most of an in-memory cluster's
@@ -9,7 +9,7 @@
 //! [`crate::MAX_SLOT`] at the edge (rule V1), so `slot + 1` here cannot
 //! overflow; `insert` asserts the bound in debug builds.
 
-use crate::window::SlotWindow;
+use crate::chunked::ChunkedWindow;
 use bytes::Bytes;
 use paxos_proto::{Ballot, Entry, EntryKind};
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ const NORMAL: i32 = EntryKind::Normal as i32;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MemLog {
     /// Each held slot's payload.
-    slots: SlotWindow<Bytes>,
+    slots: ChunkedWindow<Bytes>,
     /// Held slots whose kind is not `Normal`, and that kind.
     kinds: BTreeMap<u64, i32>,
     /// Run start -> the ballot of every held slot from there up to the next
@@ -59,25 +59,25 @@ impl MemLog {
         self.slots.put(entry.slot, entry.data);
     }
 
-    /// Stores each entry as [`MemLog::insert`] does. A run that appends
-    /// right after the last slot in the ballot and kind of the one before
-    /// (a leader's stream) only pushes payloads: no ballot or kind lookup.
+    /// Stores each entry as [`MemLog::insert`] does. An entry that appends
+    /// right after the last slot, normal and in the last run's ballot (a
+    /// leader's stream, one entry per write or many) only pushes its
+    /// payload: no ballot or kind bookkeeping changes for it.
     pub(crate) fn extend(&mut self, entries: impl IntoIterator<Item = Entry>) {
-        // The ballot of the last run when it reaches `last_slot()` after an
-        // append (None: not known, take the general path).
-        let mut tail: Option<Option<Ballot>> = None;
         for e in entries {
-            if let Some(b) = tail {
-                if e.slot == self.last_slot() + 1 && e.ballot == b && e.kind == NORMAL {
-                    self.slots.put(e.slot, e.data);
-                    continue;
-                }
+            if e.slot == self.last_slot() + 1 && e.kind == NORMAL && self.tail_ballot_is(e.ballot) {
+                // Held slots are all below it: no kind exception to drop.
+                self.slots.push(e.data);
+                continue;
             }
-            let ballot = e.ballot;
-            let append = e.slot == self.last_slot() + 1;
             self.insert(e);
-            tail = append.then_some(ballot);
         }
+    }
+
+    /// Whether the last run has ballot `b`: an appended slot then falls in
+    /// it (every run starts at or below the slot after the last held one).
+    fn tail_ballot_is(&self, b: Option<Ballot>) -> bool {
+        matches!(self.runs.last_key_value(), Some((_, &last)) if last == b)
     }
 
     /// Makes `b` the ballot of `s` alone, leaving every other slot's as it
@@ -158,6 +158,7 @@ mod tests {
     /// every entry read back whole after each step.
     #[test]
     fn reads_back_exactly_what_a_plain_window_holds() {
+        use crate::window::SlotWindow;
         let mut rng = crate::rng::SplitMix64::for_node(11, 1);
         let mut below = |n: u64| rng.range(0, n);
         let mut log = MemLog::default();

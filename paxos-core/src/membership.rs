@@ -88,14 +88,19 @@ impl Membership {
         self.quorums.phase2
     }
 
+    // A linear scan: memberships are small (at most MAX_VOTERS voters,
+    // mostly three or five), and it is asked for every message stepped.
+    #[inline]
     pub(crate) fn is_voter(&self, id: u64) -> bool {
-        self.voters.binary_search(&id).is_ok()
+        self.voters.contains(&id)
     }
 
+    #[inline]
     pub(crate) fn is_learner(&self, id: u64) -> bool {
-        self.learners.binary_search(&id).is_ok()
+        self.learners.contains(&id)
     }
 
+    #[inline]
     pub(crate) fn contains(&self, id: u64) -> bool {
         self.is_voter(id) || self.is_learner(id)
     }

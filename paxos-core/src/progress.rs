@@ -111,6 +111,7 @@ impl Progress {
     }
 
     /// Records an `Accepted(matched, last_slot)` reply.
+    #[inline]
     pub(crate) fn on_accepted(&mut self, matched: u64, last_slot: u64) {
         let (matched, last_slot) = (matched.min(self.sent), last_slot.min(self.sent));
         self.recent_active = true;

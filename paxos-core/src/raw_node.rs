@@ -4,12 +4,11 @@
 use crate::buffers::Buffers;
 use crate::config::Config;
 use crate::errors::Result;
-use crate::node::{Node, Proposed, ReadState, Status};
+use crate::node::{Node, Output, Proposed, ReadState, Status};
 use crate::storage::Storage;
 use bytes::Bytes;
 use paxos_proto::{ConfChange, ConfState, Entry, EntryKind, HardState, Message, Snapshot};
 use slog::Logger;
-use std::collections::VecDeque;
 
 /// What the host must do next (PROTOCOL.md rules D1-D4), in this order:
 /// 1. persist, durably: [`Ready::snapshot`] (if any: from then on storage
@@ -56,15 +55,44 @@ use std::collections::VecDeque;
 #[derive(Debug, Default)]
 pub struct Ready {
     number: u64,
-    hard_state: Option<HardState>,
-    entries: Vec<Entry>,
-    messages: Vec<Message>,
-    persisted_messages: Vec<Message>,
+    /// Everything else, boxed: handing a `Ready` out and back moves two
+    /// words. `advance` keeps the box, emptied, for a later `Ready`.
+    parts: Box<ReadyParts>,
+}
+
+/// A `Ready`'s contents.
+#[derive(Debug, Default)]
+struct ReadyParts {
+    /// Filled in place by the node. Its rare parts (snapshot, membership)
+    /// are boxed in turn.
+    out: Output,
     committed_entries: Vec<Entry>,
-    read_states: Vec<ReadState>,
-    // Rare: boxed, so that the Ready moved through every cycle stays small.
-    snapshot: Option<Box<Snapshot>>,
-    conf_state: Option<Box<ConfState>>,
+}
+
+impl ReadyParts {
+    /// Empties what the host left, keeping the vectors' room: the node
+    /// swaps its queues into them next time (see `Node::take_output`).
+    #[inline]
+    fn clear(&mut self) {
+        let out = &mut self.out;
+        out.hard_state = None;
+        clear_if_any(&mut out.entries);
+        clear_if_any(&mut out.messages);
+        clear_if_any(&mut out.persisted_messages);
+        clear_if_any(&mut out.read_states);
+        out.conf_state = None;
+        out.snapshot = None;
+        clear_if_any(&mut self.committed_entries);
+    }
+}
+
+/// A vector drained by the host is empty already: `clear` would still call
+/// the elements' out-of-line drop.
+#[inline]
+fn clear_if_any<T>(v: &mut Vec<T>) {
+    if !v.is_empty() {
+        v.clear();
+    }
 }
 
 impl Ready {
@@ -77,40 +105,40 @@ impl Ready {
     /// every slot it covers. Persist it first, install it before applying
     /// [`Ready::committed_entries`] (which continue right after it).
     pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_deref()
+        self.parts.out.snapshot.as_deref()
     }
 
     /// Takes the snapshot, leaving none.
     pub fn take_snapshot(&mut self) -> Option<Snapshot> {
-        self.snapshot.take().map(|s| *s)
+        self.parts.out.snapshot.take().map(|s| *s)
     }
 
     /// The membership to persist, if it changed: the one in effect after
     /// the decided slots of [`Ready::hard_state`], so persist both together
     /// (a restart restores the node from the pair).
     pub fn conf_state(&self) -> Option<&ConfState> {
-        self.conf_state.as_deref()
+        self.parts.out.conf_state.as_deref()
     }
 
     /// The hard state to persist, if it changed.
     pub fn hard_state(&self) -> Option<&HardState> {
-        self.hard_state.as_ref()
+        self.parts.out.hard_state.as_ref()
     }
 
     /// Entries to persist, in write order (a later one for the same slot wins).
     pub fn entries(&self) -> &[Entry] {
-        &self.entries
+        &self.parts.out.entries
     }
 
     /// Takes the entries to persist, leaving none.
     pub fn take_entries(&mut self) -> Vec<Entry> {
-        std::mem::take(&mut self.entries)
+        std::mem::take(&mut self.parts.out.entries)
     }
 
     /// Moves the entries to persist out one by one, leaving their buffer
     /// here for [`RawNode::advance`] to reuse (see [`Ready::drain_persisted_messages`]).
     pub fn drain_entries(&mut self) -> std::vec::Drain<'_, Entry> {
-        self.entries.drain(..)
+        self.parts.out.entries.drain(..)
     }
 
     /// Messages that may be sent before this `Ready`'s state is durable: a
@@ -118,30 +146,30 @@ impl Ready {
     /// forwarded proposals, which depend on nothing it has yet to persist.
     /// Sending them after persisting is correct too, only slower.
     pub fn messages(&self) -> &[Message] {
-        &self.messages
+        &self.parts.out.messages
     }
 
     /// Takes the messages that may leave at once, leaving none.
     pub fn take_messages(&mut self) -> Vec<Message> {
-        std::mem::take(&mut self.messages)
+        std::mem::take(&mut self.parts.out.messages)
     }
 
     /// Moves the messages that may leave at once out one by one, leaving
     /// their buffer here for [`RawNode::advance`] to reuse: the
     /// allocation-free alternative to [`Ready::take_messages`].
     pub fn drain_messages(&mut self) -> std::vec::Drain<'_, Message> {
-        self.messages.drain(..)
+        self.parts.out.messages.drain(..)
     }
 
     /// Messages to send once this `Ready`'s state is durable (raft-rs's
     /// name, with its meaning).
     pub fn persisted_messages(&self) -> &[Message] {
-        &self.persisted_messages
+        &self.parts.out.persisted_messages
     }
 
     /// Takes the messages that wait for the persist, leaving none.
     pub fn take_persisted_messages(&mut self) -> Vec<Message> {
-        std::mem::take(&mut self.persisted_messages)
+        std::mem::take(&mut self.parts.out.persisted_messages)
     }
 
     /// Moves the messages out one by one, leaving their buffer here for
@@ -149,7 +177,7 @@ impl Ready {
     /// [`Ready::take_persisted_messages`]. The same goes for reading
     /// [`Ready::committed_entries`] in place rather than taking them.
     pub fn drain_persisted_messages(&mut self) -> std::vec::Drain<'_, Message> {
-        self.persisted_messages.drain(..)
+        self.parts.out.persisted_messages.drain(..)
     }
 
     /// Decided entries to apply, in slot order, contiguous, each exactly
@@ -157,25 +185,29 @@ impl Ready {
     /// here, in place, hands the vector back with the `Ready` in
     /// [`RawNode::advance`], which is all a drain would do.
     pub fn committed_entries(&self) -> &[Entry] {
-        &self.committed_entries
+        &self.parts.committed_entries
     }
 
     /// Takes the decided entries, leaving none.
     pub fn take_committed_entries(&mut self) -> Vec<Entry> {
-        std::mem::take(&mut self.committed_entries)
+        std::mem::take(&mut self.parts.committed_entries)
     }
 
     /// Reads confirmed by the leader: serve each once the application has
     /// applied up to its `index`.
     pub fn read_states(&self) -> &[ReadState] {
-        &self.read_states
+        &self.parts.out.read_states
     }
 
     /// Takes the confirmed reads, leaving none.
     pub fn take_read_states(&mut self) -> Vec<ReadState> {
-        std::mem::take(&mut self.read_states)
+        std::mem::take(&mut self.parts.out.read_states)
     }
 }
+
+/// `Ready` contents kept for reuse at most: a host that pipelines more
+/// `Ready`s allocates for the others.
+const SPARE_PARTS: usize = 4;
 
 /// Bookkeeping for a `Ready` handed out and not yet advanced.
 #[derive(Clone, Debug)]
@@ -202,13 +234,28 @@ pub struct RawNode<S: Storage> {
     handed: u64,
     /// Last decided slot the host confirmed applied (by `advance`).
     applied: u64,
-    outstanding: VecDeque<Outstanding>,
+    /// Readys handed out and not yet advanced, oldest first. Mostly one
+    /// at most (a host that advances before taking the next): a plain
+    /// vector, cheaper than a ring for that, and short when a host
+    /// pipelines.
+    outstanding: Vec<Outstanding>,
     /// Set when decided entries after `handed` could not be read (a storage
     /// error): `has_ready` stops reporting them until the node is driven
     /// again, so a host's `while has_ready()` loop cannot spin.
     apply_stalled: bool,
-    /// Vectors handed back by `advance`, for the next `Ready`s.
+    /// Vectors handed back by `advance`, for the next `Ready`s' replies to
+    /// ourselves.
     buffers: Buffers,
+    /// `Ready` contents handed back by `advance`, emptied, for the next
+    /// `Ready`s: no allocation per `Ready` in the steady state. Boxes, not
+    /// the contents themselves: each one goes out in a `Ready` as it is.
+    #[allow(clippy::vec_box)]
+    spare_parts: Vec<Box<ReadyParts>>,
+    /// What `has_ready` answers, as `advance` left the node: kept until
+    /// any other call changes it (each clears it first). A host that
+    /// checks every node in turn then finds the ones it did not drive
+    /// since without looking through their output again.
+    ready_after_advance: Option<bool>,
 }
 
 impl<S: Storage> RawNode<S> {
@@ -221,16 +268,19 @@ impl<S: Storage> RawNode<S> {
         Ok(RawNode {
             apply_stalled: false,
             buffers: Buffers::default(),
+            spare_parts: Vec::new(),
             node,
             next_ready: 1,
             handed: config.applied,
             applied: config.applied,
-            outstanding: VecDeque::new(),
+            outstanding: Vec::new(),
+            ready_after_advance: None,
         })
     }
 
     /// Advances logical time by one tick (heartbeats, election timeouts).
     pub fn tick(&mut self) {
+        self.ready_after_advance = None;
         self.apply_stalled = false;
         self.node.seal_batch();
         self.node.tick();
@@ -240,6 +290,7 @@ impl<S: Storage> RawNode<S> {
     /// Handles a message from a peer. Bad messages return a typed error and
     /// change nothing.
     pub fn step(&mut self, msg: Message) -> Result<()> {
+        self.ready_after_advance = None;
         self.apply_stalled = false;
         self.node.seal_batch();
         let r = self.node.step(msg);
@@ -263,6 +314,7 @@ impl<S: Storage> RawNode<S> {
     /// per-command reference count is allocated; a larger one is kept as
     /// given, without a copy.
     pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<Proposed> {
+        self.ready_after_advance = None;
         let r = self.node.propose_entry(EntryKind::Normal, data.into());
         self.node.assert_invariants();
         r
@@ -274,6 +326,7 @@ impl<S: Storage> RawNode<S> {
     /// `index`. Elsewhere it fails with [`crate::Error::NotLeader`]. A read
     /// in flight when the leader loses leadership is dropped: retry it.
     pub fn read_index(&mut self, ctx: impl Into<Bytes>) -> Result<()> {
+        self.ready_after_advance = None;
         self.node.seal_batch();
         let r = self.node.read_index(ctx.into());
         self.node.assert_invariants();
@@ -287,6 +340,7 @@ impl<S: Storage> RawNode<S> {
     /// resumes. Fails with `NotLeader` elsewhere and `NotVoter` for a learner
     /// or stranger. A transfer to the leader itself cancels one in progress.
     pub fn transfer_leader(&mut self, to: u64) -> Result<()> {
+        self.ready_after_advance = None;
         self.node.seal_batch();
         let r = self.node.transfer_leader(to);
         self.node.assert_invariants();
@@ -302,6 +356,7 @@ impl<S: Storage> RawNode<S> {
     /// decided. Promoting a learner more than `max_inflight_slots` behind
     /// fails with [`crate::ConfChangeError::LearnerBehind`].
     pub fn propose_conf_change(&mut self, cc: ConfChange) -> Result<u64> {
+        self.ready_after_advance = None;
         self.node.seal_batch();
         let r = self.node.propose_conf_change(cc);
         self.node.assert_invariants();
@@ -315,6 +370,7 @@ impl<S: Storage> RawNode<S> {
     /// `election_ticks`): use [`RawNode::transfer_leader`] at the leader
     /// instead, or retry once the leader has been silent that long.
     pub fn campaign(&mut self) -> Result<()> {
+        self.ready_after_advance = None;
         self.node.seal_batch();
         let r = self.node.campaign(None);
         self.node.assert_invariants();
@@ -323,14 +379,31 @@ impl<S: Storage> RawNode<S> {
 
     /// Whether [`RawNode::ready`] has anything to hand out.
     pub fn has_ready(&self) -> bool {
+        match self.ready_after_advance {
+            Some(known) => known,
+            None => self.ready_pending(),
+        }
+    }
+
+    fn ready_pending(&self) -> bool {
         self.node.has_output() || (self.node.committed() > self.handed && !self.apply_stalled)
     }
 
     /// Collects what to persist, send and apply since the last `Ready`.
     pub fn ready(&mut self) -> Ready {
+        self.ready_after_advance = None;
         self.node.seal_batch();
-        let out = self.node.take_output(&mut self.buffers);
-        if let Some(m) = out.snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
+        let number = self.next_ready;
+        self.next_ready += 1;
+        // Empty, as `advance` leaves the ones it keeps.
+        let mut parts = self.spare_parts.pop().unwrap_or_default();
+        let kept = self.node.take_output(&mut self.buffers, &mut parts.out);
+        if let Some(m) = parts
+            .out
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.metadata.as_ref())
+        {
             // The application's state jumps to the snapshot's slot; decided
             // entries continue after it.
             self.handed = self.handed.max(m.slot);
@@ -341,37 +414,33 @@ impl<S: Storage> RawNode<S> {
             .outstanding
             .iter()
             .map(|o| o.min_written)
-            .fold(out.min_written, u64::min);
-        let committed =
-            self.node
-                .take_committed(&mut self.handed, durable_floor, &mut self.buffers);
-        if let Some(stalled) = committed.stalled {
+            .fold(kept.min_written, u64::min);
+        let stalled = self.node.take_committed(
+            &mut self.handed,
+            durable_floor,
+            &mut parts.committed_entries,
+        );
+        if let Some(stalled) = stalled {
             self.apply_stalled = stalled;
         }
-        let number = self.next_ready;
-        self.next_ready += 1;
-        self.outstanding.push_back(Outstanding {
+        self.outstanding.push(Outstanding {
             number,
-            to_self: out.to_self,
+            to_self: kept.to_self,
             handed: self.handed,
-            min_written: out.min_written,
+            min_written: kept.min_written,
         });
-        Ready {
-            number,
-            hard_state: out.hard_state,
-            entries: out.entries,
-            messages: out.messages,
-            persisted_messages: out.persisted_messages,
-            committed_entries: committed.entries,
-            read_states: out.read_states,
-            snapshot: out.snapshot,
-            conf_state: out.conf_state,
-        }
+        Ready { number, parts }
     }
 
     /// Tells the node the host persisted, sent and applied `rd`.
     pub fn advance(&mut self, rd: Ready) {
-        let Some(done) = self.outstanding.pop_front() else {
+        self.ready_after_advance = None;
+        let done = if self.outstanding.len() > 1 {
+            Some(self.outstanding.remove(0))
+        } else {
+            self.outstanding.pop()
+        };
+        let Some(done) = done else {
             debug_assert!(false, "advance without an outstanding Ready");
             return;
         };
@@ -382,18 +451,13 @@ impl<S: Storage> RawNode<S> {
         let mut to_self = done.to_self;
         self.node.deliver_to_self(&mut to_self);
         self.buffers.give_messages(to_self);
-        let Ready {
-            entries,
-            messages,
-            persisted_messages,
-            committed_entries,
-            ..
-        } = rd;
-        self.buffers.give_messages(persisted_messages);
-        self.buffers.give_messages(messages);
-        self.buffers.give_entries(committed_entries);
-        self.buffers.give_entries(entries);
+        if self.spare_parts.len() < SPARE_PARTS {
+            let mut parts = rd.parts;
+            parts.clear();
+            self.spare_parts.push(parts);
+        }
         self.node.assert_invariants();
+        self.ready_after_advance = Some(self.ready_pending());
     }
 
     /// A snapshot of the node's state, for monitoring and tests.

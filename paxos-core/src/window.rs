@@ -64,6 +64,12 @@ impl<T> SlotWindow<T> {
         true
     }
 
+    /// Stores `value` at the slot after the last held one.
+    #[inline]
+    pub(crate) fn push(&mut self, value: T) {
+        self.slots.push_back(Some(value));
+    }
+
     /// Moves the first held slot's value out, advancing `base` past it.
     /// None (and nothing changes) when the window is empty or starts with a hole.
     #[inline]
@@ -97,6 +103,7 @@ impl<T> SlotWindow<T> {
     }
 
     /// Present values with `lo <= slot <= hi` and their slots, in slot order.
+    #[cfg(test)]
     pub(crate) fn slots(&self, lo: u64, hi: u64) -> impl Iterator<Item = (u64, &T)> {
         let at = self.positions(lo, hi);
         let first = self.base + 1 + at.start as u64;

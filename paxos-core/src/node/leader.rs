@@ -11,7 +11,7 @@ use crate::storage::Storage;
 use bytes::Bytes;
 use paxos_proto::{
     framed_len, put_framed, Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat,
-    Position, Propose,
+    Message, Position, Propose,
 };
 
 /// Where a proposal went.
@@ -195,7 +195,17 @@ impl<S: Storage> Node<S> {
 
     /// Writes the open batch, if any, into the log as one entry: a normal
     /// entry for one command, a batch entry for several.
+    ///
+    /// Every entry point of the node calls this, and almost always no slot
+    /// is open: that check is inlined, the sealing is not.
+    #[inline]
     pub(crate) fn seal_batch(&mut self) {
+        if matches!(&self.role, Role::Leader(ls) if ls.open.slot != 0) {
+            self.seal_open_batch();
+        }
+    }
+
+    fn seal_open_batch(&mut self) {
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
@@ -284,14 +294,17 @@ impl<S: Storage> Node<S> {
         if last > ls.self_ack_queued {
             ls.self_ack_queued = last;
             let ballot = Some(ls.ballot);
-            self.send(
+            // A reply to ourselves: straight to the queue `Outbox::send`
+            // files it in (rule A3), once per flush.
+            self.outbox.to_self.push(Message::new(
+                self.id,
                 self.id,
                 Body::Accepted(Accepted {
                     ballot,
                     matched: last,
                     last_slot: last,
                 }),
-            );
+            ));
         }
     }
 
@@ -307,7 +320,27 @@ impl<S: Storage> Node<S> {
 
     /// Sends `Accept`s to the peer at `i`: one probe, or a stream up to the
     /// window, or the next snapshot chunk. Returns whether it sent any.
+    ///
+    /// Called for every peer on every flush and after every reply, mostly
+    /// with nothing to send (the peer has every slot, or a probe is out):
+    /// that first check of the loop below is inlined.
+    #[inline]
     pub(super) fn send_accepts(&mut self, i: usize) -> bool {
+        if let Role::Leader(ls) = &self.role {
+            if let Some(p) = ls.progress.get(i) {
+                if p.state != ProgressState::Snapshot
+                    && (p.next > self.log.last()
+                        || (p.state == ProgressState::Probe && p.probe_sent))
+                {
+                    return false;
+                }
+            }
+        }
+        self.send_accepts_from(i)
+    }
+
+    #[inline(never)]
+    fn send_accepts_from(&mut self, i: usize) -> bool {
         // Split borrows: the peer's progress changes as its Accepts go out
         // through the one router.
         let Node {
@@ -395,18 +428,15 @@ impl<S: Storage> Node<S> {
     }
 
     pub(super) fn on_accepted(&mut self, from: u64, b: Ballot, matched: u64, last_slot: u64) {
+        if from == self.id {
+            self.on_own_accepted(b, matched);
+            return;
+        }
         let Role::Leader(ls) = &mut self.role else {
             return;
         };
         if b != ls.ballot {
             return; // never count acceptances across ballots
-        }
-        if from == self.id {
-            // Our own acceptance is queued for exactly what we wrote.
-            debug_assert!(matched <= self.log.last(), "own acceptance beyond the log");
-            ls.self_matched = ls.self_matched.max(matched);
-            self.maybe_commit();
-            return;
         }
         let Some(i) = ls.progress.iter().position(|p| p.id == from) else {
             return;
@@ -415,6 +445,22 @@ impl<S: Storage> Node<S> {
         self.maybe_commit();
         self.send_accepts_to(from);
         self.maybe_send_timeout_now();
+    }
+
+    /// Our own acceptance of every slot up to `matched` in ballot `b`,
+    /// delivered once durable.
+    #[inline]
+    pub(super) fn on_own_accepted(&mut self, b: Ballot, matched: u64) {
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        if b != ls.ballot {
+            return; // never count acceptances across ballots
+        }
+        // Our own acceptance is queued for exactly what we wrote.
+        debug_assert!(matched <= self.log.last(), "own acceptance beyond the log");
+        ls.self_matched = ls.self_matched.max(matched);
+        self.maybe_commit();
     }
 
     pub(super) fn on_heartbeat_reply(&mut self, from: u64, b: Ballot, matched: u64, seq: u64) {
@@ -447,11 +493,32 @@ impl<S: Storage> Node<S> {
     /// are governed by the new membership, whose quorum is counted once the
     /// change itself is decided (PROTOCOL.md rule L3).
     fn maybe_commit(&mut self) {
-        while self.commit_step() {}
+        while self.may_choose() && self.commit_step() {}
+    }
+
+    /// False when `commit_step` would certainly decide nothing: fewer than
+    /// a quorum of prefixes, counting ours and every peer's (voters or
+    /// not, a superset of the voters'), pass the watermark. Inlined, it
+    /// spares most acceptances the call.
+    #[inline]
+    fn may_choose(&self) -> bool {
+        let Role::Leader(ls) = &self.role else {
+            return false;
+        };
+        let quorum = if planted!(self.cfg, CommitWithoutQuorum) {
+            1
+        } else {
+            self.members.phase2_quorum()
+        };
+        let committed = self.log.committed;
+        let ahead = usize::from(ls.self_matched > committed)
+            + ls.progress.iter().filter(|p| p.matched > committed).count();
+        ahead >= quorum
     }
 
     /// One round of `maybe_commit`; true if it decided a membership change
     /// and more may follow under the new membership.
+    #[inline(never)]
     fn commit_step(&mut self) -> bool {
         let Role::Leader(ls) = &mut self.role else {
             return false;

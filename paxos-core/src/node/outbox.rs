@@ -22,6 +22,11 @@ pub(super) struct Outbox {
 
 impl Outbox {
     /// Files a message from `from` to `to` by its kind.
+    ///
+    /// Always inlined: a call took the body by pointer and copied it twice
+    /// (into a Message, then into the queue), and the callers mostly know
+    /// the kind, so the filing folds away.
+    #[inline(always)]
     pub(super) fn send(&mut self, from: u64, to: u64, body: Body) {
         let immediate = kinds::may_leave_before_persist(&body);
         let m = Message::new(from, to, body);

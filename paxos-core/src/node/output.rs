@@ -5,24 +5,23 @@
 use super::{Node, ReadState, Status};
 use crate::buffers::Buffers;
 use crate::storage::Storage;
-use paxos_proto::{ConfState, Entry, HardState, Message, Snapshot};
+use paxos_proto::{Body, ConfState, Entry, HardState, Message, Snapshot};
 
-/// What one `Ready` carries out of the node (rules D1, D2).
-#[derive(Debug)]
+/// What one `Ready` carries out of the node for the host (rules D1, D2).
+/// It is a part of the `Ready` itself: [`Node::take_output`] fills it in
+/// place, so nothing is copied from one struct into the next per `Ready`.
+/// A `Ready`'s parts are reused once advanced: empty, but its vectors
+/// keep their room.
+#[derive(Debug, Default)]
 pub(crate) struct Output {
     /// The hard state, if it changed.
     pub(crate) hard_state: Option<HardState>,
     /// Entries to persist.
     pub(crate) entries: Vec<Entry>,
-    /// The lowest slot among `entries`: not durable until the `Ready` is
-    /// advanced.
-    pub(crate) min_written: u64,
     /// Messages that may leave at once.
     pub(crate) messages: Vec<Message>,
     /// Messages that wait for the persist.
     pub(crate) persisted_messages: Vec<Message>,
-    /// The node's replies to itself, delivered when the `Ready` is advanced.
-    pub(crate) to_self: Vec<Message>,
     /// Reads confirmed since the last `Ready`.
     pub(crate) read_states: Vec<ReadState>,
     /// The membership, if it changed.
@@ -31,15 +30,14 @@ pub(crate) struct Output {
     pub(crate) snapshot: Option<Box<Snapshot>>,
 }
 
-/// Decided entries handed out by [`Node::take_committed`].
+/// What [`Node::take_output`] hands `RawNode` rather than the host.
 #[derive(Debug)]
-pub(crate) struct Committed {
-    /// The entries, contiguous from the slot after the one handed last.
-    pub(crate) entries: Vec<Entry>,
-    /// Whether decided entries remain that could not be read (a storage
-    /// error), so the host's `has_ready` loop must not spin on them: known
-    /// only when a read was tried (`None` otherwise).
-    pub(crate) stalled: Option<bool>,
+pub(crate) struct Kept {
+    /// The lowest slot among the `Ready`'s entries: not durable until the
+    /// `Ready` is advanced.
+    pub(crate) min_written: u64,
+    /// The node's replies to itself, delivered when the `Ready` is advanced.
+    pub(crate) to_self: Vec<Message>,
 }
 
 impl<S: Storage> Node<S> {
@@ -59,66 +57,61 @@ impl<S: Storage> Node<S> {
         self.log.committed
     }
 
-    /// Takes what changed since the last `Ready`, flushing the leader's
-    /// batched Accepts first. Message queues are swapped for vectors from
-    /// `buffers`, so none is allocated per `Ready`.
-    pub(crate) fn take_output(&mut self, buffers: &mut Buffers) -> Output {
+    /// Takes what changed since the last `Ready` into `out`, which is
+    /// empty (its vectors hold nothing, its options none), flushing the
+    /// leader's batched Accepts first. A queue with something in it is
+    /// swapped for `out`'s empty vector, which keeps the room it had: no
+    /// vector is allocated per `Ready` in the steady state.
+    pub(crate) fn take_output(&mut self, buffers: &mut Buffers, out: &mut Output) -> Kept {
         self.flush();
-        let hard_state = if std::mem::take(&mut self.hs_dirty) {
+        if std::mem::take(&mut self.hs_dirty) {
             let mut hs = self.hard_state();
             if planted!(self.cfg, ReplyBeforePersist) {
                 hs.promised = Some(self.restored_promised);
             }
-            Some(hs)
+            out.hard_state = Some(hs);
+        }
+        let min_written = self.log.take_unstable(&mut out.entries);
+        swap_if_any(&mut self.outbox.persisted, &mut out.persisted_messages);
+        swap_if_any(&mut self.outbox.immediate, &mut out.messages);
+        swap_if_any(&mut self.read_states, &mut out.read_states);
+        // The replies to ourselves stay with `RawNode` until the advance:
+        // a buffer handed back earlier (or room for as many) replaces them.
+        let to_self = if self.outbox.to_self.is_empty() {
+            Vec::new()
         } else {
-            None
+            let room = self.outbox.to_self.len();
+            std::mem::replace(&mut self.outbox.to_self, buffers.messages(room))
         };
-        let (entries, min_written) = self.log.take_unstable(|room| buffers.entries(room));
-        let mut out = |queue: &mut Vec<Message>| {
-            if queue.is_empty() {
-                // Nothing to hand out: the queue keeps its capacity.
-                Vec::new()
-            } else {
-                // A buffer handed back earlier (or room for as many as
-                // this time) takes its place: no regrowth per Ready.
-                let room = queue.len();
-                std::mem::replace(queue, buffers.messages(room))
-            }
-        };
-        let persisted_messages = out(&mut self.outbox.persisted);
-        let messages = out(&mut self.outbox.immediate);
-        let to_self = out(&mut self.outbox.to_self);
-        Output {
-            hard_state,
-            entries,
+        if std::mem::take(&mut self.conf_dirty) {
+            out.conf_state = Some(Box::new(self.members.to_conf_state()));
+        }
+        if let Some(snapshot) = self.pending_snapshot.take() {
+            out.snapshot = Some(Box::new(snapshot));
+        }
+        Kept {
             min_written,
-            messages,
-            persisted_messages,
             to_self,
-            read_states: std::mem::take(&mut self.read_states),
-            conf_state: std::mem::take(&mut self.conf_dirty)
-                .then(|| Box::new(self.members.to_conf_state())),
-            snapshot: self.pending_snapshot.take().map(Box::new),
         }
     }
 
-    /// Decided entries after `*handed`, contiguous, bounded by the config,
-    /// never past a gap (rule F2); advances `*handed` past them. Entries
-    /// below `durable_floor` move out of memory without a copy.
+    /// Decided entries after `*handed` into `moved` (empty), contiguous,
+    /// bounded by the config, never past a gap (rule F2); advances
+    /// `*handed` past them. Entries below `durable_floor` move out of
+    /// memory without a copy. Returns whether decided entries remain that
+    /// could not be read (a storage error), so the host's `has_ready` loop
+    /// must not spin on them: known only when a read was tried (`None`
+    /// otherwise).
     pub(crate) fn take_committed(
         &mut self,
         handed: &mut u64,
         durable_floor: u64,
-        buffers: &mut Buffers,
-    ) -> Committed {
+        moved: &mut Vec<Entry>,
+    ) -> Option<bool> {
         if self.log.committed <= *handed {
-            return Committed {
-                entries: Vec::new(),
-                stalled: None,
-            };
+            return None;
         }
         // Durable decided entries move out of memory: no copy on the hot path.
-        let mut moved = buffers.entries(0);
         let (max_entries, max_bytes) = (self.cfg.max_ready_entries, self.cfg.max_ready_bytes);
         let mut bytes = 0u64;
         while moved.len() < max_entries && (moved.is_empty() || bytes < max_bytes) {
@@ -138,10 +131,7 @@ impl<S: Storage> Node<S> {
             || moved.len() >= max_entries
             || (!moved.is_empty() && bytes >= max_bytes)
         {
-            return Committed {
-                entries: moved,
-                stalled: None,
-            };
+            return None;
         }
         let fetched = self.log.fetch(
             &self.storage,
@@ -155,11 +145,7 @@ impl<S: Storage> Node<S> {
             Err(e) => {
                 slog::warn!(self.logger, "cannot read decided entries"; "error" => %e);
                 // What was moved out is handed out: it must not be lost.
-                let stalled = Some(moved.is_empty());
-                return Committed {
-                    entries: moved,
-                    stalled,
-                };
+                return Some(moved.is_empty());
             }
         };
         // Every slot <= committed is held; a hole would be a bug, and
@@ -185,10 +171,7 @@ impl<S: Storage> Node<S> {
             None => stalled = Some(moved.is_empty()),
         }
         moved.extend(entries);
-        Committed {
-            entries: moved,
-            stalled,
-        }
+        stalled
     }
 
     /// The host applied every decided slot up to `applied`.
@@ -198,12 +181,23 @@ impl<S: Storage> Node<S> {
 
     /// Delivers the node's replies to itself, now durable (rule A3).
     pub(crate) fn deliver_to_self(&mut self, msgs: &mut Vec<Message>) {
+        if msgs.is_empty() {
+            // Most Readys carry none: skip the drain's setup and drop.
+            return;
+        }
         for m in msgs.drain(..) {
-            if let Some(body) = m.body {
-                // Our own replies are well formed by construction.
-                if let Err(e) = self.dispatch(m.from, body) {
-                    slog::error!(self.logger, "own reply failed"; "error" => %e);
+            // Our own replies are well formed by construction.
+            let r = match m.body {
+                // A leader's acceptance of what it wrote, one per Ready:
+                // what `dispatch` does with it, without the match and call.
+                Some(Body::Accepted(a)) if m.from == self.id => {
+                    super::some_ballot(m.from, a.ballot).map(|b| self.on_own_accepted(b, a.matched))
                 }
+                Some(body) => self.dispatch(m.from, body),
+                None => Ok(()),
+            };
+            if let Err(e) = r {
+                slog::error!(self.logger, "own reply failed"; "error" => %e);
             }
         }
     }
@@ -216,5 +210,14 @@ impl<S: Storage> Node<S> {
     /// The storage the node reads from.
     pub(crate) fn storage(&self) -> &S {
         &self.storage
+    }
+}
+
+/// Swaps `queue` into `into` (empty) when it holds anything: `queue` is
+/// left with `into`'s empty vector and its room.
+#[inline]
+fn swap_if_any<T>(queue: &mut Vec<T>, into: &mut Vec<T>) {
+    if !queue.is_empty() {
+        std::mem::swap(queue, into);
     }
 }

@@ -46,7 +46,17 @@ impl<S: Storage> Node<S> {
     }
 
     /// Sends `TimeoutNow` once the target holds everything we hold.
+    ///
+    /// Asked after every acceptance: the check for a transfer at all is
+    /// inlined.
+    #[inline]
     pub(super) fn maybe_send_timeout_now(&mut self) {
+        if matches!(&self.role, Role::Leader(ls) if ls.transfer.is_some()) {
+            self.send_timeout_now_if_caught_up();
+        }
+    }
+
+    fn send_timeout_now_if_caught_up(&mut self) {
         let last = self.log.last();
         let Role::Leader(ls) = &mut self.role else {
             return;
