@@ -485,6 +485,9 @@ impl<S: Storage> RawNode<S> {
             outstanding: self.outstanding.clone(),
             apply_stalled: self.apply_stalled,
             buffers: Buffers::default(),
+            spare_parts: Vec::new(),
+            // Recomputed on the first `has_ready`: the same answer.
+            ready_after_advance: None,
         }
     }
 
@@ -493,8 +496,9 @@ impl<S: Storage> RawNode<S> {
     /// does not. Left out: the configuration (fixed per node; its
     /// `applied` is read only at start), the storage (the host holds it and
     /// can show it), the logger, the count of `Ready`s handed out, the
-    /// pools of vectors handed back, and the free room of the buffer small
-    /// proposals are copied into. Two nodes of one cluster whose views
+    /// pools of vectors and `Ready` contents handed back, the cached answer
+    /// of `has_ready`, and the free room of the buffer small proposals are
+    /// copied into. Two nodes of one cluster whose views
     /// print alike behave alike on every input.
     pub fn state(&self) -> NodeState<'_, S> {
         NodeState(self)
@@ -516,6 +520,9 @@ impl<S: Storage> std::fmt::Debug for NodeState<'_, S> {
             outstanding,
             apply_stalled,
             buffers: _,
+            spare_parts: _,
+            // A cache of what `has_ready` computes from the rest.
+            ready_after_advance: _,
         } = self.0;
         f.write_str("RawNode { node: ")?;
         node.fmt_state(f)?;
