@@ -176,8 +176,13 @@ impl Cluster {
                 continue;
             }
             let node = &mut self.nodes[i];
-            while node.has_ready() {
-                did = true;
+            // Checked before the loop, as the raft-rs adapter does: the
+            // compiler then sets the loop up only for a node with a Ready.
+            if !node.has_ready() {
+                continue;
+            }
+            did = true;
+            loop {
                 let mut rd = node.ready();
                 // One write under the lock (atomic), taken only when there
                 // is something to persist.
@@ -208,6 +213,9 @@ impl Cluster {
                     }
                 }
                 node.advance(rd);
+                if !node.has_ready() {
+                    break;
+                }
             }
         }
         if !self.queue.is_empty() {
