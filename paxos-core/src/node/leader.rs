@@ -180,9 +180,19 @@ impl<S: Storage> Node<S> {
             ls.open.bytes = framed;
             return Ok(Proposed::At(Position { slot, index: 0 }));
         }
-        ls.uncommitted_bytes += size;
-        let ballot = Some(ls.ballot);
         let data = self.arena.intern(data);
+        self.write_own(slot, kind, data);
+        Ok(Proposed::At(Position { slot, index: 0 }))
+    }
+
+    /// Writes this leader's own value for `slot` into its log, counting its
+    /// bytes as undecided.
+    fn write_own(&mut self, slot: u64, kind: EntryKind, data: Bytes) {
+        let Role::Leader(ls) = &mut self.role else {
+            return;
+        };
+        ls.uncommitted_bytes += data.len() as u64;
+        let ballot = Some(ls.ballot);
         self.log.write(Entry {
             slot,
             ballot,
@@ -190,7 +200,6 @@ impl<S: Storage> Node<S> {
             data,
         });
         self.accept_prefix = slot;
-        Ok(Proposed::At(Position { slot, index: 0 }))
     }
 
     /// Writes the open batch, if any, into the log as one entry: a normal
@@ -231,15 +240,7 @@ impl<S: Storage> Node<S> {
             }
         };
         open.bytes = 0;
-        ls.uncommitted_bytes += data.len() as u64;
-        let ballot = Some(ls.ballot);
-        self.log.write(Entry {
-            slot,
-            ballot,
-            kind: kind as i32,
-            data,
-        });
-        self.accept_prefix = slot;
+        self.write_own(slot, kind, data);
     }
 
     pub(super) fn on_propose(&mut self, from: u64, entries: Vec<Entry>) -> Result<()> {
