@@ -26,9 +26,12 @@
 //! search is breadth first over distinct states, and the first violation
 //! found comes with a shortest trace.
 //!
-//! Nodes cannot be cloned, so a state is kept as the actions that reach it
-//! and rebuilt by replaying them from the start: the runs are deterministic
-//! (a fixed seed, no clock), so a replay reaches the very same state.
+//! A state is kept as the action that reached it from its parent (a tree
+//! of traces, a few bytes per state) and rebuilt when it is expanded: the
+//! runs are deterministic (a fixed seed, no clock), so a replay reaches the
+//! very same state. Worlds along the last trace rebuilt are kept and forked
+//! (`RawNode::fork`), so a state costs about one action to rebuild, not
+//! one per action of its trace.
 //! Identical messages in flight are delivered, dropped or duplicated only
 //! once per state: the multiset makes the copies interchangeable.
 
@@ -185,6 +188,11 @@ pub fn explore(bounds: &Bounds, bug: Option<PlantedBug>) -> Report {
 
 /// [`explore`], telling `level` after each level is done: its depth, the
 /// distinct states so far, and how many of them are new at that depth.
+///
+/// Each level's states are split among worker threads; their children come
+/// back in frontier order and are merged in that order, so the report
+/// (states, transitions, the counterexample) is the one a single thread
+/// would give.
 pub fn explore_with(
     bounds: &Bounds,
     bug: Option<PlantedBug>,
@@ -194,7 +202,7 @@ pub fn explore_with(
     let mut root = World::new(bounds, bug);
     let mut visited = HashSet::new();
     visited.insert(root.fingerprint());
-    let mut frontier: Vec<Vec<Action>> = vec![Vec::new()];
+    let mut tree = Tree::default();
     let mut transitions = 0u64;
     let mut depth = 0;
     let report =
@@ -210,41 +218,153 @@ pub fn explore_with(
     if let Some(v) = root.violation() {
         return report(&visited, 0, 0, None, Some((Vec::new(), v)));
     }
-    while depth < bounds.depth && !frontier.is_empty() {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    while depth < bounds.depth && !tree.frontier().is_empty() {
         let mut next = Vec::new();
-        for trace in &frontier {
-            // Rebuilt once, then forked for each action: a replay per
-            // state, not per transition.
-            let mut parent = World::replay(bounds, bug, trace);
-            parent.rehash();
-            for a in parent.enabled() {
+        let frontier = tree.frontier().len();
+        let mut from = 0;
+        while from < frontier {
+            // A batch per round of workers, so that the children waiting to
+            // be merged stay few.
+            let to = (from + BATCH * workers).min(frontier);
+            let share = (to - from).div_ceil(workers);
+            let parts: Vec<Vec<Child>> = std::thread::scope(|s| {
+                let tree = &tree;
+                let handles: Vec<_> = (from..to)
+                    .step_by(share)
+                    .map(|a| s.spawn(move || expand(bounds, bug, tree, a..(a + share).min(to))))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("an explorer worker panicked"))
+                    .collect()
+            });
+            for c in parts.into_iter().flatten() {
                 transitions += 1;
-                let mut w = parent.fork();
-                w.apply(a);
-                let mut child = trace.clone();
-                child.push(a);
-                if let Some(v) = w.violation() {
-                    return report(&visited, transitions, depth + 1, None, Some((child, v)));
+                if let Some(v) = c.violation {
+                    let trace = tree.child_trace(c.parent, c.action);
+                    return report(&visited, transitions, depth + 1, None, Some((trace, v)));
                 }
-                if visited.insert(w.fingerprint()) {
+                if visited.insert(c.fingerprint) {
                     if visited.len() >= bounds.max_states {
                         return report(&visited, transitions, depth + 1, None, None);
                     }
-                    next.push(child);
+                    next.push((c.parent, c.action));
                 }
             }
+            from = to;
         }
-        frontier = next;
+        tree.levels.push(next);
         depth += 1;
-        level(depth, visited.len(), frontier.len());
+        level(depth, visited.len(), tree.frontier().len());
     }
     report(
         &visited,
         transitions,
         depth,
-        Some(frontier.is_empty()),
+        Some(tree.frontier().is_empty()),
         None,
     )
+}
+
+/// Frontier states a worker expands per round.
+const BATCH: usize = 2048;
+
+/// Every state reached, level by level, as its parent's index in the level
+/// above and the action that led from it: a trace is the path to the root.
+/// Level 0 is the root alone.
+#[derive(Default)]
+struct Tree {
+    levels: Vec<Vec<(u32, Action)>>,
+}
+
+impl Tree {
+    /// The deepest level.
+    fn frontier(&self) -> &[(u32, Action)] {
+        const ROOT: &[(u32, Action)] = &[(0, Action::Wait)];
+        self.levels.last().map_or(ROOT, Vec::as_slice)
+    }
+
+    /// The trace to state `i` of the deepest level.
+    fn trace(&self, mut i: usize) -> Vec<Action> {
+        let mut trace = Vec::with_capacity(self.levels.len());
+        for level in self.levels.iter().rev() {
+            let (parent, a) = level[i];
+            trace.push(a);
+            i = parent as usize;
+        }
+        trace.reverse();
+        trace
+    }
+
+    /// The trace to a child of state `parent` of the deepest level.
+    fn child_trace(&self, parent: u32, a: Action) -> Vec<Action> {
+        let mut t = self.trace(parent as usize);
+        t.push(a);
+        t
+    }
+}
+
+/// One action taken from a frontier state.
+struct Child {
+    parent: u32,
+    action: Action,
+    fingerprint: u64,
+    violation: Option<String>,
+}
+
+/// Takes every enabled action from each frontier state in `range`, in
+/// order, until the first violation.
+///
+/// Frontier states come grouped by their ancestors, so consecutive traces
+/// share long prefixes: the worlds along the last trace are kept, and a
+/// state is rebuilt from the deepest one its trace shares, not from the
+/// start.
+fn expand(
+    bounds: &Bounds,
+    bug: Option<PlantedBug>,
+    tree: &Tree,
+    range: std::ops::Range<usize>,
+) -> Vec<Child> {
+    let mut out = Vec::new();
+    // `path[i]` is the world after the first `i` actions of `last`.
+    let mut path = vec![World::new(bounds, bug)];
+    let mut last: Vec<Action> = Vec::new();
+    for i in range {
+        let trace = if tree.levels.is_empty() {
+            Vec::new()
+        } else {
+            tree.trace(i)
+        };
+        let shared = trace.iter().zip(&last).take_while(|(a, b)| a == b).count();
+        path.truncate(shared + 1);
+        for &a in &trace[shared..] {
+            let mut w = path[path.len() - 1].fork();
+            w.apply(a);
+            path.push(w);
+        }
+        last = trace;
+        let parent = path.last_mut().expect("the root is kept");
+        parent.rehash();
+        let parent = &*parent;
+        for a in parent.enabled() {
+            let mut w = parent.fork();
+            w.apply(a);
+            let violation = w.violation();
+            let stop = violation.is_some();
+            out.push(Child {
+                // Frontier sizes are bounded by `max_states`, far below u32.
+                parent: u32::try_from(i).expect("frontier index fits u32"),
+                action: a,
+                fingerprint: if stop { 0 } else { w.fingerprint() },
+                violation,
+            });
+            if stop {
+                return out;
+            }
+        }
+    }
+    out
 }
 
 /// Replays `trace` and returns every violation the checker found, in order,
