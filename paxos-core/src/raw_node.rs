@@ -61,7 +61,7 @@ pub struct Ready {
 }
 
 /// A `Ready`'s contents.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct ReadyParts {
     /// Filled in place by the node. Its rare parts (snapshot, membership)
     /// are boxed in turn.
@@ -99,6 +99,18 @@ impl Ready {
     /// Sequence number of this `Ready` (1, 2, ...).
     pub fn number(&self) -> u64 {
         self.number
+    }
+
+    /// A copy of this `Ready`, for model checkers that fork a node (see
+    /// [`RawNode::fork`]) while its host holds `Ready`s it has not
+    /// advanced: the copy's host completes and advances the copy on the
+    /// forked node. A `Ready` and its copy are never both advanced on one
+    /// node.
+    pub fn fork(&self) -> Ready {
+        Ready {
+            number: self.number,
+            parts: self.parts.clone(),
+        }
     }
 
     /// A snapshot received from the leader: the application's state after
@@ -473,9 +485,10 @@ impl<S: Storage> RawNode<S> {
     /// A copy of this node that reads from `storage`, which must hold
     /// exactly what this node's storage holds (a deep copy of it): the two
     /// then behave alike on every input, independently. For model checkers
-    /// that branch a run instead of replaying it from the start. The host
-    /// must have advanced every `Ready` it took (none outstanding), and the
-    /// copy hands out no buffers handed back to this one.
+    /// that branch a run instead of replaying it from the start. A `Ready`
+    /// taken and not yet advanced stays outstanding in both: the copy's
+    /// host advances its [`Ready::fork`]. The copy hands out no buffers
+    /// handed back to this one.
     pub fn fork(&self, storage: S) -> RawNode<S> {
         RawNode {
             node: self.node.fork(storage),

@@ -85,6 +85,9 @@ pub struct Bounds {
     pub phase1: Option<usize>,
     /// Each node's `Config::phase2_quorum` (`None`: a majority).
     pub phase2: Option<usize>,
+    /// Lagging hosts (see [`Action::Lag`]): pipelined `Ready`s, and
+    /// crashes with `Ready`s taken and not persisted.
+    pub lags: u32,
     /// Crashes (a crashed node may restart at any later point).
     pub crashes: u32,
     /// Messages lost.
@@ -97,6 +100,10 @@ pub struct Bounds {
     /// each (sender, receiver) link may be delivered, dropped or
     /// duplicated. Off, any message in flight may be, in any order.
     pub fifo: bool,
+    /// With `fifo`: deliveries of a message that is not its link's oldest
+    /// (a reordering, as across a reconnection). Lets one message overtake
+    /// another without opening every order to the search.
+    pub reorders: u32,
 }
 
 impl Default for Bounds {
@@ -118,11 +125,13 @@ impl Default for Bounds {
             lease_ticks: 0,
             phase1: None,
             phase2: None,
+            lags: 0,
             crashes: 1,
             drops: 1,
             duplicates: 0,
             max_states: 2_000_000,
             fifo: false,
+            reorders: 0,
         }
     }
 }
@@ -387,6 +396,7 @@ pub fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paxos_core::proto::{Ballot, Body};
 
     #[test]
     fn replays_reach_the_same_state() {
@@ -397,6 +407,45 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         let mut c = World::replay(&bounds, None, &t[..2]);
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    /// A lagging host sends a `Ready`'s `messages` at once and holds the
+    /// rest: the candidate's Prepare leaves, and its promise is durable,
+    /// only at the flush; a crash before it loses the promise.
+    #[test]
+    fn a_lagging_host_holds_its_persist_and_replies() {
+        let bounds = Bounds {
+            lags: 1,
+            ..Bounds::default()
+        };
+        let campaign = [
+            Action::Lag(1),
+            Action::Campaign(1),
+            Action::Deliver(0), // PrePrepare 1->2
+            Action::Deliver(1), // its grant: phase 1 starts
+        ];
+        let prepares = |w: &World| {
+            w.cluster
+                .queue
+                .iter()
+                .filter(|m| matches!(m.body, Some(Body::Prepare(_))))
+                .count()
+        };
+        let promised = |w: &World| w.cluster.storages[&1].rl().hard_state().promised();
+        let held = World::replay(&bounds, None, &campaign);
+        assert_eq!(prepares(&held), 0, "a Prepare waits for the persist");
+        assert_eq!(promised(&held), Ballot::ZERO);
+        assert!(held.enabled().contains(&Action::Flush(1)));
+        let mut flushed = campaign.to_vec();
+        flushed.push(Action::Flush(1));
+        let flushed = World::replay(&bounds, None, &flushed);
+        assert_eq!(prepares(&flushed), 2);
+        assert_eq!(promised(&flushed), Ballot::new(1, 1));
+        let mut lost = campaign.to_vec();
+        lost.extend([Action::Crash(1), Action::Restart(1)]);
+        let lost = World::replay(&bounds, None, &lost);
+        assert_eq!(prepares(&lost), 0);
+        assert_eq!(promised(&lost), Ballot::ZERO, "the crash lost the promise");
     }
 
     /// A forked world, one action on, is the world the longer trace
@@ -411,6 +460,7 @@ mod tests {
             forgeries: 1,
             waits: 1,
             election_ticks: 3,
+            lags: 1,
             ..Bounds::default()
         };
         let mut frontier = vec![Vec::new()];

@@ -12,7 +12,7 @@ use paxos_proto::{Body, ConfState, Entry, HardState, Message, Snapshot};
 /// place, so nothing is copied from one struct into the next per `Ready`.
 /// A `Ready`'s parts are reused once advanced: empty, but its vectors
 /// keep their room.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Output {
     /// The hard state, if it changed.
     pub(crate) hard_state: Option<HardState>,

@@ -57,6 +57,10 @@ struct Args {
     /// `phase2_quorum`); majorities without it.
     #[arg(long, value_name = "Q1,Q2", value_parser = parse_quorums)]
     quorums: Option<(usize, usize)>,
+    /// Lagging hosts: a node's host takes `Ready`s and holds them
+    /// unpersisted until a flush (a crash meanwhile loses them).
+    #[arg(long, default_value_t = Bounds::default().lags)]
+    lags: u32,
     /// Crashes.
     #[arg(long, default_value_t = Bounds::default().crashes)]
     crashes: u32,
@@ -72,6 +76,10 @@ struct Args {
     /// FIFO links (as TCP): only each link's oldest message moves.
     #[arg(long)]
     fifo: bool,
+    /// With `--fifo`: deliveries of a message ahead of an older one on its
+    /// link.
+    #[arg(long, default_value_t = Bounds::default().reorders)]
+    reorders: u32,
     /// Plant a protocol bug (one of `PlantedBug::ALL`).
     #[arg(long, value_parser = parse_bug)]
     bug: Option<PlantedBug>,
@@ -118,7 +126,7 @@ fn replay_flags(b: &Bounds, bug: Option<PlantedBug>) -> String {
         f += &format!(" --bug {bug:?}");
     }
     if b.fifo {
-        f += " --fifo";
+        f += &format!(" --fifo --reorders {}", b.reorders);
     }
     if b.lease_ticks > 0 {
         f += &format!(" --lease-ticks {}", b.lease_ticks);
@@ -149,11 +157,13 @@ fn main() -> ExitCode {
         lease_ticks: a.lease_ticks,
         phase1: a.quorums.map(|q| q.0),
         phase2: a.quorums.map(|q| q.1),
+        lags: a.lags,
         crashes: a.crashes,
         drops: a.drops,
         duplicates: a.duplicates,
         max_states: a.max_states,
         fifo: a.fifo,
+        reorders: a.reorders,
     };
     if let Some(text) = &a.replay {
         let trace = match parse_trace(text) {

@@ -35,6 +35,14 @@ pub enum Action {
     Crash(u64),
     /// The crashed node restarts from its storage.
     Restart(u64),
+    /// The node's host starts to lag: it takes each `Ready` and sends its
+    /// `messages` at once, as the contract allows, but holds the rest of
+    /// it (persist, the other sends, apply, advance) until a flush. A
+    /// crash meanwhile loses what it held.
+    Lag(u64),
+    /// The lagging host completes the `Ready`s it holds, in order, and
+    /// keeps up again.
+    Flush(u64),
 }
 
 impl fmt::Display for Action {
@@ -53,6 +61,8 @@ impl fmt::Display for Action {
             Action::Forge(n) => write!(f, "forge:{n}"),
             Action::Crash(n) => write!(f, "crash:{n}"),
             Action::Restart(n) => write!(f, "restart:{n}"),
+            Action::Lag(n) => write!(f, "lag:{n}"),
+            Action::Flush(n) => write!(f, "flush:{n}"),
         }
     }
 }
@@ -97,6 +107,8 @@ impl std::str::FromStr for Action {
             "forge" => Action::Forge(n),
             "crash" => Action::Crash(n),
             "restart" => Action::Restart(n),
+            "lag" => Action::Lag(n),
+            "flush" => Action::Flush(n),
             other => return Err(format!("action {s:?}: unknown kind {other:?}")),
         })
     }
@@ -139,6 +151,8 @@ mod tests {
             Action::Restart(2),
             Action::Tick(3),
             Action::Wait,
+            Action::Lag(1),
+            Action::Flush(1),
         ];
         assert_eq!(parse_trace(&show_trace(&t)), Ok(t));
         assert!(parse_trace("fly:1").is_err());

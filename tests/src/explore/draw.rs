@@ -114,7 +114,9 @@ fn follow(bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) -> (Vec<Se
             | Action::Transfer(..)
             | Action::Remove(..)
             | Action::Forge(_)
-            | Action::Restart(_) => {}
+            | Action::Restart(_)
+            | Action::Lag(_)
+            | Action::Flush(_) => {}
         }
         w.apply(a);
         adopt(&w, at, &mut ids, &mut sent);

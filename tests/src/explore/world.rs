@@ -7,7 +7,7 @@ use super::observe::{Before, Observer};
 use super::Bounds;
 use crate::scenario::Cluster;
 use paxos_core::proto::{Ballot, Body, ConfChange, ConfChangeType, Message, Prepare, ProstMessage};
-use paxos_core::{Error, PlantedBug, StateRole};
+use paxos_core::{Error, PlantedBug, Ready, StateRole};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -30,7 +30,13 @@ pub(super) struct World {
     hashes: BTreeMap<u64, u64>,
     /// Nodes driven since their hash was taken.
     dirty: BTreeSet<u64>,
+    /// Lagging hosts (see [`Action::Lag`]) and the `Ready`s each holds,
+    /// oldest first.
+    held: BTreeMap<u64, Vec<Ready>>,
 }
+
+/// `Ready`s one input may cause before a host counts as spinning.
+const MAX_READIES_IN_A_ROW: usize = 1_000;
 
 impl World {
     pub(super) fn new(bounds: &Bounds, bug: Option<PlantedBug>) -> World {
@@ -55,6 +61,7 @@ impl World {
             removals: bounds.removals > 0,
             hashes: BTreeMap::new(),
             dirty: (1..=bounds.nodes).collect(),
+            held: BTreeMap::new(),
         }
     }
 
@@ -68,6 +75,11 @@ impl World {
             removals: self.removals,
             hashes: self.hashes.clone(),
             dirty: self.dirty.clone(),
+            held: self
+                .held
+                .iter()
+                .map(|(&id, rds)| (id, rds.iter().map(Ready::fork).collect()))
+                .collect(),
         }
     }
 
@@ -88,8 +100,13 @@ impl World {
         let mut seen = HashSet::new();
         let mut links = HashSet::new();
         for (i, m) in c.queue.iter().enumerate() {
-            // Over FIFO links only each link's oldest message can move.
-            if self.left.fifo && !links.insert((m.from, m.to)) {
+            // Over FIFO links only each link's oldest message can move, but
+            // for a reordering delivery.
+            let head = links.insert((m.from, m.to));
+            if self.left.fifo && !head {
+                if self.left.reorders > 0 && seen.insert(m.encode_to_vec()) {
+                    out.push(Action::Deliver(i));
+                }
                 continue;
             }
             // Identical copies in flight have identical futures.
@@ -139,6 +156,12 @@ impl World {
             if self.left.forgeries > 0 {
                 out.push(Action::Forge(id));
             }
+            match self.held.get(&id) {
+                Some(rds) if !rds.is_empty() => out.push(Action::Flush(id)),
+                Some(_) => {}
+                None if self.left.lags > 0 => out.push(Action::Lag(id)),
+                None => {}
+            }
             if self.left.crashes > 0 {
                 out.push(Action::Crash(id));
             }
@@ -162,7 +185,9 @@ impl World {
             | Action::Read(id)
             | Action::Transfer(id, _)
             | Action::Remove(id, _)
-            | Action::Forge(id) => Some(id),
+            | Action::Forge(id)
+            | Action::Lag(id)
+            | Action::Flush(id) => Some(id),
             Action::Drop(_) | Action::Wait | Action::Crash(_) | Action::Restart(_) => None,
         };
         match a {
@@ -182,6 +207,16 @@ impl World {
                 } else {
                     1
                 };
+                let overtakes = self.left.fifo
+                    && c.queue.get(i).is_some_and(|m| {
+                        c.queue
+                            .iter()
+                            .take(i)
+                            .any(|o| (o.from, o.to) == (m.from, m.to))
+                    });
+                if overtakes {
+                    self.left.reorders = self.left.reorders.saturating_sub(1);
+                }
                 if let Some(m) = c.queue.remove(i) {
                     if let Some(&b) = before.get(&m.to) {
                         if self.obs.exempt(m.to, b, &m) {
@@ -280,8 +315,25 @@ impl World {
             Action::Crash(id) => {
                 self.left.crashes = self.left.crashes.saturating_sub(1);
                 if c.nodes.contains_key(&id) {
+                    // What the lagging host held never reached the disk.
+                    self.held.remove(&id);
                     c.crash(id);
                     self.obs.forget(id);
+                }
+            }
+            Action::Lag(id) => {
+                self.left.lags = self.left.lags.saturating_sub(1);
+                if c.nodes.contains_key(&id) {
+                    self.held.insert(id, Vec::new());
+                }
+            }
+            Action::Flush(id) => {
+                for mut rd in self.held.remove(&id).unwrap_or_default() {
+                    c.handle_ready(id, &mut rd);
+                    let Some(node) = c.nodes.get_mut(&id) else {
+                        break;
+                    };
+                    node.advance(rd);
                 }
             }
             Action::Restart(id) => {
@@ -323,6 +375,24 @@ impl World {
         // The host takes Readys only here, so whatever is queued past this
         // mark is what the driven nodes sent now.
         let mark = c.queue.len();
+        // A lagging host takes its node's Readys and sends only what may
+        // leave before the persist (the `Ready` contract's step 2).
+        for (&id, rds) in &mut self.held {
+            for _ in 0..MAX_READIES_IN_A_ROW {
+                let Some(node) = c.nodes.get_mut(&id) else {
+                    break;
+                };
+                if !node.has_ready() {
+                    break;
+                }
+                let mut rd = node.ready();
+                for m in rd.take_messages() {
+                    c.checker.on_send(&m);
+                    c.queue.push_back(m);
+                }
+                rds.push(rd);
+            }
+        }
         c.process_readies();
         let sent: Vec<_> = c.queue.iter().skip(mark).cloned().collect();
         let election_ticks = self.left.election_ticks.max(2);
@@ -356,6 +426,9 @@ impl World {
             match c.nodes.get(&id) {
                 Some(node) => write!(t, "{:?}", node.state())?,
                 None => t.write_str("crashed")?,
+            }
+            if let Some(rds) = self.held.get(&id) {
+                write!(t, "held {rds:?}")?;
             }
             write!(t, "{:?}", c.storages.get(&id))
         })
