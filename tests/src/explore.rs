@@ -6,15 +6,22 @@
 //! Random simulation finds rare schedules by luck; this enumerates them.
 //! The world is a [`Cluster`] (the scripted cluster the scenario tests use,
 //! with the kind host: each node's `Ready`s are persisted, sent, applied
-//! and advanced right after every action). Its actions are:
+//! and advanced right after every action, unless its host lags). Its
+//! actions are:
 //!
 //! - deliver any message in flight, drop it, or deliver it twice;
 //! - tick a node, or have its host call `campaign()`;
 //! - propose a new value at a leader, ask it for a read (`read_index`),
 //!   a leadership transfer, or the removal of a voter;
 //! - forge a message from one member to another, which must be refused;
-//! - crash a node (between `Ready`s: the kind host has none outstanding),
-//!   or restart a crashed one from its storage.
+//! - have a node's host lag: it takes each `Ready` and sends its
+//!   `messages` at once, holding the persist, the other sends, the apply
+//!   and the advance until a later flush action (a pipelining host);
+//! - crash a node, with what a lagging host held lost, or restart a
+//!   crashed one from its storage.
+//!
+//! With FIFO links only each link's oldest message moves, but for a
+//! budget of reorderings.
 //!
 //! Each kind of action but delivery has a budget ([`Bounds`]). Beyond the
 //! checker, an observer (`observe.rs`) judges what the simulator's own
@@ -22,8 +29,9 @@
 //! and each node's membership. A state is everything that decides its
 //! futures and what the checker can still find: every node's volatile and
 //! durable state, the application's, the messages in flight as a
-//! multiset, the checker's and observer's records and the budgets left. States are merged by a 64-bit fingerprint of all that, so the
-//! search is breadth first over distinct states, and the first violation
+//! multiset, the checker's and observer's records and the budgets left.
+//! States are merged by a 64-bit fingerprint of all that, so the search is
+//! breadth first over distinct states, and the first violation
 //! found comes with a shortest trace.
 //!
 //! A state is kept as the action that reached it from its parent (a tree

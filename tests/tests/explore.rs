@@ -255,26 +255,53 @@ fn after_a_wait() -> Bounds {
 const SKIP_ADOPTION: &str = "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,deliver:2,\
      propose:1,deliver:4,wait:0,campaign:3,deliver:9,deliver:9,deliver:10,deliver:10,propose:3";
 
-/// Beyond what the search reaches in minutes: node 1 leads and holds v1
-/// at slot 1 alone; node 2 is elected by node 3 and chooses v2 there, and
-/// its Decide overtakes its Accept to node 1, which (with the bug) decides
-/// its own stale v1. Written by hand: it needs links that reorder, and
-/// breadth-first search over these budgets without FIFO links holds
-/// 1,433,704 states by depth 13 and passes 2,000,000 within depth 14.
+/// A bound for a message that overtakes older ones on its link: FIFO
+/// links with one reordering, two campaigns and two proposals.
+fn overtaking() -> Bounds {
+    Bounds {
+        proposals: 2,
+        reorders: 1,
+        depth: 17,
+        ..two_leaders()
+    }
+}
+
+/// The shortest trace to `ApplyPastGap`: node 1 leads and holds v1 at
+/// slot 1 alone; node 2 is elected by node 3 and chooses v2 there, and its
+/// Decide overtakes its Accept to node 1, which (with the bug) decides its
+/// own stale v1.
 const STALE_DECIDE: &str = "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,propose:1,\
-     campaign:2,deliver:7,deliver:7,deliver:8,deliver:8,propose:2,deliver:11,deliver:11,deliver:11";
+     campaign:2,deliver:7,deliver:7,deliver:8,deliver:8,deliver:9,deliver:9,propose:2,\
+     deliver:10,deliver:10,deliver:10";
+
+/// A bound for a lease that outlives the followers' stickiness: FIFO
+/// links, two campaigns, one proposal, one read, one wait of a 3-tick
+/// election timeout, and leases of 1 tick (which the bug makes 4).
+fn lease_and_wait() -> Bounds {
+    Bounds {
+        reads: 1,
+        waits: 1,
+        election_ticks: 3,
+        lease_ticks: 1,
+        depth: 18,
+        max_states: 12_000_000,
+        ..two_leaders()
+    }
+}
+
+/// The shortest trace to `LeaseOutlivesElection`: node 1 leads, and node
+/// 2's acknowledgement of its first heartbeat round grants it a lease;
+/// after a wait node 3's timeout fires, node 2 (its window closed) elects
+/// it, it decides v1, and node 1 serves a read from its stretched lease
+/// that misses it.
+const LONG_LEASE: &str = "campaign:1,deliver:1,deliver:1,deliver:2,deliver:2,deliver:3,\
+     deliver:3,wait:0,deliver:6,deliver:6,deliver:7,deliver:7,deliver:8,deliver:8,propose:3,\
+     deliver:9,deliver:9,read:1";
 
 /// The traces of the deep bugs replay to their violations with the bug,
 /// and are clean without it.
 #[test]
 fn deep_traces_replay() {
-    let no_fifo = Bounds {
-        campaigns: 2,
-        proposals: 2,
-        crashes: 0,
-        drops: 0,
-        ..quiet()
-    };
     for (bug, bounds, trace, violation) in [
         (
             PlantedBug::SkipHighestBallotAdoption,
@@ -284,9 +311,15 @@ fn deep_traces_replay() {
         ),
         (
             PlantedBug::ApplyPastGap,
-            no_fifo,
+            overtaking(),
             STALE_DECIDE,
             "node 1 applied b\"v1\" at slot 1 where b\"v2\" was chosen",
+        ),
+        (
+            PlantedBug::LeaseOutlivesElection,
+            lease_and_wait(),
+            LONG_LEASE,
+            "node 1 confirmed a read at index 0, below slot 1 applied before it was asked",
         ),
     ] {
         let trace = paxos_sim::explore::parse_trace(trace).expect("a trace");
@@ -302,11 +335,13 @@ fn deep_traces_replay() {
 }
 
 /// The deep bugs' searches: the read bugs 16 actions deep (215,330 states
-/// each), the lease bug 18 deep (461,961 states), and
-/// `SkipHighestBallotAdoption` 15 deep (1,543,088 states). Minutes in all:
-/// with `--ignored` only.
+/// each), `CampaignInsideLease` 18 deep (461,961 states),
+/// `SkipHighestBallotAdoption` 15 deep (1,543,088 states), `ApplyPastGap`
+/// 17 deep (1,457,654 states) and `LeaseOutlivesElection` 18 deep
+/// (9,546,865 states). About ten minutes on two cores: with `--ignored`
+/// only.
 #[test]
-#[ignore = "minutes: FIFO searches of 215,330 (twice), 461,961 and 1,543,088 states"]
+#[ignore = "about ten minutes: FIFO searches of 0.2 to 9.5 million states"]
 fn deep_bugs_are_found_with_shortest_traces() {
     for bug in [PlantedBug::ReadWithoutQuorum, PlantedBug::ConfirmWithTooFew] {
         finds(bug, &reads(), 16);
@@ -318,4 +353,6 @@ fn deep_bugs_are_found_with_shortest_traces() {
     };
     finds(PlantedBug::CampaignInsideLease, &lease, 18);
     finds(PlantedBug::SkipHighestBallotAdoption, &after_a_wait(), 15);
+    finds(PlantedBug::ApplyPastGap, &overtaking(), 17);
+    finds(PlantedBug::LeaseOutlivesElection, &lease_and_wait(), 18);
 }
