@@ -20,6 +20,25 @@ fn the_ci_bound_is_exhausted_without_a_violation() {
     assert!(r.states > 500_000, "{r}");
 }
 
+/// The CI bound with a host that may lag (take `Ready`s and hold their
+/// persist; a crash loses what it held), nine actions deep: no violation.
+#[test]
+fn a_lagging_host_is_exhausted_without_a_violation() {
+    let bounds = Bounds {
+        lags: 1,
+        depth: 9,
+        ..Bounds::default()
+    };
+    let r = explore(&bounds, None);
+    println!("{bounds:?}\n{r}");
+    assert!(r.counterexample.is_none(), "{r}");
+    assert!(r.exhausted, "{r}");
+    assert!(r.states > 300_000, "{r}");
+    // The lag adds states: the same bound without it is smaller.
+    let kind = explore(&Bounds { lags: 0, ..bounds }, None);
+    assert!(kind.states < r.states, "{kind} vs {r}");
+}
+
 /// The CI bound without reads, transfers and removals: the base of the
 /// bounds below, each of which adds only what its bug needs.
 fn quiet() -> Bounds {
