@@ -48,6 +48,8 @@ pub struct Checker {
     exposed_promise: BTreeMap<u64, Ballot>,
     /// Per ballot: the node that led in it.
     leaders: BTreeMap<Ballot, u64>,
+    /// Per ballot: the nodes that sent its owner a promise for it.
+    promisers: BTreeMap<Ballot, BTreeSet<u64>>,
     /// Snapshots installed from a leader.
     pub installs: u64,
     /// Per slot: the state (snapshot bytes) a replica had after applying it.
@@ -61,6 +63,7 @@ pub struct Checker {
 #[derive(Clone, Debug, Default)]
 struct Governing {
     voters: BTreeSet<u64>,
+    phase1: usize,
     phase2: usize,
 }
 
@@ -68,8 +71,12 @@ impl Governing {
     /// The membership of `voters` with the configured sizes `p1`, `p2` (0:
     /// a majority), by the rule every replica applies.
     fn new(voters: BTreeSet<u64>, p1: u32, p2: u32) -> Governing {
-        let phase2 = Quorums::for_voters(voters.len(), p1, p2).phase2;
-        Governing { voters, phase2 }
+        let q = Quorums::for_voters(voters.len(), p1, p2);
+        Governing {
+            voters,
+            phase1: q.phase1,
+            phase2: q.phase2,
+        }
     }
 }
 
@@ -261,6 +268,9 @@ impl Checker {
     /// promise its sender made (pre-votes excepted).
     pub fn on_send(&mut self, m: &Message) {
         if let Some(Body::Promise(p)) = &m.body {
+            if let Some(b) = p.ballot.filter(|b| b.node == m.to) {
+                self.promisers.entry(b).or_default().insert(m.from);
+            }
             // A promise reports as chosen (at or below its watermark) only
             // the value that was chosen there.
             for e in p.entries.iter().filter(|e| e.slot <= p.committed) {
@@ -386,7 +396,33 @@ impl Checker {
             Some(_) => {}
             None => {
                 self.leaders.insert(ballot, node);
+                self.check_phase1_quorum(node, ballot);
             }
+        }
+    }
+
+    /// Rule P2: a leader heard promises from a phase-1 quorum, its own
+    /// included (it promises its ballot before asking, and its own promise
+    /// never travels as a message). Judged while the membership never
+    /// changed: with a change chosen or pending, which quorums the
+    /// candidate needed depends on what the promises reported.
+    fn check_phase1_quorum(&mut self, node: u64, ballot: Ballot) {
+        if !self.changes.is_empty() || !self.conf_pending.is_empty() {
+            return;
+        }
+        let voters = &self.initial.voters;
+        let promised = self
+            .promisers
+            .get(&ballot)
+            .into_iter()
+            .flatten()
+            .chain(std::iter::once(&node))
+            .filter(|id| voters.contains(id))
+            .collect::<BTreeSet<_>>()
+            .len();
+        if promised < self.initial.phase1 {
+            let needed = self.initial.phase1;
+            self.led_without_phase1_quorum(node, ballot, promised, needed);
         }
     }
 

@@ -104,11 +104,6 @@ fn finds(bug: PlantedBug, bounds: &Bounds, length: usize) {
 /// trace replays to the same violation.
 #[test]
 fn planted_bugs_are_found_with_shortest_traces() {
-    let fifo = Bounds {
-        proposals: 2,
-        depth: 12,
-        ..two_leaders()
-    };
     // Two campaigns: a second candidate asks a node that heard from the
     // leader (or the leader itself) to grant it.
     let rival = Bounds {
@@ -133,6 +128,16 @@ fn planted_bugs_are_found_with_shortest_traces() {
         depth: 14,
         ..two_leaders()
     };
+    // Four voters with flexible quorums: elections need three promises,
+    // choices two acceptances.
+    let flexible = Bounds {
+        nodes: 4,
+        phase1: Some(3),
+        phase2: Some(2),
+        crashes: 0,
+        drops: 0,
+        ..quiet()
+    };
     // One forged message, nothing else.
     let forgery = Bounds {
         forgeries: 1,
@@ -145,7 +150,8 @@ fn planted_bugs_are_found_with_shortest_traces() {
         (PlantedBug::CommitWithoutQuorum, Bounds::default(), 6),
         (PlantedBug::IgnoreStickiness, rival, 7),
         (PlantedBug::ProposePastConfChange, removal, 11),
-        (PlantedBug::LeadWithoutQuorum, fifo, 11),
+        (PlantedBug::LeadWithoutQuorum, Bounds::default(), 3),
+        (PlantedBug::PhaseOneQuorumOfPhaseTwo, flexible, 7),
         (PlantedBug::StaleTransferExempt, transfer, 14),
     ] {
         finds(bug, &bounds, length);
@@ -293,6 +299,16 @@ const STALE_DECIDE: &str = "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,p
      campaign:2,deliver:7,deliver:7,deliver:8,deliver:8,deliver:9,deliver:9,propose:2,\
      deliver:10,deliver:10,deliver:10";
 
+/// The shortest trace to `CountAcrossBallots`: node 1 leads and node 2
+/// accepts its v1 at slot 1; node 2 is elected by node 3 and adopts v1; its
+/// heartbeat overtakes its older messages to node 1, which (with the bug)
+/// reports its slot 1, accepted in ballot 1.1, as matched in node 2's
+/// ballot, and node 2 decides slot 1 on that count before a quorum accepted
+/// it in one ballot.
+const CROSS_BALLOT: &str = "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,deliver:2,\
+     propose:1,campaign:2,deliver:7,deliver:7,deliver:4,deliver:7,deliver:8,deliver:8,propose:2,\
+     deliver:9";
+
 /// A bound for a lease that outlives the followers' stickiness: FIFO
 /// links, two campaigns, one proposal, one read, one wait of a 3-tick
 /// election timeout, and leases of 1 tick (which the bug makes 4).
@@ -335,6 +351,12 @@ fn deep_traces_replay() {
             "node 1 applied b\"v1\" at slot 1 where b\"v2\" was chosen",
         ),
         (
+            PlantedBug::CountAcrossBallots,
+            overtaking(),
+            CROSS_BALLOT,
+            "node 2 applied slot 1 before it was chosen",
+        ),
+        (
             PlantedBug::LeaseOutlivesElection,
             lease_and_wait(),
             LONG_LEASE,
@@ -355,9 +377,9 @@ fn deep_traces_replay() {
 
 /// The deep bugs' searches: the read bugs 16 actions deep (215,330 states
 /// each), `CampaignInsideLease` 18 deep (461,961 states),
-/// `SkipHighestBallotAdoption` 15 deep (1,543,088 states), `ApplyPastGap`
-/// 17 deep (1,457,654 states) and `LeaseOutlivesElection` 18 deep
-/// (9,546,865 states). About ten minutes on two cores: with `--ignored`
+/// `SkipHighestBallotAdoption` 15 deep, `ApplyPastGap` 17 deep and
+/// `CountAcrossBallots` 16 deep (about 1.5 million states each), and
+/// `LeaseOutlivesElection` 18 deep (9.5 million). About ten minutes on two cores: with `--ignored`
 /// only.
 #[test]
 #[ignore = "about ten minutes: FIFO searches of 0.2 to 9.5 million states"]
@@ -373,5 +395,6 @@ fn deep_bugs_are_found_with_shortest_traces() {
     finds(PlantedBug::CampaignInsideLease, &lease, 18);
     finds(PlantedBug::SkipHighestBallotAdoption, &after_a_wait(), 15);
     finds(PlantedBug::ApplyPastGap, &overtaking(), 17);
+    finds(PlantedBug::CountAcrossBallots, &overtaking(), 16);
     finds(PlantedBug::LeaseOutlivesElection, &lease_and_wait(), 18);
 }

@@ -109,6 +109,19 @@ impl Checker {
         ));
     }
 
+    /// Rule P2: a candidate leads once a phase-1 quorum promised.
+    pub(crate) fn led_without_phase1_quorum(
+        &mut self,
+        node: u64,
+        ballot: Ballot,
+        promised: usize,
+        needed: usize,
+    ) {
+        self.record(format!(
+            "node {node} leads in ballot {ballot} on {promised} promises, short of a phase-1 quorum of {needed}"
+        ));
+    }
+
     // ------------------------------------------------------------ phase 2
 
     /// Rule L1 (with L3 for the quorum's membership): a slot is chosen
