@@ -384,6 +384,25 @@ fn expand(
     out
 }
 
+/// The first action of `trace` that the world within `bounds` does not
+/// allow where it comes (a budget spent, a message not in flight, a link's
+/// younger message without a reordering left), with its position: a
+/// trace that has none is a schedule the search itself could take.
+pub fn first_disallowed(
+    bounds: &Bounds,
+    bug: Option<PlantedBug>,
+    trace: &[Action],
+) -> Option<(usize, Action)> {
+    let mut w = World::new(bounds, bug);
+    for (i, &a) in trace.iter().enumerate() {
+        if !w.allows(a) {
+            return Some((i, a));
+        }
+        w.apply(a);
+    }
+    None
+}
+
 /// Replays `trace` and returns every violation the checker found, in order,
 /// with a line per action describing the messages in flight after it.
 pub fn replay(

@@ -3,7 +3,7 @@
 
 use paxos_core::PlantedBug;
 use paxos_sim::diagram::render_page;
-use paxos_sim::explore::{diagram, explore, replay, show_trace, Action, Bounds};
+use paxos_sim::explore::{diagram, explore, first_disallowed, replay, show_trace, Action, Bounds};
 
 /// Three nodes, one campaign, one proposal, one read, one transfer, one
 /// removal, one crash and one drop, every interleaving ten actions deep:
@@ -74,6 +74,7 @@ fn finds(bug: PlantedBug, bounds: &Bounds, length: usize) {
         panic!("{bug:?} not found: {r}");
     };
     assert_eq!(trace.len(), length, "{bug:?}: {}", show_trace(&trace));
+    assert_eq!(first_disallowed(bounds, Some(bug), &trace), None, "{bug:?}");
     let (violations, _) = replay(bounds, Some(bug), &trace);
     assert_eq!(
         violations.first(),
@@ -202,6 +203,7 @@ fn stale_reads_replay() {
         (PlantedBug::ConfirmWithTooFew, reads(), &stale),
         (PlantedBug::CampaignInsideLease, leases(), &lease),
     ] {
+        assert_eq!(first_disallowed(&bounds, Some(bug), trace), None, "{bug:?}");
         let (violations, _) = replay(&bounds, Some(bug), trace);
         assert_eq!(
             violations.first().map(String::as_str),
@@ -243,10 +245,28 @@ fn the_binary_replays_a_printed_trace() {
         .output()
         .expect("explore runs");
     assert_eq!(bad.status.code(), Some(2));
+    // A second campaign the default budget does not allow is refused, not
+    // replayed.
+    let over = std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+        .args(["--replay", "campaign:1,campaign:2"])
+        .output()
+        .expect("explore runs");
+    assert_eq!(over.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&over.stderr).contains("action 2 (campaign:2) is not allowed"),
+        "{}",
+        String::from_utf8_lossy(&over.stderr)
+    );
     // A trace with a two-node action and a violation only the observer
     // sees (a leader's grant to a transfer another leader asked for).
     let transfer = std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
-        .args(["--bug", "StaleTransferExempt", "--replay"])
+        .args([
+            "--bug",
+            "StaleTransferExempt",
+            "--campaigns",
+            "2",
+            "--replay",
+        ])
         .arg(
             "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,campaign:2,deliver:5,deliver:5,\
              deliver:6,deliver:6,deliver:7,transfer:2-3,deliver:8,deliver:8",
@@ -364,6 +384,11 @@ fn deep_traces_replay() {
         ),
     ] {
         let trace = paxos_sim::explore::parse_trace(trace).expect("a trace");
+        assert_eq!(
+            first_disallowed(&bounds, Some(bug), &trace),
+            None,
+            "{bug:?}"
+        );
         let (violations, _) = replay(&bounds, Some(bug), &trace);
         assert_eq!(
             violations.first().map(String::as_str),

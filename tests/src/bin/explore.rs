@@ -10,7 +10,9 @@
 
 use clap::Parser;
 use paxos_core::PlantedBug;
-use paxos_sim::explore::{explore_with, parse_trace, replay, show_trace, Action, Bounds};
+use paxos_sim::explore::{
+    explore_with, first_disallowed, parse_trace, replay, show_trace, Action, Bounds,
+};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -119,7 +121,8 @@ fn parse_bug(s: &str) -> Result<PlantedBug, String> {
         .ok_or_else(|| format!("unknown bug {s:?}; one of {:?}", PlantedBug::ALL))
 }
 
-/// The flags that make `--replay` rebuild the cluster this search used.
+/// The flags that make `--replay` rebuild the cluster this search used,
+/// with the budgets it had.
 fn replay_flags(b: &Bounds, bug: Option<PlantedBug>) -> String {
     let mut f = format!(" --nodes {} --election-ticks {}", b.nodes, b.election_ticks);
     if let Some(bug) = bug {
@@ -134,8 +137,21 @@ fn replay_flags(b: &Bounds, bug: Option<PlantedBug>) -> String {
     if let (Some(q1), Some(q2)) = (b.phase1, b.phase2) {
         f += &format!(" --quorums {q1},{q2}");
     }
-    if b.removals > 0 {
-        f += &format!(" --removals {}", b.removals);
+    for (flag, n) in [
+        ("campaigns", b.campaigns),
+        ("proposals", b.proposals),
+        ("reads", b.reads),
+        ("transfers", b.transfers),
+        ("removals", b.removals),
+        ("forgeries", b.forgeries),
+        ("ticks", b.ticks),
+        ("waits", b.waits),
+        ("lags", b.lags),
+        ("crashes", b.crashes),
+        ("drops", b.drops),
+        ("duplicates", b.duplicates),
+    ] {
+        f += &format!(" --{flag} {n}");
     }
     f
 }
@@ -174,6 +190,13 @@ fn main() -> ExitCode {
             }
         };
         let trace = &trace;
+        if let Some((i, action)) = first_disallowed(&bounds, a.bug, trace) {
+            eprintln!(
+                "explore: --replay: action {} ({action}) is not allowed there within these bounds",
+                i + 1
+            );
+            return ExitCode::from(2);
+        }
         if let Some(path) = &a.diagram {
             draw(path, &bounds, a.bug, trace);
         }

@@ -169,6 +169,23 @@ impl World {
         out
     }
 
+    /// Whether `a` is enabled here: one of [`World::enabled`], or a
+    /// delivery, drop or duplication of a copy of a message it names.
+    pub(super) fn allows(&self, a: Action) -> bool {
+        let enabled = self.enabled();
+        if enabled.contains(&a) {
+            return true;
+        }
+        let q = &self.cluster.queue;
+        let same = |i: usize, j: usize| q.get(i).is_some() && q.get(i) == q.get(j);
+        enabled.iter().any(|&e| match (a, e) {
+            (Action::Deliver(i), Action::Deliver(j))
+            | (Action::Drop(i), Action::Drop(j))
+            | (Action::Duplicate(i), Action::Duplicate(j)) => same(i, j),
+            _ => false,
+        })
+    }
+
     /// Takes one action, then lets every node's host handle its `Ready`s,
     /// and has the observer judge what they sent.
     pub(super) fn apply(&mut self, a: Action) {
