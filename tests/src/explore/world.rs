@@ -35,8 +35,8 @@ pub(super) struct World {
     held: BTreeMap<u64, Vec<Ready>>,
 }
 
-/// `Ready`s one input may cause before a host counts as spinning.
-const MAX_READIES_IN_A_ROW: usize = 1_000;
+/// `Ready`s a lagging host may hold before its node counts as spinning.
+const MAX_HELD: usize = 1_000;
 
 impl World {
     pub(super) fn new(bounds: &Bounds, bug: Option<PlantedBug>) -> World {
@@ -395,11 +395,12 @@ impl World {
         // A lagging host takes its node's Readys and sends only what may
         // leave before the persist (the `Ready` contract's step 2).
         for (&id, rds) in &mut self.held {
-            for _ in 0..MAX_READIES_IN_A_ROW {
-                let Some(node) = c.nodes.get_mut(&id) else {
-                    break;
-                };
-                if !node.has_ready() {
+            let Some(node) = c.nodes.get_mut(&id) else {
+                continue;
+            };
+            while node.has_ready() {
+                if rds.len() >= MAX_HELD {
+                    c.checker.endless_readies(id, MAX_HELD);
                     break;
                 }
                 let mut rd = node.ready();
