@@ -14,7 +14,7 @@ mod violations;
 type Value = (i32, bytes::Bytes);
 
 /// The invariants the simulator checks (README, "Simulation"), and what they saw.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub struct Checker {
     /// The membership governing each slot from the key on: only its
     /// voters' acceptances choose a value, a phase-2 quorum of them (rule
@@ -60,7 +60,7 @@ pub struct Checker {
 }
 
 /// The voters governing slots, and how many of them choose a value.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 struct Governing {
     voters: BTreeSet<u64>,
     phase1: usize,

@@ -459,13 +459,9 @@ impl World {
     pub(super) fn fingerprint(&mut self) -> u64 {
         self.rehash();
         let c = &self.cluster;
-        // What has no `Hash` is hashed through its `Debug` text.
-        let rest = hash_debug(|t| {
-            use std::fmt::Write;
-            write!(t, "{:?}{:?}", c.conf, c.checker)
-        });
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (rest, &self.hashes, &c.applied, &c.applied_slot).hash(&mut h);
+        (&c.conf, &c.checker).hash(&mut h);
+        (&self.hashes, &c.applied, &c.applied_slot).hash(&mut h);
         (&self.left, self.proposed, &self.obs).hash(&mut h);
         let mut flight: Vec<(u64, u64, Vec<u8>)> = c
             .queue
