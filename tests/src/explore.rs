@@ -348,11 +348,8 @@ fn expand(
     let mut path = vec![World::new(bounds, bug)];
     let mut last: Vec<Action> = Vec::new();
     for i in range {
-        let trace = if tree.levels.is_empty() {
-            Vec::new()
-        } else {
-            tree.trace(i)
-        };
+        // Empty at the root: it has no level of its own.
+        let trace = tree.trace(i);
         let shared = trace.iter().zip(&last).take_while(|(a, b)| a == b).count();
         path.truncate(shared + 1);
         for &a in &trace[shared..] {
