@@ -289,7 +289,8 @@ const BATCH: usize = 2048;
 
 /// Every state reached, level by level, as its parent's index in the level
 /// above and the action that led from it: a trace is the path to the root.
-/// Level 0 is the root alone.
+/// `levels[d]` holds the states `d + 1` actions deep; the root, the only
+/// state of depth 0, has no level of its own.
 #[derive(Default)]
 struct Tree {
     levels: Vec<Vec<(u32, Action)>>,
@@ -348,7 +349,7 @@ fn expand(
     let mut path = vec![World::new(bounds, bug)];
     let mut last: Vec<Action> = Vec::new();
     for i in range {
-        // Empty at the root: it has no level of its own.
+        // Empty at the root, before the first level.
         let trace = tree.trace(i);
         let shared = trace.iter().zip(&last).take_while(|(a, b)| a == b).count();
         path.truncate(shared + 1);

@@ -215,6 +215,36 @@ fn stale_reads_replay() {
     }
 }
 
+/// The replay command a search prints (its flags carry every budget the
+/// search had) replays the counterexample it found to the same violation.
+#[test]
+fn a_printed_replay_command_reproduces_its_violation() {
+    let explore = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+            .args(args)
+            .output()
+            .expect("explore runs")
+    };
+    let found = explore(&["--bug", "CommitWithoutQuorum", "--campaigns", "2"]);
+    let out = String::from_utf8_lossy(&found.stdout).into_owned();
+    assert_eq!(found.status.code(), Some(1), "{out}");
+    let violation = out
+        .split("violation=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .unwrap_or_else(|| panic!("no violation printed: {out}"));
+    let command = out
+        .lines()
+        .find_map(|l| l.strip_prefix("replay: cargo run --release -p paxos-sim --bin explore -- "))
+        .unwrap_or_else(|| panic!("no replay command printed: {out}"));
+    assert!(command.contains("--campaigns 2"), "{command}");
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let replayed = explore(&args);
+    let again = String::from_utf8_lossy(&replayed.stdout);
+    assert_eq!(replayed.status.code(), Some(1), "{again}");
+    assert!(again.contains(&format!("VIOLATION {violation}")), "{again}");
+}
+
 /// The binary replays a printed trace: it shows the violation and fails
 /// with the bug planted, and passes without it.
 #[test]
