@@ -13,6 +13,10 @@ mod violations;
 /// A value as the checker compares it.
 type Value = (i32, bytes::Bytes);
 
+/// A membership change: the slot of the change its proposer built on, if
+/// it says, and the membership it results in.
+type Change = (Option<u64>, Governing);
+
 /// The invariants the simulator checks (README, "Simulation"), and what they saw.
 #[derive(Clone, Debug, Default, Hash)]
 pub struct Checker {
@@ -23,9 +27,8 @@ pub struct Checker {
     configs: BTreeMap<u64, Governing>,
     /// The membership the cluster started with.
     initial: Governing,
-    /// Every chosen membership change: (slot, the slot of the change its
-    /// proposer built on, if it says, and the membership it results in).
-    changes: BTreeMap<u64, (Option<u64>, Governing)>,
+    /// Every chosen membership change, by slot.
+    changes: BTreeMap<u64, Change>,
     /// Slots where a membership change was accepted and nothing is chosen
     /// yet: the voters of any later slot are unknown until it is.
     conf_pending: BTreeSet<u64>,
@@ -48,8 +51,8 @@ pub struct Checker {
     exposed_promise: BTreeMap<u64, Ballot>,
     /// Per ballot: the node that led in it.
     leaders: BTreeMap<Ballot, u64>,
-    /// Per ballot: the nodes that sent its owner a promise for it.
-    promisers: BTreeMap<Ballot, BTreeSet<u64>>,
+    /// Per ballot: what the promises sent to its owner told it.
+    phase1: BTreeMap<Ballot, Phase1Heard>,
     /// Snapshots installed from a leader.
     pub installs: u64,
     /// Per slot: the state (snapshot bytes) a replica had after applying it.
@@ -67,7 +70,63 @@ struct Governing {
     phase2: usize,
 }
 
+/// What promises for one ballot told its owner: enough to know which
+/// memberships its phase 1 had to hear a quorum of (rule P2).
+#[derive(Clone, Debug, Default, Hash)]
+struct Phase1Heard {
+    /// The nodes that sent a promise.
+    promisers: BTreeSet<u64>,
+    /// The first slot reported on (the candidate's decided prefix + 1).
+    from_slot: Option<u64>,
+    /// Per reported slot, the report the candidate adopts there (a chosen
+    /// one, else the highest ballot's), as `((chosen, ballot), change)`:
+    /// the membership change it carries, if any, as (base, result).
+    adopted: BTreeMap<u64, ((bool, Ballot), Option<Change>)>,
+}
+
+impl Phase1Heard {
+    /// The candidate asked about slots from `slot` on.
+    fn asked_from(&mut self, slot: u64) {
+        self.from_slot = Some(self.from_slot.map_or(slot, |s| s.min(slot)));
+    }
+
+    /// Takes in one promise.
+    fn heard(&mut self, from: u64, p: &paxos_core::proto::Promise) {
+        self.promisers.insert(from);
+        self.asked_from(p.from_slot);
+        for e in &p.entries {
+            self.adopt(
+                e.slot,
+                (e.slot <= p.committed, e.ballot()),
+                &(e.kind, e.data.clone()),
+            );
+        }
+    }
+
+    /// A report of `value` at `slot` wins over what was adopted there if
+    /// it ranks higher: chosen first, then by ballot.
+    fn adopt(&mut self, slot: u64, rank: (bool, Ballot), value: &Value) {
+        if self.adopted.get(&slot).is_some_and(|(r, _)| *r >= rank) {
+            return;
+        }
+        let change = (value.0 == EntryKind::ConfChange as i32)
+            .then(|| <ConfChange as ProstMessage>::decode(value.1.clone()).ok())
+            .flatten()
+            .and_then(|cc| Some((cc.base, Governing::from_conf_state(cc.result?))));
+        self.adopted.insert(slot, (rank, change));
+    }
+}
+
 impl Governing {
+    /// The membership a change's result describes.
+    fn from_conf_state(cs: paxos_core::proto::ConfState) -> Governing {
+        Governing::new(
+            cs.voters.into_iter().collect(),
+            cs.phase1_quorum,
+            cs.phase2_quorum,
+        )
+    }
+
     /// The membership of `voters` with the configured sizes `p1`, `p2` (0:
     /// a majority), by the rule every replica applies.
     fn new(voters: BTreeSet<u64>, p1: u32, p2: u32) -> Governing {
@@ -222,11 +281,7 @@ impl Checker {
             let cc = <ConfChange as ProstMessage>::decode(value.1.clone()).ok();
             match cc.and_then(|cc| Some((cc.base, cc.result?))) {
                 Some((base, cs)) => {
-                    let governing = Governing::new(
-                        cs.voters.into_iter().collect(),
-                        cs.phase1_quorum,
-                        cs.phase2_quorum,
-                    );
+                    let governing = Governing::from_conf_state(cs);
                     self.changes.insert(slot, (base, governing));
                     self.rebuild_configs();
                 }
@@ -267,9 +322,14 @@ impl Checker {
     /// A node sent a message: every ballot a message vouches for is a
     /// promise its sender made (pre-votes excepted).
     pub fn on_send(&mut self, m: &Message) {
+        if let Some(Body::Prepare(p)) = &m.body {
+            if let Some(b) = p.ballot.filter(|b| b.node == m.from) {
+                self.phase1.entry(b).or_default().asked_from(p.from_slot);
+            }
+        }
         if let Some(Body::Promise(p)) = &m.body {
             if let Some(b) = p.ballot.filter(|b| b.node == m.to) {
-                self.promisers.entry(b).or_default().insert(m.from);
+                self.phase1.entry(b).or_default().heard(m.from, p);
             }
             // A promise reports as chosen (at or below its watermark) only
             // the value that was chosen there.
@@ -401,28 +461,48 @@ impl Checker {
         }
     }
 
-    /// Rule P2: a leader heard promises from a phase-1 quorum, its own
-    /// included (it promises its ballot before asking, and its own promise
-    /// never travels as a message). Judged while the membership never
-    /// changed: with a change chosen or pending, which quorums the
-    /// candidate needed depends on what the promises reported.
+    /// Rule P2: a leader heard promises from a phase-1 quorum of every
+    /// membership its phase 1 revealed: the one governing the first slot
+    /// it asked about, then each the changes its phase 1 adopted bring in,
+    /// applied in slot order as deciding will apply them. Its own promise
+    /// counts, and so does its own report: it promises its ballot before
+    /// asking, and its own promise never travels as a message, so its
+    /// report is what it durably accepted below its ballot, as recorded
+    /// here.
     fn check_phase1_quorum(&mut self, node: u64, ballot: Ballot) {
-        if !self.changes.is_empty() || !self.conf_pending.is_empty() {
-            return;
+        let mut heard = self.phase1.get(&ballot).cloned().unwrap_or_default();
+        // A candidate that asked nobody (a quorum of one) was governed by
+        // the newest membership it could know.
+        let from_slot = heard.from_slot.unwrap_or(u64::MAX);
+        let own = self
+            .accepted
+            .range((from_slot, Ballot::ZERO)..)
+            .filter(|((_, b), (_, acceptors))| *b < ballot && acceptors.contains(&node));
+        for (&(slot, b), (value, _)) in own {
+            heard.adopt(slot, (false, b), value);
         }
-        let voters = &self.initial.voters;
-        let promised = self
-            .promisers
-            .get(&ballot)
-            .into_iter()
-            .flatten()
-            .chain(std::iter::once(&node))
-            .filter(|id| voters.contains(id))
-            .collect::<BTreeSet<_>>()
-            .len();
-        if promised < self.initial.phase1 {
-            let needed = self.initial.phase1;
-            self.led_without_phase1_quorum(node, ballot, promised, needed);
+        let Some((&start, first)) = self.configs.range(..=from_slot).next_back() else {
+            return;
+        };
+        // A membership in effect from `start` was made at `start - 1`.
+        let mut since = start - 1;
+        let mut chain = vec![first.clone()];
+        for (&slot, (_, change)) in heard.adopted.range(from_slot..) {
+            if let Some((base, g)) = change {
+                if base.is_none_or(|b| b == since) {
+                    chain.push(g.clone());
+                    since = slot;
+                }
+            }
+        }
+        let mut voted = heard.promisers;
+        voted.insert(node);
+        for g in chain {
+            let promised = voted.intersection(&g.voters).count();
+            if promised < g.phase1 {
+                self.led_without_phase1_quorum(node, ballot, promised, g.phase1, &g.voters);
+                return;
+            }
         }
     }
 

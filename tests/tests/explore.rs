@@ -383,6 +383,31 @@ const LONG_LEASE: &str = "campaign:1,deliver:1,deliver:1,deliver:2,deliver:2,del
      deliver:3,wait:0,deliver:6,deliver:6,deliver:7,deliver:7,deliver:8,deliver:8,propose:3,\
      deliver:9,deliver:9,read:1";
 
+/// A bound for a candidate behind a membership change: two campaigns,
+/// one removal and one wait of a 3-tick election timeout, any delivery
+/// order.
+fn behind_a_change() -> Bounds {
+    Bounds {
+        campaigns: 2,
+        removals: 1,
+        waits: 1,
+        election_ticks: 3,
+        proposals: 0,
+        crashes: 0,
+        drops: 0,
+        depth: 11,
+        ..quiet()
+    }
+}
+
+/// The shortest trace to `SkipNewMembershipQuorum`: node 2 leads and
+/// proposes removing node 1, which only node 2 accepts; after a wait
+/// node 1 campaigns, node 2's promise reports the change, and node 1
+/// leads on promises from {1, 2}: a quorum of the old membership, but
+/// one voter of the new one, {2, 3}.
+const BEHIND_A_CHANGE: &str = "campaign:2,deliver:0,deliver:1,deliver:1,deliver:2,remove:2-1,\
+     wait:0,deliver:8,deliver:9,deliver:9,deliver:10";
+
 /// The traces of the deep bugs replay to their violations with the bug,
 /// and are clean without it.
 #[test]
@@ -412,6 +437,12 @@ fn deep_traces_replay() {
             LONG_LEASE,
             "node 1 confirmed a read at index 0, below slot 1 applied before it was asked",
         ),
+        (
+            PlantedBug::SkipNewMembershipQuorum,
+            behind_a_change(),
+            BEHIND_A_CHANGE,
+            "node 1 leads in ballot 2.1 on 1 promises, short of a phase-1 quorum of 2 of voters {2, 3}",
+        ),
     ] {
         let trace = paxos_sim::explore::parse_trace(trace).expect("a trace");
         assert_eq!(
@@ -433,9 +464,9 @@ fn deep_traces_replay() {
 /// The deep bugs' searches: the read bugs 16 actions deep (215,330 states
 /// each), `CampaignInsideLease` 18 deep (461,961 states),
 /// `SkipHighestBallotAdoption` 15 deep, `ApplyPastGap` 17 deep and
-/// `CountAcrossBallots` 16 deep (about 1.5 million states each), and
-/// `LeaseOutlivesElection` 18 deep (9.5 million). About ten minutes on two cores: with `--ignored`
-/// only.
+/// `CountAcrossBallots` 16 deep, `SkipNewMembershipQuorum` 11 deep
+/// (about 1.5 million states each), and `LeaseOutlivesElection` 18 deep
+/// (9.5 million). About ten minutes on two cores: with `--ignored` only.
 #[test]
 #[ignore = "about ten minutes: FIFO searches of 0.2 to 9.5 million states"]
 fn deep_bugs_are_found_with_shortest_traces() {
@@ -452,4 +483,5 @@ fn deep_bugs_are_found_with_shortest_traces() {
     finds(PlantedBug::ApplyPastGap, &overtaking(), 17);
     finds(PlantedBug::CountAcrossBallots, &overtaking(), 16);
     finds(PlantedBug::LeaseOutlivesElection, &lease_and_wait(), 18);
+    finds(PlantedBug::SkipNewMembershipQuorum, &behind_a_change(), 11);
 }

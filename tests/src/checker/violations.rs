@@ -116,9 +116,10 @@ impl Checker {
         ballot: Ballot,
         promised: usize,
         needed: usize,
+        voters: &std::collections::BTreeSet<u64>,
     ) {
         self.record(format!(
-            "node {node} leads in ballot {ballot} on {promised} promises, short of a phase-1 quorum of {needed}"
+            "node {node} leads in ballot {ballot} on {promised} promises, short of a phase-1 quorum of {needed} of voters {voters:?}"
         ));
     }
 
