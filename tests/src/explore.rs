@@ -44,6 +44,7 @@
 //! once per state: the multiset makes the copies interchangeable.
 
 mod action;
+pub mod cli;
 mod draw;
 mod observe;
 mod world;

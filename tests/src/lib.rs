@@ -30,3 +30,13 @@ pub mod trace;
 
 pub use faults::{Fault, FaultMix, Schedule};
 pub use sim::{run, Outcome, SimOptions};
+
+/// A planted bug by its name (`PlantedBug`'s variant, any case), as the
+/// binaries' `--bug` flags take it.
+pub fn parse_bug(s: &str) -> Result<paxos_core::PlantedBug, String> {
+    use paxos_core::PlantedBug;
+    PlantedBug::ALL
+        .into_iter()
+        .find(|b| format!("{b:?}").eq_ignore_ascii_case(s))
+        .ok_or_else(|| format!("unknown bug {s:?}; one of {:?}", PlantedBug::ALL))
+}

@@ -220,7 +220,8 @@ fn stale_reads_replay() {
 #[test]
 fn a_printed_replay_command_reproduces_its_violation() {
     let explore = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+            .arg("explore")
             .args(args)
             .output()
             .expect("explore runs")
@@ -235,7 +236,9 @@ fn a_printed_replay_command_reproduces_its_violation() {
         .unwrap_or_else(|| panic!("no violation printed: {out}"));
     let command = out
         .lines()
-        .find_map(|l| l.strip_prefix("replay: cargo run --release -p paxos-sim --bin explore -- "))
+        .find_map(|l| {
+            l.strip_prefix("replay: cargo run --release -p paxos-sim --bin sim -- explore ")
+        })
         .unwrap_or_else(|| panic!("no replay command printed: {out}"));
     assert!(command.contains("--campaigns 2"), "{command}");
     let args: Vec<&str> = command.split_whitespace().collect();
@@ -251,7 +254,8 @@ fn a_printed_replay_command_reproduces_its_violation() {
 fn the_binary_replays_a_printed_trace() {
     let trace = "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,propose:1";
     let run = |bug: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+            .arg("explore")
             .args(bug)
             .args(["--replay", trace])
             .output()
@@ -270,14 +274,16 @@ fn the_binary_replays_a_printed_trace() {
         "{}",
         String::from_utf8_lossy(&clean.stdout)
     );
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+        .arg("explore")
         .args(["--replay", "fly:1"])
         .output()
         .expect("explore runs");
     assert_eq!(bad.status.code(), Some(2));
     // A second campaign the default budget does not allow is refused, not
     // replayed.
-    let over = std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+    let over = std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+        .arg("explore")
         .args(["--replay", "campaign:1,campaign:2"])
         .output()
         .expect("explore runs");
@@ -289,7 +295,8 @@ fn the_binary_replays_a_printed_trace() {
     );
     // A trace with a two-node action and a violation only the observer
     // sees (a leader's grant to a transfer another leader asked for).
-    let transfer = std::process::Command::new(env!("CARGO_BIN_EXE_explore"))
+    let transfer = std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+        .arg("explore")
         .args([
             "--bug",
             "StaleTransferExempt",

@@ -5,6 +5,7 @@
 //! sim --seeds 0..1000                # a sweep with a progress line and a summary
 //! sim --seed 7 --bug ApplyPastGap    # plant a protocol bug and watch it get caught
 //! sim --seed 7 --diagram run.html    # the run as a space-time diagram
+//! sim explore --bug ApplyPastGap ... # every state within bounds (see `sim explore --help`)
 //! ```
 
 use clap::Parser;
@@ -18,8 +19,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
-#[command(about = "Deterministic Multi-Paxos cluster simulator")]
+#[command(
+    about = "Deterministic Multi-Paxos cluster simulator",
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Run this one seed.
     #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
@@ -46,7 +52,7 @@ struct Args {
     schedule: Option<Schedule>,
     /// Plant a protocol bug (one of `PlantedBug::ALL`, e.g.
     /// SkipHighestBallotAdoption, LeadWithoutOwnPromise).
-    #[arg(long, value_parser = parse_bug)]
+    #[arg(long, value_parser = paxos_sim::parse_bug)]
     bug: Option<PlantedBug>,
     /// Drive every Ready the kind way (one at a time, persisted whole)
     /// instead of the host behaviours the seed draws.
@@ -73,6 +79,14 @@ struct Args {
     diagram: Option<std::path::PathBuf>,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Explore every state of a small cluster within bounds, breadth first
+    /// (a violation comes with a shortest trace), or replay an explored
+    /// trace.
+    Explore(paxos_sim::explore::cli::ExploreArgs),
+}
+
 /// Prints a line; a closed pipe (`sim ... | head`) is not an error.
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -88,13 +102,6 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
         return Err("empty range".into());
     }
     Ok((a, b))
-}
-
-fn parse_bug(s: &str) -> Result<PlantedBug, String> {
-    PlantedBug::ALL
-        .into_iter()
-        .find(|b| format!("{b:?}").eq_ignore_ascii_case(s))
-        .ok_or_else(|| format!("unknown bug {s:?}; one of {:?}", PlantedBug::ALL))
 }
 
 fn options(args: &Args, seed: u64) -> SimOptions {
@@ -118,6 +125,9 @@ fn options(args: &Args, seed: u64) -> SimOptions {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Explore(e)) = &args.command {
+        return paxos_sim::explore::cli::run(e);
+    }
     if let Some((a, b)) = args.seeds {
         return sweep(&args, a, b);
     }

@@ -1,23 +1,21 @@
-//! Explores every state of a small cluster within bounds, or replays one
-//! trace.
+//! `sim explore`: the explorer's command line. Searches every state within
+//! the bounds its flags set, or replays one trace a search printed.
 //!
 //! ```text
-//! explore                                   # the CI bound
-//! explore --depth 12 --crashes 0            # deeper, without crashes
-//! explore --bug CommitWithoutQuorum         # find a planted bug's shortest trace
-//! explore --replay campaign:1,deliver:0     # replay a trace, show what it did
+//! sim explore                                   # the CI bound
+//! sim explore --depth 12 --crashes 0            # deeper, without crashes
+//! sim explore --bug CommitWithoutQuorum         # a planted bug's shortest trace
+//! sim explore --replay campaign:1,deliver:0     # replay a trace, show what it did
 //! ```
 
-use clap::Parser;
+use super::{explore_with, first_disallowed, parse_trace, replay, show_trace, Action, Bounds};
 use paxos_core::PlantedBug;
-use paxos_sim::explore::{
-    explore_with, first_disallowed, parse_trace, replay, show_trace, Action, Bounds,
-};
 use std::process::ExitCode;
 
-#[derive(Parser, Debug)]
-#[command(about = "Bounded exhaustive exploration of a paxos-core cluster")]
-struct Args {
+/// The flags of `sim explore`: the bounds of a search, a planted bug,
+/// and a trace to replay instead of searching.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExploreArgs {
     /// Voters.
     #[arg(long, default_value_t = Bounds::default().nodes)]
     nodes: u64,
@@ -83,7 +81,7 @@ struct Args {
     #[arg(long, default_value_t = Bounds::default().reorders)]
     reorders: u32,
     /// Plant a protocol bug (one of `PlantedBug::ALL`).
-    #[arg(long, value_parser = parse_bug)]
+    #[arg(long, value_parser = crate::parse_bug)]
     bug: Option<PlantedBug>,
     /// Replay this trace (as printed with a violation) instead of searching.
     #[arg(long, value_name = "TRACE")]
@@ -96,13 +94,13 @@ struct Args {
 
 /// Writes `trace` as a diagram page to `path`.
 fn draw(path: &std::path::Path, bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) {
-    let d = paxos_sim::explore::diagram(bounds, bug, trace);
+    let d = super::diagram(bounds, bug, trace);
     let bug = bug.map_or(String::new(), |b| format!(", planted {b:?}"));
     let heading = format!("explored trace — {} voters{bug}", bounds.nodes);
-    let page = paxos_sim::diagram::render_page(&d, "explored trace", &heading, &show_trace(trace));
+    let page = crate::diagram::render_page(&d, "explored trace", &heading, &show_trace(trace));
     match std::fs::write(path, page) {
         Ok(()) => println!("diagram: {}", path.display()),
-        Err(e) => eprintln!("explore: cannot write {}: {e}", path.display()),
+        Err(e) => eprintln!("sim explore: cannot write {}: {e}", path.display()),
     }
 }
 
@@ -112,13 +110,6 @@ fn parse_quorums(s: &str) -> Result<(usize, usize), String> {
         .ok_or_else(|| format!("quorums {s:?}: expected Q1,Q2"))?;
     let n = |x: &str| x.trim().parse().map_err(|e| format!("quorums {s:?}: {e}"));
     Ok((n(a)?, n(b)?))
-}
-
-fn parse_bug(s: &str) -> Result<PlantedBug, String> {
-    PlantedBug::ALL
-        .into_iter()
-        .find(|b| format!("{b:?}").eq_ignore_ascii_case(s))
-        .ok_or_else(|| format!("unknown bug {s:?}; one of {:?}", PlantedBug::ALL))
 }
 
 /// The flags that make `--replay` rebuild the cluster this search used,
@@ -156,43 +147,54 @@ fn replay_flags(b: &Bounds, bug: Option<PlantedBug>) -> String {
     f
 }
 
-fn main() -> ExitCode {
-    let a = Args::parse();
-    let bounds = Bounds {
-        nodes: a.nodes,
-        depth: a.depth,
-        campaigns: a.campaigns,
-        proposals: a.proposals,
-        reads: a.reads,
-        transfers: a.transfers,
-        removals: a.removals,
-        forgeries: a.forgeries,
-        ticks: a.ticks,
-        waits: a.waits,
-        election_ticks: a.election_ticks,
-        lease_ticks: a.lease_ticks,
-        phase1: a.quorums.map(|q| q.0),
-        phase2: a.quorums.map(|q| q.1),
-        lags: a.lags,
-        crashes: a.crashes,
-        drops: a.drops,
-        duplicates: a.duplicates,
-        max_states: a.max_states,
-        fifo: a.fifo,
-        reorders: a.reorders,
-    };
+impl ExploreArgs {
+    /// The bounds these flags set.
+    pub fn bounds(&self) -> Bounds {
+        let a = self;
+        Bounds {
+            nodes: a.nodes,
+            depth: a.depth,
+            campaigns: a.campaigns,
+            proposals: a.proposals,
+            reads: a.reads,
+            transfers: a.transfers,
+            removals: a.removals,
+            forgeries: a.forgeries,
+            ticks: a.ticks,
+            waits: a.waits,
+            election_ticks: a.election_ticks,
+            lease_ticks: a.lease_ticks,
+            phase1: a.quorums.map(|q| q.0),
+            phase2: a.quorums.map(|q| q.1),
+            lags: a.lags,
+            crashes: a.crashes,
+            drops: a.drops,
+            duplicates: a.duplicates,
+            max_states: a.max_states,
+            fifo: a.fifo,
+            reorders: a.reorders,
+        }
+    }
+}
+
+/// Searches the bounds `a` sets, or replays its trace. Exit status 0: no
+/// violation; 1: a violation (with a shortest trace and the command that
+/// replays it); 2: a trace that does not parse, or takes an action the
+/// bounds do not allow where it comes.
+pub fn run(a: &ExploreArgs) -> ExitCode {
+    let bounds = a.bounds();
     if let Some(text) = &a.replay {
         let trace = match parse_trace(text) {
             Ok(trace) => trace,
             Err(e) => {
-                eprintln!("explore: --replay: {e}");
+                eprintln!("sim explore: --replay: {e}");
                 return ExitCode::from(2);
             }
         };
         let trace = &trace;
         if let Some((i, action)) = first_disallowed(&bounds, a.bug, trace) {
             eprintln!(
-                "explore: --replay: action {} ({action}) is not allowed there within these bounds",
+                "sim explore: --replay: action {} ({action}) is not allowed there within these bounds",
                 i + 1
             );
             return ExitCode::from(2);
@@ -224,7 +226,7 @@ fn main() -> ExitCode {
                 draw(path, &bounds, a.bug, trace);
             }
             println!(
-                "replay: cargo run --release -p paxos-sim --bin explore --{} --replay {}",
+                "replay: cargo run --release -p paxos-sim --bin sim -- explore{} --replay {}",
                 replay_flags(&bounds, a.bug),
                 show_trace(trace)
             );
