@@ -10,9 +10,10 @@
 /// Slots per chunk (a power of two).
 const CHUNK: usize = 512;
 
+use std::fmt;
+
 /// Slot `base + 1 + i` is at position `head + i` of the chunks laid end to
 /// end; positions before `head` in the first chunk are empty.
-#[derive(Clone, Debug)]
 pub(crate) struct ChunkedWindow<T> {
     /// Slots <= base are not held.
     base: u64,
@@ -137,6 +138,42 @@ impl<T> ChunkedWindow<T> {
     }
 }
 
+impl<T: Clone> Clone for ChunkedWindow<T> {
+    /// Copies the covered slots only: a short log leaves most of a chunk
+    /// empty, and copying every position of it was most of the cost of
+    /// copying a small storage. The layout is kept, chunk for chunk.
+    fn clone(&self) -> Self {
+        let mut chunks: Vec<Box<[Option<T>]>> = self.chunks.iter().map(|_| empty_chunk()).collect();
+        for i in 0..self.len {
+            let (c, o) = self.at(i);
+            chunks[c][o].clone_from(&self.chunks[c][o]);
+        }
+        ChunkedWindow {
+            base: self.base,
+            head: self.head,
+            len: self.len,
+            chunks,
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for ChunkedWindow<T> {
+    /// `base` and the held slots with their values: what the window holds,
+    /// not how its chunks lay it out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Held<'a, T>(&'a ChunkedWindow<T>);
+        impl<T: fmt::Debug> fmt::Debug for Held<'_, T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map().entries(self.0.slots(0, u64::MAX)).finish()
+            }
+        }
+        f.debug_struct("ChunkedWindow")
+            .field("base", &self.base)
+            .field("held", &Held(self))
+            .finish()
+    }
+}
+
 fn empty_chunk<T>() -> Box<[Option<T>]> {
     (0..CHUNK).map(|_| None).collect()
 }
@@ -185,6 +222,23 @@ mod tests {
                 let got: Vec<(u64, u64)> = chunked.slots(lo, hi).map(|(s, v)| (s, *v)).collect();
                 let want: Vec<(u64, u64)> = plain.slots(lo, hi).map(|(s, v)| (s, *v)).collect();
                 assert_eq!(got, want, "step {step}: {lo}..={hi}");
+            }
+            if step % 1_009 == 0 {
+                let copy = chunked.clone();
+                let all = |w: &ChunkedWindow<u64>| -> Vec<(u64, u64)> {
+                    w.slots(0, u64::MAX).map(|(s, v)| (s, *v)).collect()
+                };
+                assert_eq!(all(&copy), all(&chunked), "step {step}");
+                assert_eq!(
+                    (copy.base, copy.head, copy.len, copy.chunks.len()),
+                    (
+                        chunked.base,
+                        chunked.head,
+                        chunked.len,
+                        chunked.chunks.len()
+                    )
+                );
+                assert_eq!(format!("{copy:?}"), format!("{chunked:?}"));
             }
             let probe = chunked.base() + below(40);
             assert_eq!(chunked.get(probe), plain.get(probe), "step {step}");
