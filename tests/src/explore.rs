@@ -17,6 +17,7 @@
 //! - have a node's host lag: it takes each `Ready` and sends its
 //!   `messages` at once, holding the persist, the other sends, the apply
 //!   and the advance until a later flush action (a pipelining host);
+//! - have a node's host snapshot its application and compact its log;
 //! - crash a node, with what a lagging host held lost, or restart a
 //!   crashed one from its storage.
 //!
@@ -97,6 +98,8 @@ pub struct Bounds {
     /// Lagging hosts (see [`Action::Lag`]): pipelined `Ready`s, and
     /// crashes with `Ready`s taken and not persisted.
     pub lags: u32,
+    /// Compactions (see [`Action::Compact`]).
+    pub compactions: u32,
     /// Crashes (a crashed node may restart at any later point).
     pub crashes: u32,
     /// Messages lost.
@@ -135,6 +138,7 @@ impl Default for Bounds {
             phase1: None,
             phase2: None,
             lags: 0,
+            compactions: 0,
             crashes: 1,
             drops: 1,
             duplicates: 0,
@@ -214,15 +218,41 @@ pub fn explore(bounds: &Bounds, bug: Option<PlantedBug>) -> Report {
 pub fn explore_with(
     bounds: &Bounds,
     bug: Option<PlantedBug>,
-    mut level: impl FnMut(usize, usize, usize),
+    level: impl FnMut(usize, usize, usize),
 ) -> Report {
+    match explore_from(bounds, bug, &[], level) {
+        Ok(r) => r,
+        Err(_) => unreachable!("an empty prefix is always allowed"),
+    }
+}
+
+/// [`explore_with`] from the state `prefix` reaches rather than from the
+/// start: every state within `bounds` that extends it (its actions spend
+/// the budgets and count toward `depth` too). A counterexample is the
+/// prefix and a shortest continuation of it. Fails, naming the action,
+/// when the prefix takes one the bounds do not allow where it comes (see
+/// [`first_disallowed`]).
+pub fn explore_from(
+    bounds: &Bounds,
+    bug: Option<PlantedBug>,
+    prefix: &[Action],
+    mut level: impl FnMut(usize, usize, usize),
+) -> Result<Report, (usize, Action)> {
+    if let Some(bad) = first_disallowed(bounds, bug, prefix) {
+        return Err(bad);
+    }
     let start = Instant::now();
     let mut root = World::new(bounds, bug);
+    for &a in prefix {
+        root.apply(a);
+    }
     let mut visited = HashSet::new();
     visited.insert(root.fingerprint());
     let mut tree = Tree::default();
     let mut transitions = 0u64;
-    let mut depth = 0;
+    let mut depth = prefix.len();
+    let whole =
+        |suffix: Vec<Action>| -> Vec<Action> { prefix.iter().copied().chain(suffix).collect() };
     let report =
         |visited: &HashSet<u64>, transitions, depth, done: Option<bool>, counterexample| Report {
             states: visited.len(),
@@ -234,7 +264,13 @@ pub fn explore_with(
             seconds: start.elapsed().as_secs_f64(),
         };
     if let Some(v) = root.violation() {
-        return report(&visited, 0, 0, None, Some((Vec::new(), v)));
+        return Ok(report(
+            &visited,
+            0,
+            depth,
+            None,
+            Some((whole(Vec::new()), v)),
+        ));
     }
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     while depth < bounds.depth && !tree.frontier().is_empty() {
@@ -250,7 +286,9 @@ pub fn explore_with(
                 let tree = &tree;
                 let handles: Vec<_> = (from..to)
                     .step_by(share)
-                    .map(|a| s.spawn(move || expand(bounds, bug, tree, a..(a + share).min(to))))
+                    .map(|a| {
+                        s.spawn(move || expand(bounds, bug, prefix, tree, a..(a + share).min(to)))
+                    })
                     .collect();
                 handles
                     .into_iter()
@@ -260,12 +298,18 @@ pub fn explore_with(
             for c in parts.into_iter().flatten() {
                 transitions += 1;
                 if let Some(v) = c.violation {
-                    let trace = tree.child_trace(c.parent, c.action);
-                    return report(&visited, transitions, depth + 1, None, Some((trace, v)));
+                    let trace = whole(tree.child_trace(c.parent, c.action));
+                    return Ok(report(
+                        &visited,
+                        transitions,
+                        depth + 1,
+                        None,
+                        Some((trace, v)),
+                    ));
                 }
                 if visited.insert(c.fingerprint) {
                     if visited.len() >= bounds.max_states {
-                        return report(&visited, transitions, depth + 1, None, None);
+                        return Ok(report(&visited, transitions, depth + 1, None, None));
                     }
                     next.push((c.parent, c.action));
                 }
@@ -276,22 +320,23 @@ pub fn explore_with(
         depth += 1;
         level(depth, visited.len(), tree.frontier().len());
     }
-    report(
+    Ok(report(
         &visited,
         transitions,
         depth,
         Some(tree.frontier().is_empty()),
         None,
-    )
+    ))
 }
 
 /// Frontier states a worker expands per round.
 const BATCH: usize = 2048;
 
 /// Every state reached, level by level, as its parent's index in the level
-/// above and the action that led from it: a trace is the path to the root.
-/// `levels[d]` holds the states `d + 1` actions deep; the root, the only
-/// state of depth 0, has no level of its own.
+/// above and the action that led from it: a trace is the path to the root
+/// (the state the prefix reaches, or the start). `levels[d]` holds the
+/// states `d + 1` actions below the root; the root, the only state of its
+/// depth, has no level of its own.
 #[derive(Default)]
 struct Tree {
     levels: Vec<Vec<(u32, Action)>>,
@@ -342,12 +387,18 @@ struct Child {
 fn expand(
     bounds: &Bounds,
     bug: Option<PlantedBug>,
+    prefix: &[Action],
     tree: &Tree,
     range: std::ops::Range<usize>,
 ) -> Vec<Child> {
     let mut out = Vec::new();
-    // `path[i]` is the world after the first `i` actions of `last`.
-    let mut path = vec![World::new(bounds, bug)];
+    let mut root = World::new(bounds, bug);
+    for &a in prefix {
+        root.apply(a);
+    }
+    // `path[i]` is the world after the first `i` actions of `last` (which
+    // follow the prefix).
+    let mut path = vec![root];
     let mut last: Vec<Action> = Vec::new();
     for i in range {
         // Empty at the root, before the first level.

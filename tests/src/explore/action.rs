@@ -31,6 +31,10 @@ pub enum Action {
     /// member, in a ballot whose round no honest node reaches (above
     /// `MAX_ROUND`). The node must refuse it (rule V1).
     Forge(u64),
+    /// The node's host snapshots its application at its applied slot and
+    /// compacts its log up to there (a follower behind it then needs the
+    /// snapshot).
+    Compact(u64),
     /// The node crashes.
     Crash(u64),
     /// The crashed node restarts from its storage.
@@ -59,6 +63,7 @@ impl fmt::Display for Action {
             Action::Transfer(n, to) => write!(f, "transfer:{n}-{to}"),
             Action::Remove(n, who) => write!(f, "remove:{n}-{who}"),
             Action::Forge(n) => write!(f, "forge:{n}"),
+            Action::Compact(n) => write!(f, "compact:{n}"),
             Action::Crash(n) => write!(f, "crash:{n}"),
             Action::Restart(n) => write!(f, "restart:{n}"),
             Action::Lag(n) => write!(f, "lag:{n}"),
@@ -105,6 +110,7 @@ impl std::str::FromStr for Action {
             "propose" => Action::Propose(n),
             "read" => Action::Read(n),
             "forge" => Action::Forge(n),
+            "compact" => Action::Compact(n),
             "crash" => Action::Crash(n),
             "restart" => Action::Restart(n),
             "lag" => Action::Lag(n),
@@ -147,6 +153,7 @@ mod tests {
             Action::Transfer(1, 2),
             Action::Remove(1, 3),
             Action::Forge(2),
+            Action::Compact(3),
             Action::Crash(2),
             Action::Restart(2),
             Action::Tick(3),

@@ -8,7 +8,7 @@
 //! sim explore --replay campaign:1,deliver:0     # replay a trace, show what it did
 //! ```
 
-use super::{explore_with, first_disallowed, parse_trace, replay, show_trace, Action, Bounds};
+use super::{explore_from, first_disallowed, parse_trace, replay, show_trace, Action, Bounds};
 use paxos_core::PlantedBug;
 use std::process::ExitCode;
 
@@ -61,6 +61,10 @@ pub struct ExploreArgs {
     /// unpersisted until a flush (a crash meanwhile loses them).
     #[arg(long, default_value_t = Bounds::default().lags)]
     lags: u32,
+    /// Compactions: a node's host snapshots its application at its applied
+    /// slot and compacts its log up to there.
+    #[arg(long, default_value_t = Bounds::default().compactions)]
+    compactions: u32,
     /// Crashes.
     #[arg(long, default_value_t = Bounds::default().crashes)]
     crashes: u32,
@@ -84,8 +88,13 @@ pub struct ExploreArgs {
     #[arg(long, value_parser = crate::parse_bug)]
     bug: Option<PlantedBug>,
     /// Replay this trace (as printed with a violation) instead of searching.
-    #[arg(long, value_name = "TRACE")]
+    #[arg(long, value_name = "TRACE", conflicts_with = "from")]
     replay: Option<String>,
+    /// Search from the state this trace reaches instead of from the start:
+    /// its actions spend the budgets and count toward `--depth`, and a
+    /// counterexample is this trace and a shortest continuation of it.
+    #[arg(long, value_name = "TRACE")]
+    from: Option<String>,
     /// Write the replayed trace, or the counterexample found, to FILE as a
     /// space-time diagram (one action per tick).
     #[arg(long, value_name = "FILE")]
@@ -138,6 +147,7 @@ fn replay_flags(b: &Bounds, bug: Option<PlantedBug>) -> String {
         ("ticks", b.ticks),
         ("waits", b.waits),
         ("lags", b.lags),
+        ("compactions", b.compactions),
         ("crashes", b.crashes),
         ("drops", b.drops),
         ("duplicates", b.duplicates),
@@ -167,6 +177,7 @@ impl ExploreArgs {
             phase1: a.quorums.map(|q| q.0),
             phase2: a.quorums.map(|q| q.1),
             lags: a.lags,
+            compactions: a.compactions,
             crashes: a.crashes,
             drops: a.drops,
             duplicates: a.duplicates,
@@ -215,9 +226,26 @@ pub fn run(a: &ExploreArgs) -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    let r = explore_with(&bounds, a.bug, |depth, states, new| {
+    let prefix = match a.from.as_deref().map(parse_trace).transpose() {
+        Ok(prefix) => prefix.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("sim explore: --from: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let searched = explore_from(&bounds, a.bug, &prefix, |depth, states, new| {
         eprintln!("depth {depth}: {states} states, {new} new");
     });
+    let r = match searched {
+        Ok(r) => r,
+        Err((i, action)) => {
+            eprintln!(
+                "sim explore: --from: action {} ({action}) is not allowed there within these bounds",
+                i + 1
+            );
+            return ExitCode::from(2);
+        }
+    };
     println!("{bounds:?}");
     println!("{r}");
     match &r.counterexample {

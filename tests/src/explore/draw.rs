@@ -116,7 +116,8 @@ fn follow(bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) -> (Vec<Se
             | Action::Forge(_)
             | Action::Restart(_)
             | Action::Lag(_)
-            | Action::Flush(_) => {}
+            | Action::Flush(_)
+            | Action::Compact(_) => {}
         }
         w.apply(a);
         adopt(&w, at, &mut ids, &mut sent);

@@ -162,6 +162,10 @@ impl World {
                 None if self.left.lags > 0 => out.push(Action::Lag(id)),
                 None => {}
             }
+            let compacted = c.storages[&id].rl().snapshot_slot();
+            if self.left.compactions > 0 && c.applied_slot[&id] > compacted {
+                out.push(Action::Compact(id));
+            }
             if self.left.crashes > 0 {
                 out.push(Action::Crash(id));
             }
@@ -204,7 +208,8 @@ impl World {
             | Action::Remove(id, _)
             | Action::Forge(id)
             | Action::Lag(id)
-            | Action::Flush(id) => Some(id),
+            | Action::Flush(id)
+            | Action::Compact(id) => Some(id),
             Action::Drop(_) | Action::Wait | Action::Crash(_) | Action::Restart(_) => None,
         };
         match a {
@@ -327,6 +332,12 @@ impl World {
                     if node.step(m).is_ok() {
                         c.checker.accepted_garbage(id, &shown);
                     }
+                }
+            }
+            Action::Compact(id) => {
+                self.left.compactions = self.left.compactions.saturating_sub(1);
+                if c.nodes.contains_key(&id) {
+                    c.compact(id, 0);
                 }
             }
             Action::Crash(id) => {
