@@ -16,7 +16,8 @@
 //! - forge a message from one member to another, which must be refused;
 //! - have a node's host lag: it takes each `Ready` and sends its
 //!   `messages` at once, holding the persist, the other sends, the apply
-//!   and the advance until a later flush action (a pipelining host);
+//!   and the advance until a flush action completes them (a pipelining
+//!   host that syncs now and then);
 //! - have a node's host snapshot its application and compact its log;
 //! - crash a node, with what a lagging host held lost, or restart a
 //!   crashed one from its storage.
@@ -95,6 +96,9 @@ pub struct Bounds {
     pub phase1: Option<usize>,
     /// Each node's `Config::phase2_quorum` (`None`: a majority).
     pub phase2: Option<usize>,
+    /// Each node's `Config::max_msg_entries` (`None`: the default), so
+    /// that a report or an Accept of a few entries takes several messages.
+    pub max_msg_entries: Option<usize>,
     /// Lagging hosts (see [`Action::Lag`]): pipelined `Ready`s, and
     /// crashes with `Ready`s taken and not persisted.
     pub lags: u32,
@@ -137,6 +141,7 @@ impl Default for Bounds {
             lease_ticks: 0,
             phase1: None,
             phase2: None,
+            max_msg_entries: None,
             lags: 0,
             compactions: 0,
             crashes: 1,

@@ -3,7 +3,10 @@
 
 use paxos_core::PlantedBug;
 use paxos_sim::diagram::render_page;
-use paxos_sim::explore::{diagram, explore, first_disallowed, replay, show_trace, Action, Bounds};
+use paxos_sim::explore::{
+    diagram, explore, explore_from, first_disallowed, parse_trace, replay, show_trace, Action,
+    Bounds,
+};
 
 /// Three nodes, one campaign, one proposal, one read, one transfer, one
 /// removal, one crash and one drop, every interleaving ten actions deep:
@@ -68,12 +71,20 @@ fn two_leaders() -> Bounds {
 /// replays to the same violation with the bug, is clean without it, and is
 /// drawn with its violation and every delivery.
 fn finds(bug: PlantedBug, bounds: &Bounds, length: usize) {
-    let r = explore(bounds, Some(bug));
+    finds_from(bug, bounds, "", length);
+}
+
+/// [`finds`] for a search from the state `prefix` reaches: the trace found
+/// extends it by a shortest continuation.
+fn finds_from(bug: PlantedBug, bounds: &Bounds, prefix: &str, length: usize) {
+    let prefix = parse_trace(prefix).expect("a trace");
+    let r = explore_from(bounds, Some(bug), &prefix, |_, _, _| {}).expect("an allowed prefix");
     println!("{bug:?}: {r}");
     let Some((trace, violation)) = r.counterexample else {
         panic!("{bug:?} not found: {r}");
     };
     assert_eq!(trace.len(), length, "{bug:?}: {}", show_trace(&trace));
+    assert_eq!(trace[..prefix.len()], prefix[..], "{bug:?}");
     assert_eq!(first_disallowed(bounds, Some(bug), &trace), None, "{bug:?}");
     let (violations, _) = replay(bounds, Some(bug), &trace);
     assert_eq!(
@@ -157,7 +168,38 @@ fn planted_bugs_are_found_with_shortest_traces() {
     ] {
         finds(bug, &bounds, length);
     }
+    finds_from(
+        PlantedBug::ReportUnpersistedSnapshot,
+        &snapshots(),
+        BEFORE_THE_SNAPSHOT,
+        21,
+    );
 }
+
+/// A bound for snapshots: two leaderships, two proposals, one compaction
+/// and one lagging host, no crash or drop, 30 actions deep.
+fn snapshots() -> Bounds {
+    Bounds {
+        campaigns: 2,
+        proposals: 2,
+        compactions: 1,
+        lags: 1,
+        crashes: 0,
+        drops: 0,
+        depth: 30,
+        ..quiet()
+    }
+}
+
+/// Where the search for `ReportUnpersistedSnapshot` starts (breadth first
+/// from the start it is some 21 actions deep, past what this machine
+/// searches): node 3 leads and holds v1 at slot 1 alone; node 1 is
+/// elected by node 2, chooses v2 there with it, and compacts. The search
+/// finds the rest: node 3's host lags while it installs node 1's
+/// snapshot, a late Prepare reaches it, and (with the bug) its promise
+/// reports storage's v1 as chosen.
+const BEFORE_THE_SNAPSHOT: &str = "campaign:3,deliver:0,deliver:1,deliver:1,deliver:2,propose:3,\
+     campaign:1,deliver:6,deliver:7,deliver:7,deliver:8,propose:1,deliver:10,deliver:11,compact:1";
 
 /// A bound for the read bugs: two leaderships, and one read asked of a
 /// leader.
@@ -196,8 +238,8 @@ const CAMPAIGN_IN_LEASE: &str = "campaign:1,deliver:0,deliver:1,deliver:1,delive
 /// test at the end).
 #[test]
 fn stale_reads_replay() {
-    let stale = paxos_sim::explore::parse_trace(STALE_READ).expect("a trace");
-    let lease = paxos_sim::explore::parse_trace(CAMPAIGN_IN_LEASE).expect("a trace");
+    let stale = parse_trace(STALE_READ).expect("a trace");
+    let lease = parse_trace(CAMPAIGN_IN_LEASE).expect("a trace");
     for (bug, bounds, trace) in [
         (PlantedBug::ReadWithoutQuorum, reads(), &stale),
         (PlantedBug::ConfirmWithTooFew, reads(), &stale),
@@ -415,6 +457,67 @@ fn behind_a_change() -> Bounds {
 const BEHIND_A_CHANGE: &str = "campaign:2,deliver:0,deliver:1,deliver:1,deliver:2,remove:2-1,\
      wait:0,deliver:8,deliver:9,deliver:9,deliver:10";
 
+/// A bound for two leaders' membership changes: three campaigns, one
+/// proposal, two removals, one wait of a 3-tick election timeout, no crash
+/// or drop, 30 actions deep.
+fn two_changes() -> Bounds {
+    Bounds {
+        campaigns: 3,
+        proposals: 1,
+        removals: 2,
+        waits: 1,
+        election_ticks: 3,
+        crashes: 0,
+        drops: 0,
+        depth: 30,
+        ..quiet()
+    }
+}
+
+/// Where the search for `AdoptStaleConfChange` starts: node 1 leads,
+/// proposes v1 at slot 1 and the removal of node 2 at slot 2 (on the
+/// initial membership), which only it holds; node 2 is elected by node 3
+/// and proposes removing node 3 at slot 1 (on the initial membership
+/// too); node 1 hears node 2's heartbeat. The search finds the rest: after
+/// a wait node 1 is elected again, adopts both changes, and decides them;
+/// the one at slot 2 was built on a membership slot 1 replaced, so it is
+/// void, but (with the bug) node 1 takes its result.
+const BEFORE_TWO_CHANGES: &str = "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,propose:1,\
+     remove:1-2,campaign:2,deliver:7,deliver:7,deliver:8,deliver:8,remove:2-3,deliver:8";
+
+/// The shortest continuation found from [`BEFORE_TWO_CHANGES`].
+const TWO_CHANGES: &str =
+    "wait:0,deliver:14,deliver:15,deliver:15,deliver:16,deliver:18,deliver:19";
+
+/// A bound for a candidate whose own report takes two messages: one entry
+/// per message, two campaigns, two proposals, one crash and one lagging
+/// host, no drop, 32 actions deep.
+fn split_reports() -> Bounds {
+    Bounds {
+        campaigns: 2,
+        proposals: 2,
+        max_msg_entries: Some(1),
+        lags: 1,
+        drops: 0,
+        depth: 32,
+        ..quiet()
+    }
+}
+
+/// Where the search for `LeadWithoutOwnPromise` starts: node 1 leads and
+/// holds v1 and v2 at slots 1 and 2 alone, crashes and restarts; its host
+/// lags, and it campaigns again and flushes its promise. Its own report
+/// takes two messages, the second held by its host. The search finds the
+/// rest: nodes 2 and 3 promise, and (with the bug) node 1 leads on their
+/// reports alone, claims slot 2 (held in its old ballot) as accepted in
+/// its new one, and decides it on node 2's acceptance alone.
+const BEFORE_THE_SPLIT_REPORT: &str = "campaign:1,deliver:0,deliver:1,deliver:1,deliver:2,\
+     propose:1,propose:1,crash:1,restart:1,lag:1,campaign:1,deliver:6,deliver:7,flush:1";
+
+/// The shortest continuation found from [`BEFORE_THE_SPLIT_REPORT`].
+const SPLIT_REPORT: &str = "deliver:7,deliver:7,deliver:7,deliver:7,deliver:9,deliver:10,\
+     deliver:10,deliver:10,flush:1,deliver:10";
+
 /// The traces of the deep bugs replay to their violations with the bug,
 /// and are clean without it.
 #[test]
@@ -450,8 +553,20 @@ fn deep_traces_replay() {
             BEHIND_A_CHANGE,
             "node 1 leads in ballot 2.1 on 1 promises, short of a phase-1 quorum of 2 of voters {2, 3}",
         ),
+        (
+            PlantedBug::AdoptStaleConfChange,
+            two_changes(),
+            format!("{BEFORE_TWO_CHANGES},{TWO_CHANGES}").as_str(),
+            "node 1 at slot 2 has membership [1, 3]/[], but its decided log yields [1, 2]/[]",
+        ),
+        (
+            PlantedBug::LeadWithoutOwnPromise,
+            split_reports(),
+            format!("{BEFORE_THE_SPLIT_REPORT},{SPLIT_REPORT}").as_str(),
+            "node 2 applied slot 2 before it was chosen",
+        ),
     ] {
-        let trace = paxos_sim::explore::parse_trace(trace).expect("a trace");
+        let trace = parse_trace(trace).expect("a trace");
         assert_eq!(
             first_disallowed(&bounds, Some(bug), &trace),
             None,
@@ -473,7 +588,9 @@ fn deep_traces_replay() {
 /// `SkipHighestBallotAdoption` 15 deep, `ApplyPastGap` 17 deep and
 /// `CountAcrossBallots` 16 deep, `SkipNewMembershipQuorum` 11 deep
 /// (about 1.5 million states each), and `LeaseOutlivesElection` 18 deep
-/// (9.5 million). About ten minutes on two cores: with `--ignored` only.
+/// (9.5 million); then, from given prefixes, `AdoptStaleConfChange` (1.1
+/// million states) and `LeadWithoutOwnPromise` (1.6 million). About ten
+/// minutes on two cores: with `--ignored` only.
 #[test]
 #[ignore = "about ten minutes: FIFO searches of 0.2 to 9.5 million states"]
 fn deep_bugs_are_found_with_shortest_traces() {
@@ -491,4 +608,16 @@ fn deep_bugs_are_found_with_shortest_traces() {
     finds(PlantedBug::CountAcrossBallots, &overtaking(), 16);
     finds(PlantedBug::LeaseOutlivesElection, &lease_and_wait(), 18);
     finds(PlantedBug::SkipNewMembershipQuorum, &behind_a_change(), 11);
+    finds_from(
+        PlantedBug::AdoptStaleConfChange,
+        &two_changes(),
+        BEFORE_TWO_CHANGES,
+        21,
+    );
+    finds_from(
+        PlantedBug::LeadWithoutOwnPromise,
+        &split_reports(),
+        BEFORE_THE_SPLIT_REPORT,
+        24,
+    );
 }

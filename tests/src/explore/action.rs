@@ -44,8 +44,9 @@ pub enum Action {
     /// it (persist, the other sends, apply, advance) until a flush. A
     /// crash meanwhile loses what it held.
     Lag(u64),
-    /// The lagging host completes the `Ready`s it holds, in order, and
-    /// keeps up again.
+    /// The lagging host completes the `Ready`s it holds, in order (a
+    /// sync point). It keeps lagging: the `Ready`s that follow are held
+    /// again.
     Flush(u64),
 }
 

@@ -57,6 +57,10 @@ pub struct ExploreArgs {
     /// `phase2_quorum`); majorities without it.
     #[arg(long, value_name = "Q1,Q2", value_parser = parse_quorums)]
     quorums: Option<(usize, usize)>,
+    /// Each node's `max_msg_entries` (entries per Accept or Promise); the
+    /// configuration's default without it.
+    #[arg(long)]
+    max_msg_entries: Option<usize>,
     /// Lagging hosts: a node's host takes `Ready`s and holds them
     /// unpersisted until a flush (a crash meanwhile loses them).
     #[arg(long, default_value_t = Bounds::default().lags)]
@@ -137,6 +141,9 @@ fn replay_flags(b: &Bounds, bug: Option<PlantedBug>) -> String {
     if let (Some(q1), Some(q2)) = (b.phase1, b.phase2) {
         f += &format!(" --quorums {q1},{q2}");
     }
+    if let Some(n) = b.max_msg_entries {
+        f += &format!(" --max-msg-entries {n}");
+    }
     for (flag, n) in [
         ("campaigns", b.campaigns),
         ("proposals", b.proposals),
@@ -176,6 +183,7 @@ impl ExploreArgs {
             lease_ticks: a.lease_ticks,
             phase1: a.quorums.map(|q| q.0),
             phase2: a.quorums.map(|q| q.1),
+            max_msg_entries: a.max_msg_entries,
             lags: a.lags,
             compactions: a.compactions,
             crashes: a.crashes,

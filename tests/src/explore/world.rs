@@ -42,6 +42,7 @@ impl World {
     pub(super) fn new(bounds: &Bounds, bug: Option<PlantedBug>) -> World {
         let election_ticks = bounds.election_ticks.max(2);
         let (lease, q1, q2) = (bounds.lease_ticks, bounds.phase1, bounds.phase2);
+        let max_msg_entries = bounds.max_msg_entries;
         let mut cluster = Cluster::with_config(bounds.nodes, move |cfg| {
             cfg.election_ticks = election_ticks;
             // One heartbeat round per election timeout: a wait sends one
@@ -51,6 +52,9 @@ impl World {
             cfg.phase1_quorum = q1;
             cfg.phase2_quorum = q2;
             cfg.planted_bug = bug;
+            if let Some(n) = max_msg_entries {
+                cfg.max_msg_entries = n;
+            }
         });
         cluster.fail_fast = false;
         World {
@@ -356,7 +360,10 @@ impl World {
                 }
             }
             Action::Flush(id) => {
-                for mut rd in self.held.remove(&id).unwrap_or_default() {
+                // The host keeps lagging: what the advances bring is held
+                // again at the settle below.
+                let rds = self.held.get_mut(&id).map(std::mem::take);
+                for mut rd in rds.unwrap_or_default() {
                     c.handle_ready(id, &mut rd);
                     let Some(node) = c.nodes.get_mut(&id) else {
                         break;
