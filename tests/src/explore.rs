@@ -28,7 +28,8 @@
 //! Each kind of action but delivery has a budget ([`Bounds`]). Beyond the
 //! checker, an observer (`observe.rs`) judges what the simulator's own
 //! observer does: stickiness at each grant, each confirmed read's index,
-//! and each node's membership. A state is everything that decides its
+//! and each node's membership; and the clients' history of proposals and
+//! reads must stay linearizable (`history.rs`). A state is everything that decides its
 //! futures and what the checker can still find: every node's volatile and
 //! durable state, the application's, the messages in flight as a
 //! multiset, the checker's and observer's records and the budgets left.
@@ -48,6 +49,7 @@
 mod action;
 pub mod cli;
 mod draw;
+mod history;
 mod observe;
 mod world;
 

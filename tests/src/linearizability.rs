@@ -80,7 +80,7 @@ pub enum Ret {
 
 /// One operation: invoked at `invoke`, returned at `ret` (None = never
 /// returned: it may or may not have taken effect).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Operation {
     /// The client that issued the operation.
     pub client: u64,
@@ -95,7 +95,7 @@ pub struct Operation {
 
 /// A history of operations (times are any monotonic u64 clock; invoke <
 /// return time).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub struct History {
     /// All recorded operations, indexed by the id returned from
     /// [`History::invoke`].

@@ -233,8 +233,8 @@ const CAMPAIGN_IN_LEASE: &str = "campaign:1,deliver:0,deliver:1,deliver:1,delive
      deliver:3,campaign:2,deliver:4,deliver:4,deliver:5,deliver:5,deliver:6,deliver:6,propose:2,\
      deliver:7,deliver:7,read:1";
 
-/// The read and lease bugs' traces replay to a read below its floor, and
-/// are clean without the bug (the searches that find them are the ignored
+/// The read and lease bugs' traces replay to a read below its floor and a
+/// client history that is not linearizable, and are clean without the bug (the searches that find them are the ignored
 /// test at the end).
 #[test]
 fn stale_reads_replay() {
@@ -250,6 +250,13 @@ fn stale_reads_replay() {
         assert_eq!(
             violations.first().map(String::as_str),
             Some("node 1 confirmed a read at index 0, below slot 1 applied before it was asked"),
+            "{bug:?}"
+        );
+        // The clients' history says so too, on its own: the read returned
+        // nothing after v1's put had completed.
+        assert_eq!(
+            violations.get(1).map(String::as_str),
+            Some("history not linearizable on key 0 (2 operations)"),
             "{bug:?}"
         );
         let (clean, _) = replay(&bounds, None, trace);

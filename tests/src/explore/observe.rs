@@ -1,8 +1,9 @@
 //! What the explorer observes beyond the checker's view of persists,
 //! messages and applies, as the simulator does (`sim/observe.rs`,
 //! `sim/clients.rs`): stickiness at each grant (rules E2, E3), the index of
-//! each confirmed read (R1), and each node's membership against its
-//! decided log and who may lead (M2, M3).
+//! each confirmed read (R1), each node's membership against its decided
+//! log and who may lead (M2, M3), and the clients' history
+//! (`history.rs`).
 //!
 //! The explorer drives one node per action, and the kind host takes every
 //! `Ready` right after it, so the messages queued by an action are that
@@ -47,6 +48,8 @@ pub(super) struct Observer {
     reads: BTreeMap<u64, u64>,
     /// Reads asked so far (the next context).
     asked: u64,
+    /// The clients' history, checked for linearizability.
+    pub(super) history: super::history::ClientHistory,
 }
 
 impl Observer {
@@ -183,6 +186,7 @@ impl Observer {
         self.asked += 1;
         let floor = c.applied_slot.values().copied().max().unwrap_or(0);
         self.reads.insert(self.asked, floor);
+        self.history.get(self.asked);
         self.asked
     }
 
@@ -197,10 +201,14 @@ impl Observer {
         for (id, confirmed) in std::mem::take(&mut c.reads) {
             for (index, ctx) in confirmed {
                 let ctx = <[u8; 8]>::try_from(&ctx[..]).map(u64::from_be_bytes);
-                if let Some(floor) = ctx.ok().and_then(|ctx| self.reads.remove(&ctx)) {
+                let Ok(ctx) = ctx else {
+                    continue;
+                };
+                if let Some(floor) = self.reads.remove(&ctx) {
                     if index < floor {
                         c.checker.read_below_floor(id, index, floor);
                     }
+                    self.history.read_confirmed(ctx, index, &mut c.checker);
                 }
             }
         }

@@ -288,7 +288,9 @@ impl World {
                 let value = bytes::Bytes::from(format!("v{}", self.proposed));
                 if c.nodes.contains_key(&id) {
                     // Refused proposals (a full window, say) change nothing.
-                    let _ = c.propose(id, value);
+                    if let Ok(paxos_core::Proposed::At(_)) = c.propose(id, value) {
+                        self.obs.history.put(self.proposed);
+                    }
                 }
             }
             Action::Read(id) => {
@@ -435,6 +437,8 @@ impl World {
         self.obs
             .sent(&mut c.checker, election_ticks, before, exempt, &sent);
         self.obs.confirmed_reads(c);
+        self.obs.history.applied(c);
+        self.obs.history.close();
         Observer::membership(c);
     }
 

@@ -1,0 +1,118 @@
+//! The explored clients' history, checked for linearizability as the
+//! simulator checks its clients' (`crate::linearizability`): each proposal
+//! is a put of its number to one key, complete once some node applied it;
+//! each read a get of that key, complete once confirmed, returning the
+//! last value chosen at or below the read's index.
+
+use crate::checker::Checker;
+use crate::linearizability::{check, History, Op, Ret, Verdict};
+use crate::scenario::Cluster;
+use paxos_core::proto::EntryKind;
+use std::collections::BTreeMap;
+
+/// The one key every operation touches.
+const KEY: u64 = 0;
+
+/// Search steps per check: histories here hold a few operations.
+const BUDGET: u64 = 100_000;
+
+/// The history, with the operations still pending. Part of the explored
+/// state, so its times count instants at which something happened, not
+/// actions: states that differ only in how long nothing happened merge.
+#[derive(Clone, Debug, Default, Hash)]
+pub(super) struct ClientHistory {
+    history: History,
+    /// Pending puts: value number -> operation.
+    puts: BTreeMap<u64, usize>,
+    /// Pending gets: read context -> operation.
+    gets: BTreeMap<u64, usize>,
+    /// Instants at which an operation was invoked or returned.
+    clock: u64,
+    /// Whether the current action already has an instant.
+    open: bool,
+}
+
+impl ClientHistory {
+    /// The instant of the current action.
+    fn now(&mut self) -> u64 {
+        if !self.open {
+            self.clock += 1;
+            self.open = true;
+        }
+        self.clock
+    }
+
+    /// An action is over: the next event is a later instant.
+    pub(super) fn close(&mut self) {
+        self.open = false;
+    }
+
+    /// Value `n` (`v{n}`) was proposed and taken.
+    pub(super) fn put(&mut self, n: u64) {
+        let at = self.now();
+        let id = self.history.invoke(0, Op::Put { key: KEY, value: n }, at);
+        self.puts.insert(n, id);
+    }
+
+    /// A read with context `ctx` was asked.
+    pub(super) fn get(&mut self, ctx: u64) {
+        let at = self.now();
+        let id = self.history.invoke(0, Op::Get { key: KEY }, at);
+        self.gets.insert(ctx, id);
+    }
+
+    /// The read `ctx` was confirmed at `index`: it returns the last value
+    /// chosen at or below it.
+    pub(super) fn read_confirmed(&mut self, ctx: u64, index: u64, checker: &mut Checker) {
+        let Some(id) = self.gets.remove(&ctx) else {
+            return;
+        };
+        let value = (1..=index).rev().find_map(|slot| {
+            let (kind, data) = checker.chosen(slot)?;
+            let normal = *kind == EntryKind::Normal as i32;
+            normal.then(|| number(data)).flatten()
+        });
+        let at = self.now();
+        self.history.complete(id, at, Ret::Value(value));
+        self.judge(checker);
+    }
+
+    /// Completes every pending put some node has applied.
+    pub(super) fn applied(&mut self, c: &mut Cluster) {
+        let done: Vec<u64> = self
+            .puts
+            .keys()
+            .copied()
+            .filter(|&n| {
+                c.applied
+                    .values()
+                    .any(|log| log.iter().any(|d| number(d) == Some(n)))
+            })
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        let at = self.now();
+        for n in done {
+            if let Some(id) = self.puts.remove(&n) {
+                self.history.complete(id, at, Ret::Ok);
+            }
+        }
+        self.judge(&mut c.checker);
+    }
+
+    /// Records a violation if the history so far has no linearization.
+    fn judge(&self, checker: &mut Checker) {
+        if let Verdict::NotLinearizable { key, ops } = check(&self.history, BUDGET) {
+            checker.not_linearizable(key, ops.len());
+        }
+    }
+}
+
+/// The number `n` of a proposed value `v{n}`.
+fn number(data: &[u8]) -> Option<u64> {
+    std::str::from_utf8(data.strip_prefix(b"v")?)
+        .ok()?
+        .parse()
+        .ok()
+}
