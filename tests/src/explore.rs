@@ -495,7 +495,8 @@ mod tests {
 
     /// A lagging host sends a `Ready`'s `messages` at once and holds the
     /// rest: the candidate's Prepare leaves, and its promise is durable,
-    /// only at the flush; a crash before it loses the promise.
+    /// only at the flush, after which it lags on; a crash before the flush
+    /// loses the promise.
     #[test]
     fn a_lagging_host_holds_its_persist_and_replies() {
         let bounds = Bounds {
@@ -522,9 +523,27 @@ mod tests {
         assert!(held.enabled().contains(&Action::Flush(1)));
         let mut flushed = campaign.to_vec();
         flushed.push(Action::Flush(1));
-        let flushed = World::replay(&bounds, None, &flushed);
-        assert_eq!(prepares(&flushed), 2);
-        assert_eq!(promised(&flushed), Ballot::new(1, 1));
+        let mut w = World::replay(&bounds, None, &flushed);
+        assert_eq!(prepares(&w), 2);
+        assert_eq!(promised(&w), Ballot::new(1, 1));
+        // The host lags on: node 2's promise elects node 1, and what the
+        // election gives its host to do is held until the next flush.
+        assert_eq!(w.held_readys(1), Some(0));
+        let at = |w: &World, to: u64, prepare: bool| {
+            w.cluster.queue.iter().position(|m| {
+                m.to == to
+                    && if prepare {
+                        matches!(m.body, Some(Body::Prepare(_)))
+                    } else {
+                        matches!(m.body, Some(Body::Promise(_)))
+                    }
+            })
+        };
+        w.apply(Action::Deliver(at(&w, 2, true).expect("a Prepare to 2")));
+        w.apply(Action::Deliver(at(&w, 1, false).expect("a Promise to 1")));
+        assert!(w.cluster.nodes[&1].status().role == paxos_core::StateRole::Leader);
+        assert!(w.held_readys(1).is_some_and(|n| n > 0));
+        assert!(w.enabled().contains(&Action::Flush(1)));
         let mut lost = campaign.to_vec();
         lost.extend([Action::Crash(1), Action::Restart(1)]);
         let lost = World::replay(&bounds, None, &lost);

@@ -297,6 +297,38 @@ fn a_printed_replay_command_reproduces_its_violation() {
     assert!(again.contains(&format!("VIOLATION {violation}")), "{again}");
 }
 
+/// `--from` searches on from the state a trace reaches: the trace found
+/// extends it; a prefix the bounds do not allow is refused.
+#[test]
+fn the_binary_searches_from_a_prefix() {
+    let explore = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+            .arg("explore")
+            .args(args)
+            .output()
+            .expect("explore runs")
+    };
+    let found = explore(&[
+        "--bug",
+        "CommitWithoutQuorum",
+        "--from",
+        "campaign:1,deliver:1",
+    ]);
+    let out = String::from_utf8_lossy(&found.stdout);
+    assert_eq!(found.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("length=6 trace=campaign:1,deliver:1,"),
+        "{out}"
+    );
+    let refused = explore(&["--from", "campaign:1,campaign:2"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("--from: action 2 (campaign:2) is not allowed"),
+        "{err}"
+    );
+}
+
 /// The binary replays a printed trace: it shows the violation and fails
 /// with the bug planted, and passes without it.
 #[test]

@@ -116,3 +116,63 @@ fn number(data: &[u8]) -> Option<u64> {
         .parse()
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A completed put and a later get that misses it: no linearization. A
+    /// get that sees it, or one that was concurrent with it, is fine.
+    #[test]
+    fn a_get_after_a_completed_put_must_see_it() {
+        let verdict = |seen: Option<u64>, get_first: bool| {
+            let mut h = ClientHistory::default();
+            if get_first {
+                h.get(1);
+                h.close();
+            }
+            h.put(1);
+            h.close();
+            let id = h.puts[&1];
+            let at = h.now();
+            h.history.complete(id, at, Ret::Ok);
+            h.close();
+            if !get_first {
+                h.get(1);
+                h.close();
+            }
+            let id = h.gets[&1];
+            let at = h.now();
+            h.history.complete(id, at, Ret::Value(seen));
+            check(&h.history, BUDGET)
+        };
+        assert_eq!(verdict(Some(1), false), Verdict::Linearizable);
+        assert!(matches!(
+            verdict(None, false),
+            Verdict::NotLinearizable { key: KEY, .. }
+        ));
+        assert_eq!(verdict(None, true), Verdict::Linearizable);
+        assert_eq!(verdict(Some(1), true), Verdict::Linearizable);
+    }
+
+    #[test]
+    fn only_proposed_values_have_numbers() {
+        assert_eq!(number(b"v12"), Some(12));
+        assert_eq!(number(b"v"), None);
+        assert_eq!(number(b"x1"), None);
+        assert_eq!(number(b""), None);
+    }
+
+    /// Events within one action share an instant; the next action's are
+    /// later.
+    #[test]
+    fn one_instant_per_action() {
+        let mut h = ClientHistory::default();
+        h.put(1);
+        h.get(1);
+        h.close();
+        h.put(2);
+        let times: Vec<u64> = h.history.ops.iter().map(|o| o.invoke).collect();
+        assert_eq!(times, [1, 1, 2]);
+    }
+}

@@ -97,6 +97,13 @@ impl World {
         w
     }
 
+    /// How many `Ready`s node `id`'s host holds, or `None` when it does
+    /// not lag.
+    #[cfg(test)]
+    pub(super) fn held_readys(&self, id: u64) -> Option<usize> {
+        self.held.get(&id).map(Vec::len)
+    }
+
     /// The actions enabled here, one per distinct outcome.
     pub(super) fn enabled(&self) -> Vec<Action> {
         let mut out = Vec::new();
