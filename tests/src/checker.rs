@@ -51,7 +51,8 @@ pub struct Checker {
     exposed_promise: BTreeMap<u64, Ballot>,
     /// Per ballot: the node that led in it.
     leaders: BTreeMap<Ballot, u64>,
-    /// Per ballot: what the promises sent to its owner told it.
+    /// Per ballot not yet led in: what the promises sent to its owner told
+    /// it.
     phase1: BTreeMap<Ballot, Phase1Heard>,
     /// Snapshots installed from a leader.
     pub installs: u64,
@@ -322,13 +323,16 @@ impl Checker {
     /// A node sent a message: every ballot a message vouches for is a
     /// promise its sender made (pre-votes excepted).
     pub fn on_send(&mut self, m: &Message) {
+        // Phase-1 traffic of a ballot not yet led in: once it is, the
+        // election was judged, and its record is dropped.
+        let open = |b: &Ballot| !self.leaders.contains_key(b);
         if let Some(Body::Prepare(p)) = &m.body {
-            if let Some(b) = p.ballot.filter(|b| b.node == m.from) {
+            if let Some(b) = p.ballot.filter(|b| b.node == m.from && open(b)) {
                 self.phase1.entry(b).or_default().asked_from(p.from_slot);
             }
         }
         if let Some(Body::Promise(p)) = &m.body {
-            if let Some(b) = p.ballot.filter(|b| b.node == m.to) {
+            if let Some(b) = p.ballot.filter(|b| b.node == m.to && open(b)) {
                 self.phase1.entry(b).or_default().heard(m.from, p);
             }
             // A promise reports as chosen (at or below its watermark) only
@@ -463,14 +467,20 @@ impl Checker {
 
     /// Rule P2: a leader heard promises from a phase-1 quorum of every
     /// membership its phase 1 revealed: the one governing the first slot
-    /// it asked about, then each the changes its phase 1 adopted bring in,
-    /// applied in slot order as deciding will apply them. Its own promise
-    /// counts, and so does its own report: it promises its ballot before
-    /// asking, and its own promise never travels as a message, so its
-    /// report is what it durably accepted below its ballot, as recorded
-    /// here.
+    /// it asked about, then each the changes the reports bring in (a
+    /// chosen report first, else the highest ballot, per slot), applied in
+    /// slot order as deciding will apply them. Its own promise counts, and
+    /// so does its own report: it promises its ballot before asking, and
+    /// its own promise never travels as a message, so its report is what
+    /// it durably accepted below its ballot, as recorded here.
+    ///
+    /// Promises are taken as sent, not as received (the checker sees
+    /// sends): one lost or still in flight counts as heard. So the check
+    /// may count a promiser the candidate never heard from, and may see a
+    /// change only such a promise reported, whose membership then also
+    /// counts that promiser.
     fn check_phase1_quorum(&mut self, node: u64, ballot: Ballot) {
-        let mut heard = self.phase1.get(&ballot).cloned().unwrap_or_default();
+        let mut heard = self.phase1.remove(&ballot).unwrap_or_default();
         // A candidate that asked nobody (a quorum of one) was governed by
         // the newest membership it could know.
         let from_slot = heard.from_slot.unwrap_or(u64::MAX);

@@ -59,7 +59,7 @@ pub struct ExploreArgs {
     quorums: Option<(usize, usize)>,
     /// Each node's `max_msg_entries` (entries per Accept or Promise); the
     /// configuration's default without it.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_positive)]
     max_msg_entries: Option<usize>,
     /// Lagging hosts: a node's host takes `Ready`s and holds them
     /// unpersisted until a flush (a crash meanwhile loses them).
@@ -114,6 +114,15 @@ fn draw(path: &std::path::Path, bounds: &Bounds, bug: Option<PlantedBug>, trace:
     match std::fs::write(path, page) {
         Ok(()) => println!("diagram: {}", path.display()),
         Err(e) => eprintln!("sim explore: cannot write {}: {e}", path.display()),
+    }
+}
+
+/// A count of at least one.
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }
 

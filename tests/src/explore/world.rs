@@ -375,6 +375,9 @@ impl World {
                 for mut rd in rds.unwrap_or_default() {
                     c.handle_ready(id, &mut rd);
                     let Some(node) = c.nodes.get_mut(&id) else {
+                        // The node went down mid-flush (a failed sync):
+                        // what it held is lost, and it restarts keeping up.
+                        self.held.remove(&id);
                         break;
                     };
                     node.advance(rd);
