@@ -624,7 +624,7 @@ fn deep_traces_replay() {
 
 /// The deep bugs' searches: the read bugs 16 actions deep (218,206 states
 /// each), `CampaignInsideLease` 18 deep (511,861 states), `CountAcrossBallots`
-/// 16 deep (887,161), `SkipHighestBallotAdoption` 15 deep, `ApplyPastGap`
+/// 16 deep (886,391), `SkipHighestBallotAdoption` 15 deep, `ApplyPastGap`
 /// 17 deep and `SkipNewMembershipQuorum` 11 deep (about 1.5 million states
 /// each), and `LeaseOutlivesElection` 18 deep (10 million); then, from given
 /// prefixes, `AdoptStaleConfChange` (1.1 million states) and
