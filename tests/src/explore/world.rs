@@ -173,8 +173,11 @@ impl World {
                 None if self.left.lags > 0 => out.push(Action::Lag(id)),
                 None => {}
             }
-            let compacted = c.storages[&id].rl().snapshot_slot();
-            if self.left.compactions > 0 && c.applied_slot[&id] > compacted {
+            // Something applied since the last snapshot to compact.
+            if self.left.compactions > 0
+                && c.applied_slot.get(&id).copied().unwrap_or(0)
+                    > c.storages[&id].rl().snapshot_slot()
+            {
                 out.push(Action::Compact(id));
             }
             if self.left.crashes > 0 {
