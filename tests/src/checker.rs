@@ -96,22 +96,19 @@ impl Phase1Heard {
         self.promisers.insert(from);
         self.asked_from(p.from_slot);
         for e in &p.entries {
-            self.adopt(
-                e.slot,
-                (e.slot <= p.committed, e.ballot()),
-                &(e.kind, e.data.clone()),
-            );
+            let rank = (e.slot <= p.committed, e.ballot());
+            self.adopt(e.slot, rank, e.kind, &e.data);
         }
     }
 
-    /// A report of `value` at `slot` wins over what was adopted there if
-    /// it ranks higher: chosen first, then by ballot.
-    fn adopt(&mut self, slot: u64, rank: (bool, Ballot), value: &Value) {
+    /// A report of a value (`kind`, `data`) at `slot` wins over what was
+    /// adopted there if it ranks higher: chosen first, then by ballot.
+    fn adopt(&mut self, slot: u64, rank: (bool, Ballot), kind: i32, data: &bytes::Bytes) {
         if self.adopted.get(&slot).is_some_and(|(r, _)| *r >= rank) {
             return;
         }
-        let change = (value.0 == EntryKind::ConfChange as i32)
-            .then(|| <ConfChange as ProstMessage>::decode(value.1.clone()).ok())
+        let change = (kind == EntryKind::ConfChange as i32)
+            .then(|| <ConfChange as ProstMessage>::decode(data.clone()).ok())
             .flatten()
             .and_then(|cc| Some((cc.base, Governing::from_conf_state(cc.result?))));
         self.adopted.insert(slot, (rank, change));
@@ -488,8 +485,8 @@ impl Checker {
             .accepted
             .range((from_slot, Ballot::ZERO)..)
             .filter(|((_, b), (_, acceptors))| *b < ballot && acceptors.contains(&node));
-        for (&(slot, b), (value, _)) in own {
-            heard.adopt(slot, (false, b), value);
+        for (&(slot, b), ((kind, data), _)) in own {
+            heard.adopt(slot, (false, b), *kind, data);
         }
         let Some((&start, first)) = self.configs.range(..=from_slot).next_back() else {
             return;
