@@ -249,10 +249,7 @@ pub fn explore_from(
         return Err(bad);
     }
     let start = Instant::now();
-    let mut root = World::new(bounds, bug);
-    for &a in prefix {
-        root.apply(a);
-    }
+    let mut root = World::replay(bounds, bug, prefix);
     let mut visited = HashSet::new();
     visited.insert(root.fingerprint());
     let mut tree = Tree::default();
@@ -399,13 +396,9 @@ fn expand(
     range: std::ops::Range<usize>,
 ) -> Vec<Child> {
     let mut out = Vec::new();
-    let mut root = World::new(bounds, bug);
-    for &a in prefix {
-        root.apply(a);
-    }
     // `path[i]` is the world after the first `i` actions of `last` (which
     // follow the prefix).
-    let mut path = vec![root];
+    let mut path = vec![World::replay(bounds, bug, prefix)];
     let mut last: Vec<Action> = Vec::new();
     for i in range {
         // Empty at the root, before the first level.

@@ -88,7 +88,6 @@ impl World {
     }
 
     /// Replays `trace` from the start.
-    #[cfg(test)]
     pub(super) fn replay(bounds: &Bounds, bug: Option<PlantedBug>, trace: &[Action]) -> World {
         let mut w = World::new(bounds, bug);
         for &a in trace {
