@@ -66,7 +66,7 @@ fn catch_up(c: &mut Criterion) {
                 while seq < N {
                     let end = (seq + 64).min(N);
                     while seq < end {
-                        cl.propose(payload(seq));
+                        cl.propose(&payload(seq));
                         seq += 1;
                     }
                     while cl.applied[cl.leader].count < seq {

@@ -21,11 +21,21 @@ pub const PAYLOAD_LEN: usize = 128;
 /// Command `seq`: its sequence number (little endian) then filler derived
 /// from it, so the state machine's hash covers real content.
 pub fn payload(seq: u64) -> Bytes {
-    let mut v = Vec::with_capacity(PAYLOAD_LEN);
-    v.extend_from_slice(&seq.to_le_bytes());
+    let mut buf = [0u8; PAYLOAD_LEN];
+    fill_payload(seq, &mut buf);
+    Bytes::copy_from_slice(&buf)
+}
+
+/// Writes command `seq` (see [`payload`]) into `buf`: the workloads build
+/// each command in one reused buffer and lend it to the library, which
+/// copies or allocates as its API needs.
+pub fn fill_payload(seq: u64, buf: &mut [u8; PAYLOAD_LEN]) {
+    let (head, filler) = buf.split_at_mut(8);
+    head.copy_from_slice(&seq.to_le_bytes());
     let s = seq as u8;
-    v.extend((0..(PAYLOAD_LEN - 8) as u8).map(|i| s.wrapping_add(i) ^ 0x5A));
-    Bytes::from(v)
+    for (i, b) in (0u8..).zip(filler) {
+        *b = s.wrapping_add(i) ^ 0x5A;
+    }
 }
 
 /// A node's state machine: commands applied, and an order-sensitive hash.
@@ -237,8 +247,8 @@ impl Cluster {
     }
 
     /// Proposes one command at the leader.
-    pub fn propose(&mut self, data: Bytes) {
-        match self.nodes[self.leader].propose(data) {
+    pub fn propose(&mut self, data: &[u8]) {
+        match self.nodes[self.leader].propose_slice(data) {
             Ok(Proposed::At(_)) => {}
             other => panic!("leader refused a proposal: {other:?}"),
         }
@@ -252,8 +262,9 @@ impl Cluster {
 
 /// A replicated cluster under test, elected and idle: ours or a peer's.
 pub trait Replicated {
-    /// Proposes one command at the leader.
-    fn propose(&mut self, data: Bytes);
+    /// Proposes one command at the leader. The command is lent: a library
+    /// that keeps it copies it (or allocates, if its API takes ownership).
+    fn propose(&mut self, data: &[u8]);
     /// One round: handle every node's output, deliver every queued message.
     /// False when nothing happened.
     fn pump(&mut self) -> bool;
@@ -269,7 +280,7 @@ pub trait Replicated {
 }
 
 impl Replicated for Cluster {
-    fn propose(&mut self, data: Bytes) {
+    fn propose(&mut self, data: &[u8]) {
         Cluster::propose(self, data);
     }
     fn pump(&mut self) -> bool {
@@ -284,17 +295,18 @@ impl Replicated for Cluster {
 }
 
 /// The harness with no replication at all: each proposed command goes
-/// straight to three state machines and into one log. Its rate is the
-/// ceiling for any library in this harness (payload allocation, three
-/// applies and the pump loop cost it too), which puts a ratio target in
-/// perspective.
+/// into one log and straight to three state machines. Its rate is the
+/// ceiling for any library in this harness (building each command, keeping
+/// it, three applies and the pump loop cost it too), which puts a ratio
+/// target in perspective.
 #[derive(Debug)]
 pub struct HarnessOnly {
     applied: Vec<Applied>,
-    pending: Vec<Bytes>,
-    /// Every command, kept (as the libraries' storages keep theirs) until
-    /// the run ends, so its drop is not timed for anyone.
-    log: Vec<Bytes>,
+    /// Every command, back to back, kept (as the libraries' storages keep
+    /// theirs) until the run ends.
+    log: Vec<u8>,
+    /// Commands at the end of `log` not applied yet.
+    pending: usize,
 }
 
 impl HarnessOnly {
@@ -302,8 +314,8 @@ impl HarnessOnly {
     pub fn new() -> Self {
         HarnessOnly {
             applied: vec![Applied::default(); 3],
-            pending: Vec::with_capacity(64),
             log: Vec::new(),
+            pending: 0,
         }
     }
 }
@@ -315,19 +327,22 @@ impl Default for HarnessOnly {
 }
 
 impl Replicated for HarnessOnly {
-    fn propose(&mut self, data: Bytes) {
-        self.pending.push(data);
+    fn propose(&mut self, data: &[u8]) {
+        assert_eq!(data.len(), PAYLOAD_LEN, "fixed-size commands");
+        self.log.extend_from_slice(data);
+        self.pending += 1;
     }
     fn pump(&mut self) -> bool {
-        if self.pending.is_empty() {
+        if self.pending == 0 {
             return false;
         }
-        for data in self.pending.drain(..) {
+        let from = self.log.len() - self.pending * PAYLOAD_LEN;
+        for data in self.log[from..].chunks_exact(PAYLOAD_LEN) {
             for (i, a) in self.applied.iter_mut().enumerate() {
-                a.apply(i as u64 + 1, &data);
+                a.apply(i as u64 + 1, data);
             }
-            self.log.push(data);
         }
+        self.pending = 0;
         true
     }
     fn states(&self) -> &[Applied] {
@@ -356,10 +371,12 @@ pub fn run_workload<C: Replicated + ?Sized>(c: &mut C, batch: u64, n: u64) -> Ru
     let delivered = c.delivered();
     let start = Instant::now();
     let mut seq = 0;
+    let mut buf = [0u8; PAYLOAD_LEN];
     while seq < n {
         let end = (seq + batch).min(n);
         while seq < end {
-            c.propose(payload(seq));
+            fill_payload(seq, &mut buf);
+            c.propose(&buf);
             seq += 1;
         }
         while c.min_applied() < end {
@@ -434,10 +451,10 @@ mod tests {
             assert!(r.ops_per_sec > 0.0);
             assert_eq!(
                 h.log.len(),
-                1000,
+                1000 * PAYLOAD_LEN,
                 "every command kept, as storages keep theirs"
             );
-            assert!(h.pending.is_empty());
+            assert_eq!(h.pending, 0);
         }
     }
 

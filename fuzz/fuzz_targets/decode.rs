@@ -17,8 +17,9 @@ fn commands_cover_the_payload(e: &Entry) {
             if e.kind == EntryKind::Batch as i32 {
                 assert!(!lens.is_empty());
                 let framed: usize = lens.iter().map(|&l| framed_len(l)).sum();
-                // A length prefix may be written longer than it needs.
-                assert!(framed <= e.data.len());
+                // The count, then a fixed-width length per command: a
+                // batch that checks out is exactly that long.
+                assert_eq!(4 + framed, e.data.len());
             }
         }
         Err(_) => {

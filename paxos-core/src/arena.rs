@@ -1,5 +1,7 @@
 //! Copybreak for small proposals: the leader copies a payload of at most
 //! [`COPYBREAK`] bytes into a shared chunk and drops the caller's buffer.
+//! Each batch payload it seals goes into the same chunk, so a slot of many
+//! commands costs no allocation of its own either.
 //!
 //! Why: a payload is shared by the leader's log, its storage and one
 //! `Accept` per peer. Sharing a `Bytes` built from a `Vec` allocates a
@@ -15,10 +17,12 @@ use bytes::{Bytes, BytesMut};
 /// Payloads up to this many bytes are copied into the chunk.
 pub(crate) const COPYBREAK: usize = 256;
 
-/// Bytes per chunk: 64 payloads at the threshold. A chunk is freed once
+/// Bytes per chunk: 256 payloads at the threshold, or several sealed
+/// batches (a batch that does not fit in what is left starts a new chunk,
+/// so a smaller chunk would waste more of its tail). A chunk is freed once
 /// every entry sliced from it is dropped; entries are compacted in slot
 /// order, so chunks go in the order they were filled.
-const CHUNK: usize = 16 * 1024;
+const CHUNK: usize = 64 * 1024;
 
 /// The chunk being filled.
 #[derive(Default)]
@@ -37,15 +41,59 @@ impl std::fmt::Debug for Arena {
 impl Arena {
     /// The payload to keep: a slice of the chunk holding a copy of `data`
     /// when it is small, else `data` itself.
-    pub(crate) fn intern(&mut self, data: Bytes) -> Bytes {
-        if data.is_empty() || data.len() > COPYBREAK {
-            return data;
+    pub(crate) fn intern(&mut self, data: Payload<'_>) -> Bytes {
+        match data {
+            Payload::Owned(b) if b.is_empty() || b.len() > COPYBREAK => b,
+            Payload::Borrowed(s) if s.is_empty() || s.len() > COPYBREAK => {
+                Bytes::copy_from_slice(s)
+            }
+            small => {
+                let s = small.as_slice();
+                self.copy(s.len(), |chunk| chunk.extend_from_slice(s))
+            }
         }
-        if self.chunk.capacity() - self.chunk.len() < data.len() {
-            self.chunk = BytesMut::with_capacity(CHUNK);
+    }
+
+    /// `len` bytes written by `write` into the chunk, as one slice: a
+    /// batch payload sealed by the leader, or a small command.
+    pub(crate) fn copy(&mut self, len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
+        if self.chunk.capacity() - self.chunk.len() < len {
+            self.chunk = BytesMut::with_capacity(CHUNK.max(len));
         }
-        self.chunk.extend_from_slice(&data);
+        write(&mut self.chunk);
         self.chunk.split().freeze()
+    }
+}
+
+/// A proposed command, as the caller handed it over.
+#[derive(Debug)]
+pub(crate) enum Payload<'a> {
+    /// Ours to keep: a large one is stored without a copy.
+    Owned(Bytes),
+    /// The caller's: copied wherever it is kept.
+    Borrowed(&'a [u8]),
+}
+
+impl Payload<'_> {
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Its bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Owned(b) => b,
+            Payload::Borrowed(s) => s,
+        }
+    }
+
+    /// A handle of its own (a copy of a borrowed payload).
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self {
+            Payload::Owned(b) => b,
+            Payload::Borrowed(s) => Bytes::copy_from_slice(s),
+        }
     }
 }
 
@@ -56,26 +104,26 @@ mod tests {
     #[test]
     fn small_payloads_are_copied_into_shared_chunks_large_ones_kept() {
         let mut arena = Arena::default();
-        let a = arena.intern(Bytes::from(vec![1u8; 100]));
-        let b = arena.intern(Bytes::from(vec![2u8; 100]));
+        let a = arena.intern(Payload::Owned(Bytes::from(vec![1u8; 100])));
+        let b = arena.intern(Payload::Owned(Bytes::from(vec![2u8; 100])));
         assert_eq!((&a[..], &b[..]), (&[1u8; 100][..], &[2u8; 100][..]));
         // Adjacent in one chunk: the second starts where the first ends.
         assert_eq!(a.as_ptr().wrapping_add(100), b.as_ptr());
         let big = Bytes::from(vec![3u8; COPYBREAK + 1]);
         let ptr = big.as_ptr();
         assert_eq!(
-            arena.intern(big).as_ptr(),
+            arena.intern(Payload::Owned(big)).as_ptr(),
             ptr,
             "large payloads are not copied"
         );
-        assert!(arena.intern(Bytes::new()).is_empty());
+        assert!(arena.intern(Payload::Owned(Bytes::new())).is_empty());
     }
 
     #[test]
     fn a_full_chunk_is_replaced_and_earlier_slices_stay_valid() {
         let mut arena = Arena::default();
         let kept: Vec<Bytes> = (0..3 * CHUNK / COPYBREAK)
-            .map(|i| arena.intern(Bytes::from(vec![i as u8; COPYBREAK])))
+            .map(|i| arena.intern(Payload::Owned(Bytes::from(vec![i as u8; COPYBREAK]))))
             .collect();
         for (i, b) in kept.iter().enumerate() {
             assert!(b.iter().all(|&x| x == i as u8), "slice {i} intact");

@@ -1,6 +1,7 @@
 //! The public driver: feed ticks, messages and proposals in; take `Ready`s
 //! out; persist, send, apply, `advance`.
 
+use crate::arena::Payload;
 use crate::buffers::Buffers;
 use crate::config::Config;
 use crate::errors::Result;
@@ -326,8 +327,21 @@ impl<S: Storage> RawNode<S> {
     /// per-command reference count is allocated; a larger one is kept as
     /// given, without a copy.
     pub fn propose(&mut self, data: impl Into<Bytes>) -> Result<Proposed> {
+        self.propose_payload(Payload::Owned(data.into()))
+    }
+
+    /// [`RawNode::propose`] for a command the caller keeps: the leader
+    /// copies it straight into the slot being filled (or, up to 256 bytes
+    /// alone in its slot, into the shared chunk), so a host proposing from
+    /// its own read buffer needs no allocation of its own per command. A
+    /// forwarded proposal is copied into its message.
+    pub fn propose_slice(&mut self, data: &[u8]) -> Result<Proposed> {
+        self.propose_payload(Payload::Borrowed(data))
+    }
+
+    fn propose_payload(&mut self, data: Payload<'_>) -> Result<Proposed> {
         self.ready_after_advance = None;
-        let r = self.node.propose_entry(EntryKind::Normal, data.into());
+        let r = self.node.propose_entry(EntryKind::Normal, data);
         self.node.assert_invariants();
         r
     }

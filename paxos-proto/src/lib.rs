@@ -12,7 +12,9 @@ mod batch;
 mod display;
 mod quorums;
 
-pub use batch::{framed_len, put_framed, BatchError, Command, CommandSlices, Commands, Position};
+pub use batch::{
+    batch_payload, framed_len, BatchBuilder, BatchError, Command, CommandSlices, Commands, Position,
+};
 pub use quorums::Quorums;
 
 #[allow(missing_docs)]

@@ -620,6 +620,13 @@ impl<S: Storage> Cluster<S> {
         self.nodes.get_mut(&id).expect("live").propose(data)
     }
 
+    /// [`Cluster::propose`] through `RawNode::propose_slice`: the command
+    /// stays the caller's.
+    pub fn propose_slice(&mut self, id: u64, data: &[u8]) -> Result<Proposed> {
+        self.checker.on_propose_bytes(&Bytes::copy_from_slice(data));
+        self.nodes.get_mut(&id).expect("live").propose_slice(data)
+    }
+
     /// Proposes `cmd(i)` for every i in `range` at `id`; each must take a slot.
     pub fn propose_cmds(&mut self, id: u64, range: std::ops::Range<u64>) {
         for i in range {

@@ -3,7 +3,7 @@
 //! or recovered as one value.
 
 use bytes::Bytes;
-use paxos_core::proto::{put_framed, Accept, Body, Entry, EntryKind, Message};
+use paxos_core::proto::{batch_payload, Accept, Body, Entry, EntryKind, Message};
 use paxos_core::{Config, Error, Position, Proposed};
 use paxos_sim::scenario::{cmd, Cluster};
 
@@ -87,11 +87,12 @@ fn a_lone_proposal_is_a_normal_entry_and_any_other_call_closes_the_slot() {
 fn the_limits_on_commands_and_bytes_open_new_slots() {
     let mut c = Cluster::with_config(3, |cfg| {
         cfg.max_batch_commands = 3;
-        cfg.max_batch_bytes = 20;
+        // The count (4 bytes), then 4 bytes of length per command.
+        cfg.max_batch_bytes = 31;
     });
     c.elect(1);
     let s = c.node(1).status().last_slot + 1;
-    let small = |i: u8| Bytes::from(vec![i; 5]); // 6 bytes framed
+    let small = |i: u8| Bytes::from(vec![i; 5]); // 9 bytes framed: 3 fit
     let got: Vec<Position> = (0..7).map(|i| at(&mut c, 1, small(i))).collect();
     assert_eq!(
         got,
@@ -106,7 +107,7 @@ fn the_limits_on_commands_and_bytes_open_new_slots() {
         ],
         "three commands a slot"
     );
-    // 9 bytes framed: two fit in 20 bytes, a third does not.
+    // 12 bytes framed: two fit in 31 bytes, a third does not.
     let mid = |i: u8| Bytes::from(vec![i; 8]);
     c.nodes.get_mut(&1).expect("live").tick();
     let got: Vec<Position> = (0..3).map(|i| at(&mut c, 1, mid(i))).collect();
@@ -161,9 +162,8 @@ fn a_malformed_batch_from_a_peer_is_refused_and_changes_nothing() {
     let before = c.node(2).status();
     let ballot = Some(before.promised);
     let next = before.last_slot + 1;
-    let mut good = bytes::BytesMut::new();
-    put_framed(&mut good, b"fine");
-    let cut = good.freeze().slice(..3); // the length claims 4 bytes, 2 follow
+    let good = batch_payload(&[b"fine", b"more"]).expect("two commands");
+    let cut = good.slice(..good.len() - 1); // the lengths claim 8 bytes, 7 follow
     for data in [cut, Bytes::new(), Bytes::from_static(&[0xff; 11])] {
         let forged = Message::new(
             1,
@@ -187,4 +187,58 @@ fn a_malformed_batch_from_a_peer_is_refused_and_changes_nothing() {
     c.stabilize();
     c.tick(3);
     all_applied(&c, &[cmd(0), cmd(1)]);
+}
+
+#[test]
+fn borrowed_and_owned_commands_share_slots_alike() {
+    let mut c = Cluster::with_config(3, batched);
+    c.elect(1);
+    let s = c.node(1).status().last_slot + 1;
+    let large = vec![5u8; 1000]; // past the copybreak: copied all the same
+    let slice = |c: &mut Cluster, data: &[u8]| match c.propose_slice(1, data) {
+        Ok(Proposed::At(p)) => p,
+        other => panic!("node 1 did not take the proposal: {other:?}"),
+    };
+    // A slot mixing both, one of a borrowed command alone, one of a large
+    // borrowed command alone.
+    let mut got = vec![
+        slice(&mut c, b"b0"),
+        at(&mut c, 1, cmd(1)),
+        slice(&mut c, b"b2"),
+    ];
+    c.nodes.get_mut(&1).expect("live").tick();
+    got.push(slice(&mut c, b"alone"));
+    c.nodes.get_mut(&1).expect("live").tick();
+    got.push(slice(&mut c, &large));
+    assert_eq!(
+        got,
+        [
+            pos(s, 0),
+            pos(s, 1),
+            pos(s, 2),
+            pos(s + 1, 0),
+            pos(s + 2, 0)
+        ]
+    );
+    c.stabilize();
+    c.tick(3);
+    let want = [
+        Bytes::from_static(b"b0"),
+        cmd(1),
+        Bytes::from_static(b"b2"),
+        Bytes::from_static(b"alone"),
+        Bytes::from(large),
+    ];
+    all_applied(&c, &want);
+    let decided = c.decided();
+    assert_eq!(decided[&s].0, EntryKind::Batch as i32);
+    for single in [s + 1, s + 2] {
+        assert_eq!(
+            decided[&single].0,
+            EntryKind::Normal as i32,
+            "one command is itself"
+        );
+    }
+    assert_eq!(&decided[&(s + 1)].1[..], b"alone");
+    c.assert_clean();
 }

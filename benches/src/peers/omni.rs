@@ -115,9 +115,9 @@ impl std::fmt::Debug for OmniCluster {
 }
 
 impl Replicated for OmniCluster {
-    fn propose(&mut self, data: Bytes) {
+    fn propose(&mut self, data: &[u8]) {
         self.nodes[self.leader]
-            .append(Cmd(data))
+            .append(Cmd(Bytes::copy_from_slice(data)))
             .expect("omnipaxos: append");
     }
 

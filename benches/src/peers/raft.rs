@@ -1,7 +1,6 @@
 //! tikv raft-rs 0.7 behind [`Replicated`].
 
 use crate::{Applied, Replicated};
-use bytes::Bytes;
 use raft::eraftpb::{EntryType, Message};
 use raft::prelude::{Config, Entry, RawNode};
 use raft::storage::MemStorage;
@@ -191,7 +190,7 @@ impl std::fmt::Debug for RaftCluster {
 }
 
 impl Replicated for RaftCluster {
-    fn propose(&mut self, data: Bytes) {
+    fn propose(&mut self, data: &[u8]) {
         self.nodes[self.leader]
             .propose(vec![], data.to_vec())
             .expect("raft: proposal dropped");

@@ -62,11 +62,10 @@ pub fn commands_of(entry: &Entry) -> Vec<Bytes> {
 /// The entry data carrying `commands`, as the library frames a batch
 /// (one command is carried as itself, in a normal entry).
 pub fn batch_data(commands: &[Bytes]) -> Bytes {
-    let mut buf = bytes::BytesMut::new();
-    for c in commands {
-        paxos_core::proto::put_framed(&mut buf, c);
-    }
-    buf.freeze()
+    // A block holds no more commands than the slot it records, which a
+    // position indexes. Were it more, the empty payload never decodes: it
+    // applies as one invalid command, and the replayed hash differs.
+    paxos_core::proto::batch_payload(commands).unwrap_or_default()
 }
 
 impl Op {

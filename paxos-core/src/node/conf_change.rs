@@ -49,7 +49,10 @@ impl<S: Storage> Node<S> {
         }
         cc.result = Some(next.to_conf_state());
         cc.base = Some(self.members.since);
-        match self.propose_entry(EntryKind::ConfChange, cc.encode_to_vec().into())? {
+        match self.propose_entry(
+            EntryKind::ConfChange,
+            crate::arena::Payload::Owned(cc.encode_to_vec().into()),
+        )? {
             Proposed::At(Position { slot, .. }) => {
                 slog::info!(self.logger, "proposed membership change"; "slot" => slot,
                     "node" => cc.node_id, "type" => cc.change_type);

@@ -5,12 +5,13 @@
 use super::read_index::ReadQueue;
 use super::transfer::Transfer;
 use super::{malformed, Node, Role};
+use crate::arena::Payload;
 use crate::errors::{DropReason, Error, Result, StorageError};
 use crate::progress::{quorum_value, Progress, ProgressState};
 use crate::storage::Storage;
 use bytes::Bytes;
 use paxos_proto::{
-    framed_len, put_framed, Accept, Accepted, Ballot, Body, Decide, Entry, EntryKind, Heartbeat,
+    framed_len, Accept, Accepted, Ballot, BatchBuilder, Body, Decide, Entry, EntryKind, Heartbeat,
     Message, Position, Propose,
 };
 
@@ -26,6 +27,12 @@ pub enum Proposed {
     /// Forwarded to this leader (`Config::forward_proposals`). Like any
     /// message it may be lost: the client retries on timeout.
     Forwarded(u64),
+}
+
+/// The error for a command that cannot join a full batch. Unreachable: a
+/// command joins only below `max_batch_commands`, a `u32`.
+fn batch_full(_: paxos_proto::BatchError) -> Error {
+    Error::ProposalDropped(DropReason::TooManyInflightSlots)
 }
 
 #[derive(Clone, Debug)]
@@ -67,13 +74,29 @@ pub(super) struct LeaderState {
 /// batching). It is not in the log yet: every entry point of the node but
 /// `propose` seals it into one entry first, so nothing else ever sees a
 /// slot still growing.
+/// Bytes of a batch payload beside its commands' (`framed_len` each): the
+/// count.
+const BATCH_HEADER: u64 = 4;
+
+/// Capacity of the open batch's buffer kept from one slot to the next.
+const OPEN_BATCH_KEPT: usize = 64 << 10;
+
 #[derive(Clone, Debug, Default)]
 struct OpenBatch {
     /// The slot the commands will hold (0: none open).
     slot: u64,
-    commands: Vec<Bytes>,
-    /// Their size framed as a batch payload.
+    /// Commands in it.
+    count: u32,
+    /// Their lengths and bytes, as a batch payload holds them (all but
+    /// `BATCH_HEADER`).
     bytes: u64,
+    /// The first command as the caller handed it over, while it is the
+    /// only one: a slot of one command is a plain normal entry, and a large
+    /// payload then stays uncopied.
+    first: Option<Bytes>,
+    /// Every command but a held `first`. Copied into the shared chunk (see
+    /// `arena`) once, when the slot is sealed.
+    batch: BatchBuilder,
 }
 
 impl LeaderState {
@@ -104,7 +127,7 @@ impl LeaderState {
 }
 
 impl<S: Storage> Node<S> {
-    pub(crate) fn propose_entry(&mut self, kind: EntryKind, data: Bytes) -> Result<Proposed> {
+    pub(crate) fn propose_entry(&mut self, kind: EntryKind, data: Payload<'_>) -> Result<Proposed> {
         let Role::Leader(ls) = &mut self.role else {
             return match self.leader {
                 Some(leader) if self.cfg.forward_proposals && leader != self.id => {
@@ -112,7 +135,7 @@ impl<S: Storage> Node<S> {
                         slot: 0,
                         ballot: None,
                         kind: kind as i32,
-                        data,
+                        data: data.into_bytes(),
                     };
                     self.send(
                         leader,
@@ -136,15 +159,19 @@ impl<S: Storage> Node<S> {
         // against (a transfer, rule L3, the window) still holds.
         if kind == EntryKind::Normal
             && open.slot != 0
-            && open.commands.len() < self.cfg.max_batch_commands as usize
-            && open.bytes + framed <= self.cfg.max_batch_bytes
+            && open.count < self.cfg.max_batch_commands
+            && BATCH_HEADER + open.bytes + framed <= self.cfg.max_batch_bytes
         {
             if ls.uncommitted_bytes + open.bytes + framed > self.cfg.max_inflight_bytes {
                 return Err(Error::ProposalDropped(DropReason::TooManyInflightBytes));
             }
-            // Below `max_batch_commands`, a u32.
-            let index = open.commands.len() as u32;
-            open.commands.push(data);
+            // Below `max_batch_commands`, a u32: neither push can fail.
+            if let Some(first) = open.first.take() {
+                open.batch.push(&first).map_err(batch_full)?;
+            }
+            open.batch.push(data.as_slice()).map_err(batch_full)?;
+            let index = open.count;
+            open.count += 1;
             open.bytes += framed;
             return Ok(Proposed::At(Position {
                 slot: open.slot,
@@ -175,9 +202,14 @@ impl<S: Storage> Node<S> {
         ls.pending_flush = true;
         if kind == EntryKind::Normal && self.cfg.max_batch_commands > 1 {
             // Later proposals before the next `Ready` may join this slot.
-            ls.open.slot = slot;
-            ls.open.commands.push(data);
-            ls.open.bytes = framed;
+            let open = &mut ls.open;
+            open.slot = slot;
+            open.count = 1;
+            open.bytes = framed;
+            match data {
+                Payload::Owned(b) => open.first = Some(b),
+                Payload::Borrowed(s) => open.batch.push(s).map_err(batch_full)?,
+            }
             return Ok(Proposed::At(Position { slot, index: 0 }));
         }
         let data = self.arena.intern(data);
@@ -223,22 +255,23 @@ impl<S: Storage> Node<S> {
             return;
         }
         let slot = std::mem::take(&mut open.slot);
-        let (kind, data) = match open.commands.len() {
-            1 => (
+        let (kind, data) = match (std::mem::take(&mut open.count), open.first.take()) {
+            (1, Some(first)) => (EntryKind::Normal, self.arena.intern(Payload::Owned(first))),
+            // One borrowed command: the builder holds just its bytes.
+            (1, None) => (
                 EntryKind::Normal,
-                self.arena.intern(open.commands.pop().unwrap_or_default()),
+                self.arena.intern(Payload::Borrowed(open.batch.commands())),
             ),
             _ => {
-                // Within `max_batch_bytes`, which fits in memory. A plain
-                // vector filled to its capacity: one allocation, and the
-                // `Bytes` made of it takes it over without copying.
-                let mut buf = Vec::with_capacity(open.bytes as usize);
-                for c in open.commands.drain(..) {
-                    put_framed(&mut buf, &c);
-                }
-                (EntryKind::Batch, Bytes::from(buf))
+                let batch = &open.batch;
+                let data = self
+                    .arena
+                    .copy(batch.encoded_len(), |chunk| batch.write_to(chunk));
+                (EntryKind::Batch, data)
             }
         };
+        // A buffer grown by an exceptional slot is not kept at its size.
+        open.batch.clear(OPEN_BATCH_KEPT);
         open.bytes = 0;
         self.write_own(slot, kind, data);
     }
@@ -253,7 +286,7 @@ impl<S: Storage> Node<S> {
             return Ok(());
         }
         for e in entries {
-            if let Err(err) = self.propose_entry(EntryKind::Normal, e.data) {
+            if let Err(err) = self.propose_entry(EntryKind::Normal, Payload::Owned(e.data)) {
                 slog::debug!(self.logger, "dropping forwarded proposal"; "from" => from, "error" => %err);
             }
         }
