@@ -1,7 +1,8 @@
 //! Copybreak for small proposals: the leader copies a payload of at most
 //! [`COPYBREAK`] bytes into a shared chunk and drops the caller's buffer.
-//! Each batch payload it seals goes into the same chunk, so a slot of many
-//! commands costs no allocation of its own either.
+//! The open batch is built the same way, in a chunk of its own (see
+//! `paxos_proto::BatchBuilder`), so a slot of many commands costs no
+//! allocation of its own either.
 //!
 //! Why: a payload is shared by the leader's log, its storage and one
 //! `Accept` per peer. Sharing a `Bytes` built from a `Vec` allocates a
@@ -17,12 +18,12 @@ use bytes::{Bytes, BytesMut};
 /// Payloads up to this many bytes are copied into the chunk.
 pub(crate) const COPYBREAK: usize = 256;
 
-/// Bytes per chunk: 256 payloads at the threshold, or several sealed
-/// batches (a batch that does not fit in what is left starts a new chunk,
-/// so a smaller chunk would waste more of its tail). A chunk is freed once
+/// Bytes per chunk: 256 payloads at the threshold, or several batches (a
+/// batch that outgrows what is left moves to a new chunk, so a smaller
+/// chunk would waste more of its tail and copy more). A chunk is freed once
 /// every entry sliced from it is dropped; entries are compacted in slot
 /// order, so chunks go in the order they were filled.
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// The chunk being filled.
 #[derive(Default)]
@@ -48,20 +49,14 @@ impl Arena {
                 Bytes::copy_from_slice(s)
             }
             small => {
-                let s = small.as_slice();
-                self.copy(s.len(), |chunk| chunk.extend_from_slice(s))
+                let data = small.as_slice();
+                if self.chunk.capacity() - self.chunk.len() < data.len() {
+                    self.chunk = BytesMut::with_capacity(CHUNK);
+                }
+                self.chunk.extend_from_slice(data);
+                self.chunk.split().freeze()
             }
         }
-    }
-
-    /// `len` bytes written by `write` into the chunk, as one slice: a
-    /// batch payload sealed by the leader, or a small command.
-    pub(crate) fn copy(&mut self, len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
-        if self.chunk.capacity() - self.chunk.len() < len {
-            self.chunk = BytesMut::with_capacity(CHUNK.max(len));
-        }
-        write(&mut self.chunk);
-        self.chunk.split().freeze()
     }
 }
 

@@ -1,7 +1,8 @@
 //! `MemStorage`'s log: per slot only the payload handle; the slot is the
-//! position in a [`ChunkedWindow`], ballots are kept as runs (every slot a
-//! leader writes shares its ballot), and kinds other than `Normal` (no-ops,
-//! membership changes: rare) as exceptions. An entry costs 32 bytes here
+//! position in a [`ChunkedWindow`], and ballots and kinds are kept as runs
+//! (every slot a leader writes shares its ballot, and most share a kind:
+//! all batches under load, all single commands when idle). An entry costs
+//! 32 bytes here
 //! instead of a whole `Entry`'s 72, which is most of an in-memory cluster's
 //! footprint.
 //!
@@ -14,18 +15,19 @@ use bytes::Bytes;
 use paxos_proto::{Ballot, Entry, EntryKind};
 use std::collections::BTreeMap;
 
-/// The kind every slot has unless `MemLog::kinds` says otherwise.
+/// The kind of a slot no run reaches (none is held there).
 const NORMAL: i32 = EntryKind::Normal as i32;
+
+/// What a run of slots shares: the ballot and the kind.
+type Run = (Option<Ballot>, i32);
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MemLog {
     /// Each held slot's payload.
     slots: ChunkedWindow<Bytes>,
-    /// Held slots whose kind is not `Normal`, and that kind.
-    kinds: BTreeMap<u64, i32>,
-    /// Run start -> the ballot of every held slot from there up to the next
-    /// start. Every held slot has a start at or below it.
-    runs: BTreeMap<u64, Option<Ballot>>,
+    /// Run start -> the ballot and kind of every held slot from there up to
+    /// the next start. Every held slot has a start at or below it.
+    runs: BTreeMap<u64, Run>,
 }
 
 impl MemLog {
@@ -38,8 +40,8 @@ impl MemLog {
         self.slots.last_slot()
     }
 
-    /// The ballot of the run `slot` falls in (None: no run reaches it).
-    fn run_at(&self, slot: u64) -> Option<Option<Ballot>> {
+    /// The run `slot` falls in (None: no run reaches it).
+    fn run_at(&self, slot: u64) -> Option<Run> {
         self.runs.range(..=slot).next_back().map(|(_, b)| *b)
     }
 
@@ -50,23 +52,17 @@ impl MemLog {
         if entry.slot <= self.base() {
             return;
         }
-        self.set_ballot(entry.slot, entry.ballot);
-        if entry.kind != NORMAL {
-            self.kinds.insert(entry.slot, entry.kind);
-        } else if !self.kinds.is_empty() {
-            self.kinds.remove(&entry.slot);
-        }
+        self.set_run(entry.slot, (entry.ballot, entry.kind));
         self.slots.put(entry.slot, entry.data);
     }
 
     /// Stores each entry as [`MemLog::insert`] does. An entry that appends
-    /// right after the last slot, normal and in the last run's ballot (a
+    /// right after the last slot in the last run's ballot and kind (a
     /// leader's stream, one entry per write or many) only pushes its
-    /// payload: no ballot or kind bookkeeping changes for it.
+    /// payload: no run changes for it.
     pub(crate) fn extend(&mut self, entries: impl IntoIterator<Item = Entry>) {
         for e in entries {
-            if e.slot == self.last_slot() + 1 && e.kind == NORMAL && self.tail_ballot_is(e.ballot) {
-                // Held slots are all below it: no kind exception to drop.
+            if e.slot == self.last_slot() + 1 && self.tail_run_is((e.ballot, e.kind)) {
                 self.slots.push(e.data);
                 continue;
             }
@@ -74,15 +70,15 @@ impl MemLog {
         }
     }
 
-    /// Whether the last run has ballot `b`: an appended slot then falls in
-    /// it (every run starts at or below the slot after the last held one).
-    fn tail_ballot_is(&self, b: Option<Ballot>) -> bool {
-        matches!(self.runs.last_key_value(), Some((_, &last)) if last == b)
+    /// Whether the last run is `r`: an appended slot then falls in it
+    /// (every run starts at or below the slot after the last held one).
+    fn tail_run_is(&self, r: Run) -> bool {
+        matches!(self.runs.last_key_value(), Some((_, &last)) if last == r)
     }
 
-    /// Makes `b` the ballot of `s` alone, leaving every other slot's as it
+    /// Makes `b` the run of `s` alone, leaving every other slot's as it
     /// was. Runs that end up equal to their neighbour merge.
-    fn set_ballot(&mut self, s: u64, b: Option<Ballot>) {
+    fn set_run(&mut self, s: u64, b: Run) {
         // The common case first: a leader appending in its ballot.
         if let Some((&start, &last)) = self.runs.last_key_value() {
             if s >= start && last == b {
@@ -114,9 +110,6 @@ impl MemLog {
             return;
         }
         self.slots.truncate_prefix(slot);
-        if !self.kinds.is_empty() {
-            self.kinds = self.kinds.split_off(&(slot + 1));
-        }
         let first = self.run_at(slot + 1);
         self.runs = self.runs.split_off(&(slot + 1));
         if let Some(b) = first {
@@ -124,21 +117,16 @@ impl MemLog {
         }
     }
 
-    /// Present entries with `lo <= slot <= hi`, in slot order. The runs and
-    /// the kinds are walked alongside the slots: one map step per run or
-    /// exception, not a lookup per entry.
+    /// Present entries with `lo <= slot <= hi`, in slot order. The runs are
+    /// walked alongside the slots: one map step per run, not a lookup per
+    /// entry.
     pub(crate) fn range(&self, lo: u64, hi: u64) -> impl Iterator<Item = Entry> + '_ {
-        let mut ballot = self.run_at(lo).flatten();
+        let (mut ballot, mut kind) = self.run_at(lo).unwrap_or((None, NORMAL));
         let mut next_runs = self.runs.range(lo.saturating_add(1)..).peekable();
-        // Every exception is a held slot, so the walk meets each in turn.
-        let mut kinds = self.kinds.range(lo..).peekable();
         self.slots.slots(lo, hi).map(move |(slot, data)| {
-            while let Some((_, b)) = next_runs.next_if(|(start, _)| **start <= slot) {
-                ballot = *b;
+            while let Some((_, r)) = next_runs.next_if(|(start, _)| **start <= slot) {
+                (ballot, kind) = *r;
             }
-            let kind = kinds
-                .next_if(|(s, _)| **s == slot)
-                .map_or(NORMAL, |(_, k)| *k);
             Entry {
                 slot,
                 ballot,
@@ -192,12 +180,6 @@ mod tests {
             let got: Vec<Entry> = log.range(lo, hi).collect();
             let want: Vec<Entry> = plain.values(lo, hi).cloned().collect();
             assert_eq!(got, want, "step {step}: range {lo}..={hi}");
-            assert!(
-                log.kinds
-                    .iter()
-                    .all(|(&s, &k)| k != NORMAL && log.slots.get(s).is_some()),
-                "step {step}: kinds hold only held, non-normal slots"
-            );
         }
         assert!(log.runs.len() < 64, "runs merge: {}", log.runs.len());
     }
@@ -249,12 +231,21 @@ mod tests {
             });
         }
         assert_eq!(log.runs.len(), 1);
-        assert!(log.kinds.is_empty(), "normal entries need no exception");
         log.truncate_prefix(500);
         assert_eq!(log.runs.len(), 1);
         assert_eq!(
             log.range(501, 501).next().map(|e| e.ballot),
             Some(Some(Ballot::new(3, 1)))
         );
+        // A stream of batches is one run as well.
+        let batch = EntryKind::Batch as i32;
+        log.extend((1001..=2000).map(|slot| Entry {
+            slot,
+            ballot: Some(Ballot::new(3, 1)),
+            kind: batch,
+            ..Entry::default()
+        }));
+        assert_eq!(log.runs.len(), 2);
+        assert_eq!(log.range(1500, 1500).next().map(|e| e.kind), Some(batch));
     }
 }

@@ -5,21 +5,24 @@
 //! `Accept` per peer, an `Accepted` back, a log record, a commit step) is
 //! paid once for all of them. A slot of one command is an
 //! [`EntryKind::Normal`] entry whose payload is the command; a slot of
-//! several is an [`EntryKind::Batch`] entry whose payload is a header,
-//! the number of commands and each command's length (4-byte little-endian
-//! integers), followed by the commands back to back. [`Entry::commands`]
-//! reads both kinds, and hands every command out as a slice of the entry's
-//! buffer: no payload is copied.
+//! several is an [`EntryKind::Batch`] entry whose payload is the commands
+//! back to back, then a trailer: each command's length, then the number of
+//! commands (4-byte little-endian integers). [`Entry::commands`] reads both
+//! kinds, and hands every command out as a slice of the entry's buffer: no
+//! payload is copied.
 //!
-//! Lengths first, and of fixed width: every reader checks a batch (each
-//! follower on receipt, each node at apply), and checking reads only the
-//! header, summing its lengths in a loop without branches. Varint lengths
-//! between the commands made the same check a chain of dependent loads
-//! across every cache line of the payload. [`BatchBuilder`] writes the
-//! format.
+//! Lengths apart from the commands, and of fixed width: every reader checks
+//! a batch (each follower on receipt, each node at apply), and checking
+//! reads only the trailer, summing its lengths in a loop without branches.
+//! Varint lengths between the commands made the same check a chain of
+//! dependent loads across every cache line of the payload. The trailer
+//! comes last so that a writer can put each command in place as it comes
+//! and the lengths once the count is known (as a block of a sorted-string
+//! table ends with its restart offsets and their count). [`BatchBuilder`]
+//! writes the format.
 
 use crate::{Entry, EntryKind};
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 
 /// Where a command sits in the log: its slot, and its index among the
@@ -42,8 +45,9 @@ impl fmt::Display for Position {
 /// disk that hands one out is faulty; nothing is read from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BatchError {
-    /// The header ends before this command's length, or the lengths up to
-    /// this command's claim more bytes than the payload holds.
+    /// The trailer is too short to hold this command's length, or the
+    /// lengths up to this command's claim more bytes than the payload
+    /// holds before its trailer.
     Truncated {
         /// The index of the command that does not fit.
         index: u32,
@@ -52,7 +56,7 @@ pub enum BatchError {
     Empty,
     /// More commands than a [`Position`] can index.
     TooMany,
-    /// Bytes follow the last command.
+    /// Bytes follow the last command, before the trailer.
     Trailing,
     /// A command too long for a 4-byte length (building only).
     CommandTooLong,
@@ -98,7 +102,7 @@ struct Cursor {
 
 impl Cursor {
     /// The next command's position and byte range within `data`, the
-    /// entry's payload, which `Header::read` checked.
+    /// entry's payload, which `Trailer::read` checked.
     #[inline]
     fn step(&mut self, data: &[u8]) -> Option<(Position, std::ops::Range<usize>)> {
         if self.next >= self.count {
@@ -190,48 +194,49 @@ fn read_u32(data: &[u8], at: usize) -> Option<usize> {
     usize::try_from(u32::from_le_bytes(b)).ok()
 }
 
-/// A batch payload's header, checked against the payload.
-struct Header {
+/// A batch payload's trailer, checked against the payload.
+struct Trailer {
     /// Commands in the batch.
     count: u32,
-    /// Where the lengths start.
+    /// Where the lengths start (the commands end).
     lengths_at: usize,
-    /// Where the first command starts.
-    commands_at: usize,
 }
 
-impl Header {
-    /// Reads the header and checks that the lengths it gives cover the
-    /// rest of the payload exactly. Reads nothing past the header.
-    fn read(data: &[u8]) -> Result<Header, BatchError> {
-        if data.is_empty() {
-            return Err(BatchError::Empty);
-        }
-        let count = read_u32(data, 0).ok_or(BatchError::Truncated { index: 0 })?;
+impl Trailer {
+    /// Reads the trailer and checks that the lengths it gives cover the
+    /// payload before it exactly. Reads nothing but the trailer.
+    fn read(data: &[u8]) -> Result<Trailer, BatchError> {
+        let Some(count_at) = data.len().checked_sub(LEN_BYTES) else {
+            return Err(match data.len() {
+                0 => BatchError::Empty,
+                _ => BatchError::Truncated { index: 0 },
+            });
+        };
+        let count = read_u32(data, count_at).ok_or(BatchError::Truncated { index: 0 })?;
         if count == 0 {
             return Err(BatchError::Empty);
         }
-        let table = LEN_BYTES..count.saturating_mul(LEN_BYTES).saturating_add(LEN_BYTES);
-        let Some(lengths) = data.get(table.clone()) else {
-            // The index of the first length missing from the header.
-            let whole = (data.len() - LEN_BYTES) / LEN_BYTES;
-            return Err(truncated_at(whole));
+        let Some(lengths_at) = count
+            .checked_mul(LEN_BYTES)
+            .and_then(|table| count_at.checked_sub(table))
+        else {
+            // The index of the first length the trailer has no room for.
+            return Err(truncated_at(count_at / LEN_BYTES));
         };
-        let room = data.len() - table.end;
+        let lengths = &data[lengths_at..count_at];
         // At most 2^32 lengths below 2^32 each: the sum fits in a u64.
         let total: u64 = lengths
             .chunks_exact(LEN_BYTES)
             .map(|l| u64::from(u32::from_le_bytes([l[0], l[1], l[2], l[3]])))
             .sum();
         match usize::try_from(total) {
-            Ok(t) if t == room => {}
-            Ok(t) if t < room => return Err(BatchError::Trailing),
-            _ => return Err(first_past(lengths, room)),
+            Ok(t) if t == lengths_at => {}
+            Ok(t) if t < lengths_at => return Err(BatchError::Trailing),
+            _ => return Err(first_past(lengths, lengths_at)),
         }
-        Ok(Header {
+        Ok(Trailer {
             count: u32::try_from(count).map_err(|_| BatchError::TooMany)?,
-            lengths_at: table.start,
-            commands_at: table.end,
+            lengths_at,
         })
     }
 }
@@ -243,8 +248,8 @@ fn truncated_at(index: usize) -> BatchError {
     }
 }
 
-/// The error for lengths that claim more than the `room` after the
-/// header: truncated at the first command that does not fit.
+/// The error for lengths that claim more than the `room` before the
+/// trailer: truncated at the first command that does not fit.
 #[cold]
 fn first_past(lengths: &[u8], room: usize) -> BatchError {
     let mut total: u64 = 0;
@@ -285,14 +290,14 @@ impl Entry {
         let (framed, count) = match EntryKind::try_from(self.kind) {
             Ok(EntryKind::Normal) => (false, 1),
             Ok(EntryKind::Batch) => {
-                let h = Header::read(&self.data)?;
+                let t = Trailer::read(&self.data)?;
                 return Ok(Cursor {
-                    length_at: h.lengths_at,
-                    offset: h.commands_at,
+                    length_at: t.lengths_at,
+                    offset: 0,
                     framed: true,
                     slot: self.slot,
                     next: 0,
-                    count: h.count,
+                    count: t.count,
                 });
             }
             Ok(EntryKind::Noop | EntryKind::ConfChange) | Err(_) => (false, 0),
@@ -310,34 +315,46 @@ impl Entry {
     /// Checks a batch entry's framing (any other entry passes).
     pub fn check_batch(&self) -> Result<(), BatchError> {
         if self.kind == EntryKind::Batch as i32 {
-            Header::read(&self.data)?;
+            Trailer::read(&self.data)?;
         }
         Ok(())
     }
 }
 
-/// The bytes a command adds to a batch payload: its length in the header,
-/// and itself. A batch payload is 4 bytes (the count) and these.
+/// The bytes a command adds to a batch payload: itself, and its length in
+/// the trailer. A batch payload is these and 4 bytes (the count).
 pub fn framed_len(command_len: usize) -> usize {
     LEN_BYTES.saturating_add(command_len)
 }
 
-/// Builds a batch payload, one command at a time.
+/// Builds batch payloads, one command at a time.
 ///
-/// The lengths and the commands are kept apart until the payload is
-/// written, so adding a command is two appends and the payload costs one
-/// copy of each command.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Each command is written in place at the end of the builder's buffer,
+/// and its length set aside; [`BatchBuilder::finish`] appends the trailer
+/// and splits the payload off. Payloads built one after another share the
+/// buffer's allocation (see [`BatchBuilder::with_capacity`]), so a batch
+/// costs one copy of each command and no allocation of its own.
+#[derive(Clone, Debug, Default)]
 pub struct BatchBuilder {
     count: u32,
     lengths: Vec<u8>,
-    commands: Vec<u8>,
+    buf: BytesMut,
 }
 
 impl BatchBuilder {
     /// An empty builder.
     pub fn new() -> Self {
         BatchBuilder::default()
+    }
+
+    /// An empty builder whose buffer holds `capacity` bytes; when payloads
+    /// split off it fill the buffer, the next one starts a fresh buffer of
+    /// that size (up to 128 KiB).
+    pub fn with_capacity(capacity: usize) -> Self {
+        BatchBuilder {
+            buf: BytesMut::with_capacity(capacity),
+            ..BatchBuilder::default()
+        }
     }
 
     /// Adds a command. Fails, adding nothing, with
@@ -348,8 +365,8 @@ impl BatchBuilder {
     pub fn push(&mut self, command: &[u8]) -> Result<(), BatchError> {
         let len = u32::try_from(command.len()).map_err(|_| BatchError::CommandTooLong)?;
         self.count = self.count.checked_add(1).ok_or(BatchError::TooMany)?;
+        self.buf.extend_from_slice(command);
         self.lengths.extend_from_slice(&len.to_le_bytes());
-        self.commands.extend_from_slice(command);
         Ok(())
     }
 
@@ -363,38 +380,40 @@ impl BatchBuilder {
         self.count == 0
     }
 
-    /// The commands added, back to back (for a batch of one, the command).
+    /// The commands added, back to back.
     pub fn commands(&self) -> &[u8] {
-        &self.commands
+        &self.buf
     }
 
-    /// The payload's size in bytes.
+    /// The payload's size in bytes, once finished.
     pub fn encoded_len(&self) -> usize {
-        LEN_BYTES + self.lengths.len() + self.commands.len()
+        self.buf.len() + self.lengths.len() + LEN_BYTES
     }
 
-    /// Writes the payload.
-    pub fn write_to(&self, buf: &mut impl BufMut) {
-        buf.put_u32_le(self.count);
-        buf.put_slice(&self.lengths);
-        buf.put_slice(&self.commands);
+    /// The batch payload of the commands added; the builder is empty
+    /// again. (A batch of no command is one no reader accepts.)
+    pub fn finish(&mut self) -> Bytes {
+        self.buf.reserve(self.lengths.len() + LEN_BYTES);
+        self.buf.extend_from_slice(&self.lengths);
+        self.buf.put_u32_le(self.count);
+        self.reset();
+        self.buf.split().freeze()
     }
 
-    /// The payload, in a buffer of its own.
-    pub fn to_bytes(&self) -> Bytes {
-        let mut buf = Vec::with_capacity(self.encoded_len());
-        self.write_to(&mut buf);
-        Bytes::from(buf)
+    /// For a builder holding one command: the command itself, as the
+    /// payload of a normal entry; the builder is empty again. `None`, and
+    /// nothing changes, for any other count.
+    pub fn finish_one(&mut self) -> Option<Bytes> {
+        if self.count != 1 {
+            return None;
+        }
+        self.reset();
+        Some(self.buf.split().freeze())
     }
 
-    /// Empties the builder, keeping up to `keep` bytes of its buffers'
-    /// capacity.
-    pub fn clear(&mut self, keep: usize) {
+    fn reset(&mut self) {
         self.count = 0;
         self.lengths.clear();
-        self.commands.clear();
-        self.lengths.shrink_to(keep);
-        self.commands.shrink_to(keep);
     }
 }
 
@@ -404,7 +423,7 @@ pub fn batch_payload<C: AsRef<[u8]>>(commands: &[C]) -> Result<Bytes, BatchError
     for c in commands {
         b.push(c.as_ref())?;
     }
-    Ok(b.to_bytes())
+    Ok(b.finish())
 }
 
 #[cfg(test)]
@@ -441,15 +460,16 @@ mod tests {
         assert_eq!(
             e.data.len(),
             4 + [1, 0, 300, 3].iter().map(|&l| framed_len(l)).sum::<usize>(),
-            "the count, then each length and command"
+            "each command and its length, and the count"
         );
-        // The header first: 4 commands of 1, 0, 300 and 3 bytes.
-        let header: Vec<u32> = e.data[..20]
+        // The commands first, then the trailer: the lengths 1, 0, 300 and
+        // 3, and the count 4.
+        assert_eq!(&e.data[..1], b"a");
+        let trailer: Vec<u32> = e.data[e.data.len() - 20..]
             .chunks(4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
             .collect();
-        assert_eq!(header, [4, 1, 0, 300, 3]);
-        assert_eq!(&e.data[20..21], b"a");
+        assert_eq!(trailer, [1, 0, 300, 3, 4]);
     }
 
     #[test]
@@ -480,62 +500,67 @@ mod tests {
     fn a_malformed_batch_is_a_typed_error() {
         let mut e = batch(&[b"ok", b"fine"]);
         assert_eq!(e.check_batch(), Ok(()));
-        // Cut inside the second command.
-        e.data = e.data.slice(..e.data.len() - 1);
+        // The second command one byte short (its length still says 4).
+        let mut short = b"okfin".to_vec();
+        short.extend([2u32, 4, 2].iter().flat_map(|w| w.to_le_bytes()));
+        e.data = short.into();
         assert_eq!(e.check_batch(), Err(BatchError::Truncated { index: 1 }));
         assert!(e.commands().is_err());
         assert!(e.command_slices().is_err());
         e.data = Bytes::new();
         assert_eq!(e.check_batch(), Err(BatchError::Empty));
-        let le = |words: &[u32]| -> Bytes { words.iter().flat_map(|w| w.to_le_bytes()).collect() };
+        // Commands, then the trailer's words.
+        let payload = |commands: &[u8], words: &[u32]| -> Bytes {
+            let mut d = commands.to_vec();
+            d.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+            d.into()
+        };
         // A count cut short, and no command at all.
         e.data = Bytes::from_static(&[2, 0, 0]);
         assert_eq!(e.check_batch(), Err(BatchError::Truncated { index: 0 }));
-        e.data = le(&[0]);
+        e.data = payload(b"", &[0]);
         assert_eq!(e.check_batch(), Err(BatchError::Empty));
-        // The header ends inside the third length.
-        let mut d = le(&[3, 1, 1]).to_vec();
-        d.extend_from_slice(&[1, 0]);
-        e.data = d.into();
+        // Room for two lengths only before a count of three.
+        e.data = payload(b"", &[1, 1, 3]);
         assert_eq!(e.check_batch(), Err(BatchError::Truncated { index: 2 }));
         // A byte after the last command.
-        let mut d = le(&[1, 2]).to_vec();
-        d.extend_from_slice(b"ok!");
-        e.data = d.into();
+        e.data = payload(b"ok!", &[2, 1]);
         assert_eq!(e.check_batch(), Err(BatchError::Trailing));
         // Lengths whose sum passes the payload (and would wrap 32 bits).
-        let mut d = le(&[3, 1, u32::MAX, u32::MAX]).to_vec();
-        d.extend_from_slice(b"abc");
-        e.data = d.into();
+        e.data = payload(b"abc", &[1, u32::MAX, u32::MAX, 3]);
         assert_eq!(e.check_batch(), Err(BatchError::Truncated { index: 1 }));
-        // A claimed count far beyond the header: refused from the header's
-        // size alone, without reading or allocating per claimed command.
-        let mut d = le(&[u32::MAX, 3]).to_vec();
-        d.extend_from_slice(b"abc");
-        e.data = d.into();
+        // A claimed count far beyond the payload: refused from the
+        // payload's size alone, without reading or allocating per claimed
+        // command.
+        e.data = payload(b"abc", &[3, u32::MAX]);
         assert_eq!(e.check_batch(), Err(BatchError::Truncated { index: 1 }));
     }
 
     #[test]
     fn the_builder_writes_what_the_readers_read() {
-        let mut b = BatchBuilder::new();
+        let mut b = BatchBuilder::with_capacity(1 << 10);
         assert!(b.is_empty());
         let long = vec![7u8; 200];
         for c in [&b"x"[..], &long, b""] {
             b.push(c).expect("few commands");
         }
         assert_eq!((b.count(), b.commands().len()), (3, 201));
+        let len = b.encoded_len();
         let e = Entry {
             slot: 9,
             ballot: None,
             kind: EntryKind::Batch as i32,
-            data: b.to_bytes(),
+            data: b.finish(),
         };
-        assert_eq!(e.data.len(), b.encoded_len());
+        assert_eq!(e.data.len(), len);
         let got: Vec<&[u8]> = e.command_slices().expect("built").map(|(_, c)| c).collect();
         assert_eq!(got, vec![&b"x"[..], &long[..], b""]);
-        b.clear(0);
         assert!(b.is_empty());
-        assert_eq!(b.encoded_len(), 4);
+        // The next payload follows in the same buffer, and the first stays
+        // intact.
+        b.push(b"next").expect("one");
+        assert_eq!(b.finish_one().as_deref(), Some(&b"next"[..]));
+        assert_eq!(e.command_slices().expect("built").count(), 3);
+        assert_eq!(b.finish_one(), None, "no command: nothing to hand out");
     }
 }

@@ -29,10 +29,12 @@ pub enum Proposed {
     Forwarded(u64),
 }
 
-/// The error for a command that cannot join a full batch. Unreachable: a
-/// command joins only below `max_batch_commands`, a `u32`.
-fn batch_full(_: paxos_proto::BatchError) -> Error {
-    Error::ProposalDropped(DropReason::TooManyInflightSlots)
+/// The error for a command a batch cannot hold: 4 GiB or more (a larger
+/// `max_batch_bytes` lets one try), or past the `u32` count (unreachable:
+/// a command joins only below `max_batch_commands`, a `u32`). Checked
+/// before the command is taken: nothing changes.
+fn refused(_: paxos_proto::BatchError) -> Error {
+    Error::ProposalDropped(DropReason::EntryTooLarge)
 }
 
 #[derive(Clone, Debug)]
@@ -78,9 +80,6 @@ pub(super) struct LeaderState {
 /// count.
 const BATCH_HEADER: u64 = 4;
 
-/// Capacity of the open batch's buffer kept from one slot to the next.
-const OPEN_BATCH_KEPT: usize = 64 << 10;
-
 #[derive(Clone, Debug, Default)]
 struct OpenBatch {
     /// The slot the commands will hold (0: none open).
@@ -94,8 +93,8 @@ struct OpenBatch {
     /// only one: a slot of one command is a plain normal entry, and a large
     /// payload then stays uncopied.
     first: Option<Bytes>,
-    /// Every command but a held `first`. Copied into the shared chunk (see
-    /// `arena`) once, when the slot is sealed.
+    /// Every command but a held `first`, written in place in a chunk (see
+    /// `arena`): sealing appends the batch's trailer and splits it off.
     batch: BatchBuilder,
 }
 
@@ -121,7 +120,10 @@ impl LeaderState {
             pending_flush: true,
             lease: super::lease::Lease::default(),
             prefixes: Vec::new(),
-            open: OpenBatch::default(),
+            open: OpenBatch {
+                batch: BatchBuilder::with_capacity(crate::arena::CHUNK),
+                ..OpenBatch::default()
+            },
         }
     }
 }
@@ -165,11 +167,10 @@ impl<S: Storage> Node<S> {
             if ls.uncommitted_bytes + open.bytes + framed > self.cfg.max_inflight_bytes {
                 return Err(Error::ProposalDropped(DropReason::TooManyInflightBytes));
             }
-            // Below `max_batch_commands`, a u32: neither push can fail.
             if let Some(first) = open.first.take() {
-                open.batch.push(&first).map_err(batch_full)?;
+                open.batch.push(&first).map_err(refused)?;
             }
-            open.batch.push(data.as_slice()).map_err(batch_full)?;
+            open.batch.push(data.as_slice()).map_err(refused)?;
             let index = open.count;
             open.count += 1;
             open.bytes += framed;
@@ -199,19 +200,20 @@ impl<S: Storage> Node<S> {
             return Err(Error::ProposalDropped(DropReason::TooManyInflightBytes));
         }
         let slot = self.log.last() + 1;
-        ls.pending_flush = true;
         if kind == EntryKind::Normal && self.cfg.max_batch_commands > 1 {
             // Later proposals before the next `Ready` may join this slot.
             let open = &mut ls.open;
+            match data {
+                Payload::Owned(b) => open.first = Some(b),
+                Payload::Borrowed(s) => open.batch.push(s).map_err(refused)?,
+            }
             open.slot = slot;
             open.count = 1;
             open.bytes = framed;
-            match data {
-                Payload::Owned(b) => open.first = Some(b),
-                Payload::Borrowed(s) => open.batch.push(s).map_err(batch_full)?,
-            }
+            ls.pending_flush = true;
             return Ok(Proposed::At(Position { slot, index: 0 }));
         }
+        ls.pending_flush = true;
         let data = self.arena.intern(data);
         self.write_own(slot, kind, data);
         Ok(Proposed::At(Position { slot, index: 0 }))
@@ -257,21 +259,13 @@ impl<S: Storage> Node<S> {
         let slot = std::mem::take(&mut open.slot);
         let (kind, data) = match (std::mem::take(&mut open.count), open.first.take()) {
             (1, Some(first)) => (EntryKind::Normal, self.arena.intern(Payload::Owned(first))),
-            // One borrowed command: the builder holds just its bytes.
-            (1, None) => (
+            // A slot of one borrowed command: the command itself.
+            (_, None) if open.batch.count() == 1 => (
                 EntryKind::Normal,
-                self.arena.intern(Payload::Borrowed(open.batch.commands())),
+                open.batch.finish_one().unwrap_or_default(),
             ),
-            _ => {
-                let batch = &open.batch;
-                let data = self
-                    .arena
-                    .copy(batch.encoded_len(), |chunk| batch.write_to(chunk));
-                (EntryKind::Batch, data)
-            }
+            _ => (EntryKind::Batch, open.batch.finish()),
         };
-        // A buffer grown by an exceptional slot is not kept at its size.
-        open.batch.clear(OPEN_BATCH_KEPT);
         open.bytes = 0;
         self.write_own(slot, kind, data);
     }
