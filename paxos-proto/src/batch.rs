@@ -90,7 +90,7 @@ pub struct Command {
 /// Where an iteration over an entry's commands stands.
 #[derive(Clone, Debug)]
 struct Cursor {
-    /// The next command's length in the header (a batch only).
+    /// The next command's length in the trailer (a batch only).
     length_at: usize,
     /// The next command's first byte.
     offset: usize,
@@ -163,8 +163,15 @@ impl ExactSizeIterator for Commands {}
 /// reference count is touched). Made by [`Entry::command_slices`].
 #[derive(Clone, Debug)]
 pub struct CommandSlices<'a> {
-    data: &'a [u8],
-    cursor: Cursor,
+    /// The commands not handed out yet, back to back (a normal entry: its
+    /// one command).
+    rest: &'a [u8],
+    /// Their lengths, from a batch's trailer (none for a normal entry).
+    lengths: std::slice::ChunksExact<'a, u8>,
+    framed: bool,
+    slot: u64,
+    next: u32,
+    count: u32,
 }
 
 impl<'a> Iterator for CommandSlices<'a> {
@@ -172,12 +179,29 @@ impl<'a> Iterator for CommandSlices<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<(Position, &'a [u8])> {
-        let (position, range) = self.cursor.step(self.data)?;
-        Some((position, self.data.get(range)?))
+        if self.next >= self.count {
+            return None;
+        }
+        let command = if self.framed {
+            let l = self.lengths.next()?;
+            let len = usize::try_from(u32::from_le_bytes([l[0], l[1], l[2], l[3]])).ok()?;
+            let (command, rest) = self.rest.split_at_checked(len)?;
+            self.rest = rest;
+            command
+        } else {
+            self.rest
+        };
+        let position = Position {
+            slot: self.slot,
+            index: self.next,
+        };
+        self.next += 1;
+        Some((position, command))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.cursor.left(), Some(self.cursor.left()))
+        let left = (self.count - self.next) as usize;
+        (left, Some(left))
     }
 }
 
@@ -277,9 +301,18 @@ impl Entry {
     /// [`Entry::commands`], borrowed from the entry: each command as a
     /// byte slice of its payload.
     pub fn command_slices(&self) -> Result<CommandSlices<'_>, BatchError> {
+        let c = self.cursor()?;
+        let (rest, lengths) = match self.data.split_at_checked(c.length_at) {
+            Some((commands, trailer)) if c.framed => (commands, trailer),
+            _ => (&self.data[..], &[][..]),
+        };
         Ok(CommandSlices {
-            data: &self.data,
-            cursor: self.cursor()?,
+            rest,
+            lengths: lengths.chunks_exact(LEN_BYTES),
+            framed: c.framed,
+            slot: c.slot,
+            next: 0,
+            count: c.count,
         })
     }
 

@@ -72,14 +72,14 @@ pub(super) struct LeaderState {
     open: OpenBatch,
 }
 
+/// Bytes of a batch payload beside its commands' (`framed_len` each): the
+/// count.
+const BATCH_COUNT_BYTES: u64 = 4;
+
 /// The slot being filled by proposals made between two `Ready`s (instance
 /// batching). It is not in the log yet: every entry point of the node but
 /// `propose` seals it into one entry first, so nothing else ever sees a
 /// slot still growing.
-/// Bytes of a batch payload beside its commands' (`framed_len` each): the
-/// count.
-const BATCH_HEADER: u64 = 4;
-
 #[derive(Clone, Debug, Default)]
 struct OpenBatch {
     /// The slot the commands will hold (0: none open).
@@ -87,7 +87,7 @@ struct OpenBatch {
     /// Commands in it.
     count: u32,
     /// Their lengths and bytes, as a batch payload holds them (all but
-    /// `BATCH_HEADER`).
+    /// `BATCH_COUNT_BYTES`).
     bytes: u64,
     /// The first command as the caller handed it over, while it is the
     /// only one: a slot of one command is a plain normal entry, and a large
@@ -129,7 +129,63 @@ impl LeaderState {
 }
 
 impl<S: Storage> Node<S> {
+    /// Proposes a command or another entry of `kind` (rule L5 for a
+    /// command that joins the slot being filled).
+    #[inline]
     pub(crate) fn propose_entry(&mut self, kind: EntryKind, data: Payload<'_>) -> Result<Proposed> {
+        // The common case, small enough to inline into the host's call.
+        if kind == EntryKind::Normal {
+            if let Some(joined) = self.join_open_slot(data.as_slice()) {
+                return joined;
+            }
+        }
+        self.propose_in_new_slot(kind, data)
+    }
+
+    /// A command joining the slot being filled, if one is open and has room
+    /// for it. Only proposals reached the node since the slot opened, so
+    /// what its first command was checked against (a transfer, rule L3,
+    /// the window) still holds.
+    #[inline]
+    fn join_open_slot(&mut self, data: &[u8]) -> Option<Result<Proposed>> {
+        let Role::Leader(ls) = &mut self.role else {
+            return None;
+        };
+        let open = &mut ls.open;
+        let framed = framed_len(data.len()) as u64;
+        if open.slot == 0
+            || open.count >= self.cfg.max_batch_commands
+            || BATCH_COUNT_BYTES + open.bytes + framed > self.cfg.max_batch_bytes
+        {
+            return None;
+        }
+        if ls.uncommitted_bytes + open.bytes + framed > self.cfg.max_inflight_bytes {
+            return Some(Err(Error::ProposalDropped(
+                DropReason::TooManyInflightBytes,
+            )));
+        }
+        if let Some(first) = open.first.take() {
+            if let Err(e) = open.batch.push(&first) {
+                return Some(Err(refused(e)));
+            }
+        }
+        if let Err(e) = open.batch.push(data) {
+            return Some(Err(refused(e)));
+        }
+        let index = open.count;
+        open.count += 1;
+        open.bytes += framed;
+        Some(Ok(Proposed::At(Position {
+            slot: open.slot,
+            index,
+        })))
+    }
+
+    /// [`Node::propose_entry`] for anything but a command joining the open
+    /// slot: a forward, a refusal, or a new slot. Kept out of line, so that
+    /// the common case stays small enough to inline.
+    #[inline(never)]
+    fn propose_in_new_slot(&mut self, kind: EntryKind, data: Payload<'_>) -> Result<Proposed> {
         let Role::Leader(ls) = &mut self.role else {
             return match self.leader {
                 Some(leader) if self.cfg.forward_proposals && leader != self.id => {
@@ -155,30 +211,6 @@ impl<S: Storage> Node<S> {
             return Err(Error::ProposalDropped(DropReason::EntryTooLarge));
         }
         let framed = framed_len(data.len()) as u64;
-        let open = &mut ls.open;
-        // Joining the slot being filled: only proposals reached the node
-        // since it opened (rule L5), so what its first command was checked
-        // against (a transfer, rule L3, the window) still holds.
-        if kind == EntryKind::Normal
-            && open.slot != 0
-            && open.count < self.cfg.max_batch_commands
-            && BATCH_HEADER + open.bytes + framed <= self.cfg.max_batch_bytes
-        {
-            if ls.uncommitted_bytes + open.bytes + framed > self.cfg.max_inflight_bytes {
-                return Err(Error::ProposalDropped(DropReason::TooManyInflightBytes));
-            }
-            if let Some(first) = open.first.take() {
-                open.batch.push(&first).map_err(refused)?;
-            }
-            open.batch.push(data.as_slice()).map_err(refused)?;
-            let index = open.count;
-            open.count += 1;
-            open.bytes += framed;
-            return Ok(Proposed::At(Position {
-                slot: open.slot,
-                index,
-            }));
-        }
         if ls.transfer.is_some() {
             return Err(Error::ProposalDropped(DropReason::TransferInProgress));
         }
