@@ -51,8 +51,8 @@ pub struct Checker {
     exposed_promise: BTreeMap<u64, Ballot>,
     /// Per ballot: the node that led in it.
     leaders: BTreeMap<Ballot, u64>,
-    /// Per ballot not yet led in: what the promises sent to its owner told
-    /// it.
+    /// Per ballot not yet led in: what the promises delivered to its owner
+    /// told it.
     phase1: BTreeMap<Ballot, Phase1Heard>,
     /// Snapshots installed from a leader.
     pub installs: u64,
@@ -75,7 +75,7 @@ struct Governing {
 /// memberships its phase 1 had to hear a quorum of (rule P2).
 #[derive(Clone, Debug, Default, Hash)]
 struct Phase1Heard {
-    /// The nodes that sent a promise.
+    /// The nodes whose promise the candidate took in.
     promisers: BTreeSet<u64>,
     /// The first slot reported on (the candidate's decided prefix + 1).
     from_slot: Option<u64>,
@@ -329,9 +329,6 @@ impl Checker {
             }
         }
         if let Some(Body::Promise(p)) = &m.body {
-            if let Some(b) = p.ballot.filter(|b| b.node == m.to && open(b)) {
-                self.phase1.entry(b).or_default().heard(m.from, p);
-            }
             // A promise reports as chosen (at or below its watermark) only
             // the value that was chosen there.
             for e in p.entries.iter().filter(|e| e.slot <= p.committed) {
@@ -368,6 +365,19 @@ impl Checker {
         if let Some(b) = vouched {
             let e = self.exposed_promise.entry(m.from).or_insert(Ballot::ZERO);
             *e = (*e).max(b);
+        }
+    }
+
+    /// A message reached its receiver, which took it in (`step` returned
+    /// `Ok`). A promise counts toward its receiver's election only from
+    /// here: rule P2 judges what the candidate heard, and a promise lost,
+    /// refused or still in flight was not heard.
+    pub fn on_deliver(&mut self, m: &Message) {
+        if let Some(Body::Promise(p)) = &m.body {
+            let open = |b: &Ballot| b.node == m.to && !self.leaders.contains_key(b);
+            if let Some(b) = p.ballot.filter(open) {
+                self.phase1.entry(b).or_default().heard(m.from, p);
+            }
         }
     }
 
@@ -471,11 +481,8 @@ impl Checker {
     /// its own promise never travels as a message, so its report is what
     /// it durably accepted below its ballot, as recorded here.
     ///
-    /// Promises are taken as sent, not as received (the checker sees
-    /// sends): one lost or still in flight counts as heard. So the check
-    /// may count a promiser the candidate never heard from, and may see a
-    /// change only such a promise reported, whose membership then also
-    /// counts that promiser.
+    /// Promises count as delivered (`on_deliver`): one lost, refused or
+    /// still in flight was not heard, and neither was what it reported.
     fn check_phase1_quorum(&mut self, node: u64, ballot: Ballot) {
         let mut heard = self.phase1.remove(&ballot).unwrap_or_default();
         // A candidate that asked nobody (a quorum of one) was governed by

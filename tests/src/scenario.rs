@@ -544,8 +544,9 @@ impl<S: Storage> Cluster<S> {
         for _ in 0..copies {
             if let Some(node) = self.nodes.get_mut(&m.to) {
                 self.delivered += 1;
-                if let Err(e) = node.step(m.clone()) {
-                    self.checker.refused_cluster_message(m.to, e);
+                match node.step(m.clone()) {
+                    Ok(()) => self.checker.on_deliver(m),
+                    Err(e) => self.checker.refused_cluster_message(m.to, e),
                 }
             }
         }

@@ -697,6 +697,8 @@ impl Sim {
         let Some(raw) = self.node(id).raw.as_mut() else {
             return;
         };
+        // The checker counts a promise once the candidate took it in.
+        let promise = matches!(m.body, Some(Body::Promise(_))).then(|| m.clone());
         if let Err(e) = raw.step(m) {
             // Under membership churn a reply from a node the receiver does
             // not (or no longer) count is refused by design.
@@ -706,6 +708,9 @@ impl Sim {
             }
             self.checker.refused_cluster_message(id, e);
             return;
+        }
+        if let Some(p) = &promise {
+            self.checker.on_deliver(p);
         }
         if let Some(b) = leader_ballot.filter(|b| *b >= before.promised) {
             let node = self.node(id);

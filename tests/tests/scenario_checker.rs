@@ -57,3 +57,51 @@ fn the_same_scenario_without_the_bug_is_clean() {
     assert_eq!(c.applied_of(3), &[cmd(0)]);
     c.assert_clean();
 }
+
+/// Rule P2 counts the promises a candidate took in, not the ones sent to
+/// it: a leader whose second promise was lost on the way led on too few,
+/// whatever its peer sent.
+#[test]
+fn a_promise_counts_toward_an_election_once_delivered() {
+    use paxos_core::proto::{Ballot, Body, Message, Prepare, Promise};
+    use paxos_sim::checker::Checker;
+    let ballot = Ballot::new(2, 1);
+    let prepare = Message::new(
+        1,
+        2,
+        Body::Prepare(Prepare {
+            ballot: Some(ballot),
+            from_slot: 1,
+            transfer: None,
+        }),
+    );
+    let promise = Message::new(
+        2,
+        1,
+        Body::Promise(Promise {
+            ballot: Some(ballot),
+            from_slot: 1,
+            ..Promise::default()
+        }),
+    );
+    let elect = |deliver: bool| {
+        let mut checker = Checker::new(vec![1, 2, 3]);
+        checker.on_send(&prepare);
+        checker.on_send(&promise);
+        if deliver {
+            checker.on_deliver(&promise);
+        }
+        checker.on_leader(1, ballot);
+        checker.violations().to_vec()
+    };
+    assert_eq!(
+        elect(true),
+        Vec::<String>::new(),
+        "its own and node 2's: a majority"
+    );
+    assert_eq!(
+        elect(false),
+        ["node 1 leads in ballot 2.1 on 1 promises, short of a phase-1 quorum of 2 of voters {1, 2, 3}"],
+        "the promise sent but never delivered was not heard"
+    );
+}

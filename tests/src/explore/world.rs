@@ -262,7 +262,10 @@ impl World {
                                 break;
                             };
                             match node.step(m.clone()) {
-                                Ok(()) => self.obs.arrived(m.to, b, &m),
+                                Ok(()) => {
+                                    c.checker.on_deliver(&m);
+                                    self.obs.arrived(m.to, b, &m);
+                                }
                                 // A reply from a node the receiver no
                                 // longer counts is refused by design.
                                 Err(Error::UnknownPeer(_)) if self.removals => {}
