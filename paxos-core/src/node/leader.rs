@@ -164,10 +164,13 @@ impl<S: Storage> Node<S> {
                 DropReason::TooManyInflightBytes,
             )));
         }
-        if let Some(first) = open.first.take() {
-            if let Err(e) = open.batch.push(&first) {
+        // The first command moves into the batch only once it is in: a
+        // refusal leaves the slot as it was.
+        if let Some(first) = &open.first {
+            if let Err(e) = open.batch.push(first) {
                 return Some(Err(refused(e)));
             }
+            open.first = None;
         }
         if let Err(e) = open.batch.push(data) {
             return Some(Err(refused(e)));
