@@ -596,4 +596,71 @@ mod tests {
         assert_eq!(e.command_slices().expect("built").count(), 3);
         assert_eq!(b.finish_one(), None, "no command: nothing to hand out");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn entry(data: Vec<u8>) -> Entry {
+            Entry {
+                slot: 5,
+                ballot: None,
+                kind: EntryKind::Batch as i32,
+                data: data.into(),
+            }
+        }
+
+        proptest! {
+            /// What the builder writes, both readers hand back exactly.
+            #[test]
+            fn built_batches_read_back(commands in prop::collection::vec(
+                prop::collection::vec(any::<u8>(), 0..300), 1..40)) {
+                let e = entry(batch_payload(&commands).expect("few").to_vec());
+                let owned: Vec<Vec<u8>> = e.commands().expect("built").map(|c| c.data.to_vec()).collect();
+                let borrowed: Vec<&[u8]> = e.command_slices().expect("built").map(|(_, c)| c).collect();
+                prop_assert_eq!(&owned, &commands);
+                prop_assert_eq!(borrowed.len(), commands.len());
+                prop_assert_eq!(e.commands().expect("built").len(), commands.len());
+            }
+
+            /// Any bytes at all: the check never panics, and a payload it
+            /// accepts is covered exactly by the commands it yields.
+            #[test]
+            fn any_payload_is_checked_without_panic(data in prop::collection::vec(any::<u8>(), 0..200)) {
+                let e = entry(data);
+                match e.command_slices() {
+                    Ok(slices) => {
+                        let lens: Vec<usize> = slices.map(|(_, c)| c.len()).collect();
+                        prop_assert!(!lens.is_empty());
+                        let framed: usize = lens.iter().map(|&l| framed_len(l)).sum();
+                        prop_assert_eq!(framed + LEN_BYTES, e.data.len());
+                    }
+                    Err(_) => prop_assert!(e.check_batch().is_err() && e.commands().is_err()),
+                }
+            }
+
+            /// A built batch with one byte changed, cut or added is either
+            /// refused or read without a panic.
+            #[test]
+            fn a_damaged_batch_is_refused_or_read(
+                commands in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..10),
+                at in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+                how in 0..3u8,
+            ) {
+                let mut data = batch_payload(&commands).expect("few").to_vec();
+                let i = at.index(data.len());
+                match how {
+                    0 => data[i] = byte,
+                    1 => data.truncate(i),
+                    _ => data.insert(i, byte),
+                }
+                let e = entry(data);
+                if let Ok(c) = e.commands() {
+                    let n = c.count();
+                    prop_assert_eq!(n, e.command_slices().expect("as commands").count());
+                }
+            }
+        }
+    }
 }
