@@ -35,14 +35,20 @@ pub struct Command {
 impl Command {
     /// The bytes to propose for `op` by `client` at sequence `seq`.
     pub fn encode_op(client: u64, seq: u64, op: Op) -> Bytes {
-        Bytes::from(
-            Command {
-                client,
-                seq,
-                op: Some(op),
-            }
-            .encode_to_vec(),
-        )
+        let mut buf = Vec::new();
+        Command::encode_op_into(client, seq, op, &mut buf);
+        Bytes::from(buf)
+    }
+
+    /// [`Command::encode_op`], appended to `buf`.
+    pub fn encode_op_into(client: u64, seq: u64, op: Op, buf: &mut Vec<u8>) {
+        let command = Command {
+            client,
+            seq,
+            op: Some(op),
+        };
+        buf.reserve(command.encoded_len());
+        command.encode_raw(buf);
     }
 }
 

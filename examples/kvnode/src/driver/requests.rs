@@ -5,6 +5,10 @@
 
 use super::*;
 
+/// Capacity of the turn's encoded writes kept for the next turn: room for
+/// a few hundred writes of ordinary size.
+const KEPT_ENCODED: usize = 256 << 10;
+
 impl Driver {
     pub(super) fn client(&mut self, op: ClientOp, tx: oneshot::Sender<Reply>) {
         let waiter = Waiter {
@@ -86,21 +90,25 @@ impl Driver {
             self.next_seq += 1;
             (self.own_client, self.next_seq - 1)
         });
-        let data = Command::encode_op(client, seq, op);
-        self.write_batch.commands.push(data);
-        self.write_batch.waiters.push(((client, seq), waiter));
+        let batch = &mut self.write_batch;
+        Command::encode_op_into(client, seq, op, &mut batch.encoded);
+        batch.ends.push(batch.encoded.len());
+        batch.waiters.push(((client, seq), waiter));
     }
 
     /// Proposes every write of this turn, back to back: nothing reaches the
     /// node in between, so the library puts them into as few slots as its
     /// batch limits allow (`Config::max_batch_commands`, `max_batch_bytes`).
     pub(super) fn propose_writes(&mut self) {
-        if self.write_batch.commands.is_empty() {
+        if self.write_batch.ends.is_empty() {
             return;
         }
         let mut batch = std::mem::take(&mut self.write_batch);
-        for (data, (session, waiter)) in batch.commands.drain(..).zip(batch.waiters.drain(..)) {
-            match self.node.propose(data) {
+        let mut start = 0;
+        for (&end, (session, waiter)) in batch.ends.iter().zip(batch.waiters.drain(..)) {
+            let data = batch.encoded.get(start..end).unwrap_or_default();
+            start = end;
+            match self.node.propose_slice(data) {
                 Ok(Proposed::At(_)) => {
                     self.metrics.proposals.fetch_add(1, Relaxed);
                     self.writes.entry(session).or_default().push(waiter);
@@ -114,7 +122,11 @@ impl Driver {
                 }
             }
         }
-        // The vectors keep their capacity for the next turn.
+        // The vectors keep their capacity for the next turn (an exceptional
+        // turn's buffer is not kept at its size).
+        batch.encoded.clear();
+        batch.encoded.shrink_to(KEPT_ENCODED);
+        batch.ends.clear();
         self.write_batch = batch;
     }
 
