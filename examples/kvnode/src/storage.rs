@@ -61,11 +61,15 @@ const STATE_APPLIED: &str = "state_applied";
 const COMPACTED: &str = "compacted";
 /// The latest snapshot (encoded `Snapshot`), covering the compacted prefix.
 const SNAPSHOT: &str = "snapshot";
-/// How entries carry commands: [`ENTRY_FORMAT`] since the library batches
-/// commands into slots itself; absent in stores of earlier kvnodes, whose
-/// normal entries held a batch encoding of kvnode's own.
+/// How entries carry commands: [`ENTRY_FORMAT`] since a batch entry's
+/// lengths and count follow its commands (a trailer); absent in stores of
+/// earlier kvnodes, whose normal entries held a batch encoding of kvnode's
+/// own.
 const FORMAT: &str = "entry_format";
-const ENTRY_FORMAT: &[u8] = b"library-batches";
+const ENTRY_FORMAT: &[u8] = b"batch-trailer";
+/// The format before: the library's batches framed each command with a
+/// varint length in front of it.
+const LENGTH_PREFIXED_FORMAT: &[u8] = b"library-batches";
 /// The membership after the applied slot (the persisted `conf_state` is the
 /// one after the committed slot, which may be ahead).
 const SM_CONF_STATE: &str = "sm_conf_state";
@@ -220,6 +224,11 @@ fn check_format(txn: &redb::WriteTransaction) -> Result<(), String> {
     let held = meta.get(FORMAT).map_err(|e| e.to_string())?;
     match held.map(|v| v.value().to_vec()) {
         Some(f) if f == ENTRY_FORMAT => Ok(()),
+        Some(f) if f == LENGTH_PREFIXED_FORMAT => Err("it was written by an earlier kvnode, \
+            whose batch entries frame each command with its length in front, a format this \
+            version does not read; serve it with the kvnode that wrote it, or start this \
+            member from an empty data directory and let it catch up from the others"
+            .into()),
         Some(f) => Err(format!(
             "its entries are in format {:?}, which this kvnode does not read",
             String::from_utf8_lossy(&f)

@@ -184,6 +184,14 @@ fn a_store_of_an_earlier_entry_format_is_refused_and_kept() {
     });
     let err = RedbStorage::open(&path).expect_err("refused");
     assert!(err.to_string().contains("does not read"), "{err}");
+    // The format before batch trailers: its batches would read as garbage.
+    raw(&|txn| {
+        let mut t = txn.open_table(meta).expect("meta");
+        t.insert("entry_format", b"library-batches".as_slice())
+            .expect("mark");
+    });
+    let err = RedbStorage::open(&path).expect_err("refused");
+    assert!(err.to_string().contains("length in front"), "{err}");
 }
 
 #[test]
