@@ -115,6 +115,22 @@ mod tests {
     }
 
     #[test]
+    fn borrowed_payloads_are_copied_small_into_the_chunk_large_alone() {
+        let mut arena = Arena::default();
+        let caller = vec![4u8; 100];
+        let a = arena.intern(Payload::Borrowed(&caller));
+        let b = arena.intern(Payload::Borrowed(&caller[..10]));
+        assert_eq!((&a[..], &b[..]), (&caller[..], &caller[..10]));
+        assert_ne!(a.as_ptr(), caller.as_ptr(), "a copy, not the caller's");
+        assert_eq!(a.as_ptr().wrapping_add(100), b.as_ptr(), "one chunk");
+        let big = vec![5u8; COPYBREAK + 1];
+        let c = arena.intern(Payload::Borrowed(&big));
+        assert_eq!(&c[..], &big[..]);
+        assert_ne!(c.as_ptr(), b.as_ptr().wrapping_add(10), "not in the chunk");
+        assert!(arena.intern(Payload::Borrowed(&[])).is_empty());
+    }
+
+    #[test]
     fn a_full_chunk_is_replaced_and_earlier_slices_stay_valid() {
         let mut arena = Arena::default();
         let kept: Vec<Bytes> = (0..3 * CHUNK / COPYBREAK)
