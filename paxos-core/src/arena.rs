@@ -124,9 +124,15 @@ mod tests {
         assert_ne!(a.as_ptr(), caller.as_ptr(), "a copy, not the caller's");
         assert_eq!(a.as_ptr().wrapping_add(100), b.as_ptr(), "one chunk");
         let big = vec![5u8; COPYBREAK + 1];
+        let room = arena.chunk.capacity() - arena.chunk.len();
         let c = arena.intern(Payload::Borrowed(&big));
         assert_eq!(&c[..], &big[..]);
-        assert_ne!(c.as_ptr(), b.as_ptr().wrapping_add(10), "not in the chunk");
+        assert_ne!(c.as_ptr(), big.as_ptr(), "a copy, not the caller's");
+        assert_eq!(
+            arena.chunk.capacity() - arena.chunk.len(),
+            room,
+            "a large one takes no room in the chunk"
+        );
         assert!(arena.intern(Payload::Borrowed(&[])).is_empty());
     }
 
