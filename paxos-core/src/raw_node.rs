@@ -11,7 +11,7 @@ use bytes::Bytes;
 use paxos_proto::{ConfChange, ConfState, Entry, EntryKind, HardState, Message, Snapshot};
 use slog::Logger;
 
-/// What the host must do next (PROTOCOL.md rules D1-D4), in this order:
+/// What the host must do next (PROTOCOL.md rules D1-D5), in this order:
 /// 1. persist, durably: [`Ready::snapshot`] (if any: from then on storage
 ///    holds no slot it covers and returns it from [`Storage::snapshot`]),
 ///    then [`Ready::entries`] (each replaces whatever its slot held), then
@@ -29,11 +29,13 @@ use slog::Logger;
 ///    be sent at once, before or while persisting: the leader's disk write
 ///    then overlaps the round trip to its followers;
 /// 3. install the snapshot's data as the application's state (if any), then
-///    apply [`Ready::committed_entries`] in order. These are decided by a
-///    quorum already, so a host may also apply them before or while it
-///    persists this `Ready` (kvnode does, to write what applying changed
-///    in the same transaction), provided it reveals their results — to
-///    clients, say — only once the persist is done;
+///    apply [`Ready::committed_entries`] in order. These are chosen
+///    already (a quorum accepted them durably), so a host may also apply
+///    them, and reveal their results to clients, before or while it
+///    persists this `Ready`: a crash cannot change them, and applying them
+///    again after a restart reaches the same results (PROTOCOL.md rule D5;
+///    kvnode answers its clients first, then writes what applying changed
+///    in the same transaction as the `Ready`);
 /// 4. call [`RawNode::advance`] with this `Ready`.
 ///
 /// A host may pipeline: take further `Ready`s, and step messages, ticks and
@@ -50,7 +52,7 @@ use slog::Logger;
 /// in place and carry on: the node's memory may already count on it. It
 /// sends nothing more of this `Ready` (its [`Ready::messages`] sent
 /// already are fine) nor of later ones, reveals no result that depends on
-/// it, does not advance it, and stops the node, restarting it from
+/// it (decided entries do not), does not advance it, and stops the node, restarting it from
 /// storage. What reached the disk is a prefix of the order in step 1, and
 /// the node restarts safely from each one (PROTOCOL.md rule D4).
 #[derive(Debug, Default)]

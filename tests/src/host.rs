@@ -34,6 +34,12 @@ pub struct HostMix {
     /// a slot (instance batching, rule L5), until any other input closes
     /// it.
     pub propose_delay: u64,
+    /// The host applies a `Ready`'s decided entries, answers the clients
+    /// waiting on them and serves its confirmed reads before persisting it;
+    /// only its persisted messages wait for the sync (rule D5: decided
+    /// entries are chosen, so their results do not depend on this node's
+    /// disk).
+    pub reveal_early: bool,
 }
 
 impl HostMix {
@@ -45,11 +51,14 @@ impl HostMix {
             torn_persist: false,
             campaign_every: 0,
             propose_delay: 0,
+            reveal_early: false,
         }
     }
 
     /// Draws the host for `seed`: about half the seeds pipeline, half of
-    /// all persist torn, a quarter call `campaign()` at random.
+    /// all persist torn, a quarter call `campaign()` at random, half reveal
+    /// decided entries before the persist (drawn last, so the earlier
+    /// draws are what they were before it existed).
     pub fn draw(seed: u64) -> Self {
         let mut rng = Rng::new(seed ^ 0x4057_9ead_1e55);
         let mut mix = HostMix::kind();
@@ -64,6 +73,7 @@ impl HostMix {
         if rng.chance(0.5) {
             mix.propose_delay = rng.pick(&[5, 30, 100, 250]);
         }
+        mix.reveal_early = rng.chance(0.5);
         mix
     }
 
@@ -152,6 +162,9 @@ mod tests {
         assert!(draws.iter().any(|m| *m == HostMix::kind()));
         assert!(draws.iter().any(|m| m.pipeline > 1 && m.torn_persist));
         assert!(draws.iter().any(|m| m.campaign_every > 0));
+        assert!(draws
+            .iter()
+            .any(|m| m.pipeline > 1 && m.torn_persist && m.reveal_early));
         assert!(draws.iter().all(|m| m.pipeline == 1 || m.flush_delay > 0));
         assert_eq!(HostMix::draw(7), HostMix::draw(7), "a seed fixes its host");
     }

@@ -1,12 +1,15 @@
 //! Failing syncs (rule D4): a host that stops the node when a sync fails
-//! stays safe, and a host that reveals a `Ready` before its sync is caught.
+//! stays safe, also when it answers the clients of decided entries before
+//! the sync (rule D5), and a host that sends a `Ready`'s replies before its
+//! sync is caught.
 
 use paxos_core::proto::ConfChangeType;
 use paxos_sim::disk::{Disk, Reached};
+use paxos_sim::host::HostMix;
 use paxos_sim::scenario::{cmd, Cluster};
 use paxos_sim::{run, FaultMix, SimOptions};
 
-/// The planted host bug (replies and client answers before the sync) is
+/// The planted host bug (replies before the sync) is
 /// caught within 10 seeds once syncs fail (at seed 0 with a failing disk of
 /// rate 1/50), and in none of these 20 with a healthy disk: only a failed
 /// sync (or a rare torn crash) shows what was revealed too early.
@@ -31,6 +34,42 @@ fn acking_before_the_sync_is_caught_with_a_failing_disk() {
             out.violations
         );
     }
+}
+
+/// Rule D5: hosts that apply decided entries and answer their clients
+/// before every sync stay clean when syncs fail, while the same hosts
+/// sending their replies before the sync too are caught.
+#[test]
+fn answering_decided_entries_before_the_sync_is_safe() {
+    let opts = |seed, replies_early| SimOptions {
+        seed,
+        disk: Some(Disk::failing(0.02)),
+        host: Some(HostMix {
+            reveal_early: true,
+            ..HostMix::draw(seed)
+        }),
+        ack_before_sync: replies_early,
+        ..SimOptions::default()
+    };
+    let (mut failures, mut sync_failures, mut completed) = (Vec::new(), 0, 0);
+    for seed in 0..200 {
+        let out = run(opts(seed, false));
+        sync_failures += out.sync_failures;
+        completed += out.ops.1;
+        if !out.violations.is_empty() {
+            failures.push(format!("seed {seed}: {:?}", out.violations));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(sync_failures > 200, "only {sync_failures} syncs failed");
+    assert!(
+        completed > 1000,
+        "only {completed} client operations completed"
+    );
+    assert!(
+        (0..10).any(|seed| !run(opts(seed, true)).violations.is_empty()),
+        "replies before the sync not caught in 10 seeds"
+    );
 }
 
 /// Every fault at once, and a failing disk: no violation.

@@ -66,8 +66,8 @@ struct Args {
     /// when unset (half the seeds get a failing disk).
     #[arg(long)]
     disk_fail: Option<f64>,
-    /// Plant a host bug: send replies and answer clients before each
-    /// sync, and leave them out when it fails.
+    /// Plant a host bug: send replies before each sync (answering
+    /// clients too, which rule D5 allows), and leave them out when it fails.
     #[arg(long)]
     ack_before_sync: bool,
     /// Write a space-time diagram of the run to FILE: one self-contained

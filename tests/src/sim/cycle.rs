@@ -128,13 +128,18 @@ impl Sim {
     fn complete(&mut self, id: u64, mut rd: Ready) -> bool {
         let snapshot = rd.take_snapshot();
         let early = self.opts.ack_before_sync;
+        // Decided entries may be revealed before the sync (rule D5); the
+        // planted bug goes further and sends the persisted messages too.
+        let reveal_early = early || self.host.reveal_early;
         let mut applied_any = false;
         if early {
-            // The planted host bug: replies and client answers leave before
-            // the sync, and stay out when it fails.
+            // The planted host bug: replies leave before the sync, and stay
+            // out when it fails.
             for m in rd.drain_persisted_messages() {
                 self.send(id, m);
             }
+        }
+        if reveal_early {
             applied_any = self.reveal(id, &mut rd, snapshot.as_ref(), false);
         }
         if !self.persist(id, &rd, snapshot.as_ref()) {
@@ -149,7 +154,9 @@ impl Sim {
         if self.ready_crash(id, "after sending, before applying") {
             return false;
         }
-        if early {
+        if reveal_early {
+            // Compaction waits for the persist: the log may drop only what
+            // a durable snapshot covers.
             self.maybe_compact(id);
         } else {
             applied_any = self.reveal(id, &mut rd, snapshot.as_ref(), true);

@@ -34,8 +34,9 @@ pub struct SimOptions {
     /// The disk; drawn from the seed when unset (half the seeds fail
     /// syncs).
     pub disk: Option<Disk>,
-    /// A planted host bug: send each `Ready`'s persisted messages and
-    /// answer clients before its sync, and leave them out when it fails.
+    /// A planted host bug: send each `Ready`'s persisted messages before
+    /// its sync (and answer clients, which rule D5 allows), and leave them
+    /// out when it fails.
     pub ack_before_sync: bool,
     /// Print every event.
     pub trace: bool,
