@@ -1,18 +1,20 @@
 //! The driver: one thread owns the `RawNode`, its storage and the state
 //! machine, and runs the Ready loop: send what may leave at once, apply the
-//! decided entries in memory, persist, send the rest, answer, advance.
+//! decided entries in memory and answer their clients, persist, send the
+//! rest, advance.
 //!
 //! Everything else talks to it through one bounded channel ([`Inbox`]):
 //! peer messages from the transport, client requests from the HTTP API,
 //! answers to address lookups. Each turn it drains what arrived, ticks when
 //! a tick is due, then handles every `Ready`: it installs the snapshot (if
-//! any) and applies the decided entries to the state machine first (they
-//! are decided already: `Ready`'s contract allows it), then writes **one**
+//! any) and applies the decided entries to the state machine first, and
+//! answers the clients waiting on them (they are chosen already: the
+//! `Ready` contract allows both, PROTOCOL.md rule D5), then writes **one**
 //! synced transaction: the Ready's snapshot, hard state and entries
 //! together with what applying changed — the blocks and applied slot
 //! always, the KV and session tables at checkpoints (group commit: one
 //! sync per Ready, however many commands it carries). Only after that sync
-//! do the persisted messages leave and clients get their answers.
+//! do the persisted messages (promises, acceptances) leave.
 //!
 //! redb's sync blocks, which is why this is a plain thread and not a task:
 //! the tokio reactor never waits on the disk.

@@ -1,11 +1,11 @@
-//! The Ready loop: each `Ready` persisted in one synced transaction with
-//! what applying its decided entries changed, then its messages sent, then
-//! its waiters answered.
+//! The Ready loop: each `Ready`'s decided entries applied and their
+//! waiters answered, then the `Ready` persisted in one synced transaction
+//! with what applying changed, then its persisted messages sent.
 
 use super::*;
 
 impl Driver {
-    /// The Ready loop: apply, persist (one sync), send, answer, advance.
+    /// The Ready loop: apply, answer, persist (one sync), send, advance.
     pub(super) fn process_readys(&mut self) -> Result<(), DriverError> {
         for _ in 0..MAX_READYS {
             if !self.node.has_ready() {
@@ -20,9 +20,12 @@ impl Driver {
                 Some(snapshot) => self.install(snapshot)?,
                 None => None,
             };
-            // Decided entries are chosen already, so applying them before
-            // the sync is safe; what they change is written in the same
-            // transaction, and nobody hears of it before the sync returns.
+            // Decided entries are chosen already, so applying them and
+            // answering their clients before the sync is safe (PROTOCOL.md
+            // rule D5): a crash cannot unchoose them, and a restart redoes
+            // them from the log to the same outcomes. What applying changed
+            // is written in the Ready's transaction; a client waits for one
+            // sync fewer.
             let committed = rd.committed_entries();
             // The membership changes that took effect (a void one, computed
             // on a membership another change replaced, does not).
@@ -49,6 +52,25 @@ impl Driver {
                     self.sm.take_chain_changes()
                 }
             });
+            for (client, seq, outcome) in outcomes {
+                if let Some(waiters) = self.writes.remove(&(client, seq)) {
+                    for w in waiters {
+                        let _ = w.tx.send(Reply::Applied {
+                            client,
+                            seq,
+                            outcome: outcome.clone(),
+                        });
+                    }
+                }
+            }
+            for rs in rd.take_read_states() {
+                let ctx = <[u8; 8]>::try_from(rs.ctx.as_ref()).map(u64::from_be_bytes);
+                if let Some(batch) = ctx.ok().and_then(|c| self.reads_pending.remove(&c)) {
+                    self.reads_ready
+                        .extend(batch.into_iter().map(|r| (rs.index, r)));
+                }
+            }
+            self.serve_reads();
             let created = self.take_snapshot();
             let write = ReadyWrite {
                 hard_state: rd.hard_state(),
@@ -72,25 +94,6 @@ impl Driver {
             // Durable: now the replies that depend on it may leave.
             self.outbox.send(rd.drain_persisted_messages());
             self.answer_member_changes(&conf_slots);
-            for (client, seq, outcome) in outcomes {
-                if let Some(waiters) = self.writes.remove(&(client, seq)) {
-                    for w in waiters {
-                        let _ = w.tx.send(Reply::Applied {
-                            client,
-                            seq,
-                            outcome: outcome.clone(),
-                        });
-                    }
-                }
-            }
-            for rs in rd.take_read_states() {
-                let ctx = <[u8; 8]>::try_from(rs.ctx.as_ref()).map(u64::from_be_bytes);
-                if let Some(batch) = ctx.ok().and_then(|c| self.reads_pending.remove(&c)) {
-                    self.reads_ready
-                        .extend(batch.into_iter().map(|r| (rs.index, r)));
-                }
-            }
-            self.serve_reads();
             self.node.advance(rd);
         }
         Ok(())
