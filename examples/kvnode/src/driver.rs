@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+mod hold;
 mod ready;
 mod requests;
 mod resolve;
@@ -230,6 +231,10 @@ pub(crate) struct Driver {
     writes: HashMap<(u64, u64), Vec<Waiter>>,
     /// Writes that arrived this turn: one proposal for all.
     write_batch: WriteBatch,
+    /// The highest slot a write was proposed at here.
+    proposed_to: u64,
+    /// Whether `write_batch` is held back for a later turn.
+    hold: hold::Hold,
     /// Linearizable reads that arrived this turn: one `read_index` for all.
     read_batch: Vec<ReadWaiter>,
     /// Reads waiting for their `ReadState`, by context.
@@ -307,6 +312,8 @@ impl Driver {
             stop,
             writes: HashMap::new(),
             write_batch: WriteBatch::default(),
+            proposed_to: 0,
+            hold: hold::Hold::default(),
             read_batch: Vec::new(),
             reads_pending: HashMap::new(),
             reads_ready: Vec::new(),
@@ -334,7 +341,8 @@ impl Driver {
             let wait = if self.node.has_ready() {
                 Duration::ZERO
             } else {
-                next_tick.saturating_duration_since(Instant::now())
+                let until = self.writes_due().map_or(next_tick, |h| h.min(next_tick));
+                until.saturating_duration_since(Instant::now())
             };
             match self.inbox.recv_timeout(wait) {
                 Ok(input) => {

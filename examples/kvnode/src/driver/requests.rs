@@ -52,7 +52,7 @@ impl Driver {
     pub(super) fn write(&mut self, session: Option<(u64, u64)>, op: Op, waiter: Waiter) {
         if let Some((client, seq)) = session {
             // A retry of what was already applied gets its first outcome,
-            // from durable state, without taking another slot.
+            // from the applied state, without taking another slot.
             match self.sm.lookup(client, seq) {
                 Lookup::New => {}
                 Lookup::Applied(outcome) => {
@@ -103,13 +103,17 @@ impl Driver {
         if self.write_batch.ends.is_empty() {
             return;
         }
+        if self.hold_writes(Instant::now()) {
+            return;
+        }
         let mut batch = std::mem::take(&mut self.write_batch);
         let mut start = 0;
         for (&end, (session, waiter)) in batch.ends.iter().zip(batch.waiters.drain(..)) {
             let data = batch.encoded.get(start..end).unwrap_or_default();
             start = end;
             match self.node.propose_slice(data) {
-                Ok(Proposed::At(_)) => {
+                Ok(Proposed::At(position)) => {
+                    self.proposed_to = self.proposed_to.max(position.slot);
                     self.metrics.proposals.fetch_add(1, Relaxed);
                     self.writes.entry(session).or_default().push(waiter);
                 }
@@ -128,6 +132,22 @@ impl Driver {
         batch.encoded.shrink_to(KEPT_ENCODED);
         batch.ends.clear();
         self.write_batch = batch;
+    }
+
+    /// Whether the writes of this turn wait for a later one (see
+    /// [`hold`](super::hold)).
+    fn hold_writes(&mut self, now: Instant) -> bool {
+        let turn = hold::Turn {
+            leader: self.role == StateRole::Leader,
+            undecided: self.proposed_to > self.node.committed(),
+            writes: self.write_batch.ends.len(),
+        };
+        self.hold.holds(turn, now)
+    }
+
+    /// When the writes held back are due, if any are.
+    pub(super) fn writes_due(&self) -> Option<Instant> {
+        self.hold.due(self.proposed_to > self.node.committed())
     }
 
     pub(super) fn member(
