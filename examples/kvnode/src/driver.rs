@@ -234,9 +234,11 @@ pub(crate) struct Driver {
     /// The highest slot a write was proposed at here.
     proposed_to: u64,
     /// Whether `write_batch` is held back for a later turn.
-    hold: hold::Hold,
+    write_hold: hold::Hold,
     /// Linearizable reads that arrived this turn: one `read_index` for all.
     read_batch: Vec<ReadWaiter>,
+    /// Whether `read_batch` is held back for a later turn.
+    read_hold: hold::Hold,
     /// Reads waiting for their `ReadState`, by context.
     reads_pending: HashMap<u64, Vec<ReadWaiter>>,
     /// Confirmed reads waiting for the state machine to reach their index.
@@ -313,7 +315,8 @@ impl Driver {
             writes: HashMap::new(),
             write_batch: WriteBatch::default(),
             proposed_to: 0,
-            hold: hold::Hold::default(),
+            write_hold: hold::Hold::default(),
+            read_hold: hold::Hold::default(),
             read_batch: Vec::new(),
             reads_pending: HashMap::new(),
             reads_ready: Vec::new(),
@@ -341,7 +344,7 @@ impl Driver {
             let wait = if self.node.has_ready() {
                 Duration::ZERO
             } else {
-                let until = self.writes_due().map_or(next_tick, |h| h.min(next_tick));
+                let until = self.held_due().map_or(next_tick, |h| h.min(next_tick));
                 until.saturating_duration_since(Instant::now())
             };
             match self.inbox.recv_timeout(wait) {

@@ -1,14 +1,16 @@
-//! When a leader proposes the writes of a turn: at once, unless the slot
-//! it proposed last is still undecided and the batch is small. Then it
-//! holds them back, for at most [`HOLD_WRITES`], so the writes arriving
-//! meanwhile join them in one slot. Every slot costs each member one
-//! synced transaction, so under load the hold trades a little waiting for
-//! fewer syncs per write; a lone client never waits, as nothing of its own
-//! is undecided when it writes again.
+//! When a leader proposes the writes of a turn, or starts the `read_index`
+//! round for its reads: at once, unless the slot it proposed last is still
+//! undecided (for writes) or its last round is unconfirmed (for reads) and
+//! the batch is small. Then it holds them back, for at most
+//! [`HOLD_WRITES`], so those arriving meanwhile join them. Every slot costs
+//! each member one synced transaction, every round a heartbeat to and from
+//! each member, so under load the hold trades a little waiting for fewer
+//! of them per request; a lone client never waits, as nothing of its own
+//! is in flight when it asks again.
 
 use std::time::{Duration, Instant};
 
-/// The longest a turn's writes are held back.
+/// The longest a turn's writes or reads are held back.
 pub(crate) const HOLD_WRITES: Duration = Duration::from_millis(2);
 /// A batch this large is proposed at once: waiting would add little to it.
 pub(crate) const HOLD_MAX_COMMANDS: usize = 256;
@@ -18,29 +20,30 @@ pub(crate) const HOLD_MAX_COMMANDS: usize = 256;
 pub(crate) struct Turn {
     /// The member leads (a member that does not refuses its writes at once).
     pub(crate) leader: bool,
-    /// A slot proposed here is above the committed watermark.
-    pub(crate) undecided: bool,
-    /// Writes waiting to be proposed.
-    pub(crate) writes: usize,
+    /// What the batch would follow is still out: a slot proposed here
+    /// above the committed watermark, or a `read_index` round unconfirmed.
+    pub(crate) in_flight: bool,
+    /// Requests waiting in the batch.
+    pub(crate) queued: usize,
 }
 
-/// The writes held back, if any: since when.
+/// The batch held back, if any: since when.
 #[derive(Debug, Default)]
 pub(crate) struct Hold {
     since: Option<Instant>,
 }
 
 impl Hold {
-    /// Whether the writes waiting at `now` stay back for a later turn.
+    /// Whether the batch waiting at `now` stays back for a later turn.
     pub(crate) fn holds(&mut self, turn: Turn, now: Instant) -> bool {
-        if turn.writes == 0 {
+        if turn.queued == 0 {
             self.since = None;
             return false;
         }
         let since = *self.since.get_or_insert(now);
         let hold = turn.leader
-            && turn.undecided
-            && turn.writes < HOLD_MAX_COMMANDS
+            && turn.in_flight
+            && turn.queued < HOLD_MAX_COMMANDS
             && now.saturating_duration_since(since) < HOLD_WRITES;
         if !hold {
             self.since = None;
@@ -48,12 +51,12 @@ impl Hold {
         hold
     }
 
-    /// When the writes held back are due: at once once the slot they wait
-    /// for is decided (`undecided` false), else at the hold's end. `None`
-    /// when nothing is held.
-    pub(crate) fn due(&self, undecided: bool) -> Option<Instant> {
+    /// When the batch held back is due: at once once what it waits for is
+    /// no longer `in_flight`, else at the hold's end. `None` when nothing
+    /// is held.
+    pub(crate) fn due(&self, in_flight: bool) -> Option<Instant> {
         let since = self.since?;
-        Some(if undecided {
+        Some(if in_flight {
             since + HOLD_WRITES
         } else {
             since
@@ -65,19 +68,19 @@ impl Hold {
 mod tests {
     use super::*;
 
-    fn turn(leader: bool, undecided: bool, writes: usize) -> Turn {
+    fn turn(leader: bool, in_flight: bool, queued: usize) -> Turn {
         Turn {
             leader,
-            undecided,
-            writes,
+            in_flight,
+            queued,
         }
     }
 
     #[test]
-    fn writes_go_at_once_unless_a_leader_waits_on_its_last_slot() {
+    fn a_batch_goes_at_once_unless_a_leader_waits_on_an_earlier_one() {
         let now = Instant::now();
         let mut h = Hold::default();
-        assert!(!h.holds(turn(true, false, 5), now), "nothing undecided");
+        assert!(!h.holds(turn(true, false, 5), now), "nothing in flight");
         assert!(!h.holds(turn(false, true, 5), now), "not the leader");
         assert!(!h.holds(turn(true, true, HOLD_MAX_COMMANDS), now), "full");
         assert!(!h.holds(turn(true, true, 0), now), "no writes");
@@ -86,13 +89,13 @@ mod tests {
     }
 
     #[test]
-    fn a_hold_ends_at_its_deadline_or_once_the_slot_is_decided() {
+    fn a_hold_ends_at_its_deadline_or_once_the_earlier_batch_is_done() {
         let start = Instant::now();
         let mut h = Hold::default();
         assert!(h.holds(turn(true, true, 1), start));
         assert_eq!(h.due(true), Some(start + HOLD_WRITES));
         assert_eq!(h.due(false), Some(start), "decided: due at once");
-        // More writes join; the deadline stays the first write's.
+        // More requests join; the deadline stays the first one's.
         let later = start + HOLD_WRITES / 2;
         assert!(h.holds(turn(true, true, 40), later));
         assert_eq!(h.due(true), Some(start + HOLD_WRITES));

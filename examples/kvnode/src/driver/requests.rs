@@ -139,15 +139,30 @@ impl Driver {
     fn hold_writes(&mut self, now: Instant) -> bool {
         let turn = hold::Turn {
             leader: self.role == StateRole::Leader,
-            undecided: self.proposed_to > self.node.committed(),
-            writes: self.write_batch.ends.len(),
+            in_flight: self.proposed_to > self.node.committed(),
+            queued: self.write_batch.ends.len(),
         };
-        self.hold.holds(turn, now)
+        self.write_hold.holds(turn, now)
     }
 
-    /// When the writes held back are due, if any are.
-    pub(super) fn writes_due(&self) -> Option<Instant> {
-        self.hold.due(self.proposed_to > self.node.committed())
+    /// Whether the reads of this turn wait for a later one (see
+    /// [`hold`](super::hold)).
+    fn hold_reads(&mut self, now: Instant) -> bool {
+        let turn = hold::Turn {
+            leader: self.role == StateRole::Leader,
+            in_flight: !self.reads_pending.is_empty(),
+            queued: self.read_batch.len(),
+        };
+        self.read_hold.holds(turn, now)
+    }
+
+    /// When the writes or reads held back are due, if any are.
+    pub(super) fn held_due(&self) -> Option<Instant> {
+        let writes = self
+            .write_hold
+            .due(self.proposed_to > self.node.committed());
+        let reads = self.read_hold.due(!self.reads_pending.is_empty());
+        writes.into_iter().chain(reads).min()
     }
 
     pub(super) fn member(
@@ -212,10 +227,10 @@ impl Driver {
             + self.conf_waiters.len()
     }
 
-    /// One `read_index` round for every linearizable read of this turn:
-    /// a quorum heartbeat per turn, not per read.
+    /// One `read_index` round for every linearizable read of this turn
+    /// (and of turns held back): a quorum heartbeat per batch, not per read.
     pub(super) fn start_reads(&mut self) {
-        if self.read_batch.is_empty() {
+        if self.read_batch.is_empty() || self.hold_reads(Instant::now()) {
             return;
         }
         let batch = std::mem::take(&mut self.read_batch);
