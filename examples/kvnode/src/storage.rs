@@ -11,8 +11,8 @@
 //!
 //! Compaction: the latest snapshot is kept in the store, and the entries it
 //! covers are dropped but for a tail (so a peer lagging a little catches up
-//! from the log, not a whole snapshot); `first_slot` is one past the
-//! compacted prefix.
+//! from the log, not a whole snapshot), a chunk per transaction so that no
+//! one sync stalls on it; `first_slot` is one past the compacted prefix.
 
 use crate::state::{
     Block, ChainHead, Changes, MemberAddress, Sessions, SnapshotData, StateMachine, StoredClient,
@@ -59,6 +59,12 @@ const APPLIED: &str = "applied";
 const STATE_APPLIED: &str = "state_applied";
 /// The end of the compacted prefix: no entry at or below it is held.
 const COMPACTED: &str = "compacted";
+/// Where compaction is headed: entries in (`COMPACTED`, `COMPACT_TO`] are
+/// dropped [`COMPACT_CHUNK`] per transaction, so that a snapshot does not
+/// stall one sync with deleting thousands of entries.
+const COMPACT_TO: &str = "compact_to";
+/// Entries dropped per transaction while compaction catches up.
+const COMPACT_CHUNK: u64 = 32;
 /// The latest snapshot (encoded `Snapshot`), covering the compacted prefix.
 const SNAPSHOT: &str = "snapshot";
 /// How entries carry commands: [`ENTRY_FORMAT`] since a batch entry's
@@ -364,7 +370,10 @@ impl RedbStorage {
     /// per Ready: group commit) what the state machine changed by applying
     /// the Ready's decided entries: applied slot, keys, sessions, blocks.
     /// Applying before persisting is sound because decided entries are
-    /// chosen already; nothing is acknowledged before this returns.
+    /// chosen already (and so is answering their clients, PROTOCOL.md rule
+    /// D5); no reply that depends on this write leaves before it returns.
+    /// A snapshot in `created` starts a compaction that proceeds
+    /// [`COMPACT_CHUNK`] entries per call.
     pub fn persist_ready(&self, w: ReadyWrite<'_>) -> Result<(), StoreError> {
         let ReadyWrite {
             hard_state,
@@ -406,17 +415,32 @@ impl RedbStorage {
             if let Some(c) = changes {
                 Self::write_changes(&txn, &mut meta, c)?;
             }
+            let mut compact_to = meta_slot(&meta, COMPACT_TO).map_err(write_err)?;
             if let Some(c) = created {
                 meta.insert(SNAPSHOT, c.snapshot.encode_to_vec().as_slice())
                     .map_err(write_err)?;
                 // Never past the snapshot: a peer needing a dropped slot is
                 // sent the snapshot instead, so it must cover them all.
                 let to = c.compact_to.min(slot_of(&c.snapshot));
-                if to > compacted {
-                    table.retain_in(..=to, |_, _| false).map_err(write_err)?;
-                    meta.insert(COMPACTED, to.to_be_bytes().as_slice())
+                if to > compact_to {
+                    compact_to = to;
+                    meta.insert(COMPACT_TO, to.to_be_bytes().as_slice())
                         .map_err(write_err)?;
                 }
+            }
+            // A chunk of the compaction under way, if any: the entries are
+            // dropped in slot order, and the prefix is compacted only as
+            // far as they are gone.
+            // Never past the applied slot, whatever the file says: only
+            // applied slots are covered by a snapshot.
+            let compact_to = compact_to.min(meta_slot(&meta, APPLIED).map_err(write_err)?);
+            if compact_to > compacted {
+                let to = compact_to.min(compacted.saturating_add(COMPACT_CHUNK));
+                table
+                    .retain_in(compacted.saturating_add(1)..=to, |_, _| false)
+                    .map_err(write_err)?;
+                meta.insert(COMPACTED, to.to_be_bytes().as_slice())
+                    .map_err(write_err)?;
             }
         }
         txn.commit().map_err(write_err)

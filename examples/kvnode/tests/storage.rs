@@ -449,6 +449,66 @@ fn a_snapshot_compacts_the_log_behind_it_and_survives_reopening() {
     assert!(RawNode::new(&config, s.clone(), &log).is_ok());
 }
 
+/// A snapshot far ahead of the compacted prefix drops the entries behind
+/// it a chunk (32) per transaction, in slot order, across reopening: no one
+/// sync deletes them all.
+#[test]
+fn a_long_compaction_proceeds_a_chunk_per_transaction() {
+    use kvnode::storage::Compaction;
+    use paxos_core::proto::{Snapshot, SnapshotMetadata};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.redb");
+    let mut sm = StateMachine::default();
+    let cs = ConfState {
+        voters: vec![1, 2, 3],
+        ..Default::default()
+    };
+    let hs = |committed| HardState {
+        promised: Some(Ballot::new(1, 1)),
+        committed,
+    };
+    {
+        let s = RedbStorage::open(&path).expect("open");
+        s.init_membership(&cs).expect("membership");
+        let entries = apply_puts(&mut sm, 1..=100);
+        let changes = sm.take_changes();
+        let snapshot = Snapshot {
+            metadata: Some(SnapshotMetadata {
+                slot: 100,
+                conf_state: Some(cs.clone()),
+            }),
+            data: sm.snapshot_data().encode_to_vec().into(),
+        };
+        s.persist_ready(ReadyWrite {
+            entries: &entries,
+            changes: Some(&changes),
+            created: Some(&Compaction {
+                snapshot: snapshot.clone(),
+                compact_to: 90,
+            }),
+            ..ReadyWrite::default()
+        })
+        .expect("persist");
+        assert_eq!(s.first_slot(), Ok(33), "one chunk");
+        assert_eq!(s.snapshot(), Ok(snapshot));
+        assert_eq!(
+            s.entries(32, 40, 100, 1 << 20),
+            Err(StorageError::Compacted(32))
+        );
+        assert_eq!(s.entries(33, 100, 100, 1 << 20).expect("held").len(), 68);
+        s.persist(Some(&hs(100)), &[]).expect("persist");
+        assert_eq!(s.first_slot(), Ok(65), "a second chunk");
+    }
+    let s = RedbStorage::open(&path).expect("reopen");
+    assert_eq!(s.first_slot(), Ok(65), "the compacted prefix is durable");
+    s.persist(Some(&hs(100)), &[]).expect("persist");
+    assert_eq!(s.first_slot(), Ok(91), "the last chunk stops at the target");
+    s.persist(Some(&hs(100)), &[]).expect("persist");
+    assert_eq!(s.first_slot(), Ok(91), "nothing more to drop");
+    assert_eq!(s.last_slot(), Ok(100));
+    assert_eq!(s.entries(91, 100, 100, 1 << 20).expect("tail").len(), 10);
+}
+
 #[test]
 fn an_installed_snapshot_replaces_the_state_and_the_log() {
     use paxos_core::proto::{Snapshot, SnapshotMetadata};

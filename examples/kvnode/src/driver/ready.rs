@@ -84,7 +84,11 @@ impl Driver {
                 let started = Instant::now();
                 self.storage.persist_ready(write)?;
                 self.metrics.sync(started.elapsed());
-                if installed.is_some() || created.is_some() {
+                // A compaction proceeds a chunk per transaction: follow it
+                // until it reaches the log tail behind the snapshot.
+                let compacting =
+                    self.compacted < self.last_snapshot.saturating_sub(self.policy.log_tail);
+                if installed.is_some() || created.is_some() || compacting {
                     self.compacted = self.storage.compacted().unwrap_or(self.compacted);
                 }
             }
