@@ -104,6 +104,12 @@ pub struct Bounds {
     /// Lagging hosts (see [`Action::Lag`]): pipelined `Ready`s, and
     /// crashes with `Ready`s taken and not persisted.
     pub lags: u32,
+    /// A lagging host applies each `Ready`'s decided entries and keeps the
+    /// reads it confirmed as it takes it, before the persist (rule D5);
+    /// the persist, the persisted messages and the advance wait for the
+    /// flush as before. A `Ready` with a snapshot, and any after it, wait
+    /// whole: their entries follow the snapshot.
+    pub early_apply: bool,
     /// Compactions (see [`Action::Compact`]).
     pub compactions: u32,
     /// Crashes (a crashed node may restart at any later point).
@@ -145,6 +151,7 @@ impl Default for Bounds {
             phase2: None,
             max_msg_entries: None,
             lags: 0,
+            early_apply: false,
             compactions: 0,
             crashes: 1,
             drops: 1,

@@ -450,11 +450,18 @@ impl<S: Storage> Cluster<S> {
             self.checker.on_send(&m);
             self.queue.push_back(m);
         }
-        for r in rd.take_read_states() {
-            self.reads.entry(id).or_default().push((r.index, r.ctx));
-        }
         if let Some(snap) = snapshot {
             self.install(id, &snap);
+        }
+        self.reveal_early(id, rd)
+    }
+
+    /// Keeps the reads a `Ready` confirmed and applies its decided entries,
+    /// which a host may do before persisting it (rule D5); returns the
+    /// entries. Its snapshot, if any, must be installed first.
+    pub fn reveal_early(&mut self, id: u64, rd: &mut Ready) -> Vec<Entry> {
+        for r in rd.take_read_states() {
+            self.reads.entry(id).or_default().push((r.index, r.ctx));
         }
         let entries = rd.take_committed_entries();
         for e in &entries {

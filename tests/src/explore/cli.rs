@@ -65,6 +65,10 @@ pub struct ExploreArgs {
     /// unpersisted until a flush (a crash meanwhile loses them).
     #[arg(long, default_value_t = Bounds::default().lags)]
     lags: u32,
+    /// With `--lags`: the lagging host applies decided entries (and keeps
+    /// confirmed reads) when it takes a `Ready`, before the persist.
+    #[arg(long)]
+    early_apply: bool,
     /// Compactions: a node's host snapshots its application at its applied
     /// slot and compacts its log up to there.
     #[arg(long, default_value_t = Bounds::default().compactions)]
@@ -144,6 +148,9 @@ fn replay_flags(b: &Bounds, bug: Option<PlantedBug>) -> String {
     if b.fifo {
         f += &format!(" --fifo --reorders {}", b.reorders);
     }
+    if b.early_apply {
+        f += " --early-apply";
+    }
     if b.lease_ticks > 0 {
         f += &format!(" --lease-ticks {}", b.lease_ticks);
     }
@@ -194,6 +201,7 @@ impl ExploreArgs {
             phase2: a.quorums.map(|q| q.1),
             max_msg_entries: a.max_msg_entries,
             lags: a.lags,
+            early_apply: a.early_apply,
             compactions: a.compactions,
             crashes: a.crashes,
             drops: a.drops,

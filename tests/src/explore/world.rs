@@ -445,6 +445,17 @@ impl World {
                 }
                 rds.push(rd);
             }
+            if self.left.early_apply {
+                // Decided entries in slot order: none past a held snapshot.
+                // (A `Ready` revealed at an earlier settle holds nothing
+                // more to reveal.)
+                for rd in rds.iter_mut() {
+                    if rd.snapshot().is_some() {
+                        break;
+                    }
+                    c.reveal_early(id, rd);
+                }
+            }
         }
         c.process_readies();
         let sent: Vec<_> = c.queue.iter().skip(mark).cloned().collect();
