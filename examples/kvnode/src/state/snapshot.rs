@@ -11,8 +11,8 @@ impl StateMachine {
             applied: self.applied,
             head: Some(ChainHead { height, hash }),
             kv: self
-                .kv
-                .iter()
+                .sorted_kv()
+                .into_iter()
                 .map(|(k, v)| KvPair {
                     key: k.clone(),
                     value: v.clone(),
