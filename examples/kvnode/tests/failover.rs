@@ -20,8 +20,9 @@ const WRITERS: u64 = 8;
 enum Attempt {
     /// 200, with its answer.
     Applied(Resp),
-    /// An HTTP answer other than 200 or a redirect: a client-visible error.
-    Refused(u16),
+    /// An HTTP answer other than 200 or a redirect: a client-visible error
+    /// (its status and body).
+    Refused(u16, String),
     /// The connection broke after the request went out: outcome unknown.
     Unknown(std::io::Error),
 }
@@ -45,7 +46,7 @@ fn attempt(
                 target = r.redirect_target();
             }
             Ok(r) if r.status == 200 => return Attempt::Applied(r),
-            Ok(r) => return Attempt::Refused(r.status),
+            Ok(r) => return Attempt::Refused(r.status, r.text()),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 i += 1;
                 target = endpoints[i % endpoints.len()].clone();
@@ -54,7 +55,7 @@ fn attempt(
             Err(e) => return Attempt::Unknown(e),
         }
     }
-    Attempt::Refused(0)
+    Attempt::Refused(0, "no answer in 30 s".to_owned())
 }
 
 #[test]
@@ -103,9 +104,9 @@ fn client_visible_errors_across_leader_kills_are_bounded() {
                             applied.fetch_add(1, Relaxed);
                             seq += 1;
                         }
-                        Attempt::Refused(status) => {
+                        Attempt::Refused(status, body) => {
                             refused.fetch_add(1, Relaxed);
-                            eprintln!("writer {w} seq {seq}: {status}");
+                            eprintln!("writer {w} seq {seq}: {status} {body}");
                             std::thread::sleep(Duration::from_millis(10));
                         }
                         Attempt::Unknown(e) => {
@@ -206,7 +207,9 @@ fn a_client_with_eight_writes_in_flight_across_a_leader_kill_gets_each_applied_o
                                 assert_eq!(r.json()["swapped"], true, "seq {seq}: {}", r.text());
                                 break;
                             }
-                            Attempt::Refused(status) => panic!("seq {seq}: answered {status}"),
+                            Attempt::Refused(status, body) => {
+                                panic!("seq {seq}: answered {status} {body}")
+                            }
                             Attempt::Unknown(_) => {}
                         }
                     }
