@@ -382,10 +382,42 @@ fn apply_slots(
     entries
 }
 
-#[test]
-fn a_snapshot_compacts_the_log_behind_it_and_survives_reopening() {
+/// Applies puts at `1..=slot` and persists them in one `Ready` with a
+/// snapshot at `slot` that compacts up to `compact_to`; returns the
+/// snapshot.
+fn persist_with_snapshot(
+    s: &RedbStorage,
+    sm: &mut StateMachine,
+    cs: &ConfState,
+    slot: u64,
+    compact_to: u64,
+) -> paxos_core::proto::Snapshot {
     use kvnode::storage::Compaction;
     use paxos_core::proto::{Snapshot, SnapshotMetadata};
+    let entries = apply_puts(sm, 1..=slot);
+    let changes = sm.take_changes();
+    let snapshot = Snapshot {
+        metadata: Some(SnapshotMetadata {
+            slot,
+            conf_state: Some(cs.clone()),
+        }),
+        data: sm.snapshot_data().encode_to_vec().into(),
+    };
+    s.persist_ready(ReadyWrite {
+        entries: &entries,
+        changes: Some(&changes),
+        created: Some(&Compaction {
+            snapshot: snapshot.clone(),
+            compact_to,
+        }),
+        ..ReadyWrite::default()
+    })
+    .expect("persist");
+    snapshot
+}
+
+#[test]
+fn a_snapshot_compacts_the_log_behind_it_and_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("node.redb");
     let mut sm = StateMachine::default();
@@ -398,25 +430,7 @@ fn a_snapshot_compacts_the_log_behind_it_and_survives_reopening() {
     {
         let s = RedbStorage::open(&path).expect("open");
         s.init_membership(&cs).expect("membership");
-        let entries = apply_puts(&mut sm, 1..=20);
-        let changes = sm.take_changes();
-        let snapshot = Snapshot {
-            metadata: Some(SnapshotMetadata {
-                slot: 20,
-                conf_state: Some(cs.clone()),
-            }),
-            data: sm.snapshot_data().encode_to_vec().into(),
-        };
-        s.persist_ready(ReadyWrite {
-            entries: &entries,
-            changes: Some(&changes),
-            created: Some(&Compaction {
-                snapshot: snapshot.clone(),
-                compact_to: 15,
-            }),
-            ..ReadyWrite::default()
-        })
-        .expect("persist");
+        let snapshot = persist_with_snapshot(&s, &mut sm, &cs, 20, 15);
         assert_eq!(s.first_slot(), Ok(16));
         assert_eq!(s.last_slot(), Ok(20));
         assert_eq!(
@@ -454,8 +468,6 @@ fn a_snapshot_compacts_the_log_behind_it_and_survives_reopening() {
 /// sync deletes them all.
 #[test]
 fn a_long_compaction_proceeds_a_chunk_per_transaction() {
-    use kvnode::storage::Compaction;
-    use paxos_core::proto::{Snapshot, SnapshotMetadata};
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("node.redb");
     let mut sm = StateMachine::default();
@@ -470,25 +482,7 @@ fn a_long_compaction_proceeds_a_chunk_per_transaction() {
     {
         let s = RedbStorage::open(&path).expect("open");
         s.init_membership(&cs).expect("membership");
-        let entries = apply_puts(&mut sm, 1..=100);
-        let changes = sm.take_changes();
-        let snapshot = Snapshot {
-            metadata: Some(SnapshotMetadata {
-                slot: 100,
-                conf_state: Some(cs.clone()),
-            }),
-            data: sm.snapshot_data().encode_to_vec().into(),
-        };
-        s.persist_ready(ReadyWrite {
-            entries: &entries,
-            changes: Some(&changes),
-            created: Some(&Compaction {
-                snapshot: snapshot.clone(),
-                compact_to: 90,
-            }),
-            ..ReadyWrite::default()
-        })
-        .expect("persist");
+        let snapshot = persist_with_snapshot(&s, &mut sm, &cs, 100, 90);
         assert_eq!(s.first_slot(), Ok(33), "one chunk");
         assert_eq!(s.snapshot(), Ok(snapshot));
         assert_eq!(
