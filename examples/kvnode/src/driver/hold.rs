@@ -2,7 +2,7 @@
 //! round for its reads: at once, unless the slot it proposed last is still
 //! undecided (for writes) or its last round is unconfirmed (for reads) and
 //! the batch is small. Then it holds them back, for at most
-//! [`HOLD_WRITES`], so those arriving meanwhile join them. Every slot costs
+//! [`MAX_HOLD`], so those arriving meanwhile join them. Every slot costs
 //! each member one synced transaction, every round a heartbeat to and from
 //! each member, so under load the hold trades a little waiting for fewer
 //! of them per request; a lone client never waits, as nothing of its own
@@ -11,9 +11,9 @@
 use std::time::{Duration, Instant};
 
 /// The longest a turn's writes or reads are held back.
-pub(crate) const HOLD_WRITES: Duration = Duration::from_millis(2);
+pub(crate) const MAX_HOLD: Duration = Duration::from_millis(2);
 /// A batch this large is proposed at once: waiting would add little to it.
-pub(crate) const HOLD_MAX_COMMANDS: usize = 256;
+pub(crate) const MAX_HELD: usize = 256;
 
 /// What the hold looks at, each turn.
 #[derive(Clone, Copy, Debug)]
@@ -43,8 +43,8 @@ impl Hold {
         let since = *self.since.get_or_insert(now);
         let hold = turn.leader
             && turn.in_flight
-            && turn.queued < HOLD_MAX_COMMANDS
-            && now.saturating_duration_since(since) < HOLD_WRITES;
+            && turn.queued < MAX_HELD
+            && now.saturating_duration_since(since) < MAX_HOLD;
         if !hold {
             self.since = None;
         }
@@ -56,11 +56,7 @@ impl Hold {
     /// is held.
     pub(crate) fn due(&self, in_flight: bool) -> Option<Instant> {
         let since = self.since?;
-        Some(if in_flight {
-            since + HOLD_WRITES
-        } else {
-            since
-        })
+        Some(if in_flight { since + MAX_HOLD } else { since })
     }
 }
 
@@ -82,8 +78,8 @@ mod tests {
         let mut h = Hold::default();
         assert!(!h.holds(turn(true, false, 5), now), "nothing in flight");
         assert!(!h.holds(turn(false, true, 5), now), "not the leader");
-        assert!(!h.holds(turn(true, true, HOLD_MAX_COMMANDS), now), "full");
-        assert!(!h.holds(turn(true, true, 0), now), "no writes");
+        assert!(!h.holds(turn(true, true, MAX_HELD), now), "full");
+        assert!(!h.holds(turn(true, true, 0), now), "nothing queued");
         assert_eq!(h.due(true), None, "nothing held");
         assert!(h.holds(turn(true, true, 5), now));
     }
@@ -93,17 +89,17 @@ mod tests {
         let start = Instant::now();
         let mut h = Hold::default();
         assert!(h.holds(turn(true, true, 1), start));
-        assert_eq!(h.due(true), Some(start + HOLD_WRITES));
+        assert_eq!(h.due(true), Some(start + MAX_HOLD));
         assert_eq!(h.due(false), Some(start), "decided: due at once");
         // More requests join; the deadline stays the first one's.
-        let later = start + HOLD_WRITES / 2;
+        let later = start + MAX_HOLD / 2;
         assert!(h.holds(turn(true, true, 40), later));
-        assert_eq!(h.due(true), Some(start + HOLD_WRITES));
-        assert!(!h.holds(turn(true, true, 41), start + HOLD_WRITES));
+        assert_eq!(h.due(true), Some(start + MAX_HOLD));
+        assert!(!h.holds(turn(true, true, 41), start + MAX_HOLD));
         assert_eq!(h.due(true), None, "proposed: nothing held");
         // A new hold starts its own clock.
-        let next = start + HOLD_WRITES * 3;
+        let next = start + MAX_HOLD * 3;
         assert!(h.holds(turn(true, true, 1), next));
-        assert_eq!(h.due(true), Some(next + HOLD_WRITES));
+        assert_eq!(h.due(true), Some(next + MAX_HOLD));
     }
 }

@@ -139,7 +139,7 @@ impl Driver {
     fn hold_writes(&mut self, now: Instant) -> bool {
         let turn = hold::Turn {
             leader: self.role == StateRole::Leader,
-            in_flight: self.proposed_to > self.node.committed(),
+            in_flight: self.slot_in_flight(),
             queued: self.write_batch.ends.len(),
         };
         self.write_hold.holds(turn, now)
@@ -150,7 +150,7 @@ impl Driver {
     fn hold_reads(&mut self, now: Instant) -> bool {
         let turn = hold::Turn {
             leader: self.role == StateRole::Leader,
-            in_flight: !self.reads_pending.is_empty(),
+            in_flight: self.round_in_flight(),
             queued: self.read_batch.len(),
         };
         self.read_hold.holds(turn, now)
@@ -158,11 +158,19 @@ impl Driver {
 
     /// When the writes or reads held back are due, if any are.
     pub(super) fn held_due(&self) -> Option<Instant> {
-        let writes = self
-            .write_hold
-            .due(self.proposed_to > self.node.committed());
-        let reads = self.read_hold.due(!self.reads_pending.is_empty());
+        let writes = self.write_hold.due(self.slot_in_flight());
+        let reads = self.read_hold.due(self.round_in_flight());
         writes.into_iter().chain(reads).min()
+    }
+
+    /// A slot proposed here is still above the committed watermark.
+    fn slot_in_flight(&self) -> bool {
+        self.proposed_to > self.node.committed()
+    }
+
+    /// A `read_index` round started here is still unconfirmed.
+    fn round_in_flight(&self) -> bool {
+        !self.reads_pending.is_empty()
     }
 
     pub(super) fn member(
