@@ -430,17 +430,21 @@ impl RedbStorage {
             }
             // A chunk of the compaction under way, if any: the entries are
             // dropped in slot order, and the prefix is compacted only as
-            // far as they are gone.
-            // Never past the applied slot, whatever the file says: only
-            // applied slots are covered by a snapshot.
-            let compact_to = compact_to.min(meta_slot(&meta, APPLIED).map_err(write_err)?);
+            // far as they are gone. Never past the applied slot, whatever
+            // the file says: only applied slots are covered by a snapshot
+            // (looked up only while a compaction is under way).
             if compact_to > compacted {
-                let to = compact_to.min(compacted.saturating_add(COMPACT_CHUNK));
-                table
-                    .retain_in(compacted.saturating_add(1)..=to, |_, _| false)
-                    .map_err(write_err)?;
-                meta.insert(COMPACTED, to.to_be_bytes().as_slice())
-                    .map_err(write_err)?;
+                let applied = meta_slot(&meta, APPLIED).map_err(write_err)?;
+                let to = compact_to
+                    .min(applied)
+                    .min(compacted.saturating_add(COMPACT_CHUNK));
+                if to > compacted {
+                    table
+                        .retain_in(compacted.saturating_add(1)..=to, |_, _| false)
+                        .map_err(write_err)?;
+                    meta.insert(COMPACTED, to.to_be_bytes().as_slice())
+                        .map_err(write_err)?;
+                }
             }
         }
         txn.commit().map_err(write_err)

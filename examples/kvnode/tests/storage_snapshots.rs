@@ -193,3 +193,40 @@ fn an_installed_snapshot_replaces_the_state_and_the_log() {
     apply_puts(&mut leader, 31..=32);
     assert_eq!(loaded.head(), leader.head(), "the same chain from there on");
 }
+
+/// A compaction never passes the applied slot the store holds, whatever
+/// its target says (a store whose applied slot lags its snapshot's is
+/// damaged): the entries above it stay readable.
+#[test]
+fn a_compaction_stops_at_the_applied_slot() {
+    use kvnode::storage::Compaction;
+    use paxos_core::proto::{Snapshot, SnapshotMetadata};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStorage::open(dir.path().join("node.redb")).expect("open");
+    let entries = apply_puts(&mut StateMachine::default(), 1..=100);
+    let mut behind = StateMachine::default();
+    apply_puts(&mut behind, 1..=40);
+    let changes = behind.take_changes();
+    s.persist_ready(ReadyWrite {
+        entries: &entries,
+        changes: Some(&changes),
+        created: Some(&Compaction {
+            snapshot: Snapshot {
+                metadata: Some(SnapshotMetadata {
+                    slot: 100,
+                    conf_state: Some(ConfState::default()),
+                }),
+                data: Default::default(),
+            },
+            compact_to: 90,
+        }),
+        ..ReadyWrite::default()
+    })
+    .expect("persist");
+    assert_eq!(s.first_slot(), Ok(33), "one chunk");
+    for _ in 0..3 {
+        s.persist(None, &entries[99..]).expect("persist");
+    }
+    assert_eq!(s.first_slot(), Ok(41), "stopped at the applied slot");
+    assert_eq!(s.entries(41, 100, 100, 1 << 20).expect("held").len(), 60);
+}
