@@ -70,8 +70,11 @@ pub(crate) struct Api {
     /// The credential administrative endpoints require.
     pub(crate) admin: AdminToken,
     /// How long a request that needs the leader waits for one while this
-    /// member knows none (about two election timeouts).
+    /// member knows none (six election timeouts).
     pub(crate) leader_wait: Duration,
+    /// How long a transfer may take before it is reported failed (two
+    /// election timeouts: the leader gives it up within one).
+    pub(crate) transfer_wait: Duration,
     /// The store, for the reads served beside the driver.
     pub(crate) store: RedbStorage,
     /// `https` when the API serves TLS (redirects say so), else `http`.
@@ -623,7 +626,7 @@ async fn transfer(
         Reply::TransferStarted => {}
         other => return Err(api.failure(other, &uri)),
     }
-    let deadline = Instant::now() + api.leader_wait;
+    let deadline = Instant::now() + api.transfer_wait;
     if api.wait_for_leader(deadline, |l| l == Some(req.to)).await {
         return Ok(Json(serde_json::json!({ "ok": true, "leader": req.to })).into_response());
     }

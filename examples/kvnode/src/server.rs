@@ -228,11 +228,17 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             members: directory,
             metrics,
             admin,
-            // Two election timeouts: an election that does not finish in
-            // that time is not one a client should wait out.
             store,
             scheme: if api_tls.is_some() { "https" } else { "http" },
+            // Three rounds of the longest randomized election timeout
+            // (2T each): a first candidate that stickiness or a split vote
+            // turns down retries after a fresh timeout, and a client should
+            // wait out such an election, not see an error for it. Longer
+            // than that, something is wrong that waiting does not fix.
             leader_wait: opts
+                .tick
+                .saturating_mul(opts.election_ticks.saturating_mul(6)),
+            transfer_wait: opts
                 .tick
                 .saturating_mul(opts.election_ticks.saturating_mul(2)),
         };
