@@ -174,6 +174,16 @@ impl<T: fmt::Debug> fmt::Debug for ChunkedWindow<T> {
     }
 }
 
+impl<T: std::hash::Hash> std::hash::Hash for ChunkedWindow<T> {
+    /// What `Debug` shows: `base` and the held slots with their values.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.base.hash(h);
+        for (slot, value) in self.slots(0, u64::MAX) {
+            (slot, value).hash(h);
+        }
+    }
+}
+
 fn empty_chunk<T>() -> Box<[Option<T>]> {
     (0..CHUNK).map(|_| None).collect()
 }

@@ -8,7 +8,7 @@ use crate::window::SlotWindow;
 use paxos_proto::{Entry, EntryKind};
 use std::collections::BTreeSet;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(crate) struct Log {
     /// Slots above `mem.base()` (the release point, <= applied) live here.
     mem: SlotWindow,

@@ -21,7 +21,7 @@ const NORMAL: i32 = EntryKind::Normal as i32;
 /// What a run of slots shares: the ballot and the kind.
 type Run = (Option<Ballot>, i32);
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Hash, Default)]
 pub(crate) struct MemLog {
     /// Each held slot's payload.
     slots: ChunkedWindow<Bytes>,

@@ -5,7 +5,7 @@ use crate::config::validate_membership;
 use crate::errors::{ConfChangeError, ConfigError};
 use paxos_proto::{ConfChange, ConfChangeType, ConfState, Quorums};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub(crate) struct Membership {
     /// Sorted.
     pub(crate) voters: Vec<u64>,

@@ -1,7 +1,7 @@
 //! What the leader knows of each peer's log, and what to send it next.
 
 /// How the leader sends to a peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum ProgressState {
     /// One `Accept` at a time, waiting for its reply: the peer's position is
     /// uncertain (new leadership, or a gap was reported).
@@ -15,7 +15,7 @@ pub enum ProgressState {
 
 /// A snapshot being sent to a peer. The leader keeps its own handle on the
 /// data, so a newer local snapshot cannot change the bytes mid-transfer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(crate) struct SnapshotSend {
     pub(crate) snapshot: paxos_proto::Snapshot,
     /// Bytes the peer acknowledged holding.
@@ -37,7 +37,7 @@ impl SnapshotSend {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(crate) struct Progress {
     pub(crate) id: u64,
     pub(crate) voter: bool,

@@ -55,7 +55,7 @@ use slog::Logger;
 /// it (decided entries do not), does not advance it, and stops the node, restarting it from
 /// storage. What reached the disk is a prefix of the order in step 1, and
 /// the node restarts safely from each one (PROTOCOL.md rule D4).
-#[derive(Debug, Default)]
+#[derive(Debug, Hash, Default)]
 pub struct Ready {
     number: u64,
     /// Everything else, boxed: handing a `Ready` out and back moves two
@@ -64,7 +64,7 @@ pub struct Ready {
 }
 
 /// A `Ready`'s contents.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Hash, Default)]
 struct ReadyParts {
     /// Filled in place by the node. Its rare parts (snapshot, membership)
     /// are boxed in turn.
@@ -225,7 +225,7 @@ impl Ready {
 const SPARE_PARTS: usize = 4;
 
 /// Bookkeeping for a `Ready` handed out and not yet advanced.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 struct Outstanding {
     number: u64,
     /// Our own replies to ourselves: they may only count once the `Ready`
@@ -535,7 +535,8 @@ impl<S: Storage> RawNode<S> {
     /// pools of vectors and `Ready` contents handed back, the cached answer
     /// of `has_ready`, and the free room of the buffer small proposals are
     /// copied into. Two nodes of one cluster whose views
-    /// print alike behave alike on every input.
+    /// print alike behave alike on every input. Its `Hash` covers the same
+    /// fields, without formatting them.
     pub fn state(&self) -> NodeState<'_, S> {
         NodeState(self)
     }
@@ -569,5 +570,25 @@ impl<S: Storage> std::fmt::Debug for NodeState<'_, S> {
             .field("apply_stalled", apply_stalled)
             .finish()?;
         f.write_str(" }")
+    }
+}
+
+impl<S: Storage> std::hash::Hash for NodeState<'_, S> {
+    /// What `Debug` shows, hashed field by field: model checkers merge
+    /// states by it without formatting them.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let RawNode {
+            node,
+            next_ready: _,
+            handed,
+            applied,
+            outstanding,
+            apply_stalled,
+            buffers: _,
+            spare_parts: _,
+            ready_after_advance: _,
+        } = self.0;
+        node.hash_state(h);
+        (handed, applied, outstanding, apply_stalled).hash(h);
     }
 }

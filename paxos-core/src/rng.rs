@@ -14,7 +14,7 @@
 /// assert_eq!(a.next_u64(), b.next_u64());
 /// assert!((10..20).contains(&a.range(10, 20)));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub struct SplitMix64(u64);
 
 /// SplitMix64's increment (the golden ratio in 64 bits).

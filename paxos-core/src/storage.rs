@@ -53,7 +53,7 @@ pub trait Storage {
 }
 
 /// The state inside a [`MemStorage`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Hash, Default)]
 pub struct MemStorageCore {
     hard_state: HardState,
     conf_state: ConfState,
@@ -149,6 +149,13 @@ impl MemStorageCore {
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     core: Arc<RwLock<MemStorageCore>>,
+}
+
+/// The state held now (what `Debug` shows of it).
+impl std::hash::Hash for MemStorage {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.rl().hash(h);
+    }
 }
 
 impl MemStorage {

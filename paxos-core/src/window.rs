@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 /// Slot `base + 1 + i` holds `slots[i]`; the log keeps whole entries, and
 /// `MemStorage` a smaller per-slot record.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(crate) struct SlotWindow<T = Entry> {
     /// Slots <= base are not held.
     base: u64,

@@ -367,7 +367,7 @@ pub fn framed_len(command_len: usize) -> usize {
 /// and splits the payload off. Payloads built one after another share the
 /// buffer's allocation (see [`BatchBuilder::with_capacity`]), so a batch
 /// costs one copy of each command and no allocation of its own.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub struct BatchBuilder {
     count: u32,
     lengths: Vec<u8>,

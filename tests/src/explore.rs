@@ -49,6 +49,7 @@
 mod action;
 pub mod cli;
 mod draw;
+mod hasher;
 mod history;
 mod observe;
 mod world;

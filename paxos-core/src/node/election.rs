@@ -11,7 +11,7 @@ use paxos_proto::{Ballot, Body, Heartbeat, PrePrepare, Prepare};
 
 /// The node's clocks, in ticks, and the seeded generator that draws its
 /// election timeouts: the one source of randomness in the node.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(super) struct Timer {
     /// Ticks since the leader was last heard from (or the last campaign).
     elapsed: u32,
@@ -106,7 +106,7 @@ impl Timer {
 }
 
 /// A pre-vote in progress.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(super) struct PreVote {
     pub(super) ballot: Ballot,
     pub(super) granted: Vec<u64>,

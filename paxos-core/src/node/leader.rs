@@ -37,7 +37,7 @@ fn refused(_: paxos_proto::BatchError) -> Error {
     Error::ProposalDropped(DropReason::EntryTooLarge)
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(super) struct LeaderState {
     pub(super) ballot: Ballot,
     /// Every member but this node.
@@ -80,7 +80,7 @@ const BATCH_COUNT_BYTES: u64 = 4;
 /// batching). It is not in the log yet: every entry point of the node but
 /// `propose` seals it into one entry first, so nothing else ever sees a
 /// slot still growing.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Hash, Default)]
 struct OpenBatch {
     /// The slot the commands will hold (0: none open).
     slot: u64,

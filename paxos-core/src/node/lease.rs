@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 /// completes a quorum while newer ones are outstanding.
 const ROUNDS: usize = 256;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Hash, Default)]
 pub(super) struct Lease {
     /// The leader's ticks in this leadership.
     ticks: u64,

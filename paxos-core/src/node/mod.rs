@@ -58,7 +58,7 @@ use phase1::Phase1;
 use slog::Logger;
 
 /// The role a node plays right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum StateRole {
     /// Accepts what the leader sends.
     Follower,
@@ -70,7 +70,7 @@ pub enum StateRole {
     Leader,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 enum Role {
     Follower,
     PreCandidate(PreVote),
@@ -219,6 +219,47 @@ impl<S: Storage> Node<S> {
             .field("pending_snapshot", pending_snapshot)
             .field("restored_promised", restored_promised)
             .finish()
+    }
+
+    /// Hashes what [`Node::fmt_state`] shows, field by field.
+    pub(crate) fn hash_state<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        let Node {
+            id,
+            cfg: _,
+            logger: _,
+            storage: _,
+            members,
+            promised,
+            log,
+            accept_prefix,
+            role,
+            leader,
+            promised_to,
+            max_round,
+            timer,
+            outbox,
+            read_states,
+            hs_dirty,
+            conf_dirty,
+            restart_quiet,
+            behind,
+            snap_recv,
+            pending_snapshot,
+            arena: _,
+            restored_promised,
+        } = self;
+        (id, members, promised, log, accept_prefix, role, leader).hash(h);
+        (promised_to, max_round, timer, outbox, read_states, hs_dirty).hash(h);
+        (
+            conf_dirty,
+            restart_quiet,
+            behind,
+            snap_recv,
+            pending_snapshot,
+        )
+            .hash(h);
+        restored_promised.hash(h);
     }
 }
 

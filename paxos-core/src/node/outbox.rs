@@ -6,7 +6,7 @@ use crate::kinds;
 use paxos_proto::{Body, Message};
 
 /// A node's outgoing messages since the last `Ready`, in three queues.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Hash, Default)]
 pub(super) struct Outbox {
     /// Messages that wait for the persist of the `Ready` carrying them
     /// (rule A3): replies, a candidate's Prepare.

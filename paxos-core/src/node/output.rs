@@ -12,7 +12,7 @@ use paxos_proto::{Body, ConfState, Entry, HardState, Message, Snapshot};
 /// place, so nothing is copied from one struct into the next per `Ready`.
 /// A `Ready`'s parts are reused once advanced: empty, but its vectors
 /// keep their room.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Hash, Default)]
 pub(crate) struct Output {
     /// The hard state, if it changed.
     pub(crate) hard_state: Option<HardState>,
@@ -31,7 +31,7 @@ pub(crate) struct Output {
 }
 
 /// What [`Node::take_output`] hands `RawNode` rather than the host.
-#[derive(Debug)]
+#[derive(Debug, Hash)]
 pub(crate) struct Kept {
     /// The lowest slot among the `Ready`'s entries: not durable until the
     /// `Ready` is advanced.

@@ -18,13 +18,13 @@ use std::collections::BTreeSet;
 /// would make the new leader fill a gap of no-ops without bound.
 const MAX_REPORT_SPAN_WINDOWS: u64 = 64;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 struct Report {
     entry: Entry,
     chosen: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(super) struct Phase1 {
     /// The candidate.
     me: u64,

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 
 /// A confirmed read: serve it once the application applied `index`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct ReadState {
     /// The committed watermark the read must observe.
     pub index: u64,
@@ -22,7 +22,7 @@ pub struct ReadState {
     pub ctx: Bytes,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 struct PendingRead {
     ctx: Bytes,
     index: u64,
@@ -32,7 +32,7 @@ struct PendingRead {
 
 /// Reads in flight at a leader. Dropped with the leadership: a read that
 /// never confirms is retried by its caller, like a lost proposal.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Hash, Default)]
 pub(super) struct ReadQueue {
     /// Waiting for the leader's re-proposals to be chosen.
     waiting: Vec<Bytes>,

@@ -16,7 +16,7 @@ use paxos_proto::{Ballot, Body, InstallSnapshot, Snapshot, SnapshotMetadata, Sna
 
 /// A snapshot being assembled from chunks, keyed by (ballot, slot): a new
 /// leader, or a newer snapshot, starts over.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub(super) struct SnapshotRecv {
     ballot: Ballot,
     metadata: SnapshotMetadata,

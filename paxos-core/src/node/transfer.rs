@@ -11,7 +11,7 @@ use crate::storage::Storage;
 use paxos_proto::{Ballot, Body, TimeoutNow};
 
 /// A transfer in progress at the leader.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Hash)]
 pub(super) struct Transfer {
     pub(super) to: u64,
     /// Leader ticks since it began.
