@@ -8,11 +8,13 @@
 
 use crate::http_errors::JsonErrors;
 use crate::tls::{load_certs, load_key, load_roots, provider, TlsError};
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::{Extension, Router};
+use axum::response::Response;
+use axum::routing::future::RouteFuture;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::Request;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -109,19 +111,37 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let served = Arc::new(AtomicBool::new(false));
-    let flag = served.clone();
-    let app = app
-        .layer(Extension(ClientCert(certified)))
-        .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| {
-                flag.store(true, Relaxed);
-                next.run(req)
-            },
-        ));
+    let service = Connection {
+        app,
+        served: served.clone(),
+        cert: ClientCert(certified),
+    };
     let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(
-            TokioIo::new(JsonErrors::new(io, served)),
-            TowerToHyperService::new(app),
-        )
+        .serve_connection(TokioIo::new(JsonErrors::new(io, served)), service)
         .await;
+}
+
+/// One connection's requests on their way to the router: each is marked
+/// with the connection's [`ClientCert`], and the connection as served (see
+/// [`JsonErrors`]). Written out rather than built from layers, which
+/// boxed a future and cloned a service per request.
+#[derive(Clone)]
+struct Connection {
+    app: Router,
+    served: Arc<AtomicBool>,
+    cert: ClientCert,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Connection {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RouteFuture<Infallible>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        self.served.store(true, Relaxed);
+        req.extensions_mut().insert(self.cert);
+        // A `Router` is always ready, and a clone of it is a reference
+        // count: calling a clone is what a tower-to-hyper adapter does.
+        tower_service::Service::call(&mut self.app.clone(), req)
+    }
 }
