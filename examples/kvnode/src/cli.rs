@@ -201,6 +201,11 @@ struct ServeArgs {
     /// the file when needed). Raise it when the hot keys outgrow it.
     #[arg(long, default_value_t = (crate::storage::DEFAULT_CACHE_BYTES >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     cache_mb: u64,
+    /// Threads serving HTTP and the peer transport (0: one per CPU but the
+    /// one the consensus thread needs, at least one). More threads than
+    /// free cores only add wake-ups between them.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    io_threads: u16,
     /// Join a running cluster as a new, empty node: it starts as a learner
     /// (--peers lists the current members and this node); add it with
     /// `kvnode member add` at the cluster, then `member promote` it.
@@ -460,6 +465,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode, String> {
         },
         join: a.join,
         cache_bytes: usize::try_from(a.cache_mb << 20).unwrap_or(usize::MAX),
+        io_threads: usize::from(a.io_threads),
         peer_tls,
         admin_token_file: a.admin_token_file,
         read_lease_ticks: a.read_lease_ticks,

@@ -40,6 +40,8 @@ pub(crate) struct ServeOptions {
     pub(crate) join: bool,
     /// The store's page cache.
     pub(crate) cache_bytes: usize,
+    /// Threads for HTTP and the peer transport (0: see [`io_threads`]).
+    pub(crate) io_threads: usize,
     /// Mutual TLS between members (plaintext when absent).
     pub(crate) peer_tls: Option<PeerFiles>,
     /// Where the admin bearer token is (admin endpoints off when absent).
@@ -161,7 +163,7 @@ pub(crate) fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     slog::info!(logger, "restored"; "applied" => restored.sm.applied(), "height" => restored.sm.head().0,
         "data_dir" => %opts.data_dir.display());
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(io_threads(opts.io_threads))
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
@@ -350,6 +352,21 @@ fn init_membership(storage: &RedbStorage, initial: &ConfState) -> Result<(), Ser
         storage.init_membership(initial)?;
     }
     Ok(())
+}
+
+/// The runtime's worker threads: `configured`, or for 0 one per CPU but
+/// the one the consensus thread keeps busy, and at least one. The HTTP
+/// handlers and peer senders mostly wait on sockets and on the consensus
+/// thread; a worker beyond the free cores only adds wake-ups between
+/// workers (three members sharing 2 CPUs spent 20 us of CPU per
+/// linearizable get with one worker each, 26 us with two).
+fn io_threads(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1)
 }
 
 async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
