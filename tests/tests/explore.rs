@@ -652,7 +652,7 @@ fn deep_traces_replay() {
 /// `LeadWithoutOwnPromise` (1.6 million). About eight minutes on two cores:
 /// with `--ignored` only.
 #[test]
-#[ignore = "about eight minutes: searches of 0.2 to 10 million states"]
+#[ignore = "about five minutes: searches of 0.2 to 10 million states"]
 fn deep_bugs_are_found_with_shortest_traces() {
     for bug in [PlantedBug::ReadWithoutQuorum, PlantedBug::ConfirmWithTooFew] {
         finds(bug, &reads(), 16);
