@@ -545,8 +545,10 @@ impl<S: Storage> RawNode<S> {
 /// See [`RawNode::state`].
 pub struct NodeState<'a, S: Storage>(&'a RawNode<S>);
 
-impl<S: Storage> std::fmt::Debug for NodeState<'_, S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<'a, S: Storage> NodeState<'a, S> {
+    /// The fields shown, each named in the pattern: a field added to
+    /// `RawNode` fails to compile here until it is shown or argued away.
+    fn view(&self) -> RawNodeView<'a> {
         let RawNode {
             node,
             // Numbers the Readys; nothing depends on it but the check that
@@ -561,15 +563,30 @@ impl<S: Storage> std::fmt::Debug for NodeState<'_, S> {
             // A cache of what `has_ready` computes from the rest.
             ready_after_advance: _,
         } = self.0;
-        f.write_str("RawNode { node: ")?;
-        node.fmt_state(f)?;
-        f.debug_struct(", rest")
-            .field("handed", handed)
-            .field("applied", applied)
-            .field("outstanding", outstanding)
-            .field("apply_stalled", apply_stalled)
-            .finish()?;
-        f.write_str(" }")
+        RawNodeView {
+            node: node.state_view(),
+            handed: *handed,
+            applied: *applied,
+            outstanding,
+            apply_stalled: *apply_stalled,
+        }
+    }
+}
+
+/// What [`NodeState`] shows; its `Debug` and `Hash` cover the same fields
+/// by construction.
+#[derive(Debug, Hash)]
+struct RawNodeView<'a> {
+    node: crate::node::StateView<'a>,
+    handed: u64,
+    applied: u64,
+    outstanding: &'a [Outstanding],
+    apply_stalled: bool,
+}
+
+impl<S: Storage> std::fmt::Debug for NodeState<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.view().fmt(f)
     }
 }
 
@@ -577,18 +594,6 @@ impl<S: Storage> std::hash::Hash for NodeState<'_, S> {
     /// What `Debug` shows, hashed field by field: model checkers merge
     /// states by it without formatting them.
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        let RawNode {
-            node,
-            next_ready: _,
-            handed,
-            applied,
-            outstanding,
-            apply_stalled,
-            buffers: _,
-            spare_parts: _,
-            ready_after_advance: _,
-        } = self.0;
-        node.hash_state(h);
-        (handed, applied, outstanding, apply_stalled).hash(h);
+        self.view().hash(h);
     }
 }

@@ -130,6 +130,33 @@ pub(crate) struct Node<S: Storage> {
     restored_promised: Ballot,
 }
 
+/// A node's state as [`Node::state_view`] shows it: what decides its
+/// futures, borrowed field by field. Its `Debug` and its `Hash` cover the
+/// same fields by construction, so a model checker that merges states by
+/// the hash merges exactly the states that print alike.
+#[derive(Debug, Hash)]
+pub(crate) struct StateView<'a> {
+    id: u64,
+    members: &'a Membership,
+    promised: &'a Ballot,
+    log: &'a Log,
+    accept_prefix: u64,
+    role: &'a Role,
+    leader: Option<u64>,
+    promised_to: Option<u64>,
+    max_round: u64,
+    timer: &'a Timer,
+    outbox: &'a Outbox,
+    read_states: &'a [crate::ReadState],
+    hs_dirty: bool,
+    conf_dirty: bool,
+    restart_quiet: bool,
+    behind: Option<(u64, u32)>,
+    snap_recv: &'a Option<snapshot::SnapshotRecv>,
+    pending_snapshot: &'a Option<paxos_proto::Snapshot>,
+    restored_promised: &'a Ballot,
+}
+
 impl<S: Storage> Node<S> {
     /// A copy of this node reading from `storage` (see
     /// [`crate::RawNode::fork`]).
@@ -163,11 +190,11 @@ impl<S: Storage> Node<S> {
         }
     }
 
-    /// `Debug` of the state that decides this node's futures (see
+    /// The state that decides this node's futures (see
     /// [`crate::RawNode::state`]). Every field is named in the pattern, so
     /// a field added to `Node` fails to compile here until it is either
     /// shown or argued away.
-    pub(crate) fn fmt_state(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    pub(crate) fn state_view(&self) -> StateView<'_> {
         let Node {
             id,
             // Fixed per node for the life of a cluster but for `applied`,
@@ -198,68 +225,27 @@ impl<S: Storage> Node<S> {
             arena: _,
             restored_promised,
         } = self;
-        f.debug_struct("Node")
-            .field("id", id)
-            .field("members", members)
-            .field("promised", promised)
-            .field("log", log)
-            .field("accept_prefix", accept_prefix)
-            .field("role", role)
-            .field("leader", leader)
-            .field("promised_to", promised_to)
-            .field("max_round", max_round)
-            .field("timer", timer)
-            .field("outbox", outbox)
-            .field("read_states", read_states)
-            .field("hs_dirty", hs_dirty)
-            .field("conf_dirty", conf_dirty)
-            .field("restart_quiet", restart_quiet)
-            .field("behind", behind)
-            .field("snap_recv", snap_recv)
-            .field("pending_snapshot", pending_snapshot)
-            .field("restored_promised", restored_promised)
-            .finish()
-    }
-
-    /// Hashes what [`Node::fmt_state`] shows, field by field.
-    pub(crate) fn hash_state<H: std::hash::Hasher>(&self, h: &mut H) {
-        use std::hash::Hash;
-        let Node {
-            id,
-            cfg: _,
-            logger: _,
-            storage: _,
+        StateView {
+            id: *id,
             members,
             promised,
             log,
-            accept_prefix,
+            accept_prefix: *accept_prefix,
             role,
-            leader,
-            promised_to,
-            max_round,
+            leader: *leader,
+            promised_to: *promised_to,
+            max_round: *max_round,
             timer,
             outbox,
             read_states,
-            hs_dirty,
-            conf_dirty,
-            restart_quiet,
-            behind,
+            hs_dirty: *hs_dirty,
+            conf_dirty: *conf_dirty,
+            restart_quiet: *restart_quiet,
+            behind: *behind,
             snap_recv,
             pending_snapshot,
-            arena: _,
             restored_promised,
-        } = self;
-        (id, members, promised, log, accept_prefix, role, leader).hash(h);
-        (promised_to, max_round, timer, outbox, read_states, hs_dirty).hash(h);
-        (
-            conf_dirty,
-            restart_quiet,
-            behind,
-            snap_recv,
-            pending_snapshot,
-        )
-            .hash(h);
-        restored_promised.hash(h);
+        }
     }
 }
 
