@@ -142,23 +142,18 @@ fn state_between_checkpoints_is_redone_from_the_chain() {
     // A block above the checkpoint that was altered on disk is refused,
     // not redone into a state no other replica has.
     let chain: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("chain");
-    {
+    write_behind(&path, |txn| {
         use redb::ReadableTable;
-        let db = redb::Database::open(&path).expect("open raw");
-        let txn = db.begin_write().expect("txn");
-        {
-            let mut table = txn.open_table(chain).expect("chain");
-            let mut block = {
-                let v = table.get(11).expect("read").expect("block 11");
-                kvnode::state::Block::decode(v.value()).expect("decode")
-            };
-            block.commands = vec![put(9, 1, "k0", "forged")];
-            table
-                .insert(11, block.encode_to_vec().as_slice())
-                .expect("write");
-        }
-        txn.commit().expect("commit");
-    }
+        let mut table = txn.open_table(chain).expect("chain");
+        let mut block = {
+            let v = table.get(11).expect("read").expect("block 11");
+            kvnode::state::Block::decode(v.value()).expect("decode")
+        };
+        block.commands = vec![put(9, 1, "k0", "forged")];
+        table
+            .insert(11, block.encode_to_vec().as_slice())
+            .expect("write");
+    });
     let s = RedbStorage::open(&path).expect("reopen");
     assert!(matches!(
         s.load_state_machine(),

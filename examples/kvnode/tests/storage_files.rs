@@ -29,20 +29,15 @@ fn a_stored_slot_past_the_limit_is_corruption_not_an_overflow() {
     drop(RedbStorage::open(&path).expect("open"));
     // The compacted prefix and the applied slot set to the top of `u64`
     // behind the store's back: `first_slot` would be `u64::MAX + 1`.
-    {
-        let db = redb::Database::create(&path).expect("raw open");
-        let txn = db.begin_write().expect("txn");
-        {
-            let mut t = txn
-                .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
-                .expect("table");
-            for key in ["compacted", "applied"] {
-                t.insert(key, u64::MAX.to_be_bytes().as_slice())
-                    .expect("insert");
-            }
+    write_behind(&path, |txn| {
+        let mut t = txn
+            .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .expect("table");
+        for key in ["compacted", "applied"] {
+            t.insert(key, u64::MAX.to_be_bytes().as_slice())
+                .expect("insert");
         }
-        txn.commit().expect("commit");
-    }
+    });
     let s = RedbStorage::open(&path).expect("reopen");
     for got in [s.first_slot(), s.last_slot(), s.compacted()] {
         assert!(
@@ -62,18 +57,13 @@ fn a_store_with_sessions_of_the_single_outcome_form_is_refused_and_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("node.redb");
     drop(RedbStorage::open(&path).expect("open"));
-    {
-        let db = redb::Database::create(&path).expect("raw open");
-        let txn = db.begin_write().expect("txn");
-        {
-            let mut t = txn
-                .open_table(redb::TableDefinition::<u64, &[u8]>::new("sessions"))
-                .expect("table");
-            let old = StoredSession::from_outcome(5, &Outcome::Done).encode_to_vec();
-            t.insert(9u64, old.as_slice()).expect("insert");
-        }
-        txn.commit().expect("commit");
-    }
+    write_behind(&path, |txn| {
+        let mut t = txn
+            .open_table(redb::TableDefinition::<u64, &[u8]>::new("sessions"))
+            .expect("table");
+        let old = StoredSession::from_outcome(5, &Outcome::Done).encode_to_vec();
+        t.insert(9u64, old.as_slice()).expect("insert");
+    });
     let err = RedbStorage::open(&path).expect_err("refused");
     assert!(err.to_string().contains("earlier kvnode"), "{err}");
     // The old sessions are still there, for the kvnode that wrote them.
@@ -94,12 +84,7 @@ fn a_store_of_an_earlier_entry_format_is_refused_and_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("node.redb");
     drop(RedbStorage::open(&path).expect("open"));
-    let raw = |f: &dyn Fn(&redb::WriteTransaction)| {
-        let db = redb::Database::create(&path).expect("raw open");
-        let txn = db.begin_write().expect("txn");
-        f(&txn);
-        txn.commit().expect("commit");
-    };
+    let raw = |f: &dyn Fn(&redb::WriteTransaction)| write_behind(&path, f);
     let meta = redb::TableDefinition::<&str, &[u8]>::new("meta");
     let entries = redb::TableDefinition::<u64, &[u8]>::new("entries");
     raw(&|txn| {
@@ -155,21 +140,16 @@ fn a_corrupt_entry_is_reported_not_served() {
     drop(s);
     // Written behind the store's back: slot 3 holding another slot's entry,
     // and slot 5 holding bytes that are no entry at all.
-    {
-        let db = redb::Database::create(&path).expect("raw open");
-        let txn = db.begin_write().expect("txn");
-        {
-            let mut t = txn
-                .open_table(redb::TableDefinition::<u64, &[u8]>::new("entries"))
-                .expect("table");
-            use paxos_core::proto::ProstMessage;
-            t.insert(3u64, entry(7, "misplaced").encode_to_vec().as_slice())
-                .expect("insert");
-            t.insert(5u64, [0xFFu8, 0xFF, 0xFF].as_slice())
-                .expect("insert");
-        }
-        txn.commit().expect("commit");
-    }
+    write_behind(&path, |txn| {
+        let mut t = txn
+            .open_table(redb::TableDefinition::<u64, &[u8]>::new("entries"))
+            .expect("table");
+        use paxos_core::proto::ProstMessage;
+        t.insert(3u64, entry(7, "misplaced").encode_to_vec().as_slice())
+            .expect("insert");
+        t.insert(5u64, [0xFFu8, 0xFF, 0xFF].as_slice())
+            .expect("insert");
+    });
     let s = RedbStorage::open(&path).expect("reopen");
     assert!(matches!(
         s.entries(3, 3, 10, 1 << 20),

@@ -1,5 +1,6 @@
 //! What the storage tests share: entries, puts applied to a state
-//! machine, and a Ready persisted with what applying changed.
+//! machine, a Ready persisted with what applying changed, and writes to a
+//! store's file behind its back.
 #![allow(dead_code)]
 
 use bytes::Bytes;
@@ -52,4 +53,13 @@ pub fn apply_slots(
         sm.apply(e);
     }
     entries
+}
+
+/// Runs `f` in one committed transaction on the redb file at `path`,
+/// behind the store's back (the store must be closed).
+pub fn write_behind(path: &std::path::Path, f: impl FnOnce(&redb::WriteTransaction)) {
+    let db = redb::Database::create(path).expect("raw open");
+    let txn = db.begin_write().expect("txn");
+    f(&txn);
+    txn.commit().expect("commit");
 }
