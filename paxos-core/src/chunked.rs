@@ -23,8 +23,11 @@ pub(crate) struct ChunkedWindow<T> {
     /// the last one is held, or `len` is 0.
     len: usize,
     /// A plain vector: indexed on every access, and its front is removed
-    /// once per CHUNK slots compacted.
-    chunks: Vec<Box<[Option<T>]>>,
+    /// once per CHUNK slots compacted. Each chunk is a vector of up to
+    /// CHUNK positions, filled only as far as a slot was written: a
+    /// position past its length is empty, so a short log neither fills
+    /// nor copies nor drops a whole chunk of empty positions.
+    chunks: Vec<Vec<Option<T>>>,
 }
 
 impl<T> Default for ChunkedWindow<T> {
@@ -67,7 +70,7 @@ impl<T> ChunkedWindow<T> {
             return None;
         }
         let (c, o) = self.at(i);
-        self.chunks[c][o].as_ref()
+        self.chunks[c].get(o)?.as_ref()
     }
 
     /// Stores `value` at `slot`, replacing what was there. Returns false
@@ -87,7 +90,7 @@ impl<T> ChunkedWindow<T> {
             self.len = i + 1;
         }
         let (c, o) = self.at(i);
-        self.chunks[c][o] = Some(value);
+        set(&mut self.chunks[c], o, value);
         true
     }
 
@@ -98,7 +101,7 @@ impl<T> ChunkedWindow<T> {
         if c == self.chunks.len() {
             self.chunks.push(empty_chunk());
         }
-        self.chunks[c][o] = Some(value);
+        set(&mut self.chunks[c], o, value);
         self.len += 1;
     }
 
@@ -112,7 +115,9 @@ impl<T> ChunkedWindow<T> {
             .min(self.len);
         for i in 0..n {
             let (c, o) = self.at(i);
-            self.chunks[c][o] = None;
+            if let Some(position) = self.chunks[c].get_mut(o) {
+                *position = None;
+            }
         }
         self.head += n;
         self.len -= n;
@@ -139,20 +144,14 @@ impl<T> ChunkedWindow<T> {
 }
 
 impl<T: Clone> Clone for ChunkedWindow<T> {
-    /// Copies the covered slots only: a short log leaves most of a chunk
-    /// empty, and copying every position of it was most of the cost of
-    /// copying a small storage. The layout is kept, chunk for chunk.
+    /// Copies the positions written only (a short log's chunks are
+    /// short), keeping the layout chunk for chunk.
     fn clone(&self) -> Self {
-        let mut chunks: Vec<Box<[Option<T>]>> = self.chunks.iter().map(|_| empty_chunk()).collect();
-        for i in 0..self.len {
-            let (c, o) = self.at(i);
-            chunks[c][o].clone_from(&self.chunks[c][o]);
-        }
         ChunkedWindow {
             base: self.base,
             head: self.head,
             len: self.len,
-            chunks,
+            chunks: self.chunks.clone(),
         }
     }
 }
@@ -184,8 +183,21 @@ impl<T: std::hash::Hash> std::hash::Hash for ChunkedWindow<T> {
     }
 }
 
-fn empty_chunk<T>() -> Box<[Option<T>]> {
-    (0..CHUNK).map(|_| None).collect()
+/// A chunk with room for CHUNK positions, none written.
+fn empty_chunk<T>() -> Vec<Option<T>> {
+    Vec::with_capacity(CHUNK)
+}
+
+/// Writes position `o` of `chunk` (< CHUNK), filling the positions before
+/// it that were never written with empty ones.
+#[inline]
+fn set<T>(chunk: &mut Vec<Option<T>>, o: usize, value: T) {
+    if let Some(position) = chunk.get_mut(o) {
+        *position = Some(value);
+    } else {
+        chunk.resize_with(o, || None);
+        chunk.push(Some(value));
+    }
 }
 
 #[cfg(test)]
