@@ -199,11 +199,12 @@ impl<S: Storage> Cluster<S> {
             .iter()
             .map(|(&id, s)| (id, s.deep_copy()))
             .collect();
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|(&id, n)| (id, n.fork((self.wrap)(&storages[&id]))))
-            .collect();
+        // Inserted in order rather than collected: collecting sorts a
+        // vector of nodes first, which moved each (large) node twice more.
+        let mut nodes = BTreeMap::new();
+        for (&id, n) in &self.nodes {
+            nodes.insert(id, n.fork((self.wrap)(&storages[&id])));
+        }
         Cluster {
             ids: self.ids.clone(),
             nodes,
