@@ -26,7 +26,7 @@ pub(super) struct World {
     /// Per node: a hash of its state and storage, as of the last
     /// fingerprint. An action changes only the nodes it drives (the kind
     /// host leaves no `Ready` pending anywhere else), so only those are
-    /// formatted again: most of a fingerprint's cost is formatting.
+    /// hashed again: most of a fingerprint's cost is the nodes' state.
     hashes: BTreeMap<u64, u64>,
     /// Nodes driven since their hash was taken.
     dirty: BTreeSet<u64>,
