@@ -649,10 +649,10 @@ fn deep_traces_replay() {
 /// 17 deep and `SkipNewMembershipQuorum` 11 deep (about 1.5 million states
 /// each), and `LeaseOutlivesElection` 18 deep (10 million); then, from given
 /// prefixes, `AdoptStaleConfChange` (1.1 million states) and
-/// `LeadWithoutOwnPromise` (1.6 million). About eight minutes on two cores:
+/// `LeadWithoutOwnPromise` (1.6 million). About four minutes on two cores:
 /// with `--ignored` only.
 #[test]
-#[ignore = "about five minutes: searches of 0.2 to 10 million states"]
+#[ignore = "about four minutes: searches of 0.2 to 10 million states"]
 fn deep_bugs_are_found_with_shortest_traces() {
     for bug in [PlantedBug::ReadWithoutQuorum, PlantedBug::ConfirmWithTooFew] {
         finds(bug, &reads(), 16);
